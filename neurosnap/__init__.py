@@ -1,0 +1,18 @@
+"""neurosnap: event-driven recurrent networks trained online with exact sparse RTRL and SnAp.
+
+>>> import numpy as np, neurosnap as ns
+>>> model = ns.Model(ns.cells.EGRU(n_in=3, n_hidden=8), n_out=2)
+>>> params = model.init(seed=0)
+>>> xs = np.random.default_rng(0).normal(size=(5, 2, 3)); ys = np.zeros((5, 2), dtype=int)
+>>> loss, g_rtrl = ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL())
+>>> _, g_bptt = ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT())
+>>> bool(max(abs(g_rtrl[k] - g_bptt[k]).max() for k in params) < 1e-10)
+True
+"""
+from . import cells, gates, rules
+from .grad import sequence_grad
+from .model import Model, Trajectory
+
+__version__ = "0.1.0"
+
+__all__ = ["cells", "gates", "rules", "Model", "Trajectory", "sequence_grad", "__version__"]

@@ -1,0 +1,79 @@
+"""Adaptive leaky integrate-and-fire neurons (ALIF; Bellec et al. 2018, 2020).
+
+As :mod:`neurosnap.cells.lif` with an adaptation variable ``a`` raising the threshold to
+``v_th + beta * a`` (``docs/theory/cells.md`` eq. (12)-(14)), ``rho = 1 - dt/tau_adapt``:
+
+    z_{t-1} = H(v_{t-1} - v_th - beta a_{t-1})
+    v_r     = reset of v_{t-1} as in LIF (reset="subtract" subtracts v_th)
+    a_t     = rho (a_{t-1} + z_{t-1})                        (Norse's LSNN adaptation)
+    i_j, v_t, i_t as in LIF
+    z_t     = H(v_t - v_th - beta a_t)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import validate
+from .lif import _Spiking
+
+
+class ALIF(_Spiking):
+    """Adaptive LIF: state ``(v, i, a)``; all LIF arguments plus:
+
+    Args:
+        tau_adapt: adaptation time constant (>= dt).
+        beta: threshold increase per unit of adaptation (>= 0; ``beta=0`` behaves as LIF).
+        detach_adaptation: if True, no gradient flows through the spike that increments ``a``.
+
+    State shape ``(B, 3, n)``; output: spikes ``z`` of shape ``(B, n)``.
+    """
+
+    state_names = ("v", "i", "a")
+    gate_names = ("i",)
+
+    def __init__(self, n_in: int, n_hidden: int, density: float = 1.0, *, tau_adapt: float = 0.2,
+                 beta: float = 1.8, detach_adaptation: bool = False, **kwargs):
+        dt = kwargs.get("dt", 1e-3)
+        self.tau_adapt = validate.real("tau_adapt", tau_adapt, low=validate.real("dt", dt))
+        self.beta = validate.real("beta", beta, low=0.0)
+        if not isinstance(detach_adaptation, bool):
+            raise TypeError(f"detach_adaptation must be a bool, got {detach_adaptation!r}")
+        self.detach_adaptation = detach_adaptation
+        super().__init__(n_in, n_hidden, density, **kwargs)
+
+    def _local(self, state, rec, inp, jac):
+        v, i, a = state[:, 0], state[:, 1], state[:, 2]
+        x = v - self.v_th - self.beta * a
+        z = self.gate.forward(x)
+        dz = self.gate.grad(x) if jac else None
+        v_r, dvr_dv, dvr_dx = self._reset(v, z, dz, jac)
+        v_new, i_new = self._integrate(v_r, i, rec, inp)
+        rho = 1 - self.dt / self.tau_adapt
+        new = np.stack([v_new, i_new, rho * (a + z)], axis=1)
+        if not jac:
+            return new, None, None, None
+        k_m, k_s = self.dt / self.tau_mem, self.dt / self.tau_syn
+        B, n = v.shape
+        dza = np.zeros_like(v) if self.detach_adaptation else dz
+        local = np.zeros((B, 3, 3, n), dtype=state.dtype)
+        local[:, 0, 0] = (1 - k_m) * dvr_dv
+        local[:, 0, 1] = k_m
+        local[:, 0, 2] = (1 - k_m) * dvr_dx * (-self.beta)
+        local[:, 1, 1] = 1 - k_s
+        local[:, 2, 0] = rho * dza
+        local[:, 2, 2] = rho * (1 - self.beta * dza)
+        d = np.zeros((B, 3, 1, n), dtype=state.dtype)
+        d[:, 0, 0] = k_m
+        d[:, 1, 0] = 1 - k_s
+        return new, local, d, d.copy()
+
+    def _output(self, state, jac):
+        x = state[:, 0] - self.v_th - self.beta * state[:, 2]
+        z = self.gate.forward(x)
+        if not jac:
+            return z, None, None
+        g = self.gate.grad(x)
+        dout = np.zeros_like(state)
+        dout[:, 0] = g
+        dout[:, 2] = -self.beta * g
+        return z, dout, x > 0

@@ -1,0 +1,166 @@
+"""The recurrent-core interface shared by all cells.
+
+A cell is hyperparameters (static) plus a fixed connectivity mask; its learnable arrays live in a
+params dict ``{"w_rec": (G, n, n), "w_in": (G, n, n_in), "bias": (G, n)}`` (bias only if the cell
+has one). Subclasses define one unit's dynamics in :meth:`Cell._local` and its event output in
+:meth:`Cell._output`, each with hand-written derivatives; :meth:`Cell.step_record` assembles the
+step record of ``docs/theory/rtrl.md`` eq. (1)-(3) from them.
+"""
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import numpy as np
+
+from ..core import validate
+from ..core.layout import ParamLayout
+from ..core.record import ParamJacobian, StateJacobian, StepRecord
+
+
+class Cell(abc.ABC):
+    """Base class of recurrent cores. Concrete cells: LeakyRNN, EGRU, LIF, ALIF.
+
+    Args:
+        n_in: input size.
+        n_hidden: number of units ``n``.
+        density: fraction of recurrent weights that exist, in (0, 1]. Each unit receives
+            ``max(1, round(density * n))`` recurrent connections chosen at random (seeded by ``seed``).
+        seed: seed of the connectivity mask.
+        autapses: whether a unit may connect to itself.
+        w_in_scale, w_rec_scale: standard deviations of the initial weights in units of
+            ``1/sqrt(fan_in)``.
+    """
+
+    state_names: ClassVar[tuple[str, ...]]
+    gate_names: ClassVar[tuple[str, ...]]
+
+    def __init__(self, n_in: int, n_hidden: int, density: float = 1.0, *, seed: int = 0,
+                 autapses: bool = True, bias: bool = True, w_in_scale: float = 1.0,
+                 w_rec_scale: float = 1.0):
+        self.n_in = validate.positive_int("n_in", n_in)
+        self.n_hidden = validate.positive_int("n_hidden", n_hidden)
+        self.density = validate.density("density", density)
+        self.seed = validate.positive_int("seed", seed, minimum=0)
+        if not isinstance(autapses, bool):
+            raise TypeError(f"autapses must be a bool, got {autapses!r}")
+        if not isinstance(bias, bool):
+            raise TypeError(f"bias must be a bool, got {bias!r}")
+        if not autapses and n_hidden < 2:
+            raise ValueError("n_hidden must be >= 2 when autapses=False")
+        self.autapses, self.has_bias = autapses, bias
+        self.w_in_scale = validate.real("w_in_scale", w_in_scale, low=0.0)
+        self.w_rec_scale = validate.real("w_rec_scale", w_rec_scale, low=0.0)
+        self.mask = self._make_mask()
+        self.layout = ParamLayout(self.mask, len(self.gate_names), self.n_in, self.has_bias)
+
+    # -- connectivity and parameters -------------------------------------------------------------
+    @property
+    def n_state(self) -> int:
+        """Number of state variables per unit, ``S``."""
+        return len(self.state_names)
+
+    @property
+    def n_gates(self) -> int:
+        """Number of recurrent drives ``G`` (each has its own ``w_rec``, ``w_in``, ``bias``)."""
+        return len(self.gate_names)
+
+    def _make_mask(self) -> np.ndarray:
+        n = self.n_hidden
+        candidates = n if self.autapses else n - 1
+        k = min(candidates, max(1, int(round(self.density * n))))
+        rng = np.random.default_rng(self.seed)
+        mask = np.zeros((n, n), dtype=bool)
+        for i in range(n):
+            pool = np.arange(n) if self.autapses else np.delete(np.arange(n), i)
+            mask[i, rng.choice(pool, size=k, replace=False)] = True
+        return mask
+
+    def init_params(self, rng: np.random.Generator, dtype) -> dict[str, np.ndarray]:
+        """Fresh parameters: Gaussian weights (masked) and zero biases, see ``w_*_scale``."""
+        G, n, k = self.n_gates, self.n_hidden, self.n_in
+        fan_in = max(1, int(self.mask.sum(axis=1).max()))
+        params = {
+            "w_rec": (rng.standard_normal((G, n, n)) * self.w_rec_scale / np.sqrt(fan_in)) * self.mask,
+            "w_in": rng.standard_normal((G, n, k)) * self.w_in_scale / np.sqrt(k),
+        }
+        if self.has_bias:
+            params["bias"] = np.zeros((G, n))
+        return {name: value.astype(dtype) for name, value in params.items()}
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of the cell's parameter arrays, by name."""
+        G, n, k = self.n_gates, self.n_hidden, self.n_in
+        shapes = {"w_rec": (G, n, n), "w_in": (G, n, k)}
+        if self.has_bias:
+            shapes["bias"] = (G, n)
+        return shapes
+
+    def initial_state(self, batch: int, dtype=np.float64) -> np.ndarray:
+        """State before the first step, shape ``(B, S, n)``; zeros unless a cell says otherwise."""
+        return np.zeros((batch, self.n_state, self.n_hidden), dtype=dtype)
+
+    # -- one step --------------------------------------------------------------------------------
+    def step(self, params: dict, state: np.ndarray, x: np.ndarray):
+        """One step: ``(state (B, S, n), x (B, n_in)) -> (new_state (B, S, n), out (B, n))``."""
+        y_prev = self._output(state, jac=False)[0]
+        new, *_ = self._local(state, *self._drives(params, y_prev, x), jac=False)
+        return new, self._output(new, jac=False)[0]
+
+    def step_record(self, params: dict, state: np.ndarray, x: np.ndarray):
+        """One step with its :class:`~neurosnap.core.record.StepRecord`.
+
+        Args:
+            params: the cell's parameter dict.
+            state: shape ``(B, S, n)``.
+            x: shape ``(B, n_in)``.
+
+        Returns:
+            ``(new_state (B, S, n), out (B, n), record)``.
+        """
+        y_prev, dout_prev, _ = self._output(state, jac=True)
+        rec, inp = self._drives(params, y_prev, x)
+        new, local, drec, dinp = self._local(state, rec, inp, jac=True)
+        y, dout, events = self._output(new, jac=True)
+        record = StepRecord(
+            events=events,
+            support=np.any(dout != 0, axis=1),
+            dout=dout,
+            jac_state=StateJacobian(local=local, drec=drec, w_rec=params["w_rec"], dout=dout_prev),
+            jac_params=ParamJacobian(drec=drec, dinp=dinp, y_prev=y_prev, x=x),
+        )
+        return new, y, record
+
+    def output(self, state: np.ndarray):
+        """Event output of a state ``(B, S, n)``: ``(y (B, n), events (B, n) bool)``."""
+        y, _, events = self._output(state, jac=True)
+        return y, events
+
+    def _drives(self, params, y_prev, x):
+        rec = np.matmul(params["w_rec"], y_prev.T).transpose(2, 0, 1)        # (B, G, n)
+        inp = np.matmul(params["w_in"], x.T).transpose(2, 0, 1)
+        if self.has_bias:
+            inp = inp + params["bias"]
+        return rec, inp
+
+    @abc.abstractmethod
+    def _local(self, state, rec, inp, jac: bool):
+        """Per-unit update.
+
+        Args:
+            state: shape ``(B, S, n)``, the previous state.
+            rec, inp: shape ``(B, G, n)``, recurrent drive ``W_rec y_{t-1}`` and input drive
+                ``W_in x_t + b``.
+
+        Returns:
+            ``(new_state (B, S, n), local (B, S, S, n), drec (B, S, G, n), dinp (B, S, G, n))``; the
+            three derivatives are ``None`` when ``jac`` is False.
+        """
+
+    @abc.abstractmethod
+    def _output(self, state, jac: bool):
+        """Event output of a state: ``(y (B, n), dout (B, S, n) or None, events (B, n) bool)``."""
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(n_in={self.n_in}, n_hidden={self.n_hidden}, "
+                f"density={self.density})")

@@ -1,0 +1,47 @@
+"""Leaky tanh RNN: ``h_t = (1 - alpha) h_{t-1} + alpha tanh(W_rec h_{t-1} + W_in x_t + b)``.
+
+Smooth and dense in time (every unit "emits" every step), the simplest cell; equations in
+``docs/theory/cells.md`` eq. (1).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import validate
+from .base import Cell
+
+
+class LeakyRNN(Cell):
+    """Leaky tanh RNN, one state variable ``h`` and one gate.
+
+    Args:
+        n_in, n_hidden, density: see :class:`~neurosnap.cells.base.Cell`.
+        alpha: leak in (0, 1]; ``alpha=1`` gives the plain tanh RNN.
+        **kwargs: ``seed``, ``autapses``, ``bias``, ``w_in_scale``, ``w_rec_scale``.
+
+    State shape ``(B, 1, n)``; output ``h`` of shape ``(B, n)``.
+    """
+
+    state_names = ("h",)
+    gate_names = ("h",)
+
+    def __init__(self, n_in: int, n_hidden: int, density: float = 1.0, *, alpha: float = 1.0,
+                 **kwargs):
+        self.alpha = validate.real("alpha", alpha, low=0.0, high=1.0, low_open=True)
+        super().__init__(n_in, n_hidden, density, **kwargs)
+
+    def _local(self, state, rec, inp, jac):
+        a = self.alpha
+        phi = np.tanh(rec[:, 0] + inp[:, 0])
+        new = ((1 - a) * state[:, 0] + a * phi)[:, None, :]
+        if not jac:
+            return new, None, None, None
+        local = np.full((state.shape[0], 1, 1, state.shape[2]), 1 - a, dtype=state.dtype)
+        dphi = (a * (1 - phi * phi))[:, None, None, :]
+        return new, local, dphi, dphi.copy()
+
+    def _output(self, state, jac):
+        y = state[:, 0]
+        if not jac:
+            return y, None, None
+        return y, np.ones_like(state), np.ones(y.shape, dtype=bool)

@@ -1,0 +1,95 @@
+"""The step record: what a cell step hands to every learning rule.
+
+Notation (``docs/theory/rtrl.md``): a cell has ``n`` units with ``S`` state variables each and ``G``
+recurrent drives ("gates"). Unit ``i`` evolves by a local function
+
+    s_t[:, i] = f(s_{t-1}[:, i], rec_t[:, i], inp_t[:, i])                        (rtrl eq. 1)
+    rec_t[g] = W_rec[g] @ y_{t-1},   inp_t[g] = W_in[g] @ x_t + b[g],   y_t = out(s_t)
+
+so the state Jacobian J_t = ds_t/ds_{t-1} is a per-unit block-diagonal part plus a part routed through
+the recurrent weights and the event output (rtrl eq. 3):
+
+    J_t[(a,i),(b,j)] = local[a,b,i] * delta_ij + sum_g drec[a,g,i] * W_rec[g][i,j] * dout[b,j]
+
+A silent unit ``j`` outside the surrogate's support has ``dout[:, j] == 0`` and so contributes no
+column to the second part: this is the activity sparsity the sparse engine exploits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StateJacobian:
+    """J_t = ds_t/ds_{t-1} in structured form.
+
+    Attributes:
+        local: shape ``(B, S, S, n)``, ``ds_t[a, i] / ds_{t-1}[b, i]`` not through the recurrence.
+        drec: shape ``(B, S, G, n)``, ``ds_t[a, i] / drec_t[g, i]``.
+        w_rec: shape ``(G, n, n)``, the (masked) recurrent weights ``W_rec[g][post, pre]``.
+        dout: shape ``(B, S, n)``, ``dy_{t-1}[j] / ds_{t-1}[b, j]`` (zero for silent units).
+    """
+
+    local: np.ndarray
+    drec: np.ndarray
+    w_rec: np.ndarray
+    dout: np.ndarray
+
+    def to_dense(self) -> np.ndarray:
+        """The full Jacobian, shape ``(B, S*n, S*n)``, rows and columns ordered ``(state var, unit)``."""
+        B, S, _, n = self.local.shape
+        off = np.einsum("bagi,gij,bcj->baicj", self.drec, self.w_rec, self.dout)
+        eye = np.eye(n, dtype=self.local.dtype)
+        diag = np.einsum("bacn,nm->bancm", self.local, eye)
+        return (off + diag).reshape(B, S * n, S * n)
+
+    def matvec_transpose(self, lam: np.ndarray) -> np.ndarray:
+        """``J_t^T lam`` for ``lam`` of shape ``(B, S, n)``; the BPTT step (bptt eq. 2)."""
+        out = np.einsum("bacn,ban->bcn", self.local, lam)
+        delta = np.einsum("ban,bagn->bgn", lam, self.drec)
+        back = np.einsum("bgi,gij->bj", delta, self.w_rec)
+        return out + self.dout * back[:, None, :]
+
+
+@dataclass(frozen=True)
+class ParamJacobian:
+    """The immediate influence Mbar_t = ds_t/dtheta in factored form (rtrl eq. 2).
+
+    For a recurrent weight ``W_rec[g][i, j]`` the only non-zero rows are those of unit ``i``:
+    ``Mbar[(a, i), W_rec[g][i, j]] = drec[a, g, i] * y_prev[j]``; for ``W_in[g][i, k]`` it is
+    ``dinp[a, g, i] * x[k]`` and for ``b[g][i]`` it is ``dinp[a, g, i]``.
+
+    Attributes:
+        drec: shape ``(B, S, G, n)``.
+        dinp: shape ``(B, S, G, n)``.
+        y_prev: shape ``(B, n)``, presynaptic event output of the previous step.
+        x: shape ``(B, n_in)``, the input of this step.
+    """
+
+    drec: np.ndarray
+    dinp: np.ndarray
+    y_prev: np.ndarray
+    x: np.ndarray
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """Everything a learning rule needs from one cell step.
+
+    Attributes:
+        events: shape ``(B, n)`` bool, units that emitted an event at this step.
+        support: shape ``(B, n)`` bool, units whose output derivative ``dout`` is non-zero
+            (events plus units inside the surrogate's support).
+        dout: shape ``(B, S, n)``, ``dy_t / ds_t`` for the new state (used by the readout credit and
+            by the next step's Jacobian).
+        jac_state: :class:`StateJacobian`, J_t.
+        jac_params: :class:`ParamJacobian`, Mbar_t.
+    """
+
+    events: np.ndarray
+    support: np.ndarray
+    dout: np.ndarray
+    jac_state: StateJacobian
+    jac_params: ParamJacobian

@@ -1,0 +1,54 @@
+"""``sequence_grad``: the gradient of a whole sequence's loss with parameters held fixed."""
+from __future__ import annotations
+
+import numpy as np
+
+from .rules.base import Rule
+
+
+def sequence_grad(model, params, xs, ys, rule, mask=None):
+    """Loss summed over the sequence and its gradient, computed by ``rule``.
+
+    Args:
+        model: a :class:`~neurosnap.model.Model`.
+        params: parameter dict from ``model.init``.
+        xs: inputs, shape ``(T, B, n_in)``.
+        ys: targets, shape ``(T, B)`` ints for ``"cross_entropy"``, ``(T, B, n_out)`` for ``"mse"``.
+        rule: a learning rule, e.g. ``ns.rules.RTRL()`` or ``ns.rules.BPTT()``.
+        mask: optional ``(T, B)`` booleans: which steps count in the loss.
+
+    Returns:
+        ``(loss, grads)``: the summed loss (float) and a dict with the keys and shapes of
+        ``params`` (zero where a weight does not exist).
+    """
+    if not isinstance(rule, Rule):
+        raise TypeError(f"rule must be a neurosnap rule (ns.rules.*), got {type(rule).__name__}")
+    params = model.check_params(params)
+    xs, ys, mask = model.check_inputs(xs, ys, mask)
+    if ys is None:
+        raise ValueError("ys must be given")
+    T, B, _ = xs.shape
+    cell, layout = model.cell, model.cell.layout
+    cp = model.cell_params(params)
+    state = cell.initial_state(B, model.dtype)
+    rule_state = rule.init(model, params, B)
+    core = np.zeros(layout.size, dtype=model.dtype)
+    g_wout = np.zeros_like(params["readout.weight"])
+    g_bout = np.zeros_like(params["readout.bias"])
+    total = 0.0
+    for t in range(T):
+        state, y, record = cell.step_record(cp, state, xs[t])
+        loss, _, dlogits, dy = model.step_loss(params, y, ys[t], mask[t])
+        total += loss
+        g_wout += dlogits.T @ y
+        g_bout += dlogits.sum(axis=0)
+        rule_state, g = rule.step(rule_state, record, dy[:, None, :] * record.dout, params=params)
+        if g is not None:
+            core += g
+    rule_state, g = rule.flush(rule_state, params=params)
+    if g is not None:
+        core += g
+    grads = {f"cell.{k}": v for k, v in layout.to_dict(core, model.dtype).items()}
+    grads["readout.weight"] = g_wout
+    grads["readout.bias"] = g_bout
+    return total, grads

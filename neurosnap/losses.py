@@ -1,0 +1,33 @@
+"""Per-step losses on the readout, with their gradients (``docs/theory/rtrl.md`` eq. (5)).
+
+``cross_entropy``: ``-log softmax(o)[y]`` with integer targets ``y`` of shape ``(B,)``.
+``mse``: ``0.5 * sum_k (o_k - y_k)^2`` with float targets of shape ``(B, n_out)``.
+Both are summed over the batch entries selected by ``mask`` (shape ``(B,)``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+LOSSES = ("cross_entropy", "mse")
+
+
+def loss_and_grad(kind: str, logits: np.ndarray, target: np.ndarray, mask: np.ndarray):
+    """Return ``(loss (scalar), dloss/dlogits (B, n_out))`` summed over masked batch entries."""
+    m = mask.astype(logits.dtype)[:, None]
+    if kind == "mse":
+        diff = logits - target
+        return float(0.5 * np.sum(m * diff * diff)), m * diff
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    rows = np.arange(len(target))
+    loss = -float(np.sum(mask * logp[rows, target]))
+    grad = np.exp(logp)
+    grad[rows, target] -= 1.0
+    return loss, m * grad
+
+
+def predictions_correct(kind: str, logits: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per-example correctness ``(B,)``: argmax == target (cross-entropy) or all |error| < 0.5 (mse)."""
+    if kind == "mse":
+        return np.all(np.abs(logits - target) < 0.5, axis=1)
+    return logits.argmax(axis=1) == target

@@ -1,0 +1,149 @@
+"""A recurrent cell plus a linear readout and a per-step loss."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cells.base import Cell
+from .core import validate
+from .losses import LOSSES, loss_and_grad
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Result of :meth:`Model.run`.
+
+    Attributes:
+        outputs: shape ``(T, B, n_out)``, readout of every step.
+        hidden: shape ``(T, B, n)``, the cell's output (events for threshold cells).
+        events: shape ``(T, B, n)`` bool, units that emitted an event.
+        states: shape ``(T, B, S, n)``, cell state after every step.
+    """
+
+    outputs: np.ndarray
+    hidden: np.ndarray
+    events: np.ndarray
+    states: np.ndarray
+
+
+class Model:
+    """A cell with a linear readout ``o_t = W_out y_t + b_out`` and a per-step loss.
+
+    Args:
+        cell: a :class:`~neurosnap.cells.base.Cell`.
+        n_out: readout size.
+        loss: ``"cross_entropy"`` (targets ``(T, B)`` ints) or ``"mse"`` (targets ``(T, B, n_out)``).
+        dtype: ``np.float64`` (default, exactness) or ``np.float32`` (speed), same code path.
+
+    Parameters are a flat dict with dotted names: ``cell.w_rec (G, n, n)``, ``cell.w_in (G, n, n_in)``,
+    ``cell.bias (G, n)`` (if the cell has a bias), ``readout.weight (n_out, n)``, ``readout.bias (n_out,)``.
+    """
+
+    def __init__(self, cell: Cell, n_out: int, loss: str = "cross_entropy", dtype=np.float64):
+        if not isinstance(cell, Cell):
+            raise TypeError(f"cell must be a neurosnap cell (ns.cells.*), got {type(cell).__name__}")
+        self.cell = cell
+        self.n_out = validate.positive_int("n_out", n_out)
+        self.loss = validate.choice("loss", loss, LOSSES)
+        if self.loss == "cross_entropy" and self.n_out < 2:
+            raise ValueError(f"n_out must be >= 2 for loss='cross_entropy', got {n_out}")
+        self.dtype = validate.dtype("dtype", dtype)
+
+    # -- parameters ------------------------------------------------------------------------------
+    def init(self, seed: int = 0) -> dict[str, np.ndarray]:
+        """Fresh parameters (see class docstring), deterministic in ``seed``."""
+        seed = validate.positive_int("seed", seed, minimum=0)
+        rng = np.random.default_rng(seed)
+        params = {f"cell.{k}": v for k, v in self.cell.init_params(rng, self.dtype).items()}
+        n = self.cell.n_hidden
+        params["readout.weight"] = (rng.standard_normal((self.n_out, n)) / np.sqrt(n)).astype(self.dtype)
+        params["readout.bias"] = np.zeros(self.n_out, dtype=self.dtype)
+        return params
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Expected shape of every parameter, by name."""
+        shapes = {f"cell.{k}": v for k, v in self.cell.param_shapes().items()}
+        shapes["readout.weight"] = (self.n_out, self.cell.n_hidden)
+        shapes["readout.bias"] = (self.n_out,)
+        return shapes
+
+    def check_params(self, params) -> dict[str, np.ndarray]:
+        """Validate a params dict (names, shapes, finite values, dtype) and return it."""
+        if not isinstance(params, dict):
+            raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
+        expected = self.param_shapes()
+        if set(params) != set(expected):
+            missing, extra = sorted(set(expected) - set(params)), sorted(set(params) - set(expected))
+            raise ValueError(f"params has the wrong keys: missing {missing}, unexpected {extra}")
+        for name, shape in expected.items():
+            value = params[name]
+            validate.array(f"params[{name!r}]", value, shape=shape)
+            if value.dtype != self.dtype:
+                raise TypeError(f"params[{name!r}] must have dtype {self.dtype}, got {value.dtype}")
+        return params
+
+    @staticmethod
+    def cell_params(params) -> dict[str, np.ndarray]:
+        """The ``cell.*`` entries without their prefix."""
+        return {k[5:]: v for k, v in params.items() if k.startswith("cell.")}
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def check_inputs(self, xs, ys=None, mask=None):
+        """Validate ``xs (T, B, n_in)``, ``ys`` and ``mask (T, B)``; return them as arrays."""
+        xs = validate.array("xs", xs, ndim=3, dtype=self.dtype)
+        T, B, k = xs.shape
+        if k != self.cell.n_in:
+            raise ValueError(f"xs must have shape (T, B, n_in={self.cell.n_in}), got {xs.shape}")
+        if ys is not None:
+            if self.loss == "cross_entropy":
+                ys = validate.array("ys", ys, shape=(T, B), integer=True)
+                if ys.min() < 0 or ys.max() >= self.n_out:
+                    raise ValueError(f"ys must hold class indices in [0, {self.n_out}), got range "
+                                     f"[{ys.min()}, {ys.max()}]")
+            else:
+                ys = validate.array("ys", ys, shape=(T, B, self.n_out), dtype=self.dtype)
+        if mask is None:
+            mask = np.ones((T, B), dtype=bool)
+        else:
+            mask = validate.array("mask", mask, shape=(T, B))
+            if mask.dtype != np.bool_:
+                if not np.all((mask == 0) | (mask == 1)):
+                    raise ValueError("mask must be boolean (or 0/1), shape (T, B)")
+                mask = mask.astype(bool)
+        return xs, ys, mask
+
+    # -- forward ---------------------------------------------------------------------------------
+    def readout(self, params, y: np.ndarray) -> np.ndarray:
+        """Readout ``(B, n) -> (B, n_out)``."""
+        return y @ params["readout.weight"].T + params["readout.bias"]
+
+    def step_loss(self, params, y, target, mask_t):
+        """Loss of one step and its credits.
+
+        Returns:
+            ``(loss, logits (B, n_out), dlogits (B, n_out), dy (B, n))`` where ``dy = dloss/dy``.
+        """
+        logits = self.readout(params, y)
+        loss, dlogits = loss_and_grad(self.loss, logits, target, mask_t)
+        return loss, logits, dlogits, dlogits @ params["readout.weight"]
+
+    def run(self, params, xs) -> Trajectory:
+        """Run the model over ``xs`` of shape ``(T, B, n_in)`` from the initial state."""
+        params = self.check_params(params)
+        xs, _, _ = self.check_inputs(xs)
+        T, B, _ = xs.shape
+        cp = self.cell_params(params)
+        state = self.cell.initial_state(B, self.dtype)
+        n, S = self.cell.n_hidden, self.cell.n_state
+        hidden = np.empty((T, B, n), self.dtype)
+        states = np.empty((T, B, S, n), self.dtype)
+        for t in range(T):
+            state, hidden[t] = self.cell.step(cp, state, xs[t])
+            states[t] = state
+        outputs = hidden @ params["readout.weight"].T + params["readout.bias"]
+        events = self.cell.output(states.reshape(T * B, S, n))[1].reshape(T, B, n)
+        return Trajectory(outputs=outputs, hidden=hidden, events=events, states=states)
+
+    def __repr__(self):
+        return f"Model({self.cell!r}, n_out={self.n_out}, loss={self.loss!r}, dtype={self.dtype})"

@@ -1,0 +1,70 @@
+"""Backpropagation through time from the cells' own Jacobians (``docs/theory/bptt.md``).
+
+Backward recursion (bptt eq. (1)-(3)), with ``c_t = dL_t/ds_t`` the per-step credit:
+
+    lambda_T = c_T,   lambda_{t-1} = c_{t-1} + J_t^T lambda_t           (bptt eq. 2)
+    dL/dtheta = sum_t lambda_t^T Mbar_t                                  (bptt eq. 3)
+
+With ``truncation=k`` the history is cut every ``k`` steps: the gradient of each window's losses
+flows back only to the window's start and is returned at the window's end.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..core import validate
+from .base import Rule
+
+
+@dataclass
+class BPTTState:
+    """History of the current window: step records and credits."""
+
+    layout: object
+    records: list = field(default_factory=list)
+    credits: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BPTT(Rule):
+    """Backpropagation through time, optionally truncated.
+
+    Args:
+        truncation: ``None`` (whole sequence, gradient at its end) or a window length ``k >= 1``.
+
+    Memory grows linearly with the window length (it stores every step record).
+    """
+
+    truncation: int | None = None
+    online = False
+
+    def __post_init__(self):
+        if self.truncation is not None:
+            validate.positive_int("truncation", self.truncation)
+
+    def init(self, model, params, batch):
+        return BPTTState(layout=model.cell.layout)
+
+    def step(self, state, record, credit, *, params):
+        state.records.append(record)
+        state.credits.append(credit)
+        if self.truncation is not None and len(state.records) >= self.truncation:
+            return self.flush(state, params=params)
+        return state, None
+
+    def flush(self, state, *, params):
+        if not state.records:
+            return state, None
+        layout = state.layout
+        grad = np.zeros(layout.size, dtype=state.credits[0].dtype)
+        lam = np.zeros_like(state.credits[0])
+        for record, credit in zip(reversed(state.records), reversed(state.credits)):
+            lam = lam + credit
+            imm = layout.immediate(record.jac_params)                       # (B, S, P)
+            grad += np.einsum("bap,bap->p", lam[:, :, layout.post], imm)   # eq. (3)
+            lam = record.jac_state.matvec_transpose(lam)                    # eq. (2)
+        state.records.clear()
+        state.credits.clear()
+        return state, grad

@@ -1,0 +1,1 @@
+"""Event and weight sparsity: connectivity graphs, sparse influence kernels, SnAp patterns."""
