@@ -42,7 +42,8 @@ def sequence_grad(model, params, xs, ys, rule, mask=None):
         total += loss
         g_wout += dlogits.T @ y
         g_bout += dlogits.sum(axis=0)
-        rule_state, g = rule.step(rule_state, record, dy[:, None, :] * record.dout, params=params)
+        rule_state, g = rule.step(rule_state, record, dy[:, None, :] * record.dout, params=params,
+                                  dlogits=dlogits)
         if g is not None:
             core += g
     rule_state, g = rule.flush(rule_state, params=params)

@@ -3,8 +3,9 @@
 A rule is a frozen dataclass of hyperparameters (picklable, hashable) with three methods:
 
 - ``init(model, params, batch) -> state``: a fresh rule state (zero influence / traces / history);
-- ``step(state, record, credit, params=...) -> (state, grad)``: advance with one step record and the
-  credit ``dL_t/ds_t`` of shape ``(B, S, n)``; ``grad`` is the gradient of the cell parameters that
+- ``step(state, record, credit, *, params, dlogits, **extras) -> (state, grad)``: advance with one
+  step record and the credit ``dL_t/ds_t`` of shape ``(B, S, n)`` (``dlogits`` is ``dL_t/do_t`` of
+  shape ``(B, n_out)``, for rules with their own feedback pathway, e.g. random feedback); ``grad`` is the gradient of the cell parameters that
   became available at this step as a flat ``(P,)`` vector (see :class:`~neurosnap.core.layout.ParamLayout`),
   or ``None`` (BPTT between truncation boundaries);
 - ``flush(state, params=...) -> (state, grad)``: end of a sequence; returns what is still pending.
@@ -27,9 +28,9 @@ class Rule(abc.ABC):
         """Fresh rule state for a batch of ``batch`` sequences."""
 
     @abc.abstractmethod
-    def step(self, state, record, credit, *, params):
+    def step(self, state, record, credit, *, params, dlogits=None, **extras):
         """Advance with ``record`` (step t) and project ``credit (B, S, n)``; return ``(state, grad)``."""
 
-    def flush(self, state, *, params):
+    def flush(self, state, *, params, **extras):
         """End of sequence: return ``(state, pending gradient or None)``."""
         return state, None

@@ -47,14 +47,14 @@ class BPTT(Rule):
     def init(self, model, params, batch):
         return BPTTState(layout=model.cell.layout)
 
-    def step(self, state, record, credit, *, params):
+    def step(self, state, record, credit, *, params, dlogits=None, **extras):
         state.records.append(record)
         state.credits.append(credit)
         if self.truncation is not None and len(state.records) >= self.truncation:
             return self.flush(state, params=params)
         return state, None
 
-    def flush(self, state, *, params):
+    def flush(self, state, *, params, **extras):
         if not state.records:
             return state, None
         layout = state.layout

@@ -53,7 +53,7 @@ class RTRL(Rule):
         M = np.zeros((batch, cell.n_state, cell.n_hidden, layout.size), dtype=model.dtype)
         return InfluenceState(influence=M, layout=layout, graph=kernels.RecurrentGraph(cell.mask))
 
-    def step(self, state, record, credit, *, params):
+    def step(self, state, record, credit, *, params, dlogits=None, **extras):
         M, layout = state.influence, state.layout
         B, S, n, P = M.shape
         if self.sparse:
