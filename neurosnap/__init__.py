@@ -9,10 +9,12 @@
 >>> bool(max(abs(g_rtrl[k] - g_bptt[k]).max() for k in params) < 1e-10)
 True
 """
-from . import cells, gates, rules
+from . import cells, gates, optim, rules, tasks
 from .grad import sequence_grad
 from .model import Model, Trajectory
+from .train import History, train
 
 __version__ = "0.1.0"
 
-__all__ = ["cells", "gates", "rules", "Model", "Trajectory", "sequence_grad", "__version__"]
+__all__ = ["cells", "gates", "optim", "rules", "tasks", "Model", "Trajectory", "History",
+           "sequence_grad", "train", "__version__"]

@@ -39,7 +39,7 @@ def sequence_grad(model, params, xs, ys, rule, mask=None):
     for t in range(T):
         state, y, record = cell.step_record(cp, state, xs[t])
         loss, _, dlogits, dy = model.step_loss(params, y, ys[t], mask[t])
-        total += loss
+        total += float(loss.sum())
         g_wout += dlogits.T @ y
         g_bout += dlogits.sum(axis=0)
         rule_state, g = rule.step(rule_state, record, dy[:, None, :] * record.dout, params=params,

@@ -13,17 +13,21 @@ LOSSES = ("cross_entropy", "mse")
 
 def loss_and_grad(kind: str, logits: np.ndarray, target: np.ndarray, mask: np.ndarray):
     """Return ``(loss (scalar), dloss/dlogits (B, n_out))`` summed over masked batch entries."""
-    m = mask.astype(logits.dtype)[:, None]
+    per_example, grad = per_example_loss_and_grad(kind, logits, target)
+    return float(np.sum(per_example[mask])), mask.astype(logits.dtype)[:, None] * grad
+
+
+def per_example_loss_and_grad(kind: str, logits: np.ndarray, target: np.ndarray):
+    """Unmasked per-example loss ``(B,)`` and its gradient ``(B, n_out)``."""
     if kind == "mse":
         diff = logits - target
-        return float(0.5 * np.sum(m * diff * diff)), m * diff
+        return 0.5 * np.sum(diff * diff, axis=1), diff
     shifted = logits - logits.max(axis=1, keepdims=True)
     logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     rows = np.arange(len(target))
-    loss = -float(np.sum(mask * logp[rows, target]))
     grad = np.exp(logp)
     grad[rows, target] -= 1.0
-    return loss, m * grad
+    return -logp[rows, target], grad
 
 
 def predictions_correct(kind: str, logits: np.ndarray, target: np.ndarray) -> np.ndarray:

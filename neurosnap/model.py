@@ -7,7 +7,7 @@ import numpy as np
 
 from .cells.base import Cell
 from .core import validate
-from .losses import LOSSES, loss_and_grad
+from .losses import LOSSES, per_example_loss_and_grad
 
 
 @dataclass(frozen=True)
@@ -122,11 +122,14 @@ class Model:
         """Loss of one step and its credits.
 
         Returns:
-            ``(loss, logits (B, n_out), dlogits (B, n_out), dy (B, n))`` where ``dy = dloss/dy``.
+            ``(losses (B,), logits (B, n_out), dlogits (B, n_out), dy (B, n))``: per-example loss
+            (zero where masked out) and the gradients ``dloss/dlogits``, ``dloss/dy``.
         """
         logits = self.readout(params, y)
-        loss, dlogits = loss_and_grad(self.loss, logits, target, mask_t)
-        return loss, logits, dlogits, dlogits @ params["readout.weight"]
+        losses, dlogits = per_example_loss_and_grad(self.loss, logits, target)
+        m = mask_t.astype(logits.dtype)
+        dlogits = dlogits * m[:, None]
+        return losses * m, logits, dlogits, dlogits @ params["readout.weight"]
 
     def run(self, params, xs) -> Trajectory:
         """Run the model over ``xs`` of shape ``(T, B, n_in)`` from the initial state."""

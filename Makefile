@@ -1,0 +1,36 @@
+# Quick start: `make demo` and `make test`. Both create .venv with pip if needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORE := $(VENV)/.installed-core
+FULL := $(VENV)/.installed-full
+# torch is pinned to the CPU wheel; norse is installed without its dependencies because its
+# torchvision requirement cannot be imported beside CPU torch (see docs/install.md).
+PINS := "numpy>=2,<2.4" "pyparsing<3.3" torch==2.13.0
+
+.PHONY: demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+
+$(CORE): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e . "numpy>=2,<2.4"
+	touch $@
+
+$(FULL): $(CORE)
+	$(BIN)/pip install -q -e ".[dev,torch,brian2,norse]" $(PINS)
+	$(BIN)/pip install -q --no-deps norse==1.1.0
+	touch $@
+
+demo: $(CORE)
+	$(BIN)/neurosnap train models/egru-copy.toml --set train.steps=150000 --out runs/demo
+
+test: $(FULL)
+	$(BIN)/python -m pytest -q
+
+bench: $(FULL)
+	NUMBA_NUM_THREADS=1 $(BIN)/python benchmarks/sparse_rtrl.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,91 @@
+"""The ``neurosnap`` command line: ``neurosnap train models/<name>.toml [--set key=value ...]``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import config as config_mod
+from .train import train
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``neurosnap`` command."""
+    parser = argparse.ArgumentParser(prog="neurosnap", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train a model from a TOML configuration")
+    p.add_argument("config", help="path to a TOML file, e.g. models/egru-copy.toml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.steps=1000 (repeatable)")
+    p.add_argument("--steps", type=int, help="shortcut for --set train.steps=N")
+    p.add_argument("--seed", type=int, help="shortcut for --set train.seed=N")
+    p.add_argument("--out", help="output directory (default runs/<config name>)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+    try:
+        return _train(args)
+    except config_mod.ConfigError as exc:
+        print(f"neurosnap: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _train(args) -> int:
+    overrides = list(args.overrides)
+    if args.steps is not None:
+        overrides.append(f"train.steps={args.steps}")
+    if args.seed is not None:
+        overrides.append(f"train.seed={args.seed}")
+    cfg = config_mod.apply_overrides(config_mod.load(args.config), overrides)
+    model, rule, opt, task, train_kwargs = config_mod.build(cfg)
+    out = Path(args.out or Path("runs") / Path(args.config).stem)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        history = train(model, rule, opt, task, progress=not args.no_progress, **train_kwargs)
+    except (TypeError, ValueError) as exc:
+        raise config_mod.ConfigError(str(exc)) from None
+    wall = time.perf_counter() - start
+    history.to_csv(out / "metrics.csv")
+    title = f"{type(model.cell).__name__} n={model.cell.n_hidden}, {type(rule).__name__}, {type(task).__name__}"
+    history.plot(out / "learning_curve.png", title=title)
+    np.savez(out / "params.npz", **history.params)
+    summary = _summary(model, rule, task, history, wall, train_kwargs)
+    summary.update(task.evaluate(model, history.params))
+    with open(out / "metrics.json", "w") as f:
+        json.dump({"config": cfg, "summary": summary, "rows": history.rows}, f, indent=1)
+    print(_paragraph(summary, out))
+    return 0
+
+
+def _summary(model, rule, task, history, wall, train_kwargs):
+    steps = history.rows[-1]["step"] if history.rows else 0
+    return {
+        "cell": type(model.cell).__name__, "n_hidden": model.cell.n_hidden,
+        "density": model.cell.density, "rule": repr(rule), "task": type(task).__name__,
+        "metric": history.metric, "final_metric": history.final(),
+        "final_loss": history.final("loss"), "steps": steps, "updates": history.rows[-1]["updates"]
+        if history.rows else 0, "wall_seconds": wall, "ms_per_step": 1e3 * wall / max(steps, 1),
+        "seed": train_kwargs.get("seed", 0),
+    }
+
+
+def _paragraph(s, out) -> str:
+    what = "curriculum level reached" if s["metric"] == "level" else f"final {s['metric']}"
+    value = f"{int(s['final_metric'])}" if s["metric"] == "level" else f"{s['final_metric']:.3f}"
+    return (f"Trained a {s['cell']} network ({s['n_hidden']} units, weight density {s['density']:g}) "
+            f"online with {s['rule']} on the {s['task']} task for {s['steps']:,} time steps "
+            f"({s['updates']:,} weight updates) in {s['wall_seconds']:.1f} s "
+            f"({s['ms_per_step']:.3f} ms/step). {what}: {value}; final loss per counted step "
+            f"{s['final_loss']:.4f}."
+            + "".join(f" {k.replace('_', ' ')}: {s[k]:.3f}." for k in ("val_accuracy", "test_accuracy")
+                      if k in s)
+            + f" Metrics: {out}/metrics.csv and metrics.json; learning curve: "
+            f"{out}/learning_curve.png; parameters: {out}/params.npz.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

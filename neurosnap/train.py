@@ -1,0 +1,224 @@
+"""Online training: cell step -> readout/loss -> rule step -> optimizer every ``update_every`` steps."""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .core import validate
+from .model import Model
+from .rules.base import Rule
+from .tasks.base import Batch, Task
+
+
+@dataclass
+class History:
+    """What :func:`train` returns.
+
+    Attributes:
+        rows: one dict per processed batch: ``step`` (time steps so far), ``updates``, ``wall`` (s),
+            the task's metrics (``loss``, ``accuracy``, ``level``, ...).
+        params: the final parameters.
+        metric: name of the task's headline metric.
+    """
+
+    rows: list = field(default_factory=list)
+    params: dict | None = None
+    metric: str = "loss"
+
+    def column(self, name: str) -> np.ndarray:
+        """One metric over the run, shape ``(len(rows),)``."""
+        return np.array([row.get(name, np.nan) for row in self.rows], dtype=float)
+
+    def final(self, name: str | None = None, last: int = 20) -> float:
+        """Mean of a metric over the last ``last`` rows (the level: its maximum)."""
+        name = name or self.metric
+        values = self.column(name)
+        if name == "level":
+            return float(values.max())
+        return float(np.mean(values[-last:]))
+
+    def to_csv(self, path) -> None:
+        """Write the rows as CSV."""
+        keys = sorted({k for row in self.rows for k in row}, key=lambda k: (k != "step", k))
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def to_json(self, path) -> None:
+        """Write the rows as JSON."""
+        with open(path, "w") as f:
+            json.dump({"metric": self.metric, "rows": self.rows}, f, indent=1)
+
+    def plot(self, path, title: str = "") -> None:
+        """Save a learning curve (loss and headline metric against time steps) as PNG."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        steps = self.column("step")
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        axes[0].plot(steps, _smooth(self.column("loss")), lw=1)
+        axes[0].set(xlabel="time steps", ylabel="loss per masked step", yscale="log")
+        axes[1].plot(steps, self.column(self.metric) if self.metric == "level"
+                     else _smooth(self.column(self.metric)), lw=1.5, color="C1")
+        axes[1].set(xlabel="time steps", ylabel=self.metric)
+        fig.suptitle(title)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+
+def _smooth(values, width=25):
+    if len(values) < width:
+        return values
+    kernel = np.ones(width) / width
+    return np.convolve(values, kernel, mode="valid").tolist() + [np.nan] * (width - 1)
+
+
+def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update_every: int = 1,
+          seed: int = 0, batch_size: int = 1, params: dict | None = None, progress: bool = False,
+          callback=None) -> History:
+    """Train ``model`` online on ``task`` with ``rule`` and ``opt``.
+
+    Sequences are processed step by step. Online rules (RTRL, SnAp, e-prop, ...) change the weights
+    every ``update_every`` time steps, counting across sequences, with no history kept; rules that
+    need history (BPTT) update whenever they return a gradient (at truncation boundaries and
+    sequence ends). Cell state and rule state are reset at the start of every sequence. Gradients are
+    averaged over the batch.
+
+    Args:
+        model: the model; its loss must match ``task.loss``.
+        rule: learning rule.
+        opt: ``ns.optim.SGD`` or ``ns.optim.Adam``.
+        task: a task (stream of batches).
+        steps: number of time steps to process.
+        update_every: weight update period in time steps for online rules.
+        seed: seeds the parameters (unless ``params`` is given) and the data stream.
+        batch_size: sequences per batch.
+        params: initial parameters (default ``model.init(seed)``).
+        progress: show a tqdm progress bar.
+        callback: called as ``callback(row, params)`` after each batch.
+
+    Returns:
+        :class:`History`.
+    """
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be ns.Model, got {type(model).__name__}")
+    if not isinstance(rule, Rule):
+        raise TypeError(f"rule must be a neurosnap rule (ns.rules.*), got {type(rule).__name__}")
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be a neurosnap task (ns.tasks.*), got {type(task).__name__}")
+    if not hasattr(opt, "update") or not hasattr(opt, "init"):
+        raise TypeError(f"opt must be ns.optim.SGD or ns.optim.Adam, got {type(opt).__name__}")
+    steps = validate.positive_int("steps", steps)
+    update_every = validate.positive_int("update_every", update_every)
+    seed = validate.positive_int("seed", seed, minimum=0)
+    batch_size = validate.positive_int("batch_size", batch_size)
+    if task.loss != model.loss:
+        raise ValueError(f"task needs loss={task.loss!r} but the model has loss={model.loss!r}")
+    if (task.n_in, task.n_out) != (model.cell.n_in, model.n_out):
+        raise ValueError(f"task has n_in={task.n_in}, n_out={task.n_out} but the model has "
+                         f"n_in={model.cell.n_in}, n_out={model.n_out}")
+    params = model.check_params(model.init(seed) if params is None else params)
+    loop = _Loop(model, rule, opt, params, batch_size)
+    rng = np.random.default_rng(seed)
+    history = History(metric=task.metric)
+    bar = _progress(steps, progress)
+    start = time.perf_counter()
+    while loop.t < steps:
+        batch = task.sample(rng, batch_size)
+        batch, logits, losses = loop.run_batch(batch, steps, update_every)
+        if not batch.mask.any() and loop.t >= steps:
+            break                         # the budget ended before any counted step of this batch
+        row = {"step": loop.t, "updates": loop.updates, "wall": time.perf_counter() - start}
+        row.update({k: float(v) for k, v in task.observe(batch, logits, losses).items()})
+        history.rows.append(row)
+        if bar is not None:
+            bar.update(loop.t - bar.n)
+            bar.set_postfix({k: f"{row[k]:.3g}" for k in ("loss", task.metric) if k in row})
+        if callback is not None:
+            callback(row, loop.params)
+    if bar is not None:
+        bar.close()
+    history.params = loop.params
+    return history
+
+
+def _progress(total, enabled):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, unit="step", dynamic_ncols=True)
+
+
+class _Loop:
+    """Mutable state of a training run (parameters, optimizer, pending gradients)."""
+
+    def __init__(self, model, rule, opt, params, batch_size):
+        self.model, self.rule, self.opt, self.params = model, rule, opt, params
+        self.opt_state = opt.init(params)
+        self.batch_size = batch_size
+        self.t = 0
+        self.updates = 0
+        self.since_update = 0
+        self._zero()
+
+    def _zero(self):
+        layout = self.model.cell.layout
+        self.core = np.zeros(layout.size, dtype=self.model.dtype)
+        self.g_wout = np.zeros_like(self.params["readout.weight"])
+        self.g_bout = np.zeros_like(self.params["readout.bias"])
+
+    def _apply(self):
+        model = self.model
+        grads = {f"cell.{k}": v for k, v in model.cell.layout.to_dict(self.core, model.dtype).items()}
+        grads["readout.weight"] = self.g_wout
+        grads["readout.bias"] = self.g_bout
+        grads = {k: v / self.batch_size for k, v in grads.items()}
+        self.params, self.opt_state = self.opt.update(grads, self.opt_state, self.params)
+        self.updates += 1
+        self.since_update = 0
+        self._zero()
+
+    def run_batch(self, batch, steps, update_every):
+        model, rule, cell = self.model, self.rule, self.model.cell
+        xs, ys, mask = model.check_inputs(batch.xs, batch.ys, batch.mask)
+        T, B, _ = xs.shape
+        state = cell.initial_state(B, model.dtype)
+        rule_state = rule.init(model, self.params, B)
+        logits_seq = np.zeros((T, B, model.n_out), dtype=model.dtype)
+        losses = np.zeros((T, B))
+        cp = model.cell_params(self.params)
+        for k in range(T):
+            if self.t >= steps:              # budget exhausted mid-sequence: the rest does not count
+                mask = mask.copy()
+                mask[k:] = False
+                break
+            state, y, record = cell.step_record(cp, state, xs[k])
+            loss, logits, dlogits, dy = model.step_loss(self.params, y, ys[k], mask[k])
+            logits_seq[k] = logits
+            losses[k] = loss
+            self.g_wout += dlogits.T @ y
+            self.g_bout += dlogits.sum(axis=0)
+            rule_state, g = rule.step(rule_state, record, dy[:, None, :] * record.dout,
+                                      params=self.params, dlogits=dlogits)
+            self.t += 1
+            self.since_update += 1
+            if g is not None:
+                self.core += g
+                if not rule.online:
+                    self._apply()
+                    cp = model.cell_params(self.params)
+            if rule.online and self.since_update >= update_every:
+                self._apply()
+                cp = model.cell_params(self.params)
+        rule_state, g = rule.flush(rule_state, params=self.params)
+        if g is not None:
+            self.core += g
+            self._apply()
+        return Batch(xs=xs, ys=ys, mask=mask), logits_seq, losses
