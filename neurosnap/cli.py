@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config as config_mod
+from .checkpoint import CheckpointError
 from .train import train
 
 
@@ -25,12 +26,17 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, help="shortcut for --set train.seed=N")
     p.add_argument("--out", help="output directory (default runs/<config name>)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from <out>/checkpoint.npz (bit-identical to an uninterrupted run)")
     args = parser.parse_args(argv)
     try:
         return _train(args)
-    except config_mod.ConfigError as exc:
+    except (config_mod.ConfigError, CheckpointError) as exc:
         print(f"neurosnap: error: {exc}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:
+        print(f"neurosnap: training diverged: {exc}", file=sys.stderr)
+        return 3
 
 
 def _train(args) -> int:
@@ -45,9 +51,16 @@ def _train(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
-        history = train(model, rule, opt, task, progress=not args.no_progress, **train_kwargs)
+        history = train(model, rule, opt, task, progress=not args.no_progress,
+                        checkpoint_dir=out, resume=args.resume, **train_kwargs)
+    except CheckpointError:
+        raise
     except (TypeError, ValueError) as exc:
         raise config_mod.ConfigError(str(exc)) from None
+    if history.interrupted:
+        print(f"neurosnap: interrupted at step {history.rows[-1]['step'] if history.rows else 0}; "
+              f"checkpoint saved in {out}/checkpoint.npz, continue with --resume", file=sys.stderr)
+        return 130
     wall = time.perf_counter() - start
     history.to_csv(out / "metrics.csv")
     title = f"{type(model.cell).__name__} n={model.cell.n_hidden}, {type(rule).__name__}, {type(task).__name__}"

@@ -21,6 +21,9 @@ def sequence_grad(model, params, xs, ys, rule, mask=None):
         ``(loss, grads)``: the summed loss (float) and a dict with the keys and shapes of
         ``params`` (zero where a weight does not exist).
     """
+    from .model import Model
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be ns.Model, got {type(model).__name__}")
     if not isinstance(rule, Rule):
         raise TypeError(f"rule must be a neurosnap rule (ns.rules.*), got {type(rule).__name__}")
     params = model.check_params(params)

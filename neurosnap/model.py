@@ -74,13 +74,19 @@ class Model:
             raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
         expected = self.param_shapes()
         if set(params) != set(expected):
-            missing, extra = sorted(set(expected) - set(params)), sorted(set(params) - set(expected))
+            missing = sorted(set(expected) - set(params))
+            extra = sorted(set(params) - set(expected), key=repr)
             raise ValueError(f"params has the wrong keys: missing {missing}, unexpected {extra}")
         for name, shape in expected.items():
             value = params[name]
+            if not isinstance(value, np.ndarray):
+                raise TypeError(f"params[{name!r}] must be a numpy array, got {type(value).__name__}")
             validate.array(f"params[{name!r}]", value, shape=shape)
             if value.dtype != self.dtype:
                 raise TypeError(f"params[{name!r}] must have dtype {self.dtype}, got {value.dtype}")
+        if np.any(params["cell.w_rec"][:, ~self.cell.mask] != 0):
+            raise ValueError("params['cell.w_rec'] must be zero where cell.mask is False "
+                             "(weights that do not exist)")
         return params
 
     @staticmethod

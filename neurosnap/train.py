@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from . import checkpoint as ckpt
 from .core import validate
 from .model import Model
 from .rules.base import Rule
@@ -28,6 +32,8 @@ class History:
     rows: list = field(default_factory=list)
     params: dict | None = None
     metric: str = "loss"
+    #: True when a SIGINT/SIGTERM stopped the run early (after saving a checkpoint)
+    interrupted: bool = False
 
     def column(self, name: str) -> np.ndarray:
         """One metric over the run, shape ``(len(rows),)``."""
@@ -57,16 +63,19 @@ class History:
     def plot(self, path, title: str = "") -> None:
         """Save a learning curve (loss and headline metric against time steps) as PNG."""
         import matplotlib
+        import matplotlib.ticker
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         steps = self.column("step")
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
         axes[0].plot(steps, _smooth(self.column("loss")), lw=1)
-        axes[0].set(xlabel="time steps", ylabel="loss per masked step", yscale="log")
+        axes[0].set(xlabel="time steps", ylabel="loss per counted step", yscale="log")
         axes[1].plot(steps, self.column(self.metric) if self.metric == "level"
                      else _smooth(self.column(self.metric)), lw=1.5, color="C1")
         axes[1].set(xlabel="time steps", ylabel=self.metric)
+        for ax in axes:
+            ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter())
         fig.suptitle(title)
         fig.tight_layout()
         fig.savefig(path, dpi=120)
@@ -82,7 +91,8 @@ def _smooth(values, width=25):
 
 def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update_every: int = 1,
           seed: int = 0, batch_size: int = 1, params: dict | None = None, progress: bool = False,
-          callback=None) -> History:
+          callback=None, checkpoint_dir=None, checkpoint_every: int = 10_000,
+          resume: bool = False) -> History:
     """Train ``model`` online on ``task`` with ``rule`` and ``opt``.
 
     Sequences are processed step by step. Online rules (RTRL, SnAp, e-prop, ...) change the weights
@@ -96,16 +106,26 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
         rule: learning rule.
         opt: ``ns.optim.SGD`` or ``ns.optim.Adam``.
         task: a task (stream of batches).
-        steps: number of time steps to process.
+        steps: number of time steps to process (in total, including steps before a resume).
         update_every: weight update period in time steps for online rules.
         seed: seeds the parameters (unless ``params`` is given) and the data stream.
         batch_size: sequences per batch.
         params: initial parameters (default ``model.init(seed)``).
         progress: show a tqdm progress bar.
         callback: called as ``callback(row, params)`` after each batch.
+        checkpoint_dir: if given, ``checkpoint.npz`` is written there atomically at the first
+            sequence boundary after every ``checkpoint_every`` steps, at the end, and when SIGINT or
+            SIGTERM arrives (the run then stops cleanly with ``history.interrupted = True``).
+        checkpoint_every: checkpoint period in time steps.
+        resume: continue from ``checkpoint_dir/checkpoint.npz`` if it exists; the result is
+            bit-identical to an uninterrupted run.
 
     Returns:
         :class:`History`.
+
+    Raises:
+        FloatingPointError: a loss, state or gradient became NaN/inf; the message names the time
+            step, and the last good checkpoint is left untouched.
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be ns.Model, got {type(model).__name__}")
@@ -119,41 +139,159 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
     update_every = validate.positive_int("update_every", update_every)
     seed = validate.positive_int("seed", seed, minimum=0)
     batch_size = validate.positive_int("batch_size", batch_size)
+    checkpoint_every = validate.positive_int("checkpoint_every", checkpoint_every)
     if task.loss != model.loss:
         raise ValueError(f"task needs loss={task.loss!r} but the model has loss={model.loss!r}")
     if (task.n_in, task.n_out) != (model.cell.n_in, model.n_out):
         raise ValueError(f"task has n_in={task.n_in}, n_out={task.n_out} but the model has "
                          f"n_in={model.cell.n_in}, n_out={model.n_out}")
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir")
     params = model.check_params(model.init(seed) if params is None else params)
     loop = _Loop(model, rule, opt, params, batch_size)
     rng = np.random.default_rng(seed)
     history = History(metric=task.metric)
-    bar = _progress(steps, progress)
-    start = time.perf_counter()
-    while loop.t < steps:
-        batch = task.sample(rng, batch_size)
-        batch, logits, losses = loop.run_batch(batch, steps, update_every)
-        if not batch.mask.any() and loop.t >= steps:
-            break                         # the budget ended before any counted step of this batch
-        row = {"step": loop.t, "updates": loop.updates, "wall": time.perf_counter() - start}
-        row.update({k: float(v) for k, v in task.observe(batch, logits, losses).items()})
-        history.rows.append(row)
+    signature = {"model": repr(model), "rule": repr(rule), "opt": repr(opt),
+                 "task": type(task).__name__, "seed": seed, "batch_size": batch_size,
+                 "update_every": update_every}
+    path = None if checkpoint_dir is None else Path(checkpoint_dir) / "checkpoint.npz"
+    wall_offset = 0.0
+    if resume and path.exists():
+        wall_offset = _restore(path, loop, rng, task, history, signature)
+    stop = _StopFlag(enabled=path is not None)
+    bar = _progress(steps, progress, loop.t)
+    start = time.perf_counter() - wall_offset
+    last_saved = loop.t
+    boundary = None              # (snapshot at the last sequence boundary, wall), see below
+    complete = True
+    try:
+        while loop.t < steps and not stop.raised:
+            if path is not None:
+                boundary = (_snapshot(loop, rng, task, history), time.perf_counter() - start)
+            batch = task.sample(rng, batch_size)
+            batch, logits, losses, complete = loop.run_batch(batch, steps, update_every)
+            if not batch.mask.any() and loop.t >= steps:
+                break                     # the budget ended before any counted step of this batch
+            row = {"step": loop.t, "updates": loop.updates, "wall": time.perf_counter() - start}
+            row.update({k: float(v) for k, v in task.observe(batch, logits, losses).items()})
+            history.rows.append(row)
+            if bar is not None:
+                bar.update(loop.t - bar.n)
+                bar.set_postfix({k: f"{row[k]:.3g}" for k in ("loss", task.metric) if k in row})
+            if callback is not None:
+                callback(row, loop.params)
+            if path is not None and (loop.t - last_saved >= checkpoint_every or stop.raised):
+                _save(path, loop, rng, task, history, signature, time.perf_counter() - start)
+                last_saved = loop.t
+    finally:
+        stop.restore()
         if bar is not None:
-            bar.update(loop.t - bar.n)
-            bar.set_postfix({k: f"{row[k]:.3g}" for k in ("loss", task.metric) if k in row})
-        if callback is not None:
-            callback(row, loop.params)
-    if bar is not None:
-        bar.close()
+            bar.close()
+    if path is not None and loop.t != last_saved:
+        if complete:
+            _save(path, loop, rng, task, history, signature, time.perf_counter() - start)
+        elif boundary[0]["t"] != last_saved:
+            # The budget ended inside a sequence: checkpoint the boundary before it, so that a
+            # resume with a larger budget replays that sequence exactly as an uninterrupted run.
+            _save_snapshot(path, boundary[0], signature, boundary[1])
+    history.interrupted = stop.raised and loop.t < steps
     history.params = loop.params
     return history
 
 
-def _progress(total, enabled):
+class _StopFlag:
+    """Turns SIGINT/SIGTERM into a flag checked at sequence boundaries (main thread only)."""
+
+    def __init__(self, enabled):
+        self.raised = False
+        self._old = {}
+        if enabled and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        self.raised = True
+
+    def restore(self):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _flatten(prefix, tree, arrays, scalars):
+    for key, value in tree.items():
+        name = f"{prefix}/{key}"
+        if isinstance(value, dict):
+            _flatten(name, value, arrays, scalars)
+        elif isinstance(value, np.ndarray):
+            arrays[name] = value
+        else:
+            scalars[name] = value
+
+
+def _unflatten(prefix, arrays, scalars):
+    tree = {}
+    for source in (arrays, scalars):
+        for name, value in source.items():
+            if not name.startswith(prefix + "/"):
+                continue
+            keys = name[len(prefix) + 1:].split("/")
+            node = tree
+            for key in keys[:-1]:
+                node = node.setdefault(key, {})
+            node[keys[-1]] = value
+    return tree
+
+
+def _snapshot(loop, rng, task, history):
+    """Everything a checkpoint holds, copied (parameters and optimizer state are never mutated)."""
+    return {"params": loop.params, "opt": loop.opt_state, "core": loop.core.copy(),
+            "g_wout": loop.g_wout.copy(), "g_bout": loop.g_bout.copy(), "t": loop.t,
+            "updates": loop.updates, "since_update": loop.since_update,
+            "rng": rng.bit_generator.state, "task": json.loads(json.dumps(task.state_dict())),
+            "n_rows": len(history.rows), "rows": history.rows}
+
+
+def _save(path, loop, rng, task, history, signature, wall):
+    _save_snapshot(path, _snapshot(loop, rng, task, history), signature, wall)
+
+
+def _save_snapshot(path, snap, signature, wall):
+    arrays, scalars = {}, {}
+    _flatten("params", snap["params"], arrays, scalars)
+    _flatten("opt", snap["opt"], arrays, scalars)
+    arrays.update({"pending/core": snap["core"], "pending/readout.weight": snap["g_wout"],
+                   "pending/readout.bias": snap["g_bout"]})
+    meta = {"signature": signature, "t": snap["t"], "updates": snap["updates"],
+            "since_update": snap["since_update"], "rng": snap["rng"], "task": snap["task"],
+            "rows": snap["rows"][:snap["n_rows"]], "scalars": scalars, "wall": wall}
+    ckpt.save(path, arrays, meta)
+
+
+def _restore(path, loop, rng, task, history, signature):
+    arrays, meta = ckpt.load(path)
+    for key, value in signature.items():
+        if meta["signature"].get(key) != value:
+            raise ckpt.CheckpointError(
+                f"checkpoint {path} was written with {key}={meta['signature'].get(key)!r}, "
+                f"this run has {key}={value!r}")
+    params = {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
+    loop.params = loop.model.check_params(params)
+    loop.opt_state = _unflatten("opt", arrays, meta["scalars"])
+    loop.core = arrays["pending/core"]
+    loop.g_wout = arrays["pending/readout.weight"]
+    loop.g_bout = arrays["pending/readout.bias"]
+    loop.t, loop.updates, loop.since_update = meta["t"], meta["updates"], meta["since_update"]
+    rng.bit_generator.state = meta["rng"]
+    task.load_state_dict(meta["task"])
+    history.rows = meta["rows"]
+    return float(meta["wall"])
+
+
+def _progress(total, enabled, initial):
     if not enabled:
         return None
     from tqdm.auto import tqdm
-    return tqdm(total=total, unit="step", dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, mininterval=0.5)
 
 
 class _Loop:
@@ -194,13 +332,16 @@ class _Loop:
         logits_seq = np.zeros((T, B, model.n_out), dtype=model.dtype)
         losses = np.zeros((T, B))
         cp = model.cell_params(self.params)
+        complete = True
         for k in range(T):
             if self.t >= steps:              # budget exhausted mid-sequence: the rest does not count
                 mask = mask.copy()
                 mask[k:] = False
+                complete = False
                 break
             state, y, record = cell.step_record(cp, state, xs[k])
             loss, logits, dlogits, dy = model.step_loss(self.params, y, ys[k], mask[k])
+            _check_finite(self.t, state=state, loss=loss)
             logits_seq[k] = logits
             losses[k] = loss
             self.g_wout += dlogits.T @ y
@@ -210,6 +351,7 @@ class _Loop:
             self.t += 1
             self.since_update += 1
             if g is not None:
+                _check_finite(self.t, gradient=g)
                 self.core += g
                 if not rule.online:
                     self._apply()
@@ -219,6 +361,14 @@ class _Loop:
                 cp = model.cell_params(self.params)
         rule_state, g = rule.flush(rule_state, params=self.params)
         if g is not None:
+            _check_finite(self.t, gradient=g)
             self.core += g
             self._apply()
-        return Batch(xs=xs, ys=ys, mask=mask), logits_seq, losses
+        return Batch(xs=xs, ys=ys, mask=mask), logits_seq, losses, complete
+
+
+def _check_finite(t, **arrays):
+    for name, value in arrays.items():
+        if not np.all(np.isfinite(value)):
+            raise FloatingPointError(f"non-finite {name} (NaN or inf) at time step {t}; training "
+                                     f"stopped, the last checkpoint (if any) is intact")

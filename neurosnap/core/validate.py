@@ -80,7 +80,7 @@ def array(name: str, value, *, ndim=None, shape=None, dtype=None, finite=True, i
               or value.dtype == np.bool_):
         raise TypeError(f"{name} must be a real-valued array, got dtype {value.dtype}")
     if ndim is not None and value.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions {_fmt(shape)}, got shape {value.shape}")
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {value.shape}")
     if shape is not None:
         if value.ndim != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape)):
             raise ValueError(f"{name} must have shape {_fmt(shape)}, got {value.shape}")
@@ -96,4 +96,5 @@ def array(name: str, value, *, ndim=None, shape=None, dtype=None, finite=True, i
 def _fmt(shape) -> str:
     if shape is None:
         return ""
-    return "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+    inner = ", ".join("*" if s is None else str(s) for s in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"

@@ -1,0 +1,1 @@
+"""Independent oracles for the exactness suite (no neurosnap imports in here)."""

@@ -1,0 +1,268 @@
+"""An independent torch implementation of the neurosnap cells, readout and losses.
+
+Written again from the update equations of the cells' module docstrings (``docs/theory/cells.md``);
+nothing here imports neurosnap. Gradients come from torch autograd, with the threshold's
+pseudo-derivative as a :class:`torch.autograd.Function`. It is the oracle that the cells' hand-written
+Jacobians (and every rule built on them) are checked against.
+
+Conventions (as in neurosnap):
+
+- a state is a tuple of ``(B, n)`` tensors, one per state variable, in the cell's order:
+  LeakyRNN ``(h,)``, EGRU ``(c,)``, LIF ``(v, i)`` with ``v`` *before* its reset, ALIF ``(v, i, a)``;
+- parameters are a dict ``cell.w_rec (G, n, n)``, ``cell.w_in (G, n, n_in)``, ``cell.bias (G, n)``
+  (optional), ``readout.weight (n_out, n)``, ``readout.bias (n_out,)``; EGRU's gates are ordered
+  ``(u, r, c)``;
+- the event output of a state is what the readout and the recurrence see;
+- losses are summed over the masked (t, b) entries: cross entropy ``-log softmax(o)[y]``, mse
+  ``0.5 * sum_k (o_k - y_k)^2``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+# -- gates ----------------------------------------------------------------------------------------
+
+
+class _HeavisideSurrogate(torch.autograd.Function):
+    """Forward ``H(x) = 1[x > 0]``; backward the pseudo-derivative ``psi(x)``."""
+
+    @staticmethod
+    def forward(ctx, x, surrogate, gamma, param):
+        ctx.save_for_backward(x)
+        ctx.surrogate, ctx.gamma, ctx.param = surrogate, gamma, param
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (x,) = ctx.saved_tensors
+        if ctx.surrogate == "triangle":            # gamma * max(0, 1 - |x| / width)
+            psi = ctx.gamma * torch.clamp(1.0 - x.abs() / ctx.param, min=0.0)
+        elif ctx.surrogate == "fast_sigmoid":      # gamma / (1 + slope |x|)^2
+            psi = ctx.gamma / (1.0 + ctx.param * x.abs()) ** 2
+        else:
+            raise ValueError(ctx.surrogate)
+        return grad_out * psi, None, None, None
+
+
+@dataclass(frozen=True)
+class Gate:
+    """``kind="heaviside"`` with ``surrogate`` in {"triangle", "fast_sigmoid"} and its ``gamma`` and
+    ``param`` (width, resp. slope); or ``kind="smooth"``: ``sigmoid(beta x)``."""
+
+    kind: str = "heaviside"
+    surrogate: str = "triangle"
+    gamma: float = 0.3
+    param: float = 1.0
+    beta: float = 5.0
+
+    def __call__(self, x):
+        if self.kind == "heaviside":
+            return _HeavisideSurrogate.apply(x, self.surrogate, self.gamma, self.param)
+        if self.kind == "smooth":
+            return torch.sigmoid(self.beta * x)
+        raise ValueError(self.kind)
+
+
+# -- cells ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeakyRNN:
+    """``h_t = (1 - alpha) h_{t-1} + alpha tanh(W h_{t-1} + V x_t + b)``."""
+
+    alpha: float = 1.0
+    n_state = 1
+
+    def initial_state(self, batch, n, dtype):
+        return (torch.zeros(batch, n, dtype=dtype),)
+
+    def output(self, state):
+        return state[0]
+
+    def step(self, p, state, x):
+        (h,) = state
+        pre = _rec(p, 0, h) + _inp(p, 0, x)
+        return ((1 - self.alpha) * h + self.alpha * torch.tanh(pre),)
+
+
+@dataclass(frozen=True)
+class EGRU:
+    """Event-based GRU: ``y = H(c - theta) c``; reset ``c_r = c - o theta`` after an event;
+    gates ``u``, ``r``, candidate ``z = tanh(r * (W_c y) + V_c x + b_c)``; ``c_t = u z + (1-u) c_r``."""
+
+    gate: Gate
+    threshold: float = 0.3
+    detach_reset: bool = False
+    n_state = 1
+
+    def initial_state(self, batch, n, dtype):
+        return (torch.zeros(batch, n, dtype=dtype),)
+
+    def output(self, state):
+        (c,) = state
+        return self.gate(c - self.threshold) * c
+
+    def step(self, p, state, x):
+        (c,) = state
+        o = self.gate(c - self.threshold)
+        y = o * c                                            # only y enters the recurrence
+        o_reset = o.detach() if self.detach_reset else o
+        c_r = c - o_reset * self.threshold
+        u = torch.sigmoid(_rec(p, 0, y) + _inp(p, 0, x))
+        r = torch.sigmoid(_rec(p, 1, y) + _inp(p, 1, x))
+        z = torch.tanh(r * _rec(p, 2, y) + _inp(p, 2, x))
+        return (u * z + (1 - u) * c_r,)
+
+
+@dataclass(frozen=True)
+class LIF:
+    """Current-based LIF, Norse's order: reset of the previous spike, current jump, Euler update."""
+
+    gate: Gate
+    dt: float = 1e-3
+    tau_mem: float = 1e-2
+    tau_syn: float = 5e-3
+    v_th: float = 1.0
+    v_leak: float = 0.0
+    v_reset: float = 0.0
+    reset: str = "zero"
+    detach_reset: bool = True
+    n_state = 2
+
+    def initial_state(self, batch, n, dtype):
+        return (torch.full((batch, n), self.v_leak, dtype=dtype), torch.zeros(batch, n, dtype=dtype))
+
+    def output(self, state):
+        return self.gate(state[0] - self.v_th)
+
+    def _reset_v(self, v, z):
+        zr = z.detach() if self.detach_reset else z
+        if self.reset == "zero":
+            return (1 - zr) * v + zr * self.v_reset
+        if self.reset == "subtract":
+            return v - zr * self.v_th
+        raise ValueError(self.reset)
+
+    def _integrate(self, p, v_r, i, z, x):
+        k_m, k_s = self.dt / self.tau_mem, self.dt / self.tau_syn
+        i_j = i + _rec(p, 0, z) + _inp(p, 0, x)
+        return v_r + k_m * (self.v_leak - v_r + i_j), (1 - k_s) * i_j
+
+    def step(self, p, state, x):
+        v, i = state
+        z = self.gate(v - self.v_th)
+        v_r = self._reset_v(v, z)
+        return self._integrate(p, v_r, i, z, x)
+
+
+@dataclass(frozen=True)
+class ALIF(LIF):
+    """LIF with adaptive threshold ``v_th + beta a``, ``a_t = rho (a_{t-1} + z_{t-1})``."""
+
+    tau_adapt: float = 0.2
+    beta: float = 1.8
+    detach_adaptation: bool = False
+    n_state = 3
+
+    def initial_state(self, batch, n, dtype):
+        return super().initial_state(batch, n, dtype) + (torch.zeros(batch, n, dtype=dtype),)
+
+    def output(self, state):
+        v, _, a = state
+        return self.gate(v - self.v_th - self.beta * a)
+
+    def step(self, p, state, x):
+        v, i, a = state
+        z = self.gate(v - self.v_th - self.beta * a)
+        v_r = self._reset_v(v, z)
+        rho = 1 - self.dt / self.tau_adapt
+        za = z.detach() if self.detach_adaptation else z
+        a_new = rho * (a + za)
+        v_new, i_new = self._integrate(p, v_r, i, z, x)
+        return v_new, i_new, a_new
+
+
+def _rec(p, g, y):
+    return y @ p["cell.w_rec"][g].T
+
+
+def _inp(p, g, x):
+    out = x @ p["cell.w_in"][g].T
+    if "cell.bias" in p:
+        out = out + p["cell.bias"][g]
+    return out
+
+
+# -- model ----------------------------------------------------------------------------------------
+
+
+def step_stacked(cell, p, s, x):
+    """One step on a stacked state ``(B, S, n)`` (for Jacobians)."""
+    new = cell.step(p, tuple(s[:, a] for a in range(s.shape[1])), x)
+    return torch.stack(new, dim=1)
+
+
+def sequence_loss(cell, p, xs, ys, mask, loss, truncation=None):
+    """Summed masked loss over the sequence; ``p`` a dict of tensors, ``xs (T, B, n_in)``.
+
+    With ``truncation=k`` the state is detached every ``k`` steps (truncated BPTT: each window's
+    losses send credit back to the window's start only).
+    """
+    T, B, _ = xs.shape
+    n = p["cell.w_rec"].shape[-1]
+    state = cell.initial_state(B, n, xs.dtype)
+    total = xs.new_zeros(())
+    for t in range(T):
+        if truncation is not None and t > 0 and t % truncation == 0:
+            state = tuple(s.detach() for s in state)
+        state = cell.step(p, state, xs[t])
+        y = cell.output(state)
+        logits = y @ p["readout.weight"].T + p["readout.bias"]
+        m = mask[t].to(xs.dtype)
+        if loss == "cross_entropy":
+            logp = torch.log_softmax(logits, dim=1)
+            total = total - (m * logp.gather(1, ys[t][:, None])[:, 0]).sum()
+        elif loss == "mse":
+            total = total + 0.5 * (m[:, None] * (logits - ys[t]) ** 2).sum()
+        else:
+            raise ValueError(loss)
+    return total
+
+
+def bptt_grads(cell, params, xs, ys, mask, loss, truncation=None):
+    """Autograd gradient of :func:`sequence_loss`; numpy in, ``(loss float, {name: ndarray})`` out."""
+    p = {k: torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True) for k, v in params.items()}
+    xs_t = torch.tensor(np.asarray(xs, dtype=np.float64))
+    ys_t = torch.tensor(np.asarray(ys)) if loss == "cross_entropy" else torch.tensor(
+        np.asarray(ys, dtype=np.float64))
+    mask_t = torch.tensor(np.asarray(mask, dtype=bool))
+    total = sequence_loss(cell, p, xs_t, ys_t, mask_t, loss, truncation)
+    grads = torch.autograd.grad(total, list(p.values()))
+    return float(total.detach()), {k: g.numpy() for k, g in zip(p, grads)}
+
+
+def step_jacobians(cell, params, state, x):
+    """Per-example autograd Jacobians of one step: ``(J (B, S*n, S*n), dstate/dparams dict)``.
+
+    ``J[b]`` is ``d s_t[b] / d s_{t-1}[b]`` with rows and columns ordered ``(state var, unit)``;
+    ``dparams[name][b]`` has shape ``(S, n) + shape(name)``.
+    """
+    p = {k: torch.tensor(np.asarray(v, dtype=np.float64)) for k, v in params.items()
+         if k.startswith("cell.")}
+    s = torch.tensor(np.asarray(state, dtype=np.float64))
+    xt = torch.tensor(np.asarray(x, dtype=np.float64))
+    B, S, n = s.shape
+    names = list(p)
+
+    def f(s_, *ps):
+        return step_stacked(cell, dict(zip(names, ps)), s_, xt)
+
+    jac = torch.autograd.functional.jacobian(f, (s, *p.values()))
+    js = jac[0]                                                  # (B, S, n, B, S, n)
+    J = torch.stack([js[b, :, :, b] for b in range(B)]).reshape(B, S * n, S * n)
+    dparams = {name: jac[1 + k].numpy() for k, name in enumerate(names)}   # (B, S, n, *shape)
+    return J.numpy(), dparams
