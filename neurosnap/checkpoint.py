@@ -56,7 +56,7 @@ def load(path) -> tuple[dict[str, np.ndarray], dict]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except ValueError as exc:                     # object arrays need pickle: refused
         raise CheckpointError(f"checkpoint {path} holds object arrays (refused, no unpickling): "

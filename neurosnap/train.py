@@ -169,11 +169,16 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
             if path is not None:
                 boundary = (_snapshot(loop, rng, task, history), time.perf_counter() - start)
             batch = task.sample(rng, batch_size)
-            batch, logits, losses, complete = loop.run_batch(batch, steps, update_every)
+            # overflow is not warned about here: _check_finite turns it into a FloatingPointError
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                batch, logits, losses, complete = loop.run_batch(batch, steps, update_every)
             if not batch.mask.any() and loop.t >= steps:
                 break                     # the budget ended before any counted step of this batch
             row = {"step": loop.t, "updates": loop.updates, "wall": time.perf_counter() - start}
-            row.update({k: float(v) for k, v in task.observe(batch, logits, losses).items()})
+            with np.errstate(over="ignore", invalid="ignore"):
+                metrics = {k: float(v) for k, v in task.observe(batch, logits, losses).items()}
+            _check_finite(loop.t, loss=metrics.get("loss", 0.0))
+            row.update(metrics)
             history.rows.append(row)
             if bar is not None:
                 bar.update(loop.t - bar.n)
@@ -261,6 +266,8 @@ def _save_snapshot(path, snap, signature, wall):
     _flatten("opt", snap["opt"], arrays, scalars)
     arrays.update({"pending/core": snap["core"], "pending/readout.weight": snap["g_wout"],
                    "pending/readout.bias": snap["g_bout"]})
+    for name, value in arrays.items():         # never replace a good checkpoint by a bad one
+        _check_finite(snap["t"], **{name: value})
     meta = {"signature": signature, "t": snap["t"], "updates": snap["updates"],
             "since_update": snap["since_update"], "rng": snap["rng"], "task": snap["task"],
             "rows": snap["rows"][:snap["n_rows"]], "scalars": scalars, "wall": wall}
