@@ -108,7 +108,7 @@ def _construct(section, registry, table):
     name = table.pop("name", None)
     if name is None:
         raise ConfigError(f"[{section}] needs a 'name', one of {sorted(registry)}")
-    if name not in registry:
+    if not isinstance(name, str) or name not in registry:
         raise ConfigError(f"[{section}] name={name!r} is unknown; expected one of {sorted(registry)}")
     cls = registry[name]
     allowed = _keywords(cls)
@@ -140,7 +140,7 @@ def _build_model(table, task):
     if bad:
         raise ConfigError(f"unknown key(s) {sorted(bad)} in [model]; allowed: {sorted(MODEL_KEYS)}")
     name = table.get("cell")
-    if name not in CELLS:
+    if not isinstance(name, str) or name not in CELLS:
         raise ConfigError(f"[model] cell={name!r} is unknown; expected one of {sorted(CELLS)}")
     if "n_hidden" not in table:
         raise ConfigError("[model] needs n_hidden")
@@ -155,7 +155,7 @@ def _build_model(table, task):
     if "gate" in options:
         options["gate"] = _gate(options["gate"])
     dtype = table.get("dtype", "float64")
-    if dtype not in ("float32", "float64"):
+    if not isinstance(dtype, str) or dtype not in ("float32", "float64"):
         raise ConfigError(f"[model] dtype must be 'float32' or 'float64', got {dtype!r}")
     try:
         cell = CELLS[name](task.n_in, table["n_hidden"], table.get("density", 1.0), **options)
@@ -169,12 +169,14 @@ def _gate(spec):
         raise ConfigError("[model.cell_options] gate must be a table with kind='heaviside' or 'smooth'")
     spec = dict(spec)
     kind = spec.pop("kind")
+    if not isinstance(kind, str):
+        raise ConfigError(f"[model.cell_options] gate kind must be 'heaviside' or 'smooth', got {kind!r}")
     try:
         if kind == "smooth":
             return gates.Smooth(**spec)
         if kind == "heaviside":
             name = spec.pop("surrogate", "triangle")
-            if name not in gates.SURROGATES:
+            if not isinstance(name, str) or name not in gates.SURROGATES:
                 raise ConfigError(f"[model.cell_options] gate surrogate={name!r} is unknown; expected "
                                   f"one of {sorted(gates.SURROGATES)}")
             return gates.Heaviside(gates.SURROGATES[name](**spec))
