@@ -34,6 +34,25 @@ class History:
     metric: str = "loss"
     #: True when a SIGINT/SIGTERM stopped the run early (after saving a checkpoint)
     interrupted: bool = False
+    #: batch rows not yet aggregated into ``rows`` (``log_every``)
+    pending: list = field(default_factory=list)
+
+    @property
+    def last_logged(self) -> int:
+        """Time step of the last recorded row (0 before any)."""
+        return self.rows[-1]["step"] if self.rows else 0
+
+    def flush_pending(self) -> None:
+        """Aggregate pending batch rows into one row: last counters and level, mean metrics."""
+        if not self.pending:
+            return
+        row = dict(self.pending[-1])
+        for key in row:
+            if key not in ("step", "updates", "wall", "level"):
+                row[key] = float(np.mean([r[key] for r in self.pending if key in r]))
+        row["batches"] = len(self.pending)
+        self.rows.append(row)
+        self.pending = []
 
     def column(self, name: str) -> np.ndarray:
         """One metric over the run, shape ``(len(rows),)``."""
@@ -92,7 +111,7 @@ def _smooth(values, width=25):
 def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update_every: int = 1,
           seed: int = 0, batch_size: int = 1, params: dict | None = None, progress: bool = False,
           callback=None, checkpoint_dir=None, checkpoint_every: int = 10_000,
-          resume: bool = False) -> History:
+          resume: bool = False, log_every: int | None = None) -> History:
     """Train ``model`` online on ``task`` with ``rule`` and ``opt``.
 
     Sequences are processed step by step. Online rules (RTRL, SnAp, e-prop, ...) change the weights
@@ -119,6 +138,9 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
         checkpoint_every: checkpoint period in time steps.
         resume: continue from ``checkpoint_dir/checkpoint.npz`` if it exists; the result is
             bit-identical to an uninterrupted run.
+        log_every: ``None`` records one history row per batch; an integer aggregates the batches
+            of every ``log_every`` time steps into one row (means of the metrics; last ``level``),
+            which keeps the memory of very long runs bounded.
 
     Returns:
         :class:`History`.
@@ -140,6 +162,8 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
     seed = validate.positive_int("seed", seed, minimum=0)
     batch_size = validate.positive_int("batch_size", batch_size)
     checkpoint_every = validate.positive_int("checkpoint_every", checkpoint_every)
+    if log_every is not None:
+        log_every = validate.positive_int("log_every", log_every)
     if task.loss != model.loss:
         raise ValueError(f"task needs loss={task.loss!r} but the model has loss={model.loss!r}")
     if (task.n_in, task.n_out) != (model.cell.n_in, model.n_out):
@@ -179,7 +203,9 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
                 metrics = {k: float(v) for k, v in task.observe(batch, logits, losses).items()}
             _check_finite(loop.t, loss=metrics.get("loss", 0.0))
             row.update(metrics)
-            history.rows.append(row)
+            history.pending.append(row)
+            if log_every is None or row["step"] - history.last_logged >= log_every:
+                history.flush_pending()
             if bar is not None:
                 bar.update(loop.t - bar.n)
                 bar.set_postfix({k: f"{row[k]:.3g}" for k in ("loss", task.metric) if k in row})
@@ -192,6 +218,7 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
         stop.restore()
         if bar is not None:
             bar.close()
+    history.flush_pending()
     if path is not None and loop.t != last_saved:
         if complete:
             _save(path, loop, rng, task, history, signature, time.perf_counter() - start)
@@ -253,7 +280,7 @@ def _snapshot(loop, rng, task, history):
             "g_wout": loop.g_wout.copy(), "g_bout": loop.g_bout.copy(), "t": loop.t,
             "updates": loop.updates, "since_update": loop.since_update,
             "rng": rng.bit_generator.state, "task": json.loads(json.dumps(task.state_dict())),
-            "n_rows": len(history.rows), "rows": history.rows}
+            "n_rows": len(history.rows), "rows": history.rows, "pending": list(history.pending)}
 
 
 def _save(path, loop, rng, task, history, signature, wall):
@@ -270,7 +297,8 @@ def _save_snapshot(path, snap, signature, wall):
         _check_finite(snap["t"], **{name: value})
     meta = {"signature": signature, "t": snap["t"], "updates": snap["updates"],
             "since_update": snap["since_update"], "rng": snap["rng"], "task": snap["task"],
-            "rows": snap["rows"][:snap["n_rows"]], "scalars": scalars, "wall": wall}
+            "rows": snap["rows"][:snap["n_rows"]], "pending": snap["pending"], "scalars": scalars,
+            "wall": wall}
     ckpt.save(path, arrays, meta)
 
 
@@ -291,6 +319,7 @@ def _restore(path, loop, rng, task, history, signature):
     rng.bit_generator.state = meta["rng"]
     task.load_state_dict(meta["task"])
     history.rows = meta["rows"]
+    history.pending = meta["pending"]
     return float(meta["wall"])
 
 

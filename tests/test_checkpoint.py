@@ -155,3 +155,9 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
     last_step = int(out.split()[-2])
     _, meta = ckpt.load(tmp_path / "ck" / "checkpoint.npz")
     assert meta["t"] == last_step                                    # saved at the stop
+
+
+def test_resume_with_log_every_is_bit_identical(tmp_path):
+    full = _run(steps=2000, log_every=300)
+    _run(steps=1100, checkpoint_dir=tmp_path, checkpoint_every=200, log_every=300)
+    _same(full, _run(steps=2000, checkpoint_dir=tmp_path, resume=True, log_every=300))

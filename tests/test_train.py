@@ -108,3 +108,16 @@ def test_history_outputs(tmp_path):
     h.plot(tmp_path / "c.png")
     assert (tmp_path / "m.csv").read_text().splitlines()[0].startswith("step,")
     assert (tmp_path / "c.png").stat().st_size > 10_000
+
+
+def test_log_every_aggregates_rows():
+    per_batch = ns.train(_model(), ns.rules.RTRL(), ns.optim.Adam(1e-2), ns.tasks.Copy(),
+                         steps=1000, seed=2)
+    logged = ns.train(_model(), ns.rules.RTRL(), ns.optim.Adam(1e-2), ns.tasks.Copy(),
+                      steps=1000, seed=2, log_every=250)
+    assert len(logged.rows) == 4 or len(logged.rows) == 5
+    assert sum(r["batches"] for r in logged.rows) == len(per_batch.rows)
+    first = [r["loss"] for r in per_batch.rows[:logged.rows[0]["batches"]]]
+    assert logged.rows[0]["loss"] == pytest.approx(np.mean(first))
+    for k in per_batch.params:
+        assert np.array_equal(per_batch.params[k], logged.params[k])
