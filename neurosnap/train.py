@@ -146,6 +146,7 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
         :class:`History`.
 
     Raises:
+        ValueError: also when ``steps`` ends before the first step that counts in the loss.
         FloatingPointError: a loss, state or gradient became NaN/inf; the message names the time
             step, and the last good checkpoint is left untouched.
     """
@@ -219,6 +220,9 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
         if bar is not None:
             bar.close()
     history.flush_pending()
+    if not history.rows:
+        raise ValueError(f"steps={steps} ended before any step that counts in the loss; sequences "
+                         f"of this task are longer, so increase steps")
     if path is not None and loop.t != last_saved:
         if complete:
             _save(path, loop, rng, task, history, signature, time.perf_counter() - start)

@@ -121,3 +121,9 @@ def test_log_every_aggregates_rows():
     assert logged.rows[0]["loss"] == pytest.approx(np.mean(first))
     for k in per_batch.params:
         assert np.array_equal(per_batch.params[k], logged.params[k])
+
+
+def test_budget_shorter_than_first_counted_step_is_an_error():
+    task = ns.tasks.Copy(start_length=5, sample_lengths=False)     # loss counts from step 7 on
+    with pytest.raises(ValueError, match="steps=4"):
+        ns.train(_model(), ns.rules.RTRL(), ns.optim.SGD(1e-2), task, steps=4)

@@ -1,8 +1,32 @@
-"""Tasks: batches ``(xs (T, B, n_in), ys, mask (T, B))`` and metrics, definitions in each module."""
+"""Tasks: batches ``(xs (T, B, n_in), ys, mask (T, B))`` and metrics, definitions in each module.
+
+=================  ======================  ==============  ==========================================
+name               class                   loss            headline metric
+=================  ======================  ==============  ==========================================
+``copy``           :class:`Copy`           cross-entropy   ``level`` (curriculum length reached)
+``adding``         :class:`Adding`         mse             ``mse`` (baseline 1/6)
+``delayed_match``  :class:`DelayedMatch`   cross-entropy   ``accuracy`` (per trial, report window)
+``store_recall``   :class:`StoreRecall`    cross-entropy   ``accuracy`` (per recall; ``recall_error``)
+``evidence``       :class:`Evidence`       cross-entropy   ``accuracy`` (per trial, recall window)
+``pattern``        :class:`Pattern`        mse             ``nmse`` (normalised mse)
+``digits``         :class:`Digits`         cross-entropy   ``accuracy`` (``val_``/``test_accuracy``)
+``spiral``         :class:`Spiral`         cross-entropy   ``accuracy`` (``val_``/``test_accuracy``)
+=================  ======================  ==============  ==========================================
+
+Every task except ``copy`` and ``spiral`` has a fast configuration for tests: ``Task.small()``.
+"""
+from .adding import Adding
 from .base import Batch, Task
 from .copy import Copy
+from .delayed_match import DelayedMatch
+from .digits import Digits
+from .evidence import Evidence
+from .pattern import Pattern
 from .spiral import Spiral
+from .store_recall import StoreRecall
 
-TASKS = {"copy": Copy, "spiral": Spiral}
+TASKS = {"copy": Copy, "adding": Adding, "delayed_match": DelayedMatch, "store_recall": StoreRecall,
+         "evidence": Evidence, "pattern": Pattern, "digits": Digits, "spiral": Spiral}
 
-__all__ = ["Batch", "Task", "Copy", "Spiral", "TASKS"]
+__all__ = ["Batch", "Task", "Copy", "Adding", "DelayedMatch", "StoreRecall", "Evidence", "Pattern",
+           "Digits", "Spiral", "TASKS"]
