@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 CORE := $(VENV)/.installed-core
 FULL := $(VENV)/.installed-full
 # torch is pinned to the CPU wheel; norse is installed without its dependencies because its
-# torchvision requirement cannot be imported beside CPU torch (see docs/install.md).
+# torchvision requirement cannot be imported beside CPU torch (see docs/getting-started.md).
 PINS := "numpy>=2,<2.4" "pyparsing<3.3" torch==2.13.0
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(CORE): $(BIN)/python pyproject.toml
 	touch $@
 
 $(FULL): $(CORE)
-	$(BIN)/pip install -q -e ".[dev,torch,brian2,norse]" $(PINS)
+	$(BIN)/pip install -q -e ".[dev,torch,brian2,norse,docs]" $(PINS)
 	$(BIN)/pip install -q --no-deps norse==1.1.0
 	touch $@
 
@@ -28,6 +28,10 @@ demo: $(CORE)
 
 test: $(FULL)
 	$(BIN)/python -m pytest -q
+
+# the documentation site in site/, strict (warnings fail); executes the notebooks at full size
+docs: $(FULL)
+	$(BIN)/mkdocs build --strict
 
 bench: $(FULL)
 	NUMBA_NUM_THREADS=1 $(BIN)/python benchmarks/sparse_rtrl.py

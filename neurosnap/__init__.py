@@ -10,11 +10,13 @@
 True
 """
 from . import cells, gates, optim, rules, tasks
+from . import io, plot, simulation
 from .grad import sequence_grad
 from .model import Model, Trajectory
+from .simulation import simulate
 from .train import History, train
 
 __version__ = "0.1.0"
 
 __all__ = ["cells", "gates", "optim", "rules", "tasks", "Model", "Trajectory", "History",
-           "sequence_grad", "train", "__version__"]
+           "sequence_grad", "train", "__version__", "simulate", "simulation", "plot", "io"]

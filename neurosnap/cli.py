@@ -28,7 +28,14 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--resume", action="store_true",
                    help="continue from <out>/checkpoint.npz (bit-identical to an uninterrupted run)")
+    _add_compare_sweep(sub)
+    from .simulation import _cli_add_parser, _cli_main       # `neurosnap simulate`
+    _cli_add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "simulate":
+        return _cli_main(args)
+    if args.command in ("compare", "sweep"):
+        return _compare_sweep(args)
     try:
         return _train(args)
     except (config_mod.ConfigError, CheckpointError) as exc:
@@ -98,6 +105,70 @@ def _paragraph(s, out) -> str:
                       if k in s)
             + f" Metrics: {out}/metrics.csv and metrics.json; learning curve: "
             f"{out}/learning_curve.png; parameters: {out}/params.npz.")
+
+
+def _add_compare_sweep(sub):
+    p = sub.add_parser("compare", help="compare learning rules on one model and task")
+    p.add_argument("config", help="path to a TOML file, e.g. models/copy-curriculum.toml")
+    p.add_argument("--rules", nargs="+", required=True, metavar="SPEC",
+                   help="rule specs Name[:key=value,...], e.g. RTRL SnAp:n=2 BPTT:truncation=10")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (default 0)")
+    p.add_argument("--steps", type=int, help="time steps per run (default: train.steps)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (repeatable)")
+    p.add_argument("--workers", type=int, default=1, help="parallel local processes (default 1)")
+    p.add_argument("--out", help="output directory (default runs/compare-<config name>)")
+    p.add_argument("--progress", action="store_true", help="progress bar per run (--workers 1)")
+    p = sub.add_parser("sweep", help="run a grid of config overrides in parallel (local or Dask)")
+    p.add_argument("config", help="path to a TOML file")
+    p.add_argument("--grid", nargs="+", action="extend", required=True, metavar="KEY=V1,V2",
+                   help="grid axes, e.g. rule.name=RTRL,BPTT train.seed=0,1,2 model.density=1.0,0.1")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value for every point (repeatable)")
+    p.add_argument("--steps", type=int, help="shortcut for --set train.steps=N")
+    p.add_argument("--workers", type=int, help="local processes (default: number of CPUs)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler address, e.g. tcp://host:8786 (needs neurosnap[cluster])")
+    p.add_argument("--out", help="output directory (default runs/sweep-<config name>)")
+
+
+def _compare_sweep(args) -> int:
+    try:
+        if args.command == "compare":
+            return _compare(args)
+        return _sweep(args)
+    except (ValueError, ImportError, OSError) as exc:   # ConfigError, RuleSpecError, GridError, ...
+        print(f"neurosnap: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _compare(args) -> int:
+    from .compare import compare, fmt_mean_sd, summarize
+    out = Path(args.out or Path("runs") / f"compare-{Path(args.config).stem}")
+    results = compare(args.config, args.rules, seeds=args.seeds, steps=args.steps,
+                      overrides=args.overrides, out=out, progress=args.progress, workers=args.workers)
+    for e in summarize(results):
+        print(f"{e['rule']:<24} {results.metric} {fmt_mean_sd(e['final']):>16}   "
+              f"{fmt_mean_sd((e['steps_per_s'][0], None))} steps/s   "
+              f"{fmt_mean_sd((e['macs_per_step'][0], None))} multiply-adds/step"
+              + (f"   {e['failed']} FAILED" if e["failed"] else ""))
+    failed = [r for r in results if r["status"] != "ok"]
+    for r in failed:
+        print(f"neurosnap: {r['rule']} seed {r['seed']} failed: {r['error']}", file=sys.stderr)
+    print(f"Tables: {out}/results.md, results.csv; plots: {out}/learning_curves.png, loss_curves.png")
+    return 1 if failed else 0
+
+
+def _sweep(args) -> int:
+    from .sweep import main_print, sweep
+    out = Path(args.out or Path("runs") / f"sweep-{Path(args.config).stem}")
+    overrides = list(args.overrides) + ([f"train.steps={args.steps}"] if args.steps else [])
+    rows = sweep(args.config, args.grid, workers=args.workers, scheduler=args.scheduler, out=out,
+                 overrides=overrides)
+    main_print(rows)
+    failed = sum(r["status"] != "ok" for r in rows)
+    print(f"{len(rows)} grid points, {failed} failed. Tables: {out}/sweep.md, sweep.csv, sweep.json")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

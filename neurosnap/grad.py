@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 from .rules.base import Rule
+from .sparse.stats import StatsMeter, step_stats
 
 
-def sequence_grad(model, params, xs, ys, rule, mask=None):
+def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
     """Loss summed over the sequence and its gradient, computed by ``rule``.
 
     Args:
@@ -16,16 +17,25 @@ def sequence_grad(model, params, xs, ys, rule, mask=None):
         ys: targets, shape ``(T, B)`` ints for ``"cross_entropy"``, ``(T, B, n_out)`` for ``"mse"``.
         rule: a learning rule, e.g. ``ns.rules.RTRL()`` or ``ns.rules.BPTT()``.
         mask: optional ``(T, B)`` booleans: which steps count in the loss.
+        stats: also return per-step means of the cost counters of
+            :func:`neurosnap.sparse.stats.step_stats`: ``event_fraction`` (units with an event),
+            ``support_fraction`` (units active or inside the surrogate's support),
+            ``influence_nnz`` / ``influence_size`` (non-zeros / numbers stored in the rule's
+            influence or trace, per sequence) and ``macs`` (multiply-adds of the rule's update,
+            per sequence).
 
     Returns:
         ``(loss, grads)``: the summed loss (float) and a dict with the keys and shapes of
-        ``params`` (zero where a weight does not exist).
+        ``params`` (zero where a weight does not exist); ``(loss, grads, stats)`` with
+        ``stats=True``.
     """
     from .model import Model
     if not isinstance(model, Model):
         raise TypeError(f"model must be ns.Model, got {type(model).__name__}")
     if not isinstance(rule, Rule):
         raise TypeError(f"rule must be a neurosnap rule (ns.rules.*), got {type(rule).__name__}")
+    if not isinstance(stats, bool):
+        raise TypeError(f"stats must be a bool, got {stats!r}")
     params = model.check_params(params)
     xs, ys, mask = model.check_inputs(xs, ys, mask)
     if ys is None:
@@ -39,6 +49,7 @@ def sequence_grad(model, params, xs, ys, rule, mask=None):
     g_wout = np.zeros_like(params["readout.weight"])
     g_bout = np.zeros_like(params["readout.bias"])
     total = 0.0
+    meter = StatsMeter() if stats else None
     for t in range(T):
         state, y, record = cell.step_record(cp, state, xs[t])
         loss, _, dlogits, dy = model.step_loss(params, y, ys[t], mask[t])
@@ -49,10 +60,14 @@ def sequence_grad(model, params, xs, ys, rule, mask=None):
                                   dlogits=dlogits)
         if g is not None:
             core += g
+        if meter is not None:
+            meter.add(step_stats(record, rule, rule_state))
     rule_state, g = rule.flush(rule_state, params=params)
     if g is not None:
         core += g
     grads = {f"cell.{k}": v for k, v in layout.to_dict(core, model.dtype).items()}
     grads["readout.weight"] = g_wout
     grads["readout.bias"] = g_bout
+    if meter is not None:
+        return total, grads, meter.means()
     return total, grads

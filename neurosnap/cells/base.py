@@ -16,6 +16,7 @@ import numpy as np
 from ..core import validate
 from ..core.layout import ParamLayout
 from ..core.record import ParamJacobian, StateJacobian, StepRecord
+from ..sparse.events import EventDrive
 
 
 class Cell(abc.ABC):
@@ -52,7 +53,10 @@ class Cell(abc.ABC):
         self.w_in_scale = validate.real("w_in_scale", w_in_scale, low=0.0)
         self.w_rec_scale = validate.real("w_rec_scale", w_rec_scale, low=0.0)
         self.mask = self._make_mask()
+        #: ``(post, pre)`` index arrays of the existing recurrent weights
+        self.mask_indices = np.nonzero(self.mask)
         self.layout = ParamLayout(self.mask, len(self.gate_names), self.n_in, self.has_bias)
+        self._event_drive = EventDrive(self.mask)     # outgoing connections, for _drives
 
     # -- connectivity and parameters -------------------------------------------------------------
     @property
@@ -72,21 +76,24 @@ class Cell(abc.ABC):
         rng = np.random.default_rng(self.seed)
         mask = np.zeros((n, n), dtype=bool)
         for i in range(n):
-            pool = np.arange(n) if self.autapses else np.delete(np.arange(n), i)
-            mask[i, rng.choice(pool, size=k, replace=False)] = True
+            cols = rng.choice(candidates, size=k, replace=False, shuffle=False)
+            if not self.autapses:
+                cols[cols >= i] += 1                      # skip column i
+            mask[i, cols] = True
         return mask
 
     def init_params(self, rng: np.random.Generator, dtype) -> dict[str, np.ndarray]:
         """Fresh parameters: Gaussian weights (masked) and zero biases, see ``w_*_scale``."""
         G, n, k = self.n_gates, self.n_hidden, self.n_in
         fan_in = max(1, int(self.mask.sum(axis=1).max()))
-        params = {
-            "w_rec": (rng.standard_normal((G, n, n)) * self.w_rec_scale / np.sqrt(fan_in)) * self.mask,
-            "w_in": rng.standard_normal((G, n, k)) * self.w_in_scale / np.sqrt(k),
-        }
+        post, pre = self.mask_indices
+        w_rec = np.zeros((G, n, n), dtype=dtype)          # only existing weights are drawn
+        w_rec[:, post, pre] = rng.standard_normal((G, len(post))) * self.w_rec_scale / np.sqrt(fan_in)
+        params = {"w_rec": w_rec,
+                  "w_in": rng.standard_normal((G, n, k)) * self.w_in_scale / np.sqrt(k)}
         if self.has_bias:
             params["bias"] = np.zeros((G, n))
-        return {name: value.astype(dtype) for name, value in params.items()}
+        return {name: value.astype(dtype, copy=False) for name, value in params.items()}
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shapes of the cell's parameter arrays, by name."""
@@ -137,7 +144,9 @@ class Cell(abc.ABC):
         return y, events
 
     def _drives(self, params, y_prev, x):
-        rec = np.matmul(params["w_rec"], y_prev.T).transpose(2, 0, 1)        # (B, G, n)
+        # W_rec @ y_prev gathered from the units with non-zero output when that is cheaper than
+        # the dense product (neurosnap.sparse.events.EventDrive); equal to round-off
+        rec = self._event_drive(params["w_rec"], y_prev)                     # (B, G, n)
         inp = np.matmul(params["w_in"], x.T).transpose(2, 0, 1)
         if self.has_bias:
             inp = inp + params["bias"]

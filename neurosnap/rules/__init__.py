@@ -1,12 +1,16 @@
-"""Credit-assignment rules, one file each, theory in ``docs/theory/``: :class:`BPTT`, :class:`RTRL`,
-:class:`UORO`, :class:`RFLO`, :class:`EProp`."""
+"""Credit-assignment rules: :class:`BPTT`, :class:`RTRL` (one file each, theory in ``docs/theory/``)."""
 from .base import Rule
 from .bptt import BPTT
 from .eprop import EProp
 from .rflo import RFLO
 from .rtrl import RTRL
+from .snap import SnAp
+from .stdp import RSTDP, STDP
 from .uoro import UORO
 
-RULES = {"BPTT": BPTT, "RTRL": RTRL, "UORO": UORO, "RFLO": RFLO, "EProp": EProp}
+RULES = {"BPTT": BPTT, "RTRL": RTRL, "SnAp": SnAp, "UORO": UORO, "RFLO": RFLO, "EProp": EProp}
 
 __all__ = ["Rule", "BPTT", "RTRL", "UORO", "RFLO", "EProp", "RULES"]
+
+RULES.update(STDP=STDP, RSTDP=RSTDP)          # baselines (rules/stdp.py), not gradient estimators
+__all__ += ["STDP", "RSTDP"]

@@ -9,12 +9,17 @@ A rule is a frozen dataclass of hyperparameters (picklable, hashable) with three
   became available at this step as a flat ``(P,)`` vector (see :class:`~neurosnap.core.layout.ParamLayout`),
   or ``None`` (BPTT between truncation boundaries);
 - ``flush(state, params=...) -> (state, grad)``: end of a sequence; returns what is still pending.
+- ``cost(state, record) -> dict`` (optional to override): ``influence_nnz`` (non-zeros stored in the
+  influence / trace after the step), ``influence_size`` (numbers stored) and ``macs`` (multiply-adds
+  of the step), per sequence; read by :func:`neurosnap.sparse.stats.step_stats`.
 
 Keyword arguments after ``*`` leave room for extras without breaking the signature.
 """
 from __future__ import annotations
 
 import abc
+
+from ..sparse.stats import backward_step_macs
 
 
 class Rule(abc.ABC):
@@ -34,3 +39,14 @@ class Rule(abc.ABC):
     def flush(self, state, *, params, **extras):
         """End of sequence: return ``(state, pending gradient or None)``."""
         return state, None
+
+    def cost(self, state, record) -> dict:
+        """Cost of the step that consumed ``record``, per sequence (see module docstring).
+
+        Default: a rule that stores no influence and uses the record once backwards (BPTT): no
+        influence entries, and the multiply-adds of one backward step
+        (:func:`neurosnap.sparse.stats.backward_step_macs`). Rules with traces override this.
+        """
+        layout = getattr(state, "layout", None)
+        P = layout.size if layout is not None else 0
+        return {"influence_nnz": 0.0, "influence_size": 0.0, "macs": backward_step_macs(record, P)}

@@ -1,0 +1,381 @@
+"""Brian2 adapter: run a neurosnap LIF/ALIF model as an explicit ``brian2.Network``, step for step.
+
+Brian2 (2.9) is imported lazily inside the functions. Every object gets an explicit name (so the
+Cython cache is hit across builds) and every run passes ``namespace={}``. See ``docs/adapters.md``.
+
+**How neurosnap's step maps onto Brian2's schedule.** Brian2 runs, within one time step, the slots
+``groups`` (state update) -> ``thresholds`` -> ``synapses`` (``on_pre`` of this step's spikes) ->
+``resets``. neurosnap's step t (``neurosnap/cells/lif.py``) is: reset by ``z_{t-1}``; current jump
+``i + W_rec z_{t-1} + W_in x_t (+ b)``; forward-Euler voltage update; current decay; threshold. So the
+current jump belongs to the *end* of the previous Brian2 step. The network therefore runs ``T + 1``
+Brian2 steps, Brian2 step ``s`` holding neurosnap step ``s - 1``:
+
+- step 0 starts from neurosnap's initial state (``v = v_leak``, ``i = 0``, ``a = 0``), on which the
+  update code is the identity; its threshold gives ``z_{-1}``;
+- in every step ``s`` the ``synapses`` slot adds ``W_rec z_{s-1}`` (recurrent ``on_pre``, no delay)
+  and ``W_in x_s`` (input synapses: a ``SpikeGeneratorGroup`` firing at step ``s`` when ``xs`` are
+  0/1 spikes, otherwise a group reading ``xs`` from a ``TimedArray`` and emitting a custom event every
+  step), the bias is added by a ``run_regularly`` in the same slot, and the ``resets`` slot applies
+  the reset (and ALIF's ``a += 1``);
+- the ``groups`` slot of step ``s + 1`` runs neurosnap's explicit update code
+  ``v = v + k_m (v_leak - v + i); i = (1 - k_s) i; a = rho a``, and the membrane is recorded in the
+  ``thresholds`` slot, i.e. before the reset, which is what neurosnap's state ``v`` holds.
+
+Events and membranes agree with ``model.run`` up to the summation order of the synaptic inputs
+(round-off, ~1e-16 relative). The readout is stored as weight-only ``Synapses`` (no pathway, no cost)
+so that :func:`from_network` returns a complete params dict.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..cells.alif import ALIF
+from ..cells.lif import LIF
+from ..core import validate
+from ..gates import Heaviside
+
+#: Names of the Brian2 objects built by :func:`to_network` (``net[NAMES["neurons"]]`` etc.).
+NAMES = {
+    "clock": "neurosnap_clock",
+    "neurons": "neurosnap_neurons",
+    "update": "neurosnap_update",
+    "bias": "neurosnap_bias",
+    "input": "neurosnap_input",
+    "input_synapses": "neurosnap_input_synapses",
+    "recurrent_synapses": "neurosnap_recurrent_synapses",
+    "readout": "neurosnap_readout",
+    "readout_synapses": "neurosnap_readout_synapses",
+    "spikes": "neurosnap_spikes",
+    "membrane": "neurosnap_membrane",
+    "xs": "neurosnap_xs",
+}
+TARGETS = ("numpy", "cython")
+DEFAULT_CACHE_DIR = Path(".cache") / "brian2"
+
+_STDP_VARS = """
+dw : 1
+dapre/dt = -apre / tau_pre : 1 (event-driven)
+dapost/dt = -apost / tau_post : 1 (event-driven)
+tpre : second
+"""
+# Pair-based STDP with neurosnap's (and Norse's) pairing: both traces include this step's spikes, so
+# a pre arrival and a post spike in the same step count for potentiation *and* depression. The pre
+# pathway runs before the post pathway (Brian2 orders them -1, +1): it sees the post trace without the
+# current post spike, and the post pathway adds that missing term (tpre == t).
+_STDP_ON_PRE = "apre += 1\ndw += -a_minus * apost\ntpre = t"
+_STDP_ON_POST = "apost += 1\ndw += a_plus * apre - a_minus * int(tpre == t)"
+
+
+def check_expressible(model) -> None:
+    """Raise ``ValueError`` unless ``model``'s cell can be run in Brian2 by this adapter.
+
+    Expressible: :class:`~neurosnap.cells.LIF` and :class:`~neurosnap.cells.ALIF` with a Heaviside gate
+    (any surrogate, reset, density, autapses, bias). Not: ``ns.gates.Smooth`` (graded, non-spike
+    outputs), EGRU and LeakyRNN (no spiking dynamics).
+    """
+    cell = model.cell
+    if not isinstance(cell, (LIF, ALIF)):
+        raise ValueError(f"the Brian2 adapter runs LIF and ALIF cells only, got {type(cell).__name__}")
+    if not isinstance(cell.gate, Heaviside):
+        raise ValueError(f"the Brian2 adapter needs a Heaviside gate (spikes); {cell.gate!r} emits "
+                         "graded outputs that Brian2 synapses cannot transmit")
+
+
+def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None, stdp=None):
+    """Build a ``brian2.Network`` reproducing ``model.run(params, xs)`` step for step.
+
+    Args:
+        model: a :class:`~neurosnap.model.Model` with an expressible cell (:func:`check_expressible`).
+        params: its parameter dict (float64 for exact comparisons).
+        xs: inputs, shape ``(T, B, n_in)``; 0/1 spikes are fed by a ``SpikeGeneratorGroup``, any other
+            values by a ``TimedArray``.
+        batch_index: which sequence to build (int), or ``None`` for all ``B`` of them as disjoint
+            copies (neuron ``b * n + i`` is unit ``i`` of sequence ``b``).
+        target: Brian2 code generation, ``"numpy"`` (no compilation) or ``"cython"``.
+        cache_dir: Cython cache directory (``target="cython"`` only; a global Brian2 preference);
+            default ``.cache/brian2`` under the working directory.
+        stdp: optional :class:`~neurosnap.rules.STDP`: the recurrent and input synapses also
+            accumulate its weight changes (Song/Abbott traces) in a variable ``dw`` with the weights
+            held fixed, as ``ns.sequence_grad`` does; read them with :func:`stdp_updates`.
+
+    Returns:
+        The network; run it for ``T + 1`` steps (step 0 is the initial state), e.g.
+        ``net.run((T + 1) * model.cell.dt * brian2.second, namespace={})``, or use :func:`simulate`.
+    """
+    b2 = _brian2()
+    check_expressible(model)
+    params = model.check_params(params)
+    xs, _, _ = model.check_inputs(xs)
+    validate.choice("target", target, TARGETS)
+    if batch_index is not None:
+        validate.positive_int("batch_index", batch_index, minimum=0)
+        if batch_index >= xs.shape[1]:
+            raise ValueError(f"batch_index must be < B={xs.shape[1]}, got {batch_index}")
+        xs = xs[:, batch_index:batch_index + 1]
+    codeobj = _codeobj_class(target, cache_dir)
+    cell = model.cell
+    T, B, k = xs.shape
+    n = cell.n_hidden
+    dt = cell.dt * b2.second
+    clock = b2.Clock(dt, name=NAMES["clock"])
+    common = dict(clock=clock, codeobj_class=codeobj)
+    # the model's precision for the neurons and the weights (STDP traces and times stay float64)
+    typed, weights = dict(common, dtype=model.dtype), dict(common, dtype={"w": model.dtype})
+
+    neurons = _neurons(b2, cell, B, typed)
+    if cell.has_bias:                                   # part of the jump, like W_in x_t
+        neurons.bias = np.tile(params["cell.bias"][0], B)
+        neurons.run_regularly("i_syn = i_syn + bias", when="synapses", name=NAMES["bias"],
+                              codeobj_class=codeobj)
+    objects = [neurons]                                 # its run_regularly objects come along
+
+    plastic = _stdp_namespace(stdp, cell, xs, dt) if stdp is not None else None
+    source, on_pre, on_event, namespace = _input_source(b2, xs, dt, common)
+    objects.append(source)
+    s_in = _synapses(b2, source, neurons, on_pre, on_event, namespace,
+                     plastic if plastic is not None and stdp.input_weights else None,
+                     NAMES["input_synapses"], weights)
+    pre, post = np.meshgrid(np.arange(k), np.arange(n), indexing="ij")
+    _connect(s_in, pre.ravel(), post.ravel(), params["cell.w_in"][0], k, n, B)
+
+    w_rec = params["cell.w_rec"][0]                     # zero off the mask (model.check_params)
+    s_rec = _synapses(b2, neurons, neurons, "i_syn_post += w", "spike", {}, plastic,
+                      NAMES["recurrent_synapses"], weights)
+    pre, post = np.nonzero(cell.mask.T)
+    _connect(s_rec, pre, post, w_rec, n, n, B)
+    for syn in (s_in, s_rec):
+        if "tpre" in syn.variables:
+            syn.tpre = -1 * b2.second                   # no pre arrival yet
+
+    readout = b2.NeuronGroup(model.n_out, "bias : 1 (constant)", name=NAMES["readout"], **common)
+    readout.bias = params["readout.bias"]
+    s_out = b2.Synapses(neurons, readout, "w : 1", name=NAMES["readout_synapses"], **common)
+    post, pre = np.meshgrid(np.arange(model.n_out), np.arange(n), indexing="ij")
+    _connect(s_out, pre.ravel(), post.ravel(), params["readout.weight"], n, model.n_out, 1)
+
+    spikes = b2.SpikeMonitor(neurons, name=NAMES["spikes"], **_no_clock(common))
+    membrane = b2.StateMonitor(neurons, "v", record=True, when="thresholds",
+                               name=NAMES["membrane"], **common)
+    objects += [s_in, s_rec, readout, s_out, spikes, membrane]
+    return b2.Network(*objects, name="neurosnap_network")
+
+
+def simulate(model, params, xs, target="numpy", cache_dir=None):
+    """Run ``model`` on ``xs`` in Brian2 (all ``B`` sequences in one network).
+
+    Args:
+        model, params, target, cache_dir: as in :func:`to_network`.
+        xs: inputs, shape ``(T, B, n_in)``.
+
+    Returns:
+        ``(events, v)``: ``events`` shape ``(T, B, n)`` bool, comparable to ``model.run(...).events``;
+        ``v`` shape ``(T, B, n)``, the membrane before the reset, comparable to
+        ``model.run(...).states[:, :, 0]``.
+    """
+    xs, _, _ = model.check_inputs(xs)
+    T, B, _ = xs.shape
+    net = to_network(model, params, xs, batch_index=None, target=target, cache_dir=cache_dir)
+    run(net, model, T)
+    return read_run(net, model, T, B)
+
+
+def run(net, model, T: int) -> None:
+    """Run a network from :func:`to_network` over its ``T`` input steps (``T + 1`` Brian2 steps)."""
+    b2 = _brian2()
+    net.run((T + 1) * model.cell.dt * b2.second, namespace={})
+
+
+def read_run(net, model, T: int, B: int):
+    """``(events (T, B, n) bool, v (T, B, n))`` from a network built for ``B`` sequences and run;
+    ``v`` is ``None`` if the membrane monitor was removed (``net.remove(net[NAMES["membrane"]])``)."""
+    n = model.cell.n_hidden
+    spikes = net[NAMES["spikes"]]
+    step = np.rint(np.asarray(spikes.t_[:]) / model.cell.dt).astype(np.int64)
+    idx = np.asarray(spikes.i[:], dtype=np.int64)
+    keep = step >= 1                                    # step 0 holds z_{-1}, the initial state's
+    events = np.zeros((T, B * n), dtype=bool)
+    events[step[keep] - 1, idx[keep]] = True
+    try:
+        membrane = net[NAMES["membrane"]]
+    except KeyError:
+        return events.reshape(T, B, n), None
+    v = np.asarray(membrane.v[:]).T[1:T + 1]            # (T, B*n), recorded before the reset
+    return events.reshape(T, B, n), v.reshape(T, B, n)
+
+
+def from_network(net, model) -> dict[str, np.ndarray]:
+    """Read a params dict back from a network built by :func:`to_network` (its first copy).
+
+    Weights come from the ``Synapses`` (``w`` by their stored indices), biases from the groups.
+    """
+    cell, n = model.cell, model.cell.n_hidden
+    dtype = model.dtype
+    params = {}
+    w_in = np.zeros((cell.n_in, n), dtype)
+    _read(net[NAMES["input_synapses"]], w_in, cell.n_in, n)
+    params["cell.w_in"] = w_in.T[None].copy()
+    w_rec = np.zeros((n, n), dtype)
+    _read(net[NAMES["recurrent_synapses"]], w_rec, n, n)
+    params["cell.w_rec"] = w_rec.T[None].copy()
+    if cell.has_bias:
+        params["cell.bias"] = np.asarray(net[NAMES["neurons"]].bias[:n], dtype)[None].copy()
+    w_out = np.zeros((n, model.n_out), dtype)
+    _read(net[NAMES["readout_synapses"]], w_out, n, model.n_out)
+    params["readout.weight"] = w_out.T.copy()
+    params["readout.bias"] = np.asarray(net[NAMES["readout"]].bias[:], dtype)
+    return model.check_params(params)
+
+
+def stdp_updates(net, model) -> dict[str, np.ndarray]:
+    """Weight changes accumulated by a network built with ``stdp=``, summed over its copies.
+
+    Returns:
+        ``{"cell.w_rec": (1, n, n), "cell.w_in": (1, n, n_in)}``: ``+Δw``, i.e. minus the "gradient"
+        that ``ns.sequence_grad(model, params, xs, ys, stdp)`` returns for the same keys.
+    """
+    cell, n = model.cell, model.cell.n_hidden
+    out = {}
+    for key, name, n_pre in (("cell.w_rec", "recurrent_synapses", n), ("cell.w_in", "input_synapses",
+                                                                        cell.n_in)):
+        syn = net[NAMES[name]]
+        dw = np.zeros((n, n_pre), model.dtype)
+        if "dw" in syn.variables:                       # input synapses are static without
+            pre = np.asarray(syn.i[:]) % n_pre          # stdp.input_weights
+            post = np.asarray(syn.j[:]) % n
+            np.add.at(dw, (post, pre), np.asarray(syn.dw[:]))
+        out[key] = dw[None]
+    return out
+
+
+# -- building blocks ---------------------------------------------------------------------------------
+def _brian2():
+    try:
+        import brian2
+    except ImportError as exc:                          # pragma: no cover - depends on the install
+        raise ImportError("the Brian2 adapter needs brian2 (pip install 'neurosnap[brian2]')") from exc
+    return brian2
+
+
+def _codeobj_class(target, cache_dir):
+    if target == "numpy":
+        from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
+        return NumpyCodeObject
+    from brian2 import prefs
+    from brian2.codegen.runtime.cython_rt import CythonCodeObject
+    path = Path(cache_dir) if cache_dir is not None else Path.cwd() / DEFAULT_CACHE_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    prefs.codegen.runtime.cython.cache_dir = str(path)
+    return CythonCodeObject
+
+
+def _no_clock(common):
+    return {"codeobj_class": common["codeobj_class"]}
+
+
+def _neurons(b2, cell, B, common):
+    """The neuron group with neurosnap's explicit update, threshold and reset code."""
+    alif = isinstance(cell, ALIF)
+    eqs = """
+    v : 1
+    i_syn : 1
+    bias : 1 (constant)
+    k_m : 1 (shared, constant)
+    k_s : 1 (shared, constant)
+    v_th : 1 (shared, constant)
+    v_leak : 1 (shared, constant)
+    v_reset : 1 (shared, constant)
+    """
+    update = "v = v + k_m * (v_leak - v + i_syn)\ni_syn = (1 - k_s) * i_syn"
+    threshold = "v - v_th > 0"
+    reset = "v = v_reset" if cell.reset == "zero" else "v = v - v_th"
+    if alif:
+        eqs += "a : 1\nrho : 1 (shared, constant)\nbeta : 1 (shared, constant)\n"
+        update += "\na = rho * a"
+        threshold = "v - v_th - beta * a > 0"
+        reset += "\na = a + 1"
+    group = b2.NeuronGroup(B * cell.n_hidden, eqs, threshold=threshold, reset=reset,
+                           name=NAMES["neurons"], **common)
+    group.k_m = cell.dt / cell.tau_mem
+    group.k_s = cell.dt / cell.tau_syn
+    group.v_th, group.v_leak, group.v_reset = cell.v_th, cell.v_leak, cell.v_reset
+    group.v = cell.v_leak
+    if alif:
+        group.rho = 1 - cell.dt / cell.tau_adapt
+        group.beta = cell.beta
+    group.run_regularly(update, when="groups", name=NAMES["update"],
+                        codeobj_class=common["codeobj_class"])
+    return group
+
+
+def _input_source(b2, xs, dt, common):
+    """The presynaptic input group: ``(group, on_pre code, event name, namespace of the synapses)``."""
+    T, B, k = xs.shape
+    if np.all((xs == 0) | (xs == 1)):
+        steps, batch, chan = np.nonzero(xs)
+        gen = b2.SpikeGeneratorGroup(B * k, batch * k + chan, steps * dt, name=NAMES["input"],
+                                     **common)
+        return gen, "i_syn_post += w", "spike", {}
+    values = np.zeros((T + 1, B * k))                  # last row: nothing arrives after step T-1
+    values[:T] = xs.reshape(T, B * k)
+    table = b2.TimedArray(values, dt=dt, name=NAMES["xs"])
+    group = b2.NeuronGroup(B * k, f"x = {NAMES['xs']}(t, i) : 1", events={"tick": "True"},
+                           namespace={NAMES["xs"]: table}, name=NAMES["input"], **common)
+    return group, "i_syn_post += w * x_pre", "tick", {NAMES["xs"]: table}
+
+
+def _synapses(b2, source, target, on_pre, on_event, namespace, plastic, name, common):
+    """Transmitting synapses ``w``; with ``plastic`` (:func:`_stdp_namespace`) also STDP pathways."""
+    # Scalar delays: Brian2's spike queue is far faster than with per-synapse delay variables.
+    if plastic is None:
+        return b2.Synapses(source, target, "w : 1", on_pre=on_pre, on_event=on_event,
+                           delay=0 * b2.second, namespace=namespace, name=name, **common)
+    return b2.Synapses(source, target, "w : 1" + _STDP_VARS,
+                       on_pre={"pre": on_pre, "stdp_pre": _STDP_ON_PRE}, on_post=_STDP_ON_POST,
+                       on_event={"pre": on_event, "stdp_pre": "spike", "post": "spike"},
+                       delay={"pre": 0 * b2.second, "stdp_pre": common["clock"].dt,
+                              "post": 0 * b2.second},
+                       namespace={**namespace, **plastic}, name=name, **common)
+
+
+def _connect(syn, pre, post, weights_post_pre, n_pre, n_post, B):
+    """Connect ``pre -> post`` in each of ``B`` copies and set ``w`` from ``weights[post, pre]``.
+
+    Synapses are stored in the order given: pass them sorted by presynaptic unit, so that a spike's
+    synapses are contiguous in memory (several times faster propagation at large ``n``).
+    """
+    offs = np.arange(B)[:, None]
+    syn.connect(i=(offs * n_pre + pre).ravel(), j=(offs * n_post + post).ravel())
+    syn.w[:] = weights_post_pre[np.asarray(syn.j[:]) % n_post, np.asarray(syn.i[:]) % n_pre]
+
+
+def _read(syn, out_pre_post, n_pre, n_post):
+    i, j = np.asarray(syn.i[:]), np.asarray(syn.j[:])
+    first = (i < n_pre) & (j < n_post)                  # copy 0
+    out_pre_post[i[first], j[first]] = np.asarray(syn.w[:])[first]
+
+
+def _stdp_namespace(stdp, cell, xs, dt):
+    """The constants of the STDP pathways for :class:`~neurosnap.rules.STDP` (checked here).
+
+    neurosnap pairs the post spike of step t with the presynaptic value *arriving* at step t
+    (``y_prev = z_{t-1}``, ``x_t``), which Brian2 emits one step earlier: the plasticity pathway
+    ``stdp_pre`` is delayed by one step (:func:`_synapses`), transmission is not.
+    """
+    from ..rules.stdp import STDP
+    if type(stdp) is not STDP:
+        raise TypeError(f"stdp must be an ns.rules.STDP, got {type(stdp).__name__}")
+    if stdp.w_min is not None or stdp.w_max is not None:
+        raise ValueError("the Brian2 STDP formulation accumulates unbounded weight changes with the "
+                         "weights held fixed; use an STDP without w_min/w_max")
+    if stdp.input_weights and not np.all((xs == 0) | (xs == 1)):
+        raise ValueError("Brian2 STDP on input weights needs 0/1 spike inputs (xs), got graded "
+                         "values (or use STDP(input_weights=False))")
+    decay_pre, decay_post = stdp.decays(cell.dt)
+    if min(decay_pre, decay_post) <= 0:
+        raise ValueError("Brian2 STDP needs tau_pre, tau_post > dt with decay='euler'")
+    # A per-step decay d is an exponential with time constant -dt / log(d) (exact for "exp", and the
+    # Euler factor 1 - dt/tau otherwise).
+    return {"tau_pre": -dt / np.log(decay_pre), "tau_post": -dt / np.log(decay_post),
+            "a_plus": stdp.a_plus, "a_minus": stdp.a_minus}

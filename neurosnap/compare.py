@@ -1,0 +1,502 @@
+"""Rules side by side: one model, one task, identical data streams per seed (``neurosnap compare``).
+
+>>> import neurosnap as ns                                                   # doctest: +SKIP
+>>> rows = ns.compare.compare("models/copy-curriculum.toml", ["RTRL", "SnAp:n=1", "BPTT:truncation=10"],
+...                           seeds=[0, 1, 2], steps=20_000, out="runs/compare")
+
+Every run (rule x seed) builds its model, rule, optimizer and task afresh from the configuration, so
+no curriculum state leaks from one run to the next, and trains with ``ns.train(..., seed=seed)``:
+the same seed gives every rule the same initial parameters and the same task random stream (the
+batches are identical until the curriculum levels of two runs diverge, since the level decides the
+length of the next sequence).
+
+Columns of a result row (one per rule and seed):
+
+- ``rule`` (the spec as given, e.g. ``SnAp:n=2``), ``seed``, ``status`` (``ok``/``failed``), ``error``;
+- ``metric`` (the task's headline metric name), ``final`` (:meth:`History.final` of it: the maximum
+  for ``level``, else the mean over the last 20 batches), ``level`` (curriculum level reached, for
+  tasks with a curriculum), ``final_loss``;
+- ``steps``, ``updates``, ``wall_s``, ``steps_per_s`` (time steps per second of the training run);
+- ``macs_per_step``, ``influence_nnz``, ``event_fraction``: per-step means of
+  :func:`neurosnap.sparse.stats.step_stats` over a *probe*: one batch drawn (fixed seed) from the
+  task in the state the run ended in (its curriculum level), processed with the final parameters by
+  the same cell-step / rule-step loop as :func:`neurosnap.sequence_grad`;
+- ``peak_mem_mib``: the :mod:`tracemalloc` peak of that probe (rule state, step records, gradients:
+  the Python/NumPy allocations; memory allocated inside numba kernels is not traced), in MiB. It is
+  the working memory of the learning rule on one batch, not the process RSS.
+
+Cumulative multiply-adds (the x-axis of the second plot) are ``steps * macs_per_step`` unless the
+training history itself carries a per-step ``macs`` column.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import re
+import time
+import tomllib
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+from . import config as config_mod
+
+SUMMARY_KEYS = ("rule", "seed", "status", "metric", "final", "level", "final_loss", "steps", "updates",
+                "wall_s", "steps_per_s", "macs_per_step", "influence_nnz", "event_fraction",
+                "peak_mem_mib", "error")
+_BARE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+class RuleSpecError(ValueError):
+    """A rule spec string that cannot be used; the message quotes the spec."""
+
+
+class Results(list):
+    """The list of result rows returned by :func:`compare`, with the learning curves.
+
+    Attributes:
+        curves: ``{(rule, seed): {"step": [...], <metric>: [...], "loss": [...], "macs": [...]}}``.
+        metric: the task's headline metric name.
+        config: the config dict the runs were built from (before each rule spec).
+    """
+
+    def __init__(self, rows=(), curves=None, metric="loss", config=None):
+        super().__init__(rows)
+        self.curves = dict(curves or {})
+        self.metric = metric
+        self.config = config
+
+
+# -------------------------------------------------------------------------------------------------
+# rule specs
+# -------------------------------------------------------------------------------------------------
+def split_top(text: str, sep: str = ",") -> list[str]:
+    """Split ``text`` at ``sep`` outside brackets, braces and quotes (TOML values may hold commas)."""
+    parts, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if quote or depth:
+        raise ValueError(f"unbalanced quotes or brackets in {text!r}")
+    parts.append(text[start:])
+    return parts
+
+
+def parse_value(raw: str):
+    """A TOML value (``10``, ``0.5``, ``true``, ``"x"``, ``[1, 2]``); a bare word is a string."""
+    raw = raw.strip()
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        if _BARE.match(raw):
+            return raw
+        raise ValueError(f"{raw!r} is not a TOML value (quote strings that contain spaces or symbols)") \
+            from None
+
+
+def parse_rule_spec(spec: str) -> tuple[str, dict]:
+    """Parse ``"Name"`` or ``"Name:key=value,key=value"`` into ``(name, kwargs)``.
+
+    Values are TOML (``SnAp:n=2``, ``BPTT:truncation=10``, ``RFLO:feedback="symmetric"``; a bare word
+    such as ``feedback=symmetric`` is taken as a string). The name must be in
+    :data:`neurosnap.rules.RULES` and the keys must be keywords of that rule; the rule is constructed
+    once to check the values.
+
+    Raises:
+        RuleSpecError: the message quotes the bad spec and says what is wrong.
+    """
+    from .rules import RULES
+    if not isinstance(spec, str):
+        raise RuleSpecError(f"rule spec must be a string like 'SnAp:n=2', got {spec!r}")
+    name, _, rest = spec.strip().partition(":")
+    name = name.strip()
+    if not name:
+        raise RuleSpecError(f"rule spec {spec!r}: missing rule name (expected e.g. 'SnAp:n=2')")
+    if name not in RULES:
+        raise RuleSpecError(f"rule spec {spec!r}: unknown rule {name!r}; expected one of {sorted(RULES)}")
+    kwargs = {}
+    if rest.strip():
+        try:
+            items = split_top(rest)
+        except ValueError as exc:
+            raise RuleSpecError(f"rule spec {spec!r}: {exc}") from None
+        for item in items:
+            key, eq, raw = item.partition("=")
+            key = key.strip()
+            if not eq or not key or not raw.strip():
+                raise RuleSpecError(f"rule spec {spec!r}: {item.strip()!r} must look like key=value")
+            if key in kwargs:
+                raise RuleSpecError(f"rule spec {spec!r}: {key!r} given twice")
+            try:
+                kwargs[key] = parse_value(raw)
+            except ValueError as exc:
+                raise RuleSpecError(f"rule spec {spec!r}: {key}: {exc}") from None
+    elif ":" in spec:
+        raise RuleSpecError(f"rule spec {spec!r}: nothing after ':' (expected key=value pairs)")
+    allowed = config_mod._keywords(RULES[name])
+    bad = sorted(set(kwargs) - allowed)
+    if bad:
+        raise RuleSpecError(f"rule spec {spec!r}: unknown key(s) {bad} for {name}; "
+                            f"allowed: {sorted(allowed)}")
+    try:
+        RULES[name](**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise RuleSpecError(f"rule spec {spec!r}: {exc}") from None
+    return name, kwargs
+
+
+# -------------------------------------------------------------------------------------------------
+# one run
+# -------------------------------------------------------------------------------------------------
+def load_config(config) -> dict:
+    """A config dict from a path (TOML) or a dict (copied)."""
+    if isinstance(config, dict):
+        return copy.deepcopy(config)
+    return config_mod.load(config)
+
+
+def run_config(cfg: dict, progress: bool = False):
+    """Build everything from ``cfg`` afresh, train, and return ``(summary, history, built)``.
+
+    ``summary`` has the training columns of a result row (see module docstring) except the probe's;
+    ``built`` is ``(model, rule, opt, task, train_kwargs)`` after training (the task in its final
+    curriculum state).
+    """
+    model, rule, opt, task, train_kwargs = config_mod.build(cfg)
+    start = time.perf_counter()
+    try:
+        history = _train(model, rule, opt, task, progress, train_kwargs)
+    except (TypeError, ValueError) as exc:
+        raise config_mod.ConfigError(str(exc)) from None
+    wall = time.perf_counter() - start
+    last = history.rows[-1] if history.rows else {}
+    steps = int(last.get("step", 0))
+    summary = {
+        "metric": history.metric,
+        "final": history.final() if history.rows else math.nan,
+        "level": history.final("level") if any("level" in r for r in history.rows) else None,
+        "final_loss": history.final("loss") if history.rows else math.nan,
+        "steps": steps, "updates": int(last.get("updates", 0)), "wall_s": wall,
+        "steps_per_s": steps / wall if wall > 0 else math.nan,
+    }
+    return summary, history, (model, rule, opt, task, train_kwargs)
+
+
+def _train(model, rule, opt, task, progress, train_kwargs):
+    from .train import train
+    kwargs = {k: v for k, v in train_kwargs.items() if k != "checkpoint_every"}
+    return train(model, rule, opt, task, progress=progress, **kwargs)
+
+
+def probe(model, rule, params, batch) -> dict:
+    """Per-step cost of ``rule`` on one batch: mean :func:`~neurosnap.sparse.stats.step_stats` and
+    the :mod:`tracemalloc` peak (MiB) of the loop of :func:`neurosnap.sequence_grad`."""
+    from .sparse.stats import StatsMeter, step_stats
+    xs, ys, mask = model.check_inputs(batch.xs, batch.ys, batch.mask)
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    meter = StatsMeter()
+    try:
+        T, B, _ = xs.shape
+        cell = model.cell
+        cp = model.cell_params(params)
+        state = cell.initial_state(B, model.dtype)
+        rule_state = rule.init(model, params, B)
+        core = np.zeros(cell.layout.size, dtype=model.dtype)
+        for t in range(T):
+            state, y, record = cell.step_record(cp, state, xs[t])
+            _, _, dlogits, dy = model.step_loss(params, y, ys[t], mask[t])
+            rule_state, g = rule.step(rule_state, record, dy[:, None, :] * record.dout, params=params,
+                                      dlogits=dlogits)
+            meter.add(step_stats(record, rule, rule_state))
+            if g is not None:
+                core += g
+        rule.flush(rule_state, params=params)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    means = meter.means()
+    return {"macs_per_step": means["macs"], "influence_nnz": means["influence_nnz"],
+            "event_fraction": means["event_fraction"], "peak_mem_mib": peak / 2**20}
+
+
+def run_one(cfg: dict, spec: str, seed: int, progress: bool = False) -> dict:
+    """One compare run (picklable work item): returns ``{"row": ..., "curve": ...}``.
+
+    A failure is returned as a row with ``status="failed"`` and the error message, not raised.
+    """
+    row = {"rule": spec, "seed": seed}
+    try:
+        name, kwargs = parse_rule_spec(spec)
+        cfg = copy.deepcopy(cfg)
+        cfg["rule"] = {"name": name, **kwargs}
+        cfg.setdefault("train", {})["seed"] = seed
+        _warm_up(cfg)
+        summary, history, (model, rule, _, task, train_kwargs) = run_config(cfg, progress)
+        row.update(summary)
+        batch = task.sample(np.random.default_rng([seed, 7919]), train_kwargs.get("batch_size", 1))
+        row.update(probe(model, rule, history.params, batch))
+        row["status"], row["error"] = "ok", ""
+        curve = _curve(history, row["macs_per_step"])
+    except Exception as exc:  # noqa: BLE001 - reported in the table, and by a non-zero exit code
+        row["status"], row["error"] = "failed", f"{type(exc).__name__}: {exc}"
+        curve = None
+    return {"row": {k: row.get(k) for k in SUMMARY_KEYS}, "curve": curve}
+
+
+def _warm_up(cfg):
+    """Run the rule once on a short batch so that JIT compilation is not counted in steps/s."""
+    model, rule, _, task, _ = config_mod.build(cfg)
+    batch = task.sample(np.random.default_rng(0), 1)
+    probe(model, rule, model.init(0), batch)
+
+
+def _curve(history, macs_per_step):
+    steps = history.column("step")
+    curve = {"step": steps.tolist(), history.metric: history.column(history.metric).tolist(),
+             "loss": history.column("loss").tolist()}
+    if any("macs" in r for r in history.rows):
+        curve["macs"] = np.cumsum(np.nan_to_num(history.column("macs"))).tolist()
+    else:
+        curve["macs"] = (steps * macs_per_step).tolist()
+    return curve
+
+
+# -------------------------------------------------------------------------------------------------
+# the grid
+# -------------------------------------------------------------------------------------------------
+def compare(config, rules, seeds=(0,), steps=None, overrides=(), out=None, progress=False,
+            workers=1) -> Results:
+    """Train every rule in ``rules`` for every seed in ``seeds`` on the model and task of ``config``.
+
+    Args:
+        config: path of a TOML configuration or a config dict (``[model]``, ``[task]``, ``[optimizer]``,
+            ``[train]``; its ``[rule]`` table is replaced by each rule spec).
+        rules: rule specs, e.g. ``["RTRL", "SnAp:n=1", "BPTT:truncation=10"]`` (see
+            :func:`parse_rule_spec`); all are checked before anything runs.
+        seeds: training seeds (``train.seed``): parameters and data stream.
+        steps: time steps per run (default: the config's ``train.steps``).
+        overrides: ``"section.key=value"`` strings applied to the config first.
+        out: if given, write ``results.csv``, ``results.md``, ``results.json``, ``curves.json``,
+            ``learning_curves.png`` and ``loss_curves.png`` there.
+        progress: progress bar per run (sequential runs only).
+        workers: runs in parallel in this many local processes (``1``: in this process). Steps per
+            second then share the machine's cores.
+
+    Returns:
+        :class:`Results`: one row per (rule, seed), in the order rules x seeds (see module docstring).
+
+    Raises:
+        RuleSpecError: a bad rule spec. ConfigError: a bad configuration or override.
+    """
+    cfg = config_mod.apply_overrides(load_config(config), list(overrides))
+    if steps is not None:
+        cfg = config_mod.apply_overrides(cfg, [f"train.steps={int(steps)}"])
+    rules = [rules] if isinstance(rules, str) else list(rules)
+    if not rules:
+        raise RuleSpecError("no rule specs given")
+    if len(set(rules)) != len(rules):
+        raise RuleSpecError(f"rule specs given twice: {sorted({r for r in rules if rules.count(r) > 1})}")
+    parsed = [parse_rule_spec(spec) for spec in rules]
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and not empty, got {seeds}")
+    check = copy.deepcopy(cfg)
+    check["rule"] = {"name": parsed[0][0], **parsed[0][1]}
+    metric = config_mod.build(check)[3].metric                  # fail early on a bad config
+    items = [(cfg, spec, int(seed)) for spec in rules for seed in seeds]
+    if workers is None or workers <= 1:
+        outputs = [run_one(c, s, seed, progress) for c, s, seed in items]
+    else:
+        from .sweep import local_map
+        outputs = local_map(run_one, items, workers)
+    results = Results([o["row"] for o in outputs], metric=metric, config=cfg,
+                      curves={(o["row"]["rule"], o["row"]["seed"]): o["curve"]
+                              for o in outputs if o["curve"] is not None})
+    if out is not None:
+        write_outputs(results, out)
+    return results
+
+
+# -------------------------------------------------------------------------------------------------
+# tables and plots
+# -------------------------------------------------------------------------------------------------
+def summarize(results) -> list[dict]:
+    """Per rule (in order): number of ok seeds, mean and sd of ``final``/``level``, mean costs."""
+    rules = list(dict.fromkeys(r["rule"] for r in results))
+    out = []
+    for rule in rules:
+        ok = [r for r in results if r["rule"] == rule and r["status"] == "ok"]
+        entry = {"rule": rule, "n": len(ok),
+                 "failed": sum(1 for r in results if r["rule"] == rule and r["status"] != "ok")}
+        for key in ("final", "level", "final_loss", "steps_per_s", "macs_per_step", "peak_mem_mib"):
+            values = [r[key] for r in ok if r.get(key) is not None]
+            entry[key] = (float(np.mean(values)) if values else None,
+                          float(np.std(values, ddof=1)) if len(values) > 1 else None)
+        out.append(entry)
+    return out
+
+
+def fmt_mean_sd(pair, digits=3) -> str:
+    """``"m ± s"`` (``"m"`` for a single value, ``"—"`` for none)."""
+    mean, sd = pair
+    if mean is None:
+        return "—"
+    if sd is None:
+        return f"{mean:.{digits}g}"
+    return f"{mean:.{digits}g} ± {sd:.2g}"
+
+
+def _fmt(value, digits=4):
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def markdown(results, title: str = "") -> str:
+    """The Markdown report: a summary per rule (mean ± sd over seeds) and every run."""
+    metric = getattr(results, "metric", results[0].get("metric") if results else "metric") or "metric"
+    has_level = any(r.get("level") is not None for r in results) and metric != "level"
+    lines = [f"# {title}", ""] if title else []
+    head = ["rule", "seeds", f"final {metric}"] + (["level"] if has_level else []) + \
+        ["steps/s", "multiply-adds/step", "peak mem (MiB)"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for e in summarize(results):
+        cells = [f"`{e['rule']}`", f"{e['n']}" + (f" ({e['failed']} failed)" if e["failed"] else ""),
+                 fmt_mean_sd(e["final"])] + ([fmt_mean_sd(e["level"])] if has_level else []) + \
+            [fmt_mean_sd((e["steps_per_s"][0], None)), _fmt(e["macs_per_step"][0], 3),
+             _fmt(e["peak_mem_mib"][0], 3)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Per run:", ""]
+    cols = ["rule", "seed", "status", "final", "level", "final_loss", "steps", "steps_per_s",
+            "macs_per_step", "peak_mem_mib", "error"]
+    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in results:
+        lines.append("| " + " | ".join(_fmt(r.get(c)).replace("|", "\\|") for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(rows, path, keys=None) -> None:
+    """Rows as CSV (columns: ``keys`` or every key seen, in first-seen order)."""
+    keys = keys or list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_outputs(results, out) -> None:
+    """Write ``results.{csv,md,json}``, ``curves.json`` and the two PNG plots into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(results, out / "results.csv", list(SUMMARY_KEYS))
+    (out / "results.md").write_text(markdown(results, "neurosnap compare"))
+    with open(out / "results.json", "w") as f:
+        json.dump({"config": results.config, "metric": results.metric, "rows": list(results)}, f, indent=1,
+                  default=_json_default)
+    with open(out / "curves.json", "w") as f:
+        json.dump([{"rule": k[0], "seed": k[1], **v} for k, v in results.curves.items()], f,
+                  default=_json_default)
+    if results.curves:
+        plot(results, out / "learning_curves.png", key=results.metric)
+        plot(results, out / "loss_curves.png", key="loss")
+
+
+def load_results(out) -> Results:
+    """Read back what :func:`write_outputs` wrote into ``out`` (``results.json``, ``curves.json``)."""
+    out = Path(out)
+    with open(out / "results.json") as f:
+        data = json.load(f)
+    with open(out / "curves.json") as f:
+        curves = {(c.pop("rule"), c.pop("seed")): c for c in json.load(f)}
+    return Results(data["rows"], curves=curves, metric=data["metric"], config=data.get("config"))
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def mean_curve(curves, key, grid, xkey="step"):
+    """Mean over runs of ``key`` on a common ``grid`` of ``xkey`` (levels held step-wise, other
+    metrics smoothed over 25 batches, then linearly interpolated)."""
+    from .train import _smooth
+    ys = []
+    for c in curves:
+        x = np.asarray(c[xkey], dtype=float)
+        y = np.asarray(c[key], dtype=float)
+        if len(x) == 0:
+            continue
+        if key == "level":
+            idx = np.clip(np.searchsorted(x, grid, side="right") - 1, 0, len(x) - 1)
+            ys.append(np.where(grid >= x[0], y[idx], y[0]))
+        else:
+            y = np.asarray(_smooth(y), dtype=float)
+            ok = np.isfinite(y)
+            if ok.sum() < 2:
+                continue
+            ys.append(np.interp(grid, x[ok], y[ok], left=np.nan, right=np.nan))
+    if not ys:
+        return np.full_like(grid, np.nan)
+    with np.errstate(all="ignore"):
+        stacked = np.vstack(ys)
+        counts = np.isfinite(stacked).sum(axis=0)
+        total = np.nansum(stacked, axis=0)
+    return np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
+
+
+def plot(results, path, key=None, title="") -> None:
+    """Learning curves of ``key`` (default: the headline metric), one line per rule (mean over
+    seeds), against time steps (left) and cumulative multiply-adds (right, log scale)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    key = key or results.metric
+    rules = list(dict.fromkeys(r for r, _ in results.curves))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for i, rule in enumerate(rules):
+        curves = [c for (r, _), c in results.curves.items() if r == rule]
+        color = f"C{i % 10}"
+        style = "-" if i < 10 else "--"
+        for ax, xkey in zip(axes, ("step", "macs")):
+            xmax = max(max(c[xkey]) for c in curves if c[xkey])
+            xmin = min(min(c[xkey]) for c in curves if c[xkey])
+            grid = (np.linspace(xmin, xmax, 300) if xkey == "step" or xmin <= 0
+                    else np.geomspace(xmin, xmax, 300))
+            ax.plot(grid, mean_curve(curves, key, grid, xkey), style, color=color, lw=1.5,
+                    label=f"{rule} (n={len(curves)})")
+    axes[0].set(xlabel="time steps", ylabel=key)
+    axes[1].set(xlabel="cumulative multiply-adds (learning rule)", ylabel=key, xscale="log")
+    axes[0].xaxis.set_major_formatter(matplotlib.ticker.EngFormatter())
+    if key == "loss":
+        for ax in axes:
+            ax.set_yscale("log")
+    axes[1].legend(fontsize=8, loc="best")
+    fig.suptitle(title or f"{key}: mean over seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

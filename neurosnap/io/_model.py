@@ -1,0 +1,111 @@
+"""A model's configuration as plain JSON data, and back (used by recordings and NIR metadata).
+
+The description has the shape of a ``[model]`` table of a TOML configuration (``neurosnap.config``)
+plus what a task would otherwise supply::
+
+    {"cell": "LIF", "n_in": 100, "n_hidden": 1000, "density": 0.1, "dtype": "float64",
+     "n_out": 1, "loss": "mse",
+     "cell_options": {"dt": 0.001, "tau_mem": 0.02, ..., "seed": 0, "autapses": false,
+                      "gate": {"kind": "heaviside", "surrogate": "triangle", "gamma": 0.3,
+                               "width": 1.0}}}
+
+``build_model(model_config(m))`` rebuilds a model with the same hyperparameters and the same
+connectivity mask (the mask is a function of ``density`` and ``seed``).
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+
+import numpy as np
+
+from .. import gates
+from ..cells import CELLS
+from ..model import Model
+
+_SKIP = {"self", "n_in", "n_hidden", "density"}
+_ATTRIBUTE = {"bias": "has_bias"}          # constructor keyword -> attribute holding its value
+
+
+def _cell_keywords(cls):
+    names = []
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            for p in inspect.signature(klass.__init__).parameters.values():
+                if p.name not in _SKIP and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) \
+                        and p.name not in names:
+                    names.append(p.name)
+    return names
+
+
+def gate_config(gate) -> dict:
+    """A gate as a ``{"kind": ...}`` table (the format of ``[model.cell_options] gate``)."""
+    if isinstance(gate, gates.Smooth):
+        return {"kind": "smooth", "beta": float(gate.beta)}
+    if isinstance(gate, gates.Heaviside):
+        s = gate.surrogate
+        for name, cls in gates.SURROGATES.items():
+            if type(s) is cls:
+                return {"kind": "heaviside", "surrogate": name,
+                        **{k: float(v) for k, v in vars(s).items()}}
+    raise ValueError(f"gate {gate!r} cannot be described (unknown gate or surrogate class)")
+
+
+def _gate_from_config(spec) -> gates.Gate:
+    spec = dict(spec)
+    kind = spec.pop("kind")
+    if kind == "smooth":
+        return gates.Smooth(**spec)
+    if kind == "heaviside":
+        return gates.Heaviside(gates.SURROGATES[spec.pop("surrogate")](**spec))
+    raise ValueError(f"unknown gate kind {kind!r}")
+
+
+def _plain(value):
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    return value
+
+
+def model_config(model) -> dict:
+    """JSON-serialisable description of ``model`` (module docstring)."""
+    cell = model.cell
+    options = {}
+    for name in _cell_keywords(type(cell)):
+        value = getattr(cell, _ATTRIBUTE.get(name, name))
+        options[name] = gate_config(value) if name == "gate" else _plain(value)
+    return {"cell": type(cell).__name__, "n_in": cell.n_in, "n_hidden": cell.n_hidden,
+            "density": float(cell.density), "dtype": np.dtype(model.dtype).name,
+            "n_out": model.n_out, "loss": model.loss, "cell_options": options}
+
+
+def build_model(config: dict) -> Model:
+    """The model :func:`model_config` described."""
+    options = dict(config["cell_options"])
+    if "gate" in options:
+        options["gate"] = _gate_from_config(options["gate"])
+    if config["cell"] not in CELLS:
+        raise ValueError(f"unknown cell {config['cell']!r}; expected one of {sorted(CELLS)}")
+    cell = CELLS[config["cell"]](config["n_in"], config["n_hidden"], config["density"], **options)
+    return Model(cell, config["n_out"], loss=config["loss"], dtype=getattr(np, config["dtype"]))
+
+
+def network_hash(model, params) -> str:
+    """SHA-256 (hex) of a network: its :func:`model_config`, connectivity mask and parameters.
+
+    Two recordings with the same hash were made by the same network (same hyperparameters, same
+    weights bit for bit). Parameters are hashed by name (sorted), dtype, shape and bytes.
+    """
+    h = hashlib.sha256()
+    h.update(json.dumps(model_config(model), sort_keys=True).encode())
+    h.update(np.packbits(model.cell.mask).tobytes())
+    for name in sorted(params):
+        value = np.ascontiguousarray(params[name])
+        h.update(f"{name}|{value.dtype.str}|{value.shape}|".encode())
+        h.update(memoryview(value).cast("B") if value.size else b"")
+    return h.hexdigest()

@@ -1,0 +1,243 @@
+"""Pictures of a :class:`~neurosnap.simulation.Recording`: raster, population rate, state traces,
+inter-spike-interval histogram, and a four-panel summary.
+
+matplotlib is imported when a function is called. Each function draws into ``ax`` (a matplotlib
+``Axes``; default: a new figure from ``matplotlib.pyplot``) and returns it, for notebooks::
+
+    rec = ns.simulate(model, params, source, record="events,v", steps=2000, units=[0, 1])
+    ns.plot.raster(rec)
+    ns.plot.traces(rec, var="v")
+
+:func:`summary_figure` builds its figure without pyplot (``matplotlib.figure.Figure`` and the Agg
+canvas), so it works headless and never changes the backend of an interactive session.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _axes(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+        _, ax = plt.subplots(figsize=(8, 3))
+    return ax
+
+
+def _time_label(rec):
+    return "time (s)" if rec.meta.get("time_unit", "s") == "s" else "time (steps)"
+
+
+def _window(rec, t_start, t_stop):
+    """Step range ``[a, b)`` of a time window (``None``: whole recording)."""
+    a = 0 if t_start is None else max(0, int(np.ceil(t_start / rec.dt - 1e-9)))
+    b = rec.n_steps if t_stop is None else min(rec.n_steps, int(np.floor(t_stop / rec.dt + 1e-9)) + 1)
+    return a, max(a, b)
+
+
+def raster(rec, ax=None, *, batch: int = 0, t_start=None, t_stop=None, units=None,
+           max_events: int = 200_000, markersize: float = 1.5, color="k"):
+    """Spike raster: one dot per event, time against unit.
+
+    Args:
+        rec: a recording with events.
+        ax: the Axes to draw into (default: a new figure).
+        batch: which sequence.
+        t_start, t_stop: time window (default: all).
+        units: only these units (default: all).
+        max_events: draw at most this many events (the first ones in the window), so that long
+            recordings stay quick; the title says when events were left out.
+        markersize, color: of the dots.
+
+    Returns:
+        the Axes.
+    """
+    ax = _axes(ax)
+    a, b = _window(rec, t_start, t_stop)
+    steps = rec.spike_steps
+    lo, hi = np.searchsorted(steps, a), np.searchsorted(steps, b)     # sorted by step
+    keep = rec.spike_batch[lo:hi] == batch
+    st, un = steps[lo:hi][keep], rec.spike_units[lo:hi][keep]
+    if units is not None:
+        sel = np.isin(un, np.asarray(units))
+        st, un = st[sel], un[sel]
+    total = len(st)
+    st, un = st[:max_events], un[:max_events]
+    ax.plot(st * rec.dt, un, "|" if len(st) < 5000 else ".", color=color, markersize=markersize,
+            linestyle="none")
+    ax.set(xlabel=_time_label(rec), ylabel="unit", ylim=(-0.5, rec.n_units - 0.5),
+           xlim=(a * rec.dt, max(b - 1, a) * rec.dt))
+    title = f"{total:,} events" + (f" (sequence {batch})" if rec.batch > 1 else "")
+    if total > len(st):
+        title += f" (first {len(st):,} shown)"
+    ax.set_title(title, fontsize="small")
+    return ax
+
+
+def rate(rec, ax=None, *, batch: int | None = None, color="C0"):
+    """Population rate against time (one line per sequence, or only ``batch``).
+
+    Returns:
+        the Axes.
+    """
+    ax = _axes(ax)
+    r = rec.rate
+    t = rec.rate_times
+    cols = range(r.shape[1]) if batch is None else [batch]
+    for c in cols:
+        ax.step(t, r[:, c], where="post", lw=1, color=color if batch is not None or r.shape[1] == 1
+                else None, label=None if r.shape[1] == 1 else f"sequence {c}")
+    unit = "Hz" if rec.meta.get("time_unit", "s") == "s" else "events/unit/step"
+    bin_w = int(rec.meta["rate_bin"]) * rec.dt
+    ax.set(xlabel=_time_label(rec), ylabel=f"population rate ({unit})")
+    ax.set_title(f"mean {np.mean(r):.3g} {unit}, bins of {bin_w:g}"
+                 f"{' s' if rec.meta.get('time_unit', 's') == 's' else ' steps'}",
+                 fontsize="small")
+    if r.shape[1] > 1 and batch is None:
+        ax.legend(fontsize="small")
+    return ax
+
+
+def traces(rec, ax=None, *, var: str | None = None, units=None, batch: int = 0, t_start=None,
+           t_stop=None, threshold: bool = True):
+    """Recorded state variable of chosen units against time (e.g. membrane potentials).
+
+    Args:
+        rec: a recording with states.
+        ax: the Axes (default: a new figure).
+        var: which state variable (default: the first recorded, e.g. ``"v"``).
+        units: which recorded units (default: up to the first 3).
+        batch: which sequence.
+        t_start, t_stop: time window.
+        threshold: draw the threshold (``v_th`` for ``v``, ``threshold`` for EGRU's ``c``) dashed.
+
+    Returns:
+        the Axes.
+    """
+    ax = _axes(ax)
+    names = rec.meta["recorded"]["states"]
+    if not names:
+        raise ValueError("traces: no state variable was recorded (record=... did not include one)")
+    var = names[0] if var is None else var
+    if var not in names:
+        raise ValueError(f"var must be one of the recorded states {names}, got {var!r}")
+    rec_units = list(rec.meta["units"])
+    units = rec_units[:3] if units is None else list(units)
+    missing = [u for u in units if u not in rec_units]
+    if missing:
+        raise ValueError(f"units {missing} were not recorded (recorded: {rec_units})")
+    a, b = _window(rec, t_start, t_stop)
+    values = rec.states[var]
+    t = np.arange(a, b) * rec.dt
+    for u in units:
+        ax.plot(t, values[a:b, batch, rec_units.index(u)], lw=1, label=f"unit {u}")
+    options = rec.meta["model"]["cell_options"]
+    level = {"v": options.get("v_th"), "c": options.get("threshold")}.get(var)
+    if threshold and level is not None:
+        label = "v_th (+ beta a: adaptive)" if rec.meta["model"]["cell"] == "ALIF" else "threshold"
+        ax.axhline(level, color="0.5", ls="--", lw=0.8, label=label)
+    ax.set(xlabel=_time_label(rec), ylabel=var)
+    ax.legend(fontsize="small", loc="upper right")
+    return ax
+
+
+def isi_histogram(rec, ax=None, *, bins: int = 50, batch: int | None = None, log: bool = False,
+                  max_events: int = 2_000_000, color="C2"):
+    """Histogram of inter-spike intervals, pooled over units (:meth:`Recording.isi`).
+
+    Args:
+        rec: a recording with events.
+        ax: the Axes (default: a new figure).
+        bins: number of bins.
+        batch: one sequence (default: all).
+        log: logarithmic interval axis (log-spaced bins).
+        max_events: use the first this many events (a time window) of a long recording.
+
+    Returns:
+        the Axes.
+    """
+    ax = _axes(ax)
+    isi = rec.isi(batch, max_events=max_events)
+    if len(isi) == 0:
+        ax.text(0.5, 0.5, "no unit spiked twice", ha="center", va="center", transform=ax.transAxes)
+    else:
+        edges = (np.geomspace(isi.min(), isi.max(), bins + 1) if log and isi.max() > isi.min()
+                 else bins)
+        ax.hist(isi, bins=edges, color=color)
+        if log:
+            ax.set_xscale("log")
+        cv = np.std(isi) / np.mean(isi)
+        note = f" (first {max_events:,} events)" if rec.n_events > max_events else ""
+        ax.set_title(f"{len(isi):,} intervals{note}, mean {np.mean(isi):.3g}, CV {cv:.2f}",
+                     fontsize="small")
+    unit = "s" if rec.meta.get("time_unit", "s") == "s" else "steps"
+    ax.set(xlabel=f"inter-spike interval ({unit})", ylabel="count")
+    return ax
+
+
+def summary_figure(rec, path=None, *, title: str | None = None, t_stop=None):
+    """A four-panel figure (raster, rate, traces, ISI histogram) of what ``rec`` holds; panels
+    whose data were not recorded say so. Built without pyplot (headless-safe).
+
+    Args:
+        rec: a recording.
+        path: if given, save the figure there (PNG by extension).
+        title: figure title (default: cell, size, steps).
+        t_stop: end of the time window of the raster and traces (default: the first 1,000 steps).
+
+    Returns:
+        the ``matplotlib.figure.Figure``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 7), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 2)
+    if t_stop is None:
+        t_stop = (min(rec.n_steps, 1000) - 1) * rec.dt
+    panels = [(axes[0, 0], raster, {"t_stop": t_stop}, "events"),
+              (axes[0, 1], rate, {}, "rate"),
+              (axes[1, 0], traces, {"t_stop": t_stop}, "states"),
+              (axes[1, 1], isi_histogram, {}, "events")]
+    for ax, fn, kwargs, need in panels:
+        have = rec.meta["recorded"][need]
+        if have:
+            fn(rec, ax, **kwargs)
+        else:
+            ax.text(0.5, 0.5, f"{need} not recorded", ha="center", va="center",
+                    transform=ax.transAxes)
+            ax.set_axis_off()
+    m = rec.meta["model"]
+    fig.suptitle(title or f"{m['cell']} network, {m['n_hidden']:,} units (density "
+                 f"{m['density']:g}), {rec.n_steps:,} steps")
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def save_panels(rec, out_dir, *, t_stop=None) -> list:
+    """Save ``raster.png``, ``rate.png``, ``traces.png``, ``isi.png`` (those with data) and
+    ``summary.png`` into ``out_dir``; return the paths written (what ``neurosnap simulate`` does)."""
+    from pathlib import Path
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    out_dir = Path(out_dir)
+    if t_stop is None:
+        t_stop = (min(rec.n_steps, 1000) - 1) * rec.dt
+    written = []
+    for name, fn, kwargs, need in (("raster", raster, {"t_stop": t_stop}, "events"),
+                                   ("rate", rate, {}, "rate"),
+                                   ("traces", traces, {"t_stop": t_stop}, "states"),
+                                   ("isi", isi_histogram, {}, "events")):
+        if not rec.meta["recorded"][need]:
+            continue
+        fig = Figure(figsize=(8, 3.2), layout="constrained")
+        FigureCanvasAgg(fig)
+        fn(rec, fig.add_subplot(), **kwargs)
+        fig.savefig(out_dir / f"{name}.png", dpi=110)
+        written.append(out_dir / f"{name}.png")
+    summary_figure(rec, out_dir / "summary.png", t_stop=t_stop)
+    written.append(out_dir / "summary.png")
+    return written

@@ -1,0 +1,166 @@
+"""``neurosnap compare``: rule specs, identical data streams per seed, tables and plots."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from neurosnap import cli
+from neurosnap.compare import (RuleSpecError, compare, markdown, parse_rule_spec, run_one,
+                               split_top)
+
+# threshold_bits far above any loss: the curriculum advances every `window` batches whatever the
+# rule does, so all rules see the same batches for a seed and the levels move within 300 steps.
+TINY = {
+    "model": {"cell": "EGRU", "n_hidden": 6, "density": 1.0},
+    "task": {"name": "copy", "window": 4, "threshold_bits": 100.0, "max_length": 20},
+    "rule": {"name": "RTRL"},
+    "optimizer": {"name": "Adam", "lr": 0.01},
+    "train": {"steps": 300, "seed": 0},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "tiny.toml"
+    path.write_text("""
+[model]
+cell = "EGRU"
+n_hidden = 6
+density = 1.0
+[task]
+name = "copy"
+window = 4
+threshold_bits = 100.0
+max_length = 20
+[rule]
+name = "UORO"
+seed = 3            # replaced by each rule spec
+[optimizer]
+name = "Adam"
+lr = 0.01
+[train]
+steps = 5000
+seed = 0
+""")
+    return path
+
+
+@pytest.fixture(scope="module")
+def cli_run(tiny_config, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    rc = cli.main(["compare", str(tiny_config), "--rules", "RTRL", "BPTT:truncation=5",
+                   "--seeds", "0", "1", "--steps", "300", "--out", str(out)])
+    return rc, out
+
+
+def test_cli_writes_tables_and_plots(cli_run):
+    rc, out = cli_run
+    assert rc == 0
+    for name in ("results.csv", "results.md", "results.json", "curves.json", "learning_curves.png",
+                 "loss_curves.png"):
+        assert (out / name).stat().st_size > 0, name
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["rule"], r["seed"]) for r in rows] == [
+        ("RTRL", "0"), ("RTRL", "1"), ("BPTT:truncation=5", "0"), ("BPTT:truncation=5", "1")]
+    for r in rows:
+        assert r["status"] == "ok" and r["error"] == ""
+        assert r["metric"] == "level"
+        assert 295 <= int(r["steps"]) <= 300            # the budget may end inside a sequence
+        assert float(r["level"]) >= 3                   # the curriculum moved
+        for key in ("steps_per_s", "macs_per_step", "peak_mem_mib", "influence_nnz"):
+            assert float(r[key]) >= 0, key
+        assert float(r["macs_per_step"]) > 0 and float(r["peak_mem_mib"]) > 0
+    # RTRL stores an influence, truncated BPTT none; RTRL costs more multiply-adds per step
+    rtrl = [r for r in rows if r["rule"] == "RTRL"]
+    bptt = [r for r in rows if r["rule"] != "RTRL"]
+    assert float(rtrl[0]["influence_nnz"]) > 0 and float(bptt[0]["influence_nnz"]) == 0
+    assert float(rtrl[0]["macs_per_step"]) > float(bptt[0]["macs_per_step"])
+    md = (out / "results.md").read_text()
+    assert "| `RTRL` | 2 |" in md and "±" in md and "multiply-adds/step" in md
+    assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_identical_data_streams_per_seed(cli_run):
+    _, out = cli_run
+    curves = {(c["rule"], c["seed"]): c for c in json.loads((out / "curves.json").read_text())}
+    for seed in (0, 1):
+        a, b = curves[("RTRL", seed)], curves[("BPTT:truncation=5", seed)]
+        # same seed: same batches (sequence lengths, hence the step counts at batch ends) and levels
+        assert a["step"] == b["step"] and a["level"] == b["level"]
+        assert a["loss"] != b["loss"]                   # ... but different learning
+    assert curves[("RTRL", 0)]["step"] != curves[("RTRL", 1)]["step"]
+
+
+def test_same_rule_and_seed_is_reproducible_and_fresh(cli_run, tiny_config):
+    """A rerun of one (rule, seed) on its own gives identical metrics: no curriculum or rule state
+    leaked from the runs before it in the grid."""
+    _, out = cli_run
+    curves = {(c["rule"], c["seed"]): c for c in json.loads((out / "curves.json").read_text())}
+    rows = {(r["rule"], r["seed"]): r for r in json.loads((out / "results.json").read_text())["rows"]}
+    cfg = dict(TINY, train={"steps": 300, "seed": 0})
+    again = run_one(cfg, "BPTT:truncation=5", 1)
+    assert again["row"]["status"] == "ok"
+    assert again["curve"]["loss"] == curves[("BPTT:truncation=5", 1)]["loss"]
+    assert again["curve"]["level"] == curves[("BPTT:truncation=5", 1)]["level"]
+    assert again["row"]["final_loss"] == rows[("BPTT:truncation=5", 1)]["final_loss"]
+
+
+def test_compare_function_returns_rows_and_curves():
+    res = compare(TINY, ["RFLO:feedback=symmetric"], seeds=[2], steps=40)
+    assert len(res) == 1 and res[0]["status"] == "ok" and res[0]["seed"] == 2
+    assert res.metric == "level" and ("RFLO:feedback=symmetric", 2) in res.curves
+    assert "RFLO:feedback=symmetric" in markdown(res)
+
+
+def test_failed_run_is_reported(tmp_path):
+    cfg = dict(TINY, model={"cell": "EGRU", "n_hidden": 6, "density": 1.0},
+               optimizer={"name": "Adam", "lr": float("nan")})
+    res = run_one(cfg, "RTRL", 0)
+    assert res["row"]["status"] == "failed" and "lr" in res["row"]["error"]
+
+
+# -------------------------------------------------------------------------------------------------
+# rule specs
+# -------------------------------------------------------------------------------------------------
+def test_parse_rule_spec_values():
+    assert parse_rule_spec("RTRL") == ("RTRL", {})
+    assert parse_rule_spec(" BPTT:truncation=10 ") == ("BPTT", {"truncation": 10})
+    assert parse_rule_spec("RFLO:feedback=symmetric,seed=3") == ("RFLO", {"feedback": "symmetric",
+                                                                          "seed": 3})
+    assert parse_rule_spec('RFLO:feedback="random"') == ("RFLO", {"feedback": "random"})
+    assert parse_rule_spec("RTRL:sparse=false") == ("RTRL", {"sparse": False})
+    assert split_top('a=[1, 2],b={x = 1, y = "p,q"},c=3') == ["a=[1, 2]", 'b={x = 1, y = "p,q"}', "c=3"]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("Nope", "unknown rule 'Nope'"),
+    ("", "missing rule name"),
+    (":n=1", "missing rule name"),
+    ("BPTT:", "nothing after ':'"),
+    ("BPTT:truncation", "'truncation' must look like key=value"),
+    ("BPTT:truncation=", "must look like key=value"),
+    ("BPTT:foo=1", "unknown key(s) ['foo'] for BPTT"),
+    ("BPTT:truncation=1,truncation=2", "'truncation' given twice"),
+    ("BPTT:truncation=-3", "truncation"),
+    ("BPTT:truncation=1.5.2", "is not a TOML value"),
+    ("BPTT:truncation=[1,2", "unbalanced"),
+    ("RTRL:sparse=maybe", "sparse"),
+])
+def test_parse_rule_spec_errors_name_the_spec(spec, message):
+    with pytest.raises(RuleSpecError) as info:
+        parse_rule_spec(spec)
+    assert repr(spec) in str(info.value) or spec == ""
+    assert message in str(info.value)
+
+
+def test_bad_spec_fails_before_anything_runs(tiny_config, tmp_path, capsys):
+    rc = cli.main(["compare", str(tiny_config), "--rules", "RTRL", "BPTT:trunc=3",
+                   "--out", str(tmp_path / "x")])
+    assert rc == 2
+    assert "rule spec 'BPTT:trunc=3'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(RuleSpecError, match="given twice"):
+        compare(TINY, ["RTRL", "RTRL"], seeds=[0])
