@@ -96,3 +96,22 @@ def heldout(task, model, params, batch, prefix: str = "test") -> dict:
 def heldout_batch(task, size: int):
     """The task's held-out set: ``size`` sequences drawn from :data:`HELDOUT_SEED`."""
     return task.sample(np.random.default_rng(HELDOUT_SEED), size)
+
+
+class HeldOut:
+    """Mixin of the synthetic tasks: ``observe`` reports :meth:`metrics`; ``evaluate`` scores
+    ``eval_size`` fixed held-out sequences (a seed no training stream can draw)."""
+
+    _heldout = None
+
+    def observe(self, batch, logits, losses):
+        """The task's :meth:`metrics` of a processed batch (see :meth:`Task.observe`)."""
+        return self.metrics(batch, logits, losses)
+
+    def evaluate(self, model, params) -> dict:
+        """``test_*`` versions of :meth:`metrics` on ``eval_size`` fixed held-out sequences."""
+        if self.eval_size == 0:
+            return {}
+        if self._heldout is None:
+            self._heldout = heldout_batch(self, self.eval_size)
+        return heldout(self, model, params, self._heldout)

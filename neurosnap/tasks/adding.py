@@ -27,7 +27,7 @@ from .base import Batch, Task
 BASELINE_MSE = 1.0 / 6.0
 
 
-class Adding(Task):
+class Adding(_common.HeldOut, Task):
     """Adding problem (see module docstring).
 
     Args:
@@ -41,7 +41,6 @@ class Adding(Task):
     def __init__(self, length: int = 100, eval_size: int = 256):
         self.length = validate.positive_int("length", length, minimum=2)
         self.eval_size = validate.positive_int("eval_size", eval_size, minimum=0)
-        self._heldout = None
 
     @classmethod
     def small(cls, **overrides) -> "Adding":
@@ -71,14 +70,3 @@ class Adding(Task):
         count = max(1, int(m.sum()))
         err = ((logits - batch.ys) ** 2).mean(axis=-1)
         return {"loss": float(losses[m].sum() / count), "mse": float(err[m].sum() / count)}
-
-    def observe(self, batch, logits, losses):
-        return self.metrics(batch, logits, losses)
-
-    def evaluate(self, model, params) -> dict:
-        """``test_loss`` and ``test_mse`` on ``eval_size`` fixed held-out sequences."""
-        if self.eval_size == 0:
-            return {}
-        if self._heldout is None:
-            self._heldout = _common.heldout_batch(self, self.eval_size)
-        return _common.heldout(self, model, params, self._heldout)

@@ -40,7 +40,7 @@ from .base import Batch, Task
 MATCH, NON_MATCH = 0, 1
 
 
-class DelayedMatch(Task):
+class DelayedMatch(_common.HeldOut, Task):
     """Delayed match / non-match (see module docstring).
 
     Args:
@@ -64,7 +64,6 @@ class DelayedMatch(Task):
         self.t_stim_2 = self.onset + self.stim_duration + self.delay
         self.t_report = self.t_stim_2 + self.stim_duration + self.delay
         self.length = self.t_report + self.report
-        self._heldout = None
 
     @classmethod
     def small(cls, **overrides) -> "DelayedMatch":
@@ -97,14 +96,3 @@ class DelayedMatch(Task):
         correct, counted = _common.window_accuracy(logits, batch.ys, batch.mask, len(logits))
         metrics["accuracy"] = correct / counted if counted else 0.0
         return metrics
-
-    def observe(self, batch, logits, losses):
-        return self.metrics(batch, logits, losses)
-
-    def evaluate(self, model, params) -> dict:
-        """``test_loss``, ``test_step_accuracy`` and ``test_accuracy`` on ``eval_size`` fixed trials."""
-        if self.eval_size == 0:
-            return {}
-        if self._heldout is None:
-            self._heldout = _common.heldout_batch(self, self.eval_size)
-        return _common.heldout(self, model, params, self._heldout)

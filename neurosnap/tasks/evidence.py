@@ -46,7 +46,7 @@ from .base import Batch, Task
 LEFT, RIGHT, RECALL_CUE, NOISE = 0, 1, 2, 3
 
 
-class Evidence(Task):
+class Evidence(_common.HeldOut, Task):
     """Evidence accumulation (see module docstring).
 
     Args:
@@ -90,7 +90,6 @@ class Evidence(Task):
         self.eval_size = validate.positive_int("eval_size", eval_size, minimum=0)
         self.group_size = self.n_in // 4
         self.length = self.n_cues * self.interval_steps + self.delay_steps + self.recall_steps
-        self._heldout = None
 
     @classmethod
     def small(cls, **overrides) -> "Evidence":
@@ -134,14 +133,3 @@ class Evidence(Task):
         metrics["accuracy"] = correct / counted if counted else 0.0
         metrics["error"] = 1.0 - metrics["accuracy"] if counted else 1.0
         return metrics
-
-    def observe(self, batch, logits, losses):
-        return self.metrics(batch, logits, losses)
-
-    def evaluate(self, model, params) -> dict:
-        """``test_*`` metrics on ``eval_size`` fixed held-out trials."""
-        if self.eval_size == 0:
-            return {}
-        if self._heldout is None:
-            self._heldout = _common.heldout_batch(self, self.eval_size)
-        return _common.heldout(self, model, params, self._heldout)

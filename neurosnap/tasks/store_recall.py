@@ -51,7 +51,7 @@ _NONE = -1
 _MAX_TRIES = 10_000
 
 
-class StoreRecall(Task):
+class StoreRecall(_common.HeldOut, Task):
     """Store-recall (see module docstring).
 
     Args:
@@ -86,7 +86,6 @@ class StoreRecall(Task):
         self.p_event = 1.0 / (1.0 + self.seq_delay)
         self.groups = np.array_split(np.arange(self.n_in), 4)
         self.length = self.seq_len * self.tau_char
-        self._heldout = None
 
     @classmethod
     def small(cls, **overrides) -> "StoreRecall":
@@ -158,14 +157,3 @@ class StoreRecall(Task):
         metrics["accuracy"] = correct / counted if counted else 0.0
         metrics["recall_error"] = 1.0 - metrics["accuracy"] if counted else 1.0
         return metrics
-
-    def observe(self, batch, logits, losses):
-        return self.metrics(batch, logits, losses)
-
-    def evaluate(self, model, params) -> dict:
-        """``test_*`` metrics on ``eval_size`` fixed held-out trials."""
-        if self.eval_size == 0:
-            return {}
-        if self._heldout is None:
-            self._heldout = _common.heldout_batch(self, self.eval_size)
-        return _common.heldout(self, model, params, self._heldout)
