@@ -41,7 +41,7 @@ from .tasks import TASKS
 
 SECTIONS = {"model", "task", "rule", "optimizer", "train"}
 MODEL_KEYS = {"cell", "n_hidden", "density", "dtype", "cell_options"}
-TRAIN_KEYS = {"steps", "update_every", "batch_size", "seed", "checkpoint_every"}
+TRAIN_KEYS = {"steps", "update_every", "batch_size", "seed", "checkpoint_every", "log_every", "stats"}
 
 
 class ConfigError(ValueError):

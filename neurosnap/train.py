@@ -15,6 +15,7 @@ from . import checkpoint as ckpt
 from .core import validate
 from .model import Model
 from .rules.base import Rule
+from .sparse.stats import StatsMeter, step_stats
 from .tasks.base import Batch, Task
 
 
@@ -111,7 +112,7 @@ def _smooth(values, width=25):
 def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update_every: int = 1,
           seed: int = 0, batch_size: int = 1, params: dict | None = None, progress: bool = False,
           callback=None, checkpoint_dir=None, checkpoint_every: int = 10_000,
-          resume: bool = False, log_every: int | None = None) -> History:
+          resume: bool = False, log_every: int | None = None, stats: bool = False) -> History:
     """Train ``model`` online on ``task`` with ``rule`` and ``opt``.
 
     Sequences are processed step by step. Online rules (RTRL, SnAp, e-prop, ...) change the weights
@@ -138,6 +139,9 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
         checkpoint_every: checkpoint period in time steps.
         resume: continue from ``checkpoint_dir/checkpoint.npz`` if it exists; the result is
             bit-identical to an uninterrupted run.
+        stats: also record, per row, the per-step means of ``event_fraction``,
+            ``support_fraction``, ``influence_nnz``, ``influence_size`` and ``macs`` (the rule's
+            counted multiply-adds), as ``ns.sequence_grad(..., stats=True)`` reports them.
         log_every: ``None`` records one history row per batch; an integer aggregates the batches
             of every ``log_every`` time steps into one row (means of the metrics; last ``level``),
             which keeps the memory of very long runs bounded.
@@ -173,7 +177,7 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
     params = model.check_params(model.init(seed) if params is None else params)
-    loop = _Loop(model, rule, opt, params, batch_size)
+    loop = _Loop(model, rule, opt, params, batch_size, stats)
     rng = np.random.default_rng(seed)
     history = History(metric=task.metric)
     signature = {"model": repr(model), "rule": repr(rule), "opt": repr(opt),
@@ -204,6 +208,9 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
                 metrics = {k: float(v) for k, v in task.observe(batch, logits, losses).items()}
             _check_finite(loop.t, loss=metrics.get("loss", 0.0))
             row.update(metrics)
+            if loop.meter is not None:
+                row.update(loop.meter.means())
+                loop.meter = StatsMeter()
             history.pending.append(row)
             if log_every is None or row["step"] - history.last_logged >= log_every:
                 history.flush_pending()
@@ -337,13 +344,14 @@ def _progress(total, enabled, initial):
 class _Loop:
     """Mutable state of a training run (parameters, optimizer, pending gradients)."""
 
-    def __init__(self, model, rule, opt, params, batch_size):
+    def __init__(self, model, rule, opt, params, batch_size, stats=False):
         self.model, self.rule, self.opt, self.params = model, rule, opt, params
         self.opt_state = opt.init(params)
         self.batch_size = batch_size
         self.t = 0
         self.updates = 0
         self.since_update = 0
+        self.meter = StatsMeter() if stats else None
         self._zero()
 
     def _zero(self):
@@ -388,6 +396,8 @@ class _Loop:
             self.g_bout += dlogits.sum(axis=0)
             rule_state, g = rule.step(rule_state, record, dy[:, None, :] * record.dout,
                                       params=self.params, dlogits=dlogits)
+            if self.meter is not None:
+                self.meter.add(step_stats(record, rule, rule_state))
             self.t += 1
             self.since_update += 1
             if g is not None:

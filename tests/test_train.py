@@ -127,3 +127,17 @@ def test_budget_shorter_than_first_counted_step_is_an_error():
     task = ns.tasks.Copy(start_length=5, sample_lengths=False)     # loss counts from step 7 on
     with pytest.raises(ValueError, match="steps=4"):
         ns.train(_model(), ns.rules.RTRL(), ns.optim.SGD(1e-2), task, steps=4)
+
+
+def test_stats_recorded_per_row_match_sequence_grad_counts():
+    model = _model(8, density=0.5)
+    h = ns.train(model, ns.rules.SnAp(n=1), ns.optim.Adam(1e-2), ns.tasks.Copy(), steps=300,
+                 stats=True)
+    row = h.rows[-1]
+    for key in ("event_fraction", "support_fraction", "influence_nnz", "influence_size", "macs"):
+        assert np.isfinite(row[key]), key
+    assert 0 <= row["event_fraction"] <= row["support_fraction"] <= 1
+    assert row["influence_size"] == model.cell.n_state * model.cell.layout.size   # SnAp-1: O(p)
+    dense = ns.train(model, ns.rules.RTRL(sparse=False), ns.optim.Adam(1e-2), ns.tasks.Copy(),
+                     steps=300, stats=True)
+    assert dense.rows[-1]["macs"] > row["macs"]
