@@ -24,7 +24,7 @@ $(FULL): $(CORE)
 	touch $@
 
 demo: $(CORE)
-	$(BIN)/neurosnap train models/egru-copy.toml --set train.steps=150000 --out runs/demo
+	$(BIN)/neurosnap train models/egru-copy.toml --out runs/demo
 
 test: $(FULL)
 	$(BIN)/python -m pytest -q
