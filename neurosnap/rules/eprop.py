@@ -20,13 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core import validate
-from .base import Rule
-from .rflo import FEEDBACKS, TraceState, learning_credit, random_feedback, trace_cost
+from .rflo import _TraceRule, learning_credit, trace_cost
 
 
 @dataclass(frozen=True)
-class EProp(Rule):
+class EProp(_TraceRule):
     """E-prop with symmetric or random feedback (``docs/theory/eprop.md``).
 
     Args:
@@ -55,17 +53,6 @@ class EProp(Rule):
 
     feedback: str = "symmetric"
     seed: int = 0
-
-    def __post_init__(self):
-        validate.choice("feedback", self.feedback, FEEDBACKS)
-        validate.positive_int("seed", self.seed, minimum=0)
-
-    def init(self, model, params, batch):
-        cell, layout = model.cell, model.cell.layout
-        fb = (random_feedback(self.seed, model.n_out, cell.n_hidden, model.dtype)
-              if self.feedback == "random" else None)
-        eps = np.zeros((batch, cell.n_state, layout.size), dtype=model.dtype)
-        return TraceState(eligibility=eps, layout=layout, feedback=fb)
 
     def step(self, state, record, credit, *, params, dlogits=None, **extras):
         layout, eps = state.layout, state.eligibility

@@ -71,7 +71,26 @@ class TraceState:
 
 
 @dataclass(frozen=True)
-class RFLO(Rule):
+class _TraceRule(Rule):
+    """Shared by RFLO and e-prop: one ``(B, S, P)`` trace per sequence and a feedback pathway."""
+
+    feedback: str = "random"
+    seed: int = 0
+
+    def __post_init__(self):
+        validate.choice("feedback", self.feedback, FEEDBACKS)
+        validate.positive_int("seed", self.seed, minimum=0)
+
+    def init(self, model, params, batch):
+        cell, layout = model.cell, model.cell.layout
+        fb = (random_feedback(self.seed, model.n_out, cell.n_hidden, model.dtype)
+              if self.feedback == "random" else None)
+        eps = np.zeros((batch, cell.n_state, layout.size), dtype=model.dtype)
+        return TraceState(eligibility=eps, layout=layout, feedback=fb)
+
+
+@dataclass(frozen=True)
+class RFLO(_TraceRule):
     """RFLO: per-parameter leaky traces and a random learning signal (``docs/theory/rflo.md``).
 
     Args:
@@ -99,17 +118,6 @@ class RFLO(Rule):
 
     feedback: str = "random"
     seed: int = 0
-
-    def __post_init__(self):
-        validate.choice("feedback", self.feedback, FEEDBACKS)
-        validate.positive_int("seed", self.seed, minimum=0)
-
-    def init(self, model, params, batch):
-        cell, layout = model.cell, model.cell.layout
-        fb = (random_feedback(self.seed, model.n_out, cell.n_hidden, model.dtype)
-              if self.feedback == "random" else None)
-        eps = np.zeros((batch, cell.n_state, layout.size), dtype=model.dtype)
-        return TraceState(eligibility=eps, layout=layout, feedback=fb)
 
     def step(self, state, record, credit, *, params, dlogits=None, **extras):
         layout, eps = state.layout, state.eligibility
