@@ -65,9 +65,7 @@ def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
     rule_state, g = rule.flush(rule_state, params=params)
     if g is not None:
         core += g
-    grads = {f"cell.{k}": v for k, v in layout.to_dict(core, model.dtype).items()}
-    grads["readout.weight"] = g_wout
-    grads["readout.bias"] = g_bout
+    grads = model.grads_dict(core, g_wout, g_bout)
     if meter is not None:
         return total, grads, meter.means()
     return total, grads

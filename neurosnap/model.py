@@ -92,6 +92,15 @@ class Model:
                              "(weights that do not exist)")
         return params
 
+    def grads_dict(self, core: np.ndarray, readout_weight: np.ndarray,
+                   readout_bias: np.ndarray) -> dict[str, np.ndarray]:
+        """A gradient dict with the keys and shapes of the params from a rule's flat ``(P,)`` cell
+        gradient (:class:`~neurosnap.core.layout.ParamLayout` order) and the readout gradients."""
+        grads = {f"cell.{k}": v for k, v in self.cell.layout.to_dict(core, self.dtype).items()}
+        grads["readout.weight"] = readout_weight
+        grads["readout.bias"] = readout_bias
+        return grads
+
     @staticmethod
     def cell_params(params) -> dict[str, np.ndarray]:
         """The ``cell.*`` entries without their prefix."""

@@ -361,10 +361,7 @@ class _Loop:
         self.g_bout = np.zeros_like(self.params["readout.bias"])
 
     def _apply(self):
-        model = self.model
-        grads = {f"cell.{k}": v for k, v in model.cell.layout.to_dict(self.core, model.dtype).items()}
-        grads["readout.weight"] = self.g_wout
-        grads["readout.bias"] = self.g_bout
+        grads = self.model.grads_dict(self.core, self.g_wout, self.g_bout)
         grads = {k: v / self.batch_size for k, v in grads.items()}
         self.params, self.opt_state = self.opt.update(grads, self.opt_state, self.params)
         self.updates += 1
