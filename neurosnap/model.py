@@ -51,6 +51,7 @@ class Model:
         self.dtype = validate.dtype("dtype", dtype)
 
     # -- parameters ------------------------------------------------------------------------------
+    @validate.guarded
     def init(self, seed: int = 0) -> dict[str, np.ndarray]:
         """Fresh parameters (see class docstring), deterministic in ``seed``."""
         seed = validate.positive_int("seed", seed, minimum=0)
@@ -59,6 +60,7 @@ class Model:
         n = self.cell.n_hidden
         params["readout.weight"] = (rng.standard_normal((self.n_out, n)) / np.sqrt(n)).astype(self.dtype)
         params["readout.bias"] = np.zeros(self.n_out, dtype=self.dtype)
+        validate.finite("Model.init", **params)
         return params
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -69,7 +71,8 @@ class Model:
         return shapes
 
     def check_params(self, params) -> dict[str, np.ndarray]:
-        """Validate a params dict (names, shapes, finite values, dtype) and return it."""
+        """Validate a params dict (names, shapes, finite values, dtype) and return it with every
+        array C-contiguous (a new dict; arrays already C-contiguous are not copied)."""
         if not isinstance(params, dict):
             raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
         expected = self.param_shapes()
@@ -77,13 +80,16 @@ class Model:
             missing = sorted(set(expected) - set(params))
             extra = sorted(set(params) - set(expected), key=repr)
             raise ValueError(f"params has the wrong keys: missing {missing}, unexpected {extra}")
+        checked = {}
         for name, shape in expected.items():
             value = params[name]
             if not isinstance(value, np.ndarray):
                 raise TypeError(f"params[{name!r}] must be a numpy array, got {type(value).__name__}")
-            validate.array(f"params[{name!r}]", value, shape=shape)
+            # C-contiguous (a copy only when the layout differs): same numbers, same bits
+            checked[name] = validate.array(f"params[{name!r}]", value, shape=shape)
             if value.dtype != self.dtype:
                 raise TypeError(f"params[{name!r}] must have dtype {self.dtype}, got {value.dtype}")
+        params = checked
         w_rec = params["cell.w_rec"]
         post, pre = self.cell.mask_indices
         # non-zeros anywhere == non-zeros on the mask, without an O(n^2) boolean gather
@@ -149,6 +155,7 @@ class Model:
         dlogits = dlogits * m[:, None]
         return losses * m, logits, dlogits, dlogits @ params["readout.weight"]
 
+    @validate.guarded
     def run(self, params, xs) -> Trajectory:
         """Run the model over ``xs`` of shape ``(T, B, n_in)`` from the initial state."""
         params = self.check_params(params)
@@ -164,6 +171,7 @@ class Model:
             states[t] = state
         outputs = hidden @ params["readout.weight"].T + params["readout.bias"]
         events = self.cell.output(states.reshape(T * B, S, n))[1].reshape(T, B, n)
+        validate.finite("Model.run", states=states, outputs=outputs)
         return Trajectory(outputs=outputs, hidden=hidden, events=events, states=states)
 
     def __repr__(self):
