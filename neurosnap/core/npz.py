@@ -64,6 +64,7 @@ def check_file(path, what: str, error=ValueError) -> Path:
 
 
 def _header(f, name, what, path, error, info=None, size=None) -> Header:
+    label = f"member {name!r}" if info is not None else "the array"
     try:
         version = np.lib.format.read_magic(f)
         if version not in ((1, 0), (2, 0), (3, 0)):
@@ -73,22 +74,22 @@ def _header(f, name, what, path, error, info=None, size=None) -> Header:
         shape, fortran, dtype = read(f)
         offset = f.tell()
     except _READ_ERRORS as exc:
-        raise _fail(error, what, path, f"member {name!r} has no valid .npy header ({exc})") from None
+        raise _fail(error, what, path, f"{label} has no valid .npy header ({exc})") from None
     if dtype.hasobject:
-        raise _fail(error, what, path, f"member {name!r} is an object array (refused: neurosnap "
+        raise _fail(error, what, path, f"{label} is an object array (refused: neurosnap "
                                        "never unpickles files)")
     if dtype.kind not in KINDS or dtype.fields is not None or dtype.subdtype is not None:
-        raise _fail(error, what, path, f"member {name!r} has dtype {dtype}; expected bool, "
+        raise _fail(error, what, path, f"{label} has dtype {dtype}; expected bool, "
                                        "integer or floating point numbers")
     count = 1
     for s in shape:
         count *= int(s)
     nbytes = count * dtype.itemsize
     if nbytes > validate.MAX_BYTES:
-        raise _fail(error, what, path, f"member {name!r} declares shape {shape} ({nbytes} bytes), "
+        raise _fail(error, what, path, f"{label} declares shape {shape} ({nbytes} bytes), "
                                        "more than this machine's memory")
     if size is not None and size != offset + nbytes:
-        raise _fail(error, what, path, f"member {name!r} holds {size - offset} bytes of data but "
+        raise _fail(error, what, path, f"{label} holds {size - offset} bytes of data but "
                                        f"its header declares {nbytes} (truncated or corrupt)")
     return Header(name, tuple(int(s) for s in shape), dtype, bool(fortran), nbytes, info, offset)
 
@@ -186,5 +187,8 @@ def memmap(path, head: Header, offset: int = 0) -> np.ndarray:
     member's data region starts in the file, for stored zip members)."""
     if head.nbytes == 0:
         return np.zeros(head.shape, head.dtype)
+    if Path(path).stat().st_size < offset + head.data_offset + head.nbytes:
+        raise ValueError(f"{path} is not a valid neurosnap file: member {head.name!r} is "
+                         "truncated (the file ends before its data)")
     return np.memmap(path, dtype=head.dtype, mode="r", offset=offset + head.data_offset,
                      shape=head.shape, order="F" if head.fortran else "C")

@@ -91,7 +91,7 @@ class Pattern(Task):
 
     def sample(self, rng, batch_size):
         """``batch_size`` copies of the frozen pattern (``rng`` is not used)."""
-        batch_size = validate.positive_int("batch_size", batch_size)
+        batch_size = _common.batch_size(self, batch_size)
         T, B = self.length, batch_size
         xs = np.repeat(self.inputs[:, None, :], B, axis=1)
         ys = np.repeat(self.target[:, None, :], B, axis=1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import validate
+from . import _common
 from .base import Batch, Task
 
 
@@ -53,7 +54,7 @@ class Spiral(Task):
         return Batch(xs=self.xs[:, indices], ys=ys, mask=mask)
 
     def sample(self, rng, batch_size):
-        batch_size = validate.positive_int("batch_size", batch_size)
+        batch_size = _common.batch_size(self, batch_size)
         return self.batch(rng.choice(self.splits["train"], size=batch_size))
 
     def evaluate(self, model, params) -> dict:
