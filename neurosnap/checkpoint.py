@@ -236,3 +236,12 @@ def load_training(path, model, opt_state) -> tuple[dict[str, np.ndarray], dict]:
         if not np.all(np.isfinite(value)):
             raise CheckpointError(f"checkpoint {path}: {name} contains NaN or inf")
     return arrays, meta
+
+
+def restore_task(path, task, state) -> None:
+    """``task.load_state_dict(state)``, with an invalid curriculum state (e.g. a level outside
+    the task's range) reported as a :class:`CheckpointError` naming the file."""
+    try:
+        task.load_state_dict(state)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint {path}: invalid task state: {exc}") from None

@@ -55,8 +55,12 @@ def load(path) -> dict:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} is not valid TOML: nested too deeply") from None
 
 
 def apply_overrides(config: dict, overrides) -> dict:
@@ -100,6 +104,9 @@ def build(config: dict):
     bad = set(train_kwargs) - TRAIN_KEYS
     if bad:
         raise ConfigError(f"unknown key(s) {sorted(bad)} in [train]; allowed: {sorted(TRAIN_KEYS)}")
+    if "stats" in train_kwargs and not isinstance(train_kwargs["stats"], bool):
+        raise ConfigError(f"[train] stats must be true or false (a TOML boolean, not a string), "
+                          f"got {train_kwargs['stats']!r}")
     return model, rule, opt, task, train_kwargs
 
 

@@ -339,7 +339,7 @@ def _restore(path, loop, rng, task, history, signature):
     loop.g_bout = arrays["pending/readout.bias"]
     loop.t, loop.updates, loop.since_update = meta["t"], meta["updates"], meta["since_update"]
     rng.bit_generator.state = meta["rng"]
-    task.load_state_dict(meta["task"])
+    ckpt.restore_task(path, task, meta["task"])
     history.rows = meta["rows"]
     history.pending = meta["pending"]
     return float(meta["wall"])
