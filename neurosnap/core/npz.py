@@ -16,6 +16,7 @@ and then reads (decompresses) only the members the caller asks for, so an unused
 from __future__ import annotations
 
 import struct
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -29,8 +30,11 @@ from . import validate
 MAX_MEMBERS = 4096
 #: dtype kinds a member may have: bool, signed/unsigned integers, floats.
 KINDS = "biuf"
+# what numpy's header parser and zipfile raise on corrupt bytes (the header is a Python literal
+# parsed with ast/tokenize: a damaged one raises SyntaxError or TokenError)
 _READ_ERRORS = (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error, struct.error,
-                NotImplementedError, RuntimeError, OverflowError, KeyError)
+                NotImplementedError, RuntimeError, OverflowError, KeyError, IndexError, TypeError,
+                SyntaxError, tokenize.TokenError)
 
 
 @dataclass(frozen=True)

@@ -372,13 +372,14 @@ def from_nir(graph, *, dt: float | None = None):
     if bias is not None:
         params["cell.bias"] = np.asarray(bias, dtype=dtype)[None].copy()
     if ro is not None:
-        weight = np.asarray(ro.weight, dtype=dtype)
+        weight = _node_array(readout_name, "weight", ro.weight, ndim=2).astype(dtype)
         if weight.shape != (model.n_out, n):
             raise ValueError(f"readout weight must have shape ({model.n_out}, {n}), got "
                              f"{weight.shape}")
-        params["readout.weight"] = weight.copy()
-        params["readout.bias"] = (np.asarray(ro.bias, dtype=dtype).copy()
-                                  if isinstance(ro, nir.Affine) else np.zeros(model.n_out, dtype))
+        params["readout.weight"] = weight
+        params["readout.bias"] = (
+            _node_array(readout_name, "bias", ro.bias, shape=(model.n_out,)).astype(dtype)
+            if isinstance(ro, nir.Affine) else np.zeros(model.n_out, dtype))
     else:
         params["readout.weight"] = np.zeros((model.n_out, n), dtype)
         params["readout.bias"] = np.zeros(model.n_out, dtype)
