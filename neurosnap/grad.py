@@ -32,8 +32,8 @@ def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
         ``stats=True``.
 
     Raises:
-        FloatingPointError: the loss or a gradient is NaN or inf (e.g. weights or hyperparameters
-            too large for the dtype).
+        FloatingPointError: the loss, a gradient or the final state is NaN or inf (e.g. weights
+            or hyperparameters too large for the dtype).
     """
     from .model import Model
     if not isinstance(model, Model):
@@ -71,7 +71,8 @@ def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
     if g is not None:
         core += g
     grads = model.grads_dict(core, g_wout, g_bout)
-    validate.finite("sequence_grad", loss=total, **{f"grads[{k!r}]": v for k, v in grads.items()})
+    validate.finite("sequence_grad", loss=total, final_state=state,
+                    **{f"grads[{k!r}]": v for k, v in grads.items()})
     if meter is not None:
         return total, grads, meter.means()
     return total, grads

@@ -566,8 +566,15 @@ def _check_recording_meta(path, meta):
                 or not low <= value <= validate.MAX_COUNT:
             bad(key, f"an integer in [{low}, {validate.MAX_COUNT}]")
     dt = meta.get("dt")
-    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not 0 < dt < float("inf"):
-        bad("dt", "a positive finite number")
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not 0 < dt < float("inf") \
+            or not (dt * meta["n_units"] > 1e-300 and dt * meta["n_steps"] < 1e300):
+        bad("dt", "a positive number whose times (dt * n_steps) and rates (1 / (n_units * dt)) "
+                  "are finite")
+    try:
+        validate.memory("n_units", meta["n_units"], meta["n_units"] * 8 * 4,
+                        "per-unit event counts")
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a valid neurosnap recording file: {exc}") from None
     rec = meta.get("recorded")
     if not isinstance(rec, dict) or not isinstance(rec.get("events"), bool) \
             or not isinstance(rec.get("rate"), bool) or not isinstance(rec.get("states"), list) \

@@ -118,8 +118,10 @@ def boolean(name: str, value) -> bool:
     return bool(value)
 
 
-def real(name: str, value, *, low=None, high=None, low_open=False, high_open=False) -> float:
-    """Return ``value`` as a finite float inside the given (optionally open) interval."""
+def real(name: str, value, *, low=None, high=None, low_open=False, high_open=False,
+         low_name: str | None = None) -> float:
+    """Return ``value`` as a finite float inside the given (optionally open) interval
+    (``low_name``: how the message names the lower bound, e.g. ``"dt=0.001"``)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {_short(value)}")
     try:
@@ -130,7 +132,8 @@ def real(name: str, value, *, low=None, high=None, low_open=False, high_open=Fal
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low_name or low}, got "
+                         f"{value}")
     if high is not None and (value > high or (high_open and value == high)):
         raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
     return value

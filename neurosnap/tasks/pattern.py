@@ -69,6 +69,9 @@ class Pattern(Task):
         self.length = _common.duration_steps("duration", duration, self.dt, minimum=2)
         self.periods = _periods(periods, self.duration)
         self.seed = validate.positive_int("seed", seed, minimum=0)
+        validate.memory("(n_inputs + n_out) * duration / dt", (self.n_in + self.n_out) * self.length,
+                        (self.n_in + self.n_out) * self.length * 8 * 2,
+                        "the fixed input pattern and target")
         rng = np.random.default_rng(self.seed)
         self.inputs = _common.poisson(rng, np.full((self.length, self.n_in), self.p_spike))
         self.target = np.stack([self._sum_of_sines(rng) for _ in range(self.n_out)], axis=-1)

@@ -113,8 +113,10 @@ class StoreRecall(_common.HeldOut, Task):
                              f"valid store-recall sequence too rare (probability {p_valid:.3g} per "
                              f"draw, at least {_MIN_VALID} needed); choose seq_delay nearer "
                              f"seq_len / 4 or a longer seq_len")
-        self.groups = np.array_split(np.arange(self.n_in), 4)
         self.length = self.seq_len * self.tau_char
+        validate.memory("n_inputs", self.n_in, self.length * self.n_in * 8 * 2,
+                        "one trial of Poisson inputs (seq_len * tau_char steps)")
+        self.groups = np.array_split(np.arange(self.n_in), 4)
 
     @classmethod
     def small(cls, **overrides) -> "StoreRecall":
