@@ -53,6 +53,11 @@ class Header:
     data_offset: int
 
 
+def _brief(exc) -> str:
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
 def _fail(error, what, path, reason):
     return error(f"{path} is not a valid neurosnap {what} file: {reason}")
 
@@ -78,7 +83,7 @@ def _header(f, name, what, path, error, info=None, size=None) -> Header:
         shape, fortran, dtype = read(f)
         offset = f.tell()
     except _READ_ERRORS as exc:
-        raise _fail(error, what, path, f"{label} has no valid .npy header ({exc})") from None
+        raise _fail(error, what, path, f"{label} has no valid .npy header ({_brief(exc)})") from None
     if dtype.hasobject:
         raise _fail(error, what, path, f"{label} is an object array (refused: neurosnap "
                                        "never unpickles files)")
@@ -120,7 +125,7 @@ def headers(path, what: str, error=ValueError) -> dict[str, Header]:
     except error:
         raise
     except _READ_ERRORS as exc:
-        raise _fail(error, what, path, f"unreadable or truncated (not an .npz archive: {exc})") from None
+        raise _fail(error, what, path, f"unreadable or truncated (not an .npz archive: {_brief(exc)})") from None
 
 
 def read(path, what: str, select=None, error=ValueError) -> dict[str, np.ndarray]:
@@ -147,7 +152,7 @@ def read(path, what: str, select=None, error=ValueError) -> dict[str, np.ndarray
                 with zf.open(head.info) as f:
                     arrays[key] = _data(f, head)
     except _READ_ERRORS as exc:
-        raise _fail(error, what, path, f"member {key!r} is unreadable or truncated ({exc})") from None
+        raise _fail(error, what, path, f"member {key!r} is unreadable or truncated ({_brief(exc)})") from None
     return arrays
 
 
@@ -175,7 +180,7 @@ def npy_header(path, what: str, error=ValueError) -> Header:
     except error:
         raise
     except _READ_ERRORS as exc:
-        raise _fail(error, what, path, f"unreadable ({exc})") from None
+        raise _fail(error, what, path, f"unreadable ({_brief(exc)})") from None
 
 
 def _checked_npy(f, path, what, error, size):

@@ -201,6 +201,7 @@ def _number(value):
     return None if value is None else float(value)
 
 
+@validate.guarded
 def from_nir(graph, *, dt: float | None = None):
     """Import a NIR graph of the shape :func:`to_nir` writes as ``(model, params)``.
 
@@ -296,7 +297,7 @@ def from_nir(graph, *, dt: float | None = None):
     if dt is None:
         try:
             dt = _number(meta.get("dt"))
-        except (TypeError, ValueError, AttributeError):
+        except (TypeError, ValueError, AttributeError, OverflowError):
             raise ValueError(f"the graph's metadata['dt'] must be a number, got "
                              f"{str(meta.get('dt'))[:60]}") from None
         if dt is None:
@@ -338,6 +339,9 @@ def from_nir(graph, *, dt: float | None = None):
     v_leak = _uniform(lif_name, "v_leak", lif.v_leak)
     v_th = _uniform(lif_name, "v_threshold", lif.v_threshold)
     v_reset = _uniform(lif_name, "v_reset", lif.v_reset)
+    if gain is not None and not np.all(np.isfinite(gain)):
+        raise ValueError(f"dt={dt} with the neuron's tau_syn, w_in and r gives a non-finite "
+                         "weight scale (dt/tau_syn) * w_in * r")
     if gain is not None:
         w_in = gain[:, None] * w_in
         w_rec = gain[:, None] * w_rec
