@@ -53,7 +53,8 @@ class Model:
     # -- parameters ------------------------------------------------------------------------------
     @validate.guarded
     def init(self, seed: int = 0) -> dict[str, np.ndarray]:
-        """Fresh parameters (see class docstring), deterministic in ``seed``."""
+        """Fresh parameters (see class docstring), deterministic in ``seed``; ``FloatingPointError``
+        if a weight scale overflows the dtype."""
         seed = validate.positive_int("seed", seed, minimum=0)
         rng = np.random.default_rng(seed)
         params = {f"cell.{k}": v for k, v in self.cell.init_params(rng, self.dtype).items()}
@@ -157,13 +158,18 @@ class Model:
 
     @validate.guarded
     def run(self, params, xs) -> Trajectory:
-        """Run the model over ``xs`` of shape ``(T, B, n_in)`` from the initial state."""
+        """Run the model over ``xs`` of shape ``(T, B, n_in)`` from the initial state.
+
+        Raises ``FloatingPointError`` if a state or output becomes NaN or inf, and ``ValueError``
+        if the trajectory would not fit in memory."""
         params = self.check_params(params)
         xs, _, _ = self.check_inputs(xs)
         T, B, _ = xs.shape
+        n, S = self.cell.n_hidden, self.cell.n_state
+        validate.memory("xs", f"shape {xs.shape}", T * B * (S + 1) * n * self.dtype.itemsize,
+                        f"the trajectory (T, B, S={S}, n={n}) of states and outputs")
         cp = self.cell_params(params)
         state = self.cell.initial_state(B, self.dtype)
-        n, S = self.cell.n_hidden, self.cell.n_state
         hidden = np.empty((T, B, n), self.dtype)
         states = np.empty((T, B, S, n), self.dtype)
         for t in range(T):

@@ -197,6 +197,9 @@ class ArraySource(Source):
     """
 
     def __init__(self, xs, name: str = "inputs"):
+        if isinstance(xs, (np.matrix, np.ma.MaskedArray)):
+            raise TypeError(f"{name} must be a plain numpy array (np.asarray), got "
+                            f"{type(xs).__module__}.{type(xs).__name__}")
         if not isinstance(xs, np.ndarray):
             raise TypeError(f"{name} must be a numpy array, got {type(xs).__name__}")
         if xs.dtype == object or not (np.issubdtype(xs.dtype, np.floating)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 import tokenize
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -59,7 +60,9 @@ def _brief(exc) -> str:
 
 
 def _fail(error, what, path, reason):
-    return error(f"{path} is not a valid neurosnap {what} file: {reason}")
+    exc = error(f"{path} is not a valid neurosnap {what} file: {reason}")
+    exc._neurosnap_checked = True                  # raised by this module: passed on unchanged
+    return exc
 
 
 def check_file(path, what: str, error=ValueError) -> Path:
@@ -80,7 +83,9 @@ def _header(f, name, what, path, error, info=None, size=None) -> Header:
             raise ValueError(f"unsupported .npy format version {version}")
         read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                 else np.lib.format.read_array_header_2_0)
-        shape, fortran, dtype = read(f)
+        with warnings.catch_warnings():             # numpy warns about Python 2 style headers
+            warnings.simplefilter("ignore", UserWarning)
+            shape, fortran, dtype = read(f)
         offset = f.tell()
     except _READ_ERRORS as exc:
         raise _fail(error, what, path, f"{label} has no valid .npy header ({_brief(exc)})") from None
@@ -122,10 +127,11 @@ def headers(path, what: str, error=ValueError) -> dict[str, Header]:
                 with zf.open(info) as f:
                     found[key] = _header(f, key, what, path, error, info, info.file_size)
             return found
-    except error:
-        raise
     except _READ_ERRORS as exc:
-        raise _fail(error, what, path, f"unreadable or truncated (not an .npz archive: {_brief(exc)})") from None
+        if getattr(exc, "_neurosnap_checked", False):
+            raise
+        raise _fail(error, what, path, "unreadable or truncated (not an .npz archive: "
+                                       f"{_brief(exc)})") from None
 
 
 def read(path, what: str, select=None, error=ValueError) -> dict[str, np.ndarray]:
@@ -152,7 +158,8 @@ def read(path, what: str, select=None, error=ValueError) -> dict[str, np.ndarray
                 with zf.open(head.info) as f:
                     arrays[key] = _data(f, head)
     except _READ_ERRORS as exc:
-        raise _fail(error, what, path, f"member {key!r} is unreadable or truncated ({_brief(exc)})") from None
+        raise _fail(error, what, path, f"member {key!r} is unreadable or truncated "
+                                       f"({_brief(exc)})") from None
     return arrays
 
 
@@ -177,9 +184,9 @@ def npy_header(path, what: str, error=ValueError) -> Header:
     try:
         with open(path, "rb") as f:
             return _checked_npy(f, path, what, error, size)
-    except error:
-        raise
     except _READ_ERRORS as exc:
+        if getattr(exc, "_neurosnap_checked", False):
+            raise
         raise _fail(error, what, path, f"unreadable ({_brief(exc)})") from None
 
 
