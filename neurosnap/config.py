@@ -74,6 +74,8 @@ def apply_overrides(config: dict, overrides) -> dict:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw                                   # bare strings: cell=LIF
+        except RecursionError:
+            raise ConfigError(f"override {item[:40]!r}...: value nested too deeply") from None
         keys = path.strip().split(".")
         node = config
         for key in keys[:-1]:
@@ -151,9 +153,10 @@ def _build_model(table, task):
         raise ConfigError(f"[model] cell={name!r} is unknown; expected one of {sorted(CELLS)}")
     if "n_hidden" not in table:
         raise ConfigError("[model] needs n_hidden")
-    options = dict(table.get("cell_options", {}))
+    options = table.get("cell_options", {})
     if not isinstance(options, dict):
-        raise ConfigError("[model.cell_options] must be a table")
+        raise ConfigError(f"[model.cell_options] must be a table, got {options!r}")
+    options = dict(options)
     allowed = _keywords(CELLS[name])
     bad = set(options) - allowed
     if bad:

@@ -278,8 +278,10 @@ TOML_KEYS = ["model.n_hidden", "model.density", "model.cell", "model.dtype",
 @_settings(100)
 @given(changes=st.lists(st.tuples(st.sampled_from(TOML_KEYS), st.sampled_from(TOML_VALUES)),
                         max_size=3),
-       raw=st.one_of(st.none(), st.binary(max_size=40)))
-def test_config_files(tmp_path_factory, changes, raw):
+       raw=st.one_of(st.none(), st.binary(max_size=40)),
+       overrides=st.lists(st.tuples(st.sampled_from(TOML_KEYS), st.sampled_from(TOML_VALUES)),
+                          max_size=2))
+def test_config_files(tmp_path_factory, changes, raw, overrides):
     _count("config")
     path = tmp_path_factory.mktemp("cfg") / "c.toml"
     text = TOML
@@ -290,6 +292,7 @@ def test_config_files(tmp_path_factory, changes, raw):
     path.write_bytes(raw if raw is not None else text.encode())
     try:
         cfg = config.load(path)
+        cfg = config.apply_overrides(cfg, [f"{k}={v}" for k, v in overrides])  # the CLI's --set
         model, rule, opt, task, kwargs = config.build(cfg)
     except config.ConfigError:
         return

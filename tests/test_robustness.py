@@ -148,6 +148,17 @@ def test_toml_stats_string_is_refused():
         config.build(cfg)
 
 
+@pytest.mark.parametrize("override", ["model.cell_options=7", 'model.cell_options="xy"',
+                                      "model.cell_options=[1]"])
+def test_config_cell_options_must_be_a_table(override):
+    cfg = {"model": {"cell": "EGRU", "n_hidden": 4}, "task": {"name": "copy"},
+           "rule": {"name": "RTRL"}, "optimizer": {"name": "Adam"}, "train": {"steps": 10}}
+    with pytest.raises(config.ConfigError, match=r"\[model.cell_options\] must be a table"):
+        config.build(config.apply_overrides(cfg, [override]))
+    with pytest.raises(config.ConfigError, match="nested too deeply"):
+        config.apply_overrides(cfg, ["model.x=" + "[" * 5000 + "]" * 5000])
+
+
 def test_config_load_refuses_bad_bytes_and_nesting(tmp_path):
     (tmp_path / "bad.toml").write_bytes(b"[model]\ncell = \"\xff\xfe\"\n")
     with pytest.raises(config.ConfigError, match="not valid TOML"):
