@@ -174,7 +174,7 @@ def _data(f, head: Header) -> np.ndarray:
         got += chunk
     array = np.frombuffer(raw, dtype=head.dtype, count=head.nbytes // max(1, head.dtype.itemsize))
     array = array.reshape(head.shape, order="F" if head.fortran else "C")
-    return np.ascontiguousarray(array)
+    return np.ascontiguousarray(array) if not array.flags.c_contiguous else array
 
 
 def npy_header(path, what: str, error=ValueError) -> Header:

@@ -202,7 +202,8 @@ def array(name: str, value, *, ndim=None, shape=None, dtype=None, finite=True, i
         raise ValueError(f"{name} must not be empty, got shape {value.shape}")
     if dtype is not None and not integer:
         value = value.astype(dtype, copy=False)
-    value = np.ascontiguousarray(value)
+    if not value.flags.c_contiguous:              # (0-d arrays are; ascontiguousarray makes them 1-d)
+        value = np.ascontiguousarray(value)
     if finite and not integer and not np.all(np.isfinite(value)):
         raise ValueError(f"{name} contains NaN or inf")
     return value
