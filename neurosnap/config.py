@@ -55,8 +55,12 @@ def load(path) -> dict:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} is not valid TOML: nested too deeply") from None
 
 
 def apply_overrides(config: dict, overrides) -> dict:
@@ -70,6 +74,8 @@ def apply_overrides(config: dict, overrides) -> dict:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw                                   # bare strings: cell=LIF
+        except RecursionError:
+            raise ConfigError(f"override {item[:40]!r}...: value nested too deeply") from None
         keys = path.strip().split(".")
         node = config
         for key in keys[:-1]:
@@ -100,6 +106,9 @@ def build(config: dict):
     bad = set(train_kwargs) - TRAIN_KEYS
     if bad:
         raise ConfigError(f"unknown key(s) {sorted(bad)} in [train]; allowed: {sorted(TRAIN_KEYS)}")
+    if "stats" in train_kwargs and not isinstance(train_kwargs["stats"], bool):
+        raise ConfigError(f"[train] stats must be true or false (a TOML boolean, not a string), "
+                          f"got {train_kwargs['stats']!r}")
     return model, rule, opt, task, train_kwargs
 
 
@@ -144,9 +153,10 @@ def _build_model(table, task):
         raise ConfigError(f"[model] cell={name!r} is unknown; expected one of {sorted(CELLS)}")
     if "n_hidden" not in table:
         raise ConfigError("[model] needs n_hidden")
-    options = dict(table.get("cell_options", {}))
+    options = table.get("cell_options", {})
     if not isinstance(options, dict):
-        raise ConfigError("[model.cell_options] must be a table")
+        raise ConfigError(f"[model.cell_options] must be a table, got {options!r}")
+    options = dict(options)
     allowed = _keywords(CELLS[name])
     bad = set(options) - allowed
     if bad:
