@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .rules.base import Rule
+from .rules.base import check_rule
 from .sparse.stats import StatsMeter, step_stats
 
 
@@ -32,8 +32,7 @@ def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
     from .model import Model
     if not isinstance(model, Model):
         raise TypeError(f"model must be ns.Model, got {type(model).__name__}")
-    if not isinstance(rule, Rule):
-        raise TypeError(f"rule must be a neurosnap rule (ns.rules.*), got {type(rule).__name__}")
+    check_rule(rule)
     if not isinstance(stats, bool):
         raise TypeError(f"stats must be a bool, got {stats!r}")
     params = model.check_params(params)

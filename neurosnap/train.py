@@ -14,7 +14,7 @@ import numpy as np
 from . import checkpoint as ckpt
 from .core import validate
 from .model import Model
-from .rules.base import Rule
+from .rules.base import Rule, check_rule
 from .sparse.stats import StatsMeter, step_stats
 from .tasks.base import Batch, Task
 
@@ -156,8 +156,7 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be ns.Model, got {type(model).__name__}")
-    if not isinstance(rule, Rule):
-        raise TypeError(f"rule must be a neurosnap rule (ns.rules.*), got {type(rule).__name__}")
+    check_rule(rule)
     if not isinstance(task, Task):
         raise TypeError(f"task must be a neurosnap task (ns.tasks.*), got {type(task).__name__}")
     if not hasattr(opt, "update") or not hasattr(opt, "init"):
@@ -337,8 +336,8 @@ def _restore(path, loop, rng, task, history, signature):
 def _progress(total, enabled, initial):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, mininterval=0.5)
+    from .core.progress import progress_bar
+    return progress_bar(total, initial=initial)
 
 
 class _Loop:

@@ -20,7 +20,8 @@ def _train(tmp_path, *extra):
 def test_train_writes_metrics_curve_params_and_summary(tmp_path, capsys):
     assert _train(tmp_path, "--steps", "400") == 0
     out = capsys.readouterr().out
-    assert "curriculum level reached" in out and "ms/step" in out
+    assert "Curriculum level reached" in out and "ms/step over the whole run" in out
+    assert "Trained an EGRU network" in out and "float64" in out and "batches of 1 sequence" in out
     for name in ("metrics.csv", "metrics.json", "learning_curve.png", "params.npz",
                  "checkpoint.npz"):
         assert (tmp_path / name).stat().st_size > 0
@@ -81,4 +82,4 @@ def test_console_entry_point(tmp_path):
                            "--no-progress", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "test accuracy" in proc.stdout
+    assert "Test accuracy" in proc.stdout
