@@ -53,14 +53,19 @@ def save(path, arrays: dict[str, np.ndarray], meta: dict) -> None:
 def load(path) -> tuple[dict[str, np.ndarray], dict]:
     """Read a checkpoint written by :func:`save`: ``(arrays, meta)``."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):              # never let numpy try (and suggest) unpickling
+        raise CheckpointError(f"{path} is not a neurosnap checkpoint: unreadable or truncated (not a "
+                              f"complete .npz archive)")
     try:
         with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except ValueError as exc:                     # object arrays need pickle: refused
-        raise CheckpointError(f"checkpoint {path} holds object arrays (refused, no unpickling): "
-                              f"{exc}") from None
+    except ValueError:                            # object arrays need pickle: refused
+        raise CheckpointError(f"checkpoint {path} holds object arrays or unreadable members; not a "
+                              f"neurosnap checkpoint (refused, never unpickled)") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise CheckpointError(f"checkpoint {path} is unreadable or truncated: {exc}") from None
     if META_KEY not in arrays:

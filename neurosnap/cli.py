@@ -45,7 +45,8 @@ class _Formatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if ("default" in text or action.default in (None, False, argparse.SUPPRESS)
+        if ("default" in text or action.default is None or action.default is False
+                or action.default == argparse.SUPPRESS
                 or action.default == [] or not action.option_strings or action.nargs == 0):
             return text
         return text + " (default: %(default)s)"

@@ -128,7 +128,8 @@ def parse_rule_spec(spec: str) -> tuple[str, dict]:
     if not name:
         raise RuleSpecError(f"rule spec {spec!r}: missing rule name (expected e.g. 'SnAp:n=2')")
     if name not in RULES:
-        raise RuleSpecError(f"rule spec {spec!r}: unknown rule {name!r}; expected one of {sorted(RULES)}")
+        raise RuleSpecError(f"rule spec {spec!r}: unknown rule {name!r}; expected one of "
+                            f"{sorted(RULES)}.{config_mod._did_you_mean(name, RULES)}")
     kwargs = {}
     if rest.strip():
         try:

@@ -153,6 +153,12 @@ def build(config: dict):
     rule = _construct("rule", RULES, config["rule"])
     opt = _construct("optimizer", OPTIMIZERS, config["optimizer"])
     model = _build_model(config["model"], task)
+    check = getattr(rule, "check_model", None)        # rules with time constants (STDP, RSTDP)
+    if check is not None:
+        try:
+            check(model)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[rule] {exc}") from None
     train_kwargs = dict(config["train"])
     _check_keys("[train]", train_kwargs, TRAIN_KEYS)
     _check_numbers("[train]", train_kwargs)

@@ -286,6 +286,12 @@ def load_inputs(path) -> np.ndarray:
         raise ValueError(f"inputs file not found: {path}")
     if path.suffix not in (".npy", ".npz"):
         raise ValueError(f"inputs file must end in .npy or .npz, got {path}")
+    if path.suffix == ".npz" and not zipfile.is_zipfile(path):
+        raise ValueError(f"inputs file {path} is not an .npz archive")
+    if path.suffix == ".npy":
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise ValueError(f"inputs file {path} is not a .npy array file")
     try:
         if path.suffix == ".npy":
             return np.load(path, mmap_mode="r", allow_pickle=False)
@@ -293,9 +299,9 @@ def load_inputs(path) -> np.ndarray:
             keys = list(f.files)
             key = "xs" if "xs" in keys else (keys[0] if len(keys) == 1 else None)
             data = None if key is None else f[key]
-    except ValueError as exc:                           # numpy refuses object arrays without pickle
-        raise ValueError(f"inputs file {path} holds an object array or pickled data, which "
-                         f"needs unpickling (refused: allow_pickle=False): {exc}") from None
+    except ValueError:                                  # numpy refuses object arrays without pickle
+        raise ValueError(f"inputs file {path} holds an object array or unreadable data (refused, "
+                         f"never unpickled)") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"inputs file {path} is not a readable .npy/.npz file: {exc}") from None
     if data is None:
@@ -310,12 +316,15 @@ def load_params(model: Model, path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"params file not found: {path}")
+    if not zipfile.is_zipfile(path):                 # never let numpy try (and suggest) unpickling
+        raise ValueError(f"{path} is not a neurosnap params/checkpoint file: unreadable or truncated "
+                         f"(not a complete .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except ValueError as exc:
-        raise ValueError(f"params file {path} holds object arrays (refused, no unpickling): "
-                         f"{exc}") from None
+    except ValueError:
+        raise ValueError(f"params file {path} holds object arrays or unreadable members; not a "
+                         f"neurosnap params file (refused, never unpickled)") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"params file {path} is not a readable .npz file: {exc}") from None
     if "__meta__.json" in arrays:                       # a training checkpoint

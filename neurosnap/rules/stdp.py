@@ -103,6 +103,11 @@ class _Pairing(Rule):
         return (self._factor(dt, self.tau_pre, "tau_pre", steps_cell),
                 self._factor(dt, self.tau_post, "tau_post", steps_cell))
 
+    def check_model(self, model) -> None:
+        """Raise ``ValueError`` when the time constants do not fit ``model``'s cell (checked before
+        training starts, e.g. by :func:`neurosnap.config.build`)."""
+        self.init(model, None, 1)
+
     def init(self, model, params, batch):
         cell = model.cell
         dt = getattr(cell, "dt", 1.0)
