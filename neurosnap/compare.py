@@ -557,14 +557,17 @@ def mean_curve(curves, key, grid, xkey="step"):
     return np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
 
 
-def plot(results, path, key=None, title="") -> None:
+def plot(results, path, key=None, title=""):
     """Learning curves of ``key`` (default: the headline metric), one line per rule (mean over
     seeds), against time steps (left) and cumulative multiply-adds (right, log scale), with one
     legend for both panels that gives each rule's number of seeds. Curves too short to draw (a
-    very short run) leave a note in the panel instead."""
+    very short run) leave a note in the panel instead. Saves a PNG at ``path`` and returns the
+    ``matplotlib.figure.Figure``."""
+    import matplotlib.ticker
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    import matplotlib.ticker
+
+    from .plot import _readable_log_axis
 
     key = key or results.metric
     rules = list(dict.fromkeys(r for r, _ in results.curves))
@@ -620,17 +623,4 @@ def plot(results, path, key=None, title="") -> None:
              else "seeds per rule in the legend")
     fig.suptitle(title or f"{key}: mean over {seeds}")
     fig.savefig(path, dpi=110)
-
-
-def _readable_log_axis(axis, values):
-    """Plain-number tick labels on a log axis; over less than a decade, labelled minor ticks too
-    (matplotlib would otherwise show one label, or none)."""
-    import matplotlib.ticker
-    lo, hi = float(np.min(values)), float(np.max(values))
-    fmt = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}")
-    axis.set_major_formatter(fmt)
-    if hi / lo < 10:
-        axis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 3.0, 5.0, 7.0)))
-        axis.set_minor_formatter(fmt)
-    else:
-        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    return fig
