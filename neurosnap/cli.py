@@ -393,7 +393,7 @@ def _compare(args) -> int:
 def _sweep(args) -> int:
     from . import sweep as sw
     workers = _workers(args.workers)
-    overrides = list(args.overrides) + ([f"train.steps={args.steps}"] if args.steps else [])
+    overrides = list(args.overrides) + ([f"train.steps={args.steps}"] if args.steps is not None else [])
     with _setup(f"cannot read config {args.config}"):
         path = config_mod.resolve(args.config)
         plan = sw._plan(path, args.grid, workers=workers, overrides=overrides)

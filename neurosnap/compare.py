@@ -313,8 +313,9 @@ def compare(config, rules, seeds=(0,), steps=None, overrides=(), out=None, progr
         :class:`Results`: one row per (rule, seed), in the order rules x seeds (see module docstring).
 
     Raises:
-        RuleSpecError: a bad rule spec. ConfigError: a bad configuration or override (both before
-        anything runs). KeyboardInterrupt: after writing the runs finished so far (see ``out``).
+        RuleSpecError: a bad rule spec (before anything runs).
+        ConfigError: a bad configuration or override (before anything runs).
+        KeyboardInterrupt: after writing the runs finished so far (see ``out``).
     """
     plan = _plan(config, rules, seeds, steps, overrides, workers)
     return _execute(plan, out=out, progress=progress, resume=resume, on_result=on_result)

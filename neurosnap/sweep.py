@@ -250,8 +250,8 @@ def sweep(config, grid, workers=None, scheduler=None, out=None, overrides=(), re
 
     Raises:
         GridError: a bad axis, or a point whose configuration is invalid (before anything runs).
-        ConfigError: a bad configuration or override. KeyboardInterrupt: after writing the points
-        finished so far.
+        ConfigError: a bad configuration or override.
+        KeyboardInterrupt: after writing the points finished so far.
     """
     plan = _plan(config, grid, workers, overrides)
     return _execute(plan, scheduler=scheduler, out=out, resume=resume, on_result=on_result,
