@@ -258,7 +258,7 @@ def _train(args) -> int:
         overrides.append(f"train.steps={args.steps}")
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
-    with _setup(f"cannot read config {args.config}"):
+    with _setup(f"configuration {args.config}"):
         path = config_mod.resolve(args.config)
         cfg = config_mod.apply_overrides(config_mod.load(path), overrides)
         model, rule, opt, task, train_kwargs = config_mod.build(cfg)
@@ -352,7 +352,7 @@ def _paragraph(s, out) -> str:
 def _compare(args) -> int:
     from . import compare as cmp
     workers = _workers(args.workers, 1)
-    with _setup(f"cannot read config {args.config}"):
+    with _setup(f"configuration {args.config}"):
         path = config_mod.resolve(args.config)
         plan = cmp._plan(path, args.rules, seeds=args.seeds, steps=args.steps,
                          overrides=args.overrides, workers=workers)
@@ -394,7 +394,7 @@ def _sweep(args) -> int:
     from . import sweep as sw
     workers = _workers(args.workers)
     overrides = list(args.overrides) + ([f"train.steps={args.steps}"] if args.steps is not None else [])
-    with _setup(f"cannot read config {args.config}"):
+    with _setup(f"configuration {args.config}"):
         path = config_mod.resolve(args.config)
         plan = sw._plan(path, args.grid, workers=workers, overrides=overrides)
     out = _prepare_out(Path(args.out) if args.out else Path("runs") / f"sweep-{path.stem}",

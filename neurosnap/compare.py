@@ -122,7 +122,13 @@ def parse_rule_spec(spec: str) -> tuple[str, dict]:
     """
     from .rules import RULES
     if not isinstance(spec, str):
-        raise RuleSpecError(f"rule spec must be a string like 'SnAp:n=2', got {spec!r}")
+        from .rules.base import Rule
+        name = (spec.__name__ if isinstance(spec, type) and issubclass(spec, Rule)
+                else type(spec).__name__ if isinstance(spec, Rule) else None)
+        hint = (f": compare builds each rule from its spec, so pass the name {name!r} (not "
+                f"ns.rules.{name} or an instance)" if name else "")
+        raise RuleSpecError(f"rule spec must be a string like 'RTRL' or 'SnAp:n=2', got "
+                            f"{spec!r}{hint}")
     name, _, rest = spec.strip().partition(":")
     name = name.strip()
     if not name:

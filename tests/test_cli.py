@@ -136,6 +136,10 @@ def bad_files(tmp_path_factory):
     (["simulate", "lif-network", "--units", "0-4000000000"], "0 <= a <= b < 1000"),
     (["simulate", "lif-network", "--units", "3,x"], "expected unit numbers"),
     (["compare", "egru-copy", "--rules", "rtrl"], "Did you mean 'RTRL'?"),
+    (["compare", "egru-copy", "--rules", "RTRL", "--workers", "0"], "--workers must be a positive"),
+    (["sweep", "egru-copy", "--grid", "train.seed=0,1", "--workers", "0"], "--workers must be"),
+    (["sweep", "egru-copy", "--grid", "model.density=1.0,1.5"], "grid point model.density=1.5"),
+    (["train", "egru-copy", "--set", "model.n_hidden=10000000"], "MemoryError: Unable to allocate"),
 ])
 def test_user_errors_are_one_line_with_exit_status_2(args, needle, bad_files, tmp_path):
     args = [a.replace("{bad}", str(bad_files)) for a in args]

@@ -29,8 +29,10 @@ def test_a_rule_class_instead_of_an_instance_says_so():
     from neurosnap.compare import compare
     cfg = {"model": {"cell": "EGRU", "n_hidden": 4}, "task": {"name": "copy"},
            "rule": {"name": "RTRL"}, "optimizer": {"name": "Adam"}, "train": {"steps": 20}}
-    with pytest.raises(ValueError, match="rule spec must be a string"):
+    with pytest.raises(ValueError, match="rule spec must be a string.*pass the name 'RTRL'"):
         compare(cfg, [ns.rules.RTRL], seeds=[0])
+    with pytest.raises(ValueError, match="pass the name 'SnAp'"):
+        compare(cfg, [ns.rules.SnAp(n=2)], seeds=[0])
 
 
 def test_stdp_on_a_cell_without_dt_explains_steps():
