@@ -166,5 +166,11 @@ class Model:
         events = self.cell.output(states.reshape(T * B, S, n))[1].reshape(T, B, n)
         return Trajectory(outputs=outputs, hidden=hidden, events=events, states=states)
 
+    def config(self) -> dict:
+        """Every setting of the model as JSON data: the cell's :meth:`~neurosnap.cells.base.Cell.config`,
+        ``n_out``, ``loss`` and ``dtype``."""
+        return {"cell": self.cell.config(), "n_out": self.n_out, "loss": self.loss,
+                "dtype": np.dtype(self.dtype).name}
+
     def __repr__(self):
         return f"Model({self.cell!r}, n_out={self.n_out}, loss={self.loss!r}, dtype={self.dtype})"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as ckpt
-from .core import validate
+from .core import describe, validate
 from .model import Model
 from .rules.base import Rule, check_rule
 from .sparse.stats import StatsMeter, step_stats
@@ -158,7 +158,10 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
             SIGTERM arrives (the run then stops cleanly with ``history.interrupted = True``).
         checkpoint_every: checkpoint period in time steps.
         resume: continue from ``checkpoint_dir/checkpoint.npz`` if it exists; the result is
-            bit-identical to an uninterrupted run.
+            bit-identical to an uninterrupted run. The checkpoint must have been written with the
+            same settings (every cell, gate, task, rule and optimizer hyperparameter, dtype, seed,
+            batch size, ``update_every``, ``log_every``, ``stats``); otherwise a
+            :class:`~neurosnap.checkpoint.CheckpointError` lists each difference.
         stats: also record, per row, the per-step means of ``event_fraction``,
             ``support_fraction``, ``influence_nnz``, ``influence_size`` and ``macs`` (the rule's
             counted multiply-adds), as ``ns.sequence_grad(..., stats=True)`` reports them.
@@ -199,9 +202,10 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
     loop = _Loop(model, rule, opt, params, batch_size, stats)
     rng = np.random.default_rng(seed)
     history = History(metric=task.metric)
-    signature = {"model": repr(model), "rule": repr(rule), "opt": repr(opt),
-                 "task": type(task).__name__, "seed": seed, "batch_size": batch_size,
-                 "update_every": update_every}
+    # every setting that changes the numbers of a run; a resume must match all of them
+    signature = {"model": model.config(), "rule": describe.plain(rule), "opt": describe.plain(opt),
+                 "task": task.config(), "seed": seed, "batch_size": batch_size,
+                 "update_every": update_every, "log_every": log_every, "stats": stats}
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / "checkpoint.npz"
     wall_offset = 0.0
     if resume and path.exists():
@@ -238,7 +242,10 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
                 bar.set_postfix({k: f"{row[k]:.3g}" for k in ("loss", task.metric) if k in row})
             if callback is not None:
                 callback(row, loop.params)
-            if path is not None and (loop.t - last_saved >= checkpoint_every or stop.raised):
+            # only at a sequence boundary: a batch cut short by the budget is replayed whole by a
+            # resume, from the boundary checkpoint written below
+            if path is not None and complete and (loop.t - last_saved >= checkpoint_every
+                                                  or stop.raised):
                 _save(path, loop, rng, task, history, signature, time.perf_counter() - start)
                 last_saved = loop.t
     finally:
@@ -306,11 +313,18 @@ def _unflatten(prefix, arrays, scalars):
 
 def _snapshot(loop, rng, task, history):
     """Everything a checkpoint holds, copied (parameters and optimizer state are never mutated)."""
-    return {"params": loop.params, "opt": loop.opt_state, "core": loop.core.copy(),
+    return {"params": _copy_tree(loop.params), "opt": _copy_tree(loop.opt_state),
+            "core": loop.core.copy(),
             "g_wout": loop.g_wout.copy(), "g_bout": loop.g_bout.copy(), "t": loop.t,
             "updates": loop.updates, "since_update": loop.since_update,
             "rng": rng.bit_generator.state, "task": json.loads(json.dumps(task.state_dict())),
             "n_rows": len(history.rows), "rows": history.rows, "pending": list(history.pending)}
+
+
+def _copy_tree(tree):
+    if isinstance(tree, dict):
+        return {key: _copy_tree(value) for key, value in tree.items()}
+    return tree.copy() if isinstance(tree, np.ndarray) else tree
 
 
 def _save(path, loop, rng, task, history, signature, wall):
@@ -334,11 +348,13 @@ def _save_snapshot(path, snap, signature, wall):
 
 def _restore(path, loop, rng, task, history, signature):
     arrays, meta = ckpt.load(path)
-    for key, value in signature.items():
-        if meta["signature"].get(key) != value:
-            raise ckpt.CheckpointError(
-                f"checkpoint {path} was written with {key}={meta['signature'].get(key)!r}, "
-                f"this run has {key}={value!r}")
+    recorded = meta.get("signature")
+    changed = describe.differences(recorded if isinstance(recorded, dict) else {}, signature)
+    if changed:
+        raise ckpt.CheckpointError(
+            f"checkpoint {path} was written with other settings, so resuming would not continue "
+            f"the same run; differing: " + "; ".join(changed)
+            + ". Resume with the checkpoint's settings, or start a new run in another directory")
     params = {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
     loop.params = loop.model.check_params(params)
     loop.opt_state = _unflatten("opt", arrays, meta["scalars"])

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..core import validate
+from ..core import describe, validate
 from ..core.layout import ParamLayout
 from ..core.record import ParamJacobian, StateJacobian, StepRecord
 from ..sparse.events import EventDrive
@@ -36,6 +36,12 @@ class Cell(abc.ABC):
     state_names: ClassVar[tuple[str, ...]]
     gate_names: ClassVar[tuple[str, ...]]
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):            # every hyperparameter ends up in config() and repr
+            cls.__init__ = describe.record_init(cls.__init__)
+
+    @describe.record_init
     def __init__(self, n_in: int, n_hidden: int, density: float = 1.0, *, seed: int = 0,
                  autapses: bool = True, bias: bool = True, w_in_scale: float = 1.0,
                  w_rec_scale: float = 1.0):
@@ -170,6 +176,11 @@ class Cell(abc.ABC):
     def _output(self, state, jac: bool):
         """Event output of a state: ``(y (B, n), dout (B, S, n) or None, events (B, n) bool)``."""
 
+    def config(self) -> dict:
+        """Every constructor argument of this cell (defaults included) as JSON data, under
+        ``"type"`` the class name; gates appear as ``{"type": "Heaviside", "surrogate": ...}``."""
+        return describe.plain(self)
+
     def __repr__(self):
-        return (f"{type(self).__name__}(n_in={self.n_in}, n_hidden={self.n_hidden}, "
-                f"density={self.density})")
+        args = ", ".join(f"{k}={v!r}" for k, v in describe.init_args(self).items())
+        return f"{type(self).__name__}({args})"

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core import describe
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -30,6 +32,20 @@ class Task(abc.ABC):
     loss: str
     #: name of the headline metric reported by :meth:`observe` (e.g. ``"level"``, ``"accuracy"``)
     metric: str
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):            # every setting ends up in config() and repr
+            cls.__init__ = describe.record_init(cls.__init__)
+
+    def config(self) -> dict:
+        """Every constructor argument of this task (defaults included) as JSON data, under
+        ``"type"`` the class name."""
+        return {"type": type(self).__name__, **describe.plain(describe.init_args(self))}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in describe.init_args(self).items())
+        return f"{type(self).__name__}({args})"
 
     @abc.abstractmethod
     def sample(self, rng: np.random.Generator, batch_size: int) -> Batch:
