@@ -7,9 +7,15 @@ import json
 import pytest
 
 from neurosnap import cli
+from neurosnap.compare import (
+    RuleSpecError,
+    compare,
+    markdown,
+    parse_rule_spec,
+    run_one,
+    split_top,
+)
 from neurosnap.config import ConfigError
-from neurosnap.compare import (RuleSpecError, compare, markdown, parse_rule_spec, run_one,
-                               split_top)
 
 # threshold_bits far above any loss: the curriculum advances every `window` batches whatever the
 # rule does, so all rules see the same batches for a seed and the levels move within 300 steps.
@@ -203,7 +209,7 @@ def test_ctrl_c_on_the_command_writes_a_partial_table(tiny_config, tmp_path):
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     first = proc.stdout.readline()
     proc.send_signal(signal.SIGINT)
-    rest, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert first.startswith("[1/6] ok"), first + err
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted after" in err
