@@ -198,6 +198,9 @@ def isi_histogram(rec, ax=None, *, bins: int = 50, batch: int | None = None, log
     else:
         edges = (np.geomspace(isi.min(), isi.max(), bins + 1) if log and isi.max() > isi.min()
                  else bins)
+        steps = rec.meta.get("time_unit", "s") != "s"
+        if steps and not log and isi.max() - isi.min() <= 4 * bins:
+            edges = np.arange(isi.min() - 0.5, isi.max() + 1.5)    # one bar per whole number of steps
         ax.hist(isi, bins=edges, color=color)
         if log:
             ax.set_xscale("log")
