@@ -24,7 +24,7 @@ $(FULL): $(CORE)
 	touch $@
 
 demo: $(CORE)
-	$(BIN)/neurosnap train models/egru-copy.toml --out runs/demo
+	$(BIN)/neurosnap train models/egru-copy.toml --out runs/demo --overwrite
 
 test: $(FULL)
 	$(BIN)/python -m pytest -q

@@ -30,10 +30,12 @@ training history itself carries a per-step ``macs`` column.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import json
 import math
+import os
 import re
 import time
 import tomllib
@@ -120,13 +122,20 @@ def parse_rule_spec(spec: str) -> tuple[str, dict]:
     """
     from .rules import RULES
     if not isinstance(spec, str):
-        raise RuleSpecError(f"rule spec must be a string like 'SnAp:n=2', got {spec!r}")
+        from .rules.base import Rule
+        name = (spec.__name__ if isinstance(spec, type) and issubclass(spec, Rule)
+                else type(spec).__name__ if isinstance(spec, Rule) else None)
+        hint = (f": compare builds each rule from its spec, so pass the name {name!r} (not "
+                f"ns.rules.{name} or an instance)" if name else "")
+        raise RuleSpecError(f"rule spec must be a string like 'RTRL' or 'SnAp:n=2', got "
+                            f"{spec!r}{hint}")
     name, _, rest = spec.strip().partition(":")
     name = name.strip()
     if not name:
         raise RuleSpecError(f"rule spec {spec!r}: missing rule name (expected e.g. 'SnAp:n=2')")
     if name not in RULES:
-        raise RuleSpecError(f"rule spec {spec!r}: unknown rule {name!r}; expected one of {sorted(RULES)}")
+        raise RuleSpecError(f"rule spec {spec!r}: unknown rule {name!r}; expected one of "
+                            f"{sorted(RULES)}.{config_mod._did_you_mean(name, RULES)}")
     kwargs = {}
     if rest.strip():
         try:
@@ -177,10 +186,7 @@ def run_config(cfg: dict, progress: bool = False):
     """
     model, rule, opt, task, train_kwargs = config_mod.build(cfg)
     start = time.perf_counter()
-    try:
-        history = _train(model, rule, opt, task, progress, train_kwargs)
-    except (TypeError, ValueError) as exc:
-        raise config_mod.ConfigError(str(exc)) from None
+    history = _train(model, rule, opt, task, progress, train_kwargs)     # errors propagate as raised
     wall = time.perf_counter() - start
     last = history.rows[-1] if history.rows else {}
     steps = int(last.get("step", 0))
@@ -240,25 +246,26 @@ def probe(model, rule, params, batch) -> dict:
 def run_one(cfg: dict, spec: str, seed: int, progress: bool = False) -> dict:
     """One compare run (picklable work item): returns ``{"row": ..., "curve": ...}``.
 
-    A failure is returned as a row with ``status="failed"`` and the error message, not raised.
+    A run that diverges (``FloatingPointError``: a NaN or infinity in a loss, state or gradient) is
+    a result of the comparison: it comes back as a row with ``status="failed"`` and the message.
+    Any other exception (a bad configuration, a bug) is raised.
     """
     row = {"rule": spec, "seed": seed}
+    name, kwargs = parse_rule_spec(spec)
+    cfg = copy.deepcopy(cfg)
+    cfg["rule"] = {"name": name, **kwargs}
+    cfg.setdefault("train", {})["seed"] = seed
+    _warm_up(cfg)
     try:
-        name, kwargs = parse_rule_spec(spec)
-        cfg = copy.deepcopy(cfg)
-        cfg["rule"] = {"name": name, **kwargs}
-        cfg.setdefault("train", {})["seed"] = seed
-        _warm_up(cfg)
         summary, history, (model, rule, _, task, train_kwargs) = run_config(cfg, progress)
-        row.update(summary)
-        batch = task.sample(np.random.default_rng([seed, 7919]), train_kwargs.get("batch_size", 1))
-        row.update(probe(model, rule, history.params, batch))
-        row["status"], row["error"] = "ok", ""
-        curve = _curve(history, row["macs_per_step"])
-    except Exception as exc:  # noqa: BLE001 - reported in the table, and by a non-zero exit code
+    except FloatingPointError as exc:
         row["status"], row["error"] = "failed", f"{type(exc).__name__}: {exc}"
-        curve = None
-    return {"row": {k: row.get(k) for k in SUMMARY_KEYS}, "curve": curve}
+        return {"row": {k: row.get(k) for k in SUMMARY_KEYS}, "curve": None}
+    row.update(summary)
+    batch = task.sample(np.random.default_rng([seed, 7919]), train_kwargs.get("batch_size", 1))
+    row.update(probe(model, rule, history.params, batch))
+    row["status"], row["error"] = "ok", ""
+    return {"row": {k: row.get(k) for k in SUMMARY_KEYS}, "curve": _curve(history, row["macs_per_step"])}
 
 
 def _warm_up(cfg):
@@ -283,32 +290,52 @@ def _curve(history, macs_per_step):
 # the grid
 # -------------------------------------------------------------------------------------------------
 def compare(config, rules, seeds=(0,), steps=None, overrides=(), out=None, progress=False,
-            workers=1) -> Results:
+            workers=1, resume=False, on_result=None) -> Results:
     """Train every rule in ``rules`` for every seed in ``seeds`` on the model and task of ``config``.
 
     Args:
-        config: path of a TOML configuration or a config dict (``[model]``, ``[task]``, ``[optimizer]``,
-            ``[train]``; its ``[rule]`` table is replaced by each rule spec).
+        config: path of a TOML configuration (or the name of a shipped one) or a config dict
+            (``[model]``, ``[task]``, ``[optimizer]``, ``[train]``; its ``[rule]`` table is replaced
+            by each rule spec).
         rules: rule specs, e.g. ``["RTRL", "SnAp:n=1", "BPTT:truncation=10"]`` (see
             :func:`parse_rule_spec`); all are checked before anything runs.
         seeds: training seeds (``train.seed``): parameters and data stream.
         steps: time steps per run (default: the config's ``train.steps``).
         overrides: ``"section.key=value"`` strings applied to the config first.
-        out: if given, write ``results.csv``, ``results.md``, ``results.json``, ``curves.json``,
-            ``learning_curves.png`` and ``loss_curves.png`` there.
+        out: if given, every run's result is written to ``out/runs/`` as soon as it finishes, and
+            ``results.csv``, ``results.md``, ``results.json``, ``curves.json``,
+            ``learning_curves.png`` and ``loss_curves.png`` at the end (with the runs finished so
+            far when the comparison is interrupted or a run raises).
         progress: progress bar per run (sequential runs only).
         workers: runs in parallel in this many local processes (``1``: in this process). Steps per
             second then share the machine's cores.
+        resume: with ``out``: reuse the runs already written in ``out/runs/`` by an earlier call
+            with the same configuration (an interrupted comparison continues where it stopped);
+            without it, earlier run files there are removed first.
+        on_result: called as ``on_result(row, reused)`` when a run finishes (``reused``: read back
+            from ``out/runs/``), in the order the runs finish.
 
     Returns:
         :class:`Results`: one row per (rule, seed), in the order rules x seeds (see module docstring).
 
     Raises:
-        RuleSpecError: a bad rule spec. ConfigError: a bad configuration or override.
+        RuleSpecError: a bad rule spec (before anything runs).
+        ConfigError: a bad configuration or override (before anything runs).
+        KeyboardInterrupt: after writing the runs finished so far (see ``out``).
     """
+    plan = _plan(config, rules, seeds, steps, overrides, workers)
+    return _execute(plan, out=out, progress=progress, resume=resume, on_result=on_result)
+
+
+def _plan(config, rules, seeds=(0,), steps=None, overrides=(), workers=1) -> dict:
+    """Check everything a comparison needs before it runs; return ``{cfg, items, metric, workers}``."""
     cfg = config_mod.apply_overrides(load_config(config), list(overrides))
     if steps is not None:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise config_mod.ConfigError(f"steps must be a positive integer, got {steps!r}")
         cfg = config_mod.apply_overrides(cfg, [f"train.steps={int(steps)}"])
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     rules = [rules] if isinstance(rules, str) else list(rules)
     if not rules:
         raise RuleSpecError("no rule specs given")
@@ -318,21 +345,91 @@ def compare(config, rules, seeds=(0,), steps=None, overrides=(), out=None, progr
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and not empty, got {seeds}")
-    check = copy.deepcopy(cfg)
-    check["rule"] = {"name": parsed[0][0], **parsed[0][1]}
-    metric = config_mod.build(check)[3].metric                  # fail early on a bad config
+    metric = None
+    for spec, (name, kwargs) in zip(rules, parsed):             # fail early on a bad config
+        check = copy.deepcopy(cfg)
+        check["rule"] = {"name": name, **kwargs}
+        try:
+            built = config_mod.build(check)
+            config_mod.check_budget(built[3], built[4])
+        except config_mod.ConfigError as exc:
+            raise config_mod.ConfigError(f"with rule {spec!r}: {exc}") from None
+        metric = built[3].metric
     items = [(cfg, spec, int(seed)) for spec in rules for seed in seeds]
-    if workers is None or workers <= 1:
-        outputs = [run_one(c, s, seed, progress) for c, s, seed in items]
-    else:
-        from .sweep import local_map
-        outputs = local_map(run_one, items, workers)
-    results = Results([o["row"] for o in outputs], metric=metric, config=cfg,
-                      curves={(o["row"]["rule"], o["row"]["seed"]): o["curve"]
-                              for o in outputs if o["curve"] is not None})
+    return {"cfg": cfg, "items": items, "metric": metric, "workers": workers}
+
+
+def _run_file(out, spec, seed) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", spec)
+    return Path(out) / "runs" / f"{slug}--seed{seed}.json"
+
+
+def _read_run(path, cfg, spec, seed):
+    """A finished run written by an earlier call, or ``None``; refuses one of another config."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError, RecursionError):
+        return None                                          # torn or foreign: run it again
+    if not isinstance(data, dict) or data.get("spec") != spec or data.get("seed") != seed:
+        return None
+    if data.get("config") != json.loads(json.dumps(cfg, default=_json_default)):
+        raise config_mod.ConfigError(
+            f"{path} was written by a comparison with another configuration; use another output "
+            f"directory, or start over without resume (neurosnap compare --overwrite)")
+    return {"row": data["row"], "curve": data["curve"]}
+
+
+def _write_run(path, cfg, spec, seed, output) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump({"spec": spec, "seed": seed, "config": cfg, **output}, f, default=_json_default)
+    os.replace(tmp, path)
+
+
+def _execute(plan, out=None, progress=False, resume=False, on_result=None) -> Results:
+    from .sweep import iter_local
+    cfg, items = plan["cfg"], plan["items"]
+    outputs = [None] * len(items)
     if out is not None:
-        write_outputs(results, out)
-    return results
+        if resume:
+            for i, (_, spec, seed) in enumerate(items):
+                outputs[i] = _read_run(_run_file(out, spec, seed), cfg, spec, seed)
+        else:
+            for path in (Path(out) / "runs").glob("*.json"):
+                path.unlink()
+    for output in outputs:
+        if output is not None and on_result is not None:
+            on_result(output["row"], True)
+    todo = [i for i, o in enumerate(outputs) if o is None]
+
+    def results():
+        done = [o for o in outputs if o is not None]
+        return Results([o["row"] for o in done], metric=plan["metric"], config=cfg,
+                       curves={(o["row"]["rule"], o["row"]["seed"]): o["curve"]
+                               for o in done if o["curve"] is not None})
+
+    try:
+        runs = iter_local(run_one, [items[i] + (progress and plan["workers"] == 1,) for i in todo],
+                          plan["workers"])
+        with contextlib.closing(runs):
+            for k, output, _ in runs:
+                i = todo[k]
+                outputs[i] = output
+                if out is not None:
+                    _write_run(_run_file(out, items[i][1], items[i][2]), cfg, items[i][1],
+                               items[i][2], output)
+                if on_result is not None:
+                    on_result(output["row"], False)
+    except BaseException:
+        if out is not None and any(o is not None for o in outputs):
+            write_outputs(results(), out)                    # the partial table
+        raise
+    final = results()
+    if out is not None:
+        write_outputs(final, out)
+    return final
 
 
 # -------------------------------------------------------------------------------------------------
@@ -467,36 +564,70 @@ def mean_curve(curves, key, grid, xkey="step"):
     return np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
 
 
-def plot(results, path, key=None, title="") -> None:
+def plot(results, path, key=None, title=""):
     """Learning curves of ``key`` (default: the headline metric), one line per rule (mean over
-    seeds), against time steps (left) and cumulative multiply-adds (right, log scale)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    seeds), against time steps (left) and cumulative multiply-adds (right, log scale), with one
+    legend for both panels that gives each rule's number of seeds. Curves too short to draw (a
+    very short run) leave a note in the panel instead. Saves a PNG at ``path`` and returns the
+    ``matplotlib.figure.Figure``."""
     import matplotlib.ticker
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from .plot import _readable_log_axis
 
     key = key or results.metric
     rules = list(dict.fromkeys(r for r, _ in results.curves))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
+    handles, drawn = [], {"step": [], "macs": []}
     for i, rule in enumerate(rules):
         curves = [c for (r, _), c in results.curves.items() if r == rule]
         color = f"C{i % 10}"
         style = "-" if i < 10 else "--"
+        label = f"{rule} ({len(curves)} seed{'s' if len(curves) != 1 else ''})"
+        line = None
         for ax, xkey in zip(axes, ("step", "macs")):
-            xmax = max(max(c[xkey]) for c in curves if c[xkey])
-            xmin = min(min(c[xkey]) for c in curves if c[xkey])
-            grid = (np.linspace(xmin, xmax, 300) if xkey == "step" or xmin <= 0
-                    else np.geomspace(xmin, xmax, 300))
-            ax.plot(grid, mean_curve(curves, key, grid, xkey), style, color=color, lw=1.5,
-                    label=f"{rule} (n={len(curves)})")
+            xs = [np.asarray(c[xkey], dtype=float) for c in curves if len(c[xkey])]
+            if not xs:
+                continue
+            xmin, xmax = min(x.min() for x in xs), max(x.max() for x in xs)
+            if not (np.isfinite(xmin) and np.isfinite(xmax)) or xmax <= xmin:
+                continue
+            log_x = xkey == "macs" and xmin > 0
+            grid = np.geomspace(xmin, xmax, 300) if log_x else np.linspace(xmin, xmax, 300)
+            y = mean_curve(curves, key, grid, xkey)
+            if not np.isfinite(y).any():
+                continue
+            line, = ax.plot(grid, y, style, color=color, lw=1.5, label=label)
+            drawn[xkey].append(y[np.isfinite(y)])
+        if line is not None:
+            handles.append(line)
     axes[0].set(xlabel="time steps", ylabel=key)
-    axes[1].set(xlabel="cumulative multiply-adds (learning rule)", ylabel=key, xscale="log")
+    axes[1].set(xlabel="cumulative multiply-adds (learning rule)", ylabel=key)
     axes[0].xaxis.set_major_formatter(matplotlib.ticker.EngFormatter())
-    if key == "loss":
-        for ax in axes:
+    for ax, xkey in zip(axes, ("step", "macs")):
+        values = np.concatenate(drawn[xkey]) if drawn[xkey] else np.zeros(0)
+        if not len(values):
+            ax.text(0.5, 0.5, "runs too short for a curve", ha="center", va="center",
+                    transform=ax.transAxes, color="0.4")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        if xkey == "macs" and all(len(c["macs"]) and min(c["macs"]) > 0
+                                  for c in results.curves.values()):
+            ax.set_xscale("log")
+        if key == "loss" and (values > 0).all():
             ax.set_yscale("log")
-    axes[1].legend(fontsize=8, loc="best")
-    fig.suptitle(title or f"{key}: mean over seeds")
-    fig.tight_layout()
+            _readable_log_axis(ax.yaxis, values)
+        if key == "level":
+            ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    if handles:
+        fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
+    n_seeds = sorted({len([1 for (r, _) in results.curves if r == rule]) for rule in rules})
+    seeds = (f"{n_seeds[0]} seed{'s' if n_seeds[0] != 1 else ''}" if len(n_seeds) == 1
+             else "seeds per rule in the legend")
+    fig.suptitle(title or f"{key}: mean over {seeds}")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig

@@ -23,12 +23,17 @@ A configuration has the sections ``[model]``, ``[task]``, ``[rule]``, ``[optimiz
     seed = 0
 
 Every value can be overridden with ``key.path=value`` strings (values parsed as TOML).
+
+A configuration is named by a path, or by the name of a reference configuration shipped with the
+package (``egru-copy`` or ``egru-copy.toml`` for ``models/egru-copy.toml``; see :func:`resolve`).
 """
 from __future__ import annotations
 
 import copy
+import difflib
 import inspect
 import tomllib
+from pathlib import Path
 
 import numpy as np
 
@@ -48,8 +53,48 @@ class ConfigError(ValueError):
     """A configuration that cannot be used; the message names the key."""
 
 
+#: where the reference configurations live: ``neurosnap/models`` (in a source checkout a link to the
+#: repository's top-level ``models/`` directory, which is the source of truth; wheels ship a copy)
+SHIPPED = Path(__file__).resolve().parent / "models"
+
+
+def shipped() -> list[str]:
+    """Names of the reference configurations shipped with neurosnap (``models/*.toml``), sorted."""
+    return sorted(p.stem for p in SHIPPED.glob("*.toml")) if SHIPPED.is_dir() else []
+
+
+def resolve(name) -> Path:
+    """The file a configuration name refers to: an existing path as given; otherwise a bare name
+    (``egru-copy`` or ``egru-copy.toml``) of a shipped reference configuration.
+
+    Raises:
+        ConfigError: neither exists (the message lists the shipped names and the nearest one).
+    """
+    path = Path(name)
+    if path.exists():
+        return path
+    text = str(name)
+    if "/" not in text and "\\" not in text:
+        stem = text.removesuffix(".toml")
+        candidate = SHIPPED / f"{stem}.toml"
+        if candidate.is_file():
+            return candidate
+        names = shipped()
+        raise ConfigError(f"config file not found: {name} (neither a path nor a shipped "
+                          f"configuration; shipped: {', '.join(names)}).{_did_you_mean(stem, names)}")
+    raise ConfigError(f"config file not found: {name}")
+
+
 def load(path) -> dict:
-    """Parse a TOML file into a config dict (not yet validated; see :func:`build`)."""
+    """Parse a TOML file into a config dict (not yet validated; see :func:`build`).
+
+    ``path`` may also name a shipped configuration (see :func:`resolve`).
+    """
+    path = resolve(path)
+    if path.is_dir():
+        example = next(iter(sorted(path.glob("*.toml"))), None)
+        raise ConfigError(f"config {path} is a directory; give a TOML file"
+                          + (f", e.g. {example}" if example else ""))
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
@@ -59,29 +104,37 @@ def load(path) -> dict:
         raise ConfigError(f"config file {path} is a directory, not a file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text: {exc}") from None
     except RecursionError:
-        raise ConfigError(f"config file {path} is not valid TOML: nested too deeply") from None
+        raise ConfigError(f"config file {path} is nested too deeply to be a configuration") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
 
 
 def apply_overrides(config: dict, overrides) -> dict:
     """Return a copy of ``config`` with ``["section.key=value", ...]`` applied (values are TOML)."""
     config = copy.deepcopy(config)
     for item in overrides or ():
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like section.key=value")
+        if not isinstance(item, str) or "=" not in item:
+            raise ConfigError(f"--set takes key=value, e.g. --set train.steps=1000; got {item!r}")
         path, raw = item.split("=", 1)
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw                                   # bare strings: cell=LIF
         except RecursionError:
-            raise ConfigError(f"override {item[:40]!r}...: value nested too deeply") from None
-        keys = path.strip().split(".")
+            raise ConfigError(f"override {item!r}: the value is nested too deeply") from None
+        keys = [k.strip() for k in path.strip().split(".")]
+        if not all(keys):
+            raise ConfigError(f"override {item!r}: the key must look like section.key, "
+                              f"e.g. train.steps")
         node = config
-        for key in keys[:-1]:
+        for i, key in enumerate(keys[:-1]):
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {key!r} is not a table")
+                raise ConfigError(f"override {item!r}: {'.'.join(keys[:i + 1])} is "
+                                  f"{node!r}, not a table")
         node[keys[-1]] = value
     return config
 
@@ -102,14 +155,80 @@ def build(config: dict):
     rule = _construct("rule", RULES, config["rule"])
     opt = _construct("optimizer", OPTIMIZERS, config["optimizer"])
     model = _build_model(config["model"], task)
+    check = getattr(rule, "check_model", None)        # rules with time constants (STDP, RSTDP)
+    if check is not None:
+        try:
+            check(model)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[rule] {exc}") from None
     train_kwargs = dict(config["train"])
-    bad = set(train_kwargs) - TRAIN_KEYS
-    if bad:
-        raise ConfigError(f"unknown key(s) {sorted(bad)} in [train]; allowed: {sorted(TRAIN_KEYS)}")
-    if "stats" in train_kwargs and not isinstance(train_kwargs["stats"], bool):
-        raise ConfigError(f"[train] stats must be true or false (a TOML boolean, not a string), "
-                          f"got {train_kwargs['stats']!r}")
+    _check_keys("[train]", train_kwargs, TRAIN_KEYS)
+    _check_numbers("[train]", train_kwargs)
+    _check_train(train_kwargs)
     return model, rule, opt, task, train_kwargs
+
+
+def check_budget(task, train_kwargs) -> None:
+    """Refuse a ``[train] steps`` that ends before the first step of the first sequence that counts in
+    the loss (the training would record nothing). Draws that first batch exactly as
+    :func:`neurosnap.train` does (same seed), without changing the task.
+    """
+    steps = train_kwargs.get("steps", 10_000)
+    batch = task.sample(np.random.default_rng(train_kwargs.get("seed", 0)),
+                        train_kwargs.get("batch_size", 1))
+    counted = np.flatnonzero(np.asarray(batch.mask).any(axis=1))
+    if len(counted) and steps <= counted[0]:
+        raise ConfigError(f"[train] steps={steps} ends before the first step that counts in the loss "
+                          f"(step {counted[0] + 1} of the first sequence); increase steps")
+
+
+def _check_train(kwargs):
+    """Validate the ``[train]`` values as :func:`neurosnap.train` would, before anything runs."""
+    from .core import validate
+    minimum = {"steps": 1, "update_every": 1, "batch_size": 1, "checkpoint_every": 1, "log_every": 1,
+               "seed": 0}
+    try:
+        for key, low in minimum.items():
+            if key in kwargs and not (key == "log_every" and kwargs[key] is None):
+                validate.positive_int(f"[train] {key}", kwargs[key], minimum=low)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    if "stats" in kwargs and not isinstance(kwargs["stats"], bool):
+        raise ConfigError(f"[train] stats must be true or false, got {kwargs['stats']!r}")
+
+
+def _did_you_mean(name, choices) -> str:
+    """``" Did you mean 'RTRL'?"`` for the nearest of ``choices`` (case-insensitive), or ``""``."""
+    if not isinstance(name, str):
+        return ""
+    lower = {c.lower(): c for c in choices}
+    if name.lower() in lower:
+        return f" Did you mean {lower[name.lower()]!r}? (names are case-sensitive)"
+    near = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.6)
+    return f" Did you mean {lower[near[0]]!r}?" if near else ""
+
+
+def _unknown_name(where, name, choices) -> ConfigError:
+    return ConfigError(f"{where} name={name!r} is unknown; expected one of {sorted(choices)}."
+                       f"{_did_you_mean(name, choices)}")
+
+
+def _check_numbers(where, table):
+    """Integers too large for a float (e.g. a 401-digit learning rate) are refused naming the key."""
+    for key, value in table.items():
+        if isinstance(value, dict):
+            _check_numbers(f"{where} {key}", value)
+        elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1000:
+            raise ConfigError(f"{where} {key} is an integer with {len(str(abs(value)))} digits, "
+                              f"too large for a number of this configuration")
+
+
+def _check_keys(where, table, allowed, what=""):
+    bad = sorted(set(table) - set(allowed))
+    if bad:
+        hint = _did_you_mean(bad[0], allowed) if len(bad) == 1 else ""
+        raise ConfigError(f"unknown key(s) {bad} in {where}{what}; allowed: {sorted(allowed)}."
+                          f"{hint}")
 
 
 def _construct(section, registry, table):
@@ -118,16 +237,13 @@ def _construct(section, registry, table):
     if name is None:
         raise ConfigError(f"[{section}] needs a 'name', one of {sorted(registry)}")
     if not isinstance(name, str) or name not in registry:
-        raise ConfigError(f"[{section}] name={name!r} is unknown; expected one of {sorted(registry)}")
+        raise _unknown_name(f"[{section}]", name, registry)
     cls = registry[name]
-    allowed = _keywords(cls)
-    bad = set(table) - allowed
-    if bad:
-        raise ConfigError(f"unknown key(s) {sorted(bad)} in [{section}] for {name}; "
-                          f"allowed: {sorted(allowed)}")
+    _check_keys(f"[{section}]", table, _keywords(cls), f" for {name}")
+    _check_numbers(f"[{section}]", table)
     try:
         return cls(**table)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"[{section}] {exc}") from None
 
 
@@ -145,23 +261,21 @@ def _keywords(cls):
 
 
 def _build_model(table, task):
-    bad = set(table) - MODEL_KEYS
-    if bad:
-        raise ConfigError(f"unknown key(s) {sorted(bad)} in [model]; allowed: {sorted(MODEL_KEYS)}")
+    _check_keys("[model]", table, MODEL_KEYS)
     name = table.get("cell")
     if not isinstance(name, str) or name not in CELLS:
-        raise ConfigError(f"[model] cell={name!r} is unknown; expected one of {sorted(CELLS)}")
+        raise ConfigError(f"[model] cell={name!r} is unknown; expected one of {sorted(CELLS)}."
+                          f"{_did_you_mean(name, CELLS)}")
     if "n_hidden" not in table:
         raise ConfigError("[model] needs n_hidden")
     options = table.get("cell_options", {})
     if not isinstance(options, dict):
-        raise ConfigError(f"[model.cell_options] must be a table, got {options!r}")
+        raise ConfigError(f"[model] cell_options must be a table of the cell's keywords, e.g. "
+                          f"cell_options = {{ threshold = 0.3 }}, got {options!r}")
     options = dict(options)
-    allowed = _keywords(CELLS[name])
-    bad = set(options) - allowed
-    if bad:
-        raise ConfigError(f"unknown key(s) {sorted(bad)} in [model.cell_options] for {name}; "
-                          f"allowed: {sorted(allowed)}")
+    _check_keys("[model.cell_options]", options, _keywords(CELLS[name]), f" for {name}")
+    _check_numbers("[model]", {k: v for k, v in table.items() if k != "cell_options"})
+    _check_numbers("[model.cell_options]", options)
     if "gate" in options:
         options["gate"] = _gate(options["gate"])
     dtype = table.get("dtype", "float64")
@@ -170,7 +284,7 @@ def _build_model(table, task):
     try:
         cell = CELLS[name](task.n_in, table["n_hidden"], table.get("density", 1.0), **options)
         return Model(cell, task.n_out, loss=task.loss, dtype=getattr(np, dtype))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"[model] {exc}") from None
 
 
@@ -192,6 +306,6 @@ def _gate(spec):
             return gates.Heaviside(gates.SURROGATES[name](**spec))
     except ConfigError:
         raise
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"[model.cell_options] gate: {exc}") from None
     raise ConfigError(f"[model.cell_options] gate kind={kind!r} is unknown; expected 'heaviside' or 'smooth'")

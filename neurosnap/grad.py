@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .core import validate
-from .rules.base import Rule
+from .rules.base import check_rule
 from .sparse.stats import StatsMeter, step_stats
 
 
@@ -38,8 +38,7 @@ def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
     from .model import Model
     if not isinstance(model, Model):
         raise TypeError(f"model must be ns.Model, got {type(model).__name__}")
-    if not isinstance(rule, Rule):
-        raise TypeError(f"rule must be a neurosnap rule (ns.rules.*), got {type(rule).__name__}")
+    check_rule(rule)
     stats = validate.boolean("stats", stats)
     params = model.check_params(params)
     xs, ys, mask = model.check_inputs(xs, ys, mask)

@@ -1123,8 +1123,8 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
     source.reset()
     bar = None
     if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=steps, unit="step", unit_scale=True)
+        from .core.progress import progress_bar
+        bar = progress_bar(steps, unit_scale=True)
     t = 0
     try:
         while t < steps:
@@ -1190,41 +1190,64 @@ def _version():
 
 
 # -- command line: `neurosnap simulate` (registered by neurosnap/cli.py) -------------------------
-def _cli_add_parser(sub):
-    p = sub.add_parser("simulate", help="simulate a configured network and record what it did")
-    p.add_argument("config", help="path to a TOML file, e.g. models/lif-network.toml")
-    p.add_argument("--params", help="params.npz (neurosnap train writes runs/<name>/params.npz) or "
-                   "a checkpoint.npz; default: fresh parameters model.init(--seed)")
-    p.add_argument("--steps", type=int, default=1000, help="time steps to simulate (default 1000)")
+def _cli_add_parser(sub, **kwargs):
+    p = sub.add_parser("simulate", help="simulate a configured network and record what it did",
+                       description="Simulate a configured network and record what it did. The "
+                       "recording and pictures replace those of an earlier simulate run in --out.",
+                       **kwargs)
+    p.add_argument("config", metavar="CONFIG",
+                   help="TOML file or shipped name, e.g. models/lif-network.toml or lif-network")
+    p.add_argument("--params", metavar="FILE",
+                   help="params.npz (neurosnap train writes runs/<name>/params.npz) or a "
+                        "checkpoint.npz (default: fresh parameters model.init(--seed))")
+    p.add_argument("--steps", type=int, default=1000, metavar="N", help="time steps to simulate")
     p.add_argument("--input", dest="input_spec", metavar="SPEC",
                    help="poisson:rate=20 (Hz) | bernoulli:p=0.05 | task | file:PATH.npy|.npz "
                         "(default: poisson:rate=20 for spiking cells, task otherwise)")
-    p.add_argument("--record", help="comma-separated: events, rate, states, or state variables "
-                   "such as v,i,a (default: events and the first state variable)")
-    p.add_argument("--units", help="units whose states are recorded, e.g. 0,1,2 or 0-9 "
-                   "(default: 0-4)")
-    p.add_argument("--batch", type=int, default=1, help="parallel sequences (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of fresh parameters and of the input")
-    p.add_argument("--rate-bin", type=int, default=10, help="steps per population-rate bin")
-    p.add_argument("--chunk-steps", type=int, default=10_000, help="steps per chunk")
+    p.add_argument("--record", metavar="WHAT",
+                   help="comma-separated: events, rate, states, or state variables such as v,i,a "
+                        "(default: events and the first state variable)")
+    p.add_argument("--units", metavar="LIST",
+                   help="units whose states are recorded, e.g. 0,1,2 or 0-9 (default: 0-4)")
+    p.add_argument("--batch", type=int, default=1, metavar="N", help="parallel sequences")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of fresh parameters and of the input")
+    p.add_argument("--rate-bin", type=int, default=10, metavar="N",
+                   help="steps per population-rate bin")
+    p.add_argument("--chunk-steps", type=int, default=10_000, metavar="N", help="steps per chunk")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set model.n_hidden=200 (repeatable)")
-    p.add_argument("--out", help="output directory (default runs/simulate-<config name>)")
+                   help="override a config value, e.g. --set model.n_hidden=200 (repeatable; "
+                        "default: none)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: runs/simulate-<config name>)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG pictures")
-    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    return p
 
 
-def _parse_units(text):
+def _parse_units(text, n):
+    """Units of ``--units`` ("0,1,2", "0-9"), each checked against ``n`` units before any range is
+    expanded."""
     units = []
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
-        if "-" in part[1:]:
-            a, b = part.split("-", 1)
-            units.extend(range(int(a), int(b) + 1))
-        else:
-            units.append(int(part))
+        try:
+            if "-" in part[1:]:
+                a, b = (int(x) for x in part.split("-", 1))
+                if not (0 <= a <= b < n):
+                    raise ValueError(f"--units {part}: a range a-b needs 0 <= a <= b < {n} (the "
+                                     f"network has {n:,} units)")
+                units.extend(range(a, b + 1))
+            else:
+                u = int(part)
+                if not 0 <= u < n:
+                    raise ValueError(f"--units {part}: the network has {n:,} units (0-{n - 1})")
+                units.append(u)
+        except ValueError as exc:
+            if str(exc).startswith("--units"):
+                raise
+            raise ValueError(f"--units {text!r}: expected unit numbers and ranges such as 0,1,2 "
+                             f"or 0-9") from None
     return units
 
 
@@ -1267,8 +1290,10 @@ def _cli_main(args) -> int:
     import sys
 
     from . import config as config_mod
+    from .cli import FILE_ERRORS, _describe, _prepare_out
     try:
-        cfg = config_mod.apply_overrides(config_mod.load(args.config), args.overrides)
+        path = config_mod.resolve(args.config)
+        cfg = config_mod.apply_overrides(config_mod.load(path), args.overrides)
         model, _, _, task, _ = config_mod.build(cfg)
         cell = model.cell
         params = (load_params(model, args.params) if args.params
@@ -1277,20 +1302,21 @@ def _cli_main(args) -> int:
         source = _cli_source(spec, model, task, args)
         has_events = not isinstance(cell, LeakyRNN)
         record = args.record or ",".join((["events"] if has_events else []) + [cell.state_names[0]])
-        units = (_parse_units(args.units) if args.units
+        units = (_parse_units(args.units, cell.n_hidden) if args.units
                  else list(range(min(5, cell.n_hidden))))
         steps = args.steps
         if source.length is not None and args.steps > source.length:
             steps = source.length
-        out = Path(args.out or Path("runs") / f"simulate-{Path(args.config).stem}")
+        out = Path(args.out or Path("runs") / f"simulate-{path.stem}")
+        _prepare_out(out, ("recording.npz", "recording.json"), overwrite=True)
         rec = simulate(model, params, source, record, steps=steps, units=units,
                        rate_bin=args.rate_bin, chunk_steps=args.chunk_steps, out=out,
                        progress=args.progress, batch=args.batch)
-    except ValueError as exc:          # ConfigError, bad arguments, unreadable files
-        print(f"neurosnap: error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError) as exc:   # ConfigError, bad arguments, unreadable files
+        print(f"neurosnap: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
-    except TypeError as exc:
-        print(f"neurosnap: error: {exc}", file=sys.stderr)
+    except FILE_ERRORS as exc:
+        print(f"neurosnap: error: {_describe(exc)}", file=sys.stderr)
         return 2
     pictures = []
     if not args.no_plots:

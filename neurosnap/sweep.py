@@ -24,6 +24,7 @@ A failing point never stops the others and is never dropped.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
@@ -118,20 +119,76 @@ def point_config(cfg: dict, point) -> dict:
     return config_mod.apply_overrides(cfg, [f"{k}={v}" for k, v in point])
 
 
-def run_point(cfg: dict, point) -> dict:
+def run_point(cfg: dict, point, progress: bool = False) -> dict:
     """Build and train one grid point (runs on the worker). Raises on failure."""
-    summary, _, _ = run_config(point_config(cfg, point))
+    summary, _, _ = run_config(point_config(cfg, point), progress)
     summary["host"] = socket.gethostname()
     return summary
 
 
 def _init_local_worker():
-    """Local pool workers: one BLAS thread each (the pool already uses the cores)."""
+    """Local pool workers: one BLAS thread each (the pool already uses the cores); Ctrl-C is left
+    to the parent process, which stops the workers itself."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         from threadpoolctl import threadpool_limits
         threadpool_limits(1)
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
         pass
+
+
+def iter_local(fn, items, workers, raise_errors=True):
+    """Yield ``(index, value, exception)`` for ``fn(*items[index])`` as the calls finish, in
+    ``workers`` spawned processes (in this process, in order, when ``workers`` is 1).
+
+    With ``raise_errors=True`` an exception is raised at once; otherwise it is yielded (``value``
+    ``None``). When the consumer stops early (an exception, Ctrl-C), the pool's processes are
+    terminated and pending calls dropped.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing import get_context
+    items = list(items)
+    if not items:
+        return
+    workers = max(1, min(int(workers), len(items)))
+    if workers == 1:                                     # no pool for a single worker
+        for i, item in enumerate(items):
+            if raise_errors:
+                yield i, fn(*item), None
+                continue
+            try:
+                value = fn(*item)
+            except Exception as exc:  # noqa: BLE001 - reported by the caller
+                yield i, None, exc
+            else:
+                yield i, value, None
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                               initializer=_init_local_worker)
+    futures = {}
+    try:
+        futures = {pool.submit(fn, *item): i for i, item in enumerate(items)}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in sorted(done, key=futures.get):
+                try:
+                    value = fut.result()
+                except Exception as exc:                      # raised or reported below
+                    if raise_errors:
+                        raise
+                    yield futures[fut], None, exc
+                else:
+                    yield futures[fut], value, None
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def local_map(fn, items, workers, raise_errors=True):
@@ -140,88 +197,163 @@ def local_map(fn, items, workers, raise_errors=True):
 
     With ``raise_errors=False`` each result is ``(value, None)`` or ``(None, exception)``.
     """
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-    workers = max(1, min(int(workers), len(items)))
-    if workers == 1:                                     # no pool for a single worker
-        results = []
-        for item in items:
-            if raise_errors:
-                results.append(fn(*item))
-                continue
-            try:
-                results.append((fn(*item), None))
-            except Exception as exc:  # noqa: BLE001 - reported by the caller
-                results.append((None, exc))
-        return results
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                             initializer=_init_local_worker) as pool:
-        futures = [pool.submit(fn, *item) for item in items]
-        results = []
-        for fut in futures:
-            if raise_errors:
-                results.append(fut.result())
-            else:
-                try:
-                    results.append((fut.result(), None))
-                except Exception as exc:  # noqa: BLE001 - reported by the caller
-                    results.append((None, exc))
+    items = list(items)
+    results = [None] * len(items)
+    for i, value, exc in iter_local(fn, items, workers, raise_errors):
+        results[i] = value if raise_errors else (value, exc)
     return results
 
 
-def _dask_map(items, scheduler, timeout=30):
+def _dask_iter(items, scheduler, timeout=30):
+    """Yield ``(index, value, exception)`` as the points finish on a Dask cluster."""
     try:
-        from dask.distributed import Client
+        from dask.distributed import Client, as_completed
     except ImportError:
         raise ImportError("--scheduler needs Dask: pip install 'neurosnap[cluster]'") from None
-    results = []
     with Client(scheduler, timeout=timeout) as client:
         futures = [client.submit(run_point, cfg, point, pure=False) for cfg, point in items]
-        for fut in futures:
-            try:
-                results.append((fut.result(), None))
-            except Exception as exc:  # noqa: BLE001 - reported by the caller
-                results.append((None, exc))
-        client.cancel(futures)
-    return results
+        index = {fut.key: i for i, fut in enumerate(futures)}
+        try:
+            for fut in as_completed(futures):
+                try:
+                    yield index[fut.key], fut.result(), None
+                except Exception as exc:  # noqa: BLE001 - reported by the caller
+                    yield index[fut.key], None, exc
+        finally:
+            client.cancel(futures)
 
 
-def sweep(config, grid, workers=None, scheduler=None, out=None, overrides=()) -> list[dict]:
+def sweep(config, grid, workers=None, scheduler=None, out=None, overrides=(), resume=False,
+          on_result=None, progress=False) -> list[dict]:
     """Run every point of ``grid`` on the configuration ``config`` and gather one table.
 
+    Every point's configuration is built and checked before any point runs.
+
     Args:
-        config: path of a TOML configuration or a config dict.
+        config: path of a TOML configuration (or the name of a shipped one) or a config dict.
         grid: axes, ``{"model.density": [1.0, 0.1], ...}`` or ``["model.density=1.0,0.1", ...]``.
         workers: local processes (default: the number of CPUs, at most the number of points;
             ``1`` runs the points one after the other in this process); ignored with ``scheduler``.
         scheduler: address of a Dask distributed scheduler, e.g. ``"tcp://10.0.0.1:8786"``; the
             points then run on its workers.
-        out: if given, write ``sweep.csv``, ``sweep.md`` and ``sweep.json`` there.
+        out: if given, every point's row is written to ``out/points/`` as soon as it finishes
+            (with the traceback of a failed point), and ``sweep.csv``, ``sweep.md`` and
+            ``sweep.json`` at the end, or with the points finished so far when interrupted.
         overrides: ``"section.key=value"`` strings applied to every point first.
+        resume: with ``out``: reuse the points an earlier call with the same configuration and grid
+            finished (``status="ok"``); without it, earlier point files there are removed first.
+        on_result: called as ``on_result(row, reused)`` when a point finishes.
+        progress: a progress bar per point (``workers=1`` only).
 
     Returns:
         One row per grid point (see the module docstring); failed points have ``status="failed"``.
+
+    Raises:
+        GridError: a bad axis, or a point whose configuration is invalid (before anything runs).
+        ConfigError: a bad configuration or override.
+        KeyboardInterrupt: after writing the points finished so far.
     """
+    plan = _plan(config, grid, workers, overrides)
+    return _execute(plan, scheduler=scheduler, out=out, resume=resume, on_result=on_result,
+                    progress=progress)
+
+
+def _plan(config, grid, workers=None, overrides=()) -> dict:
     cfg = config_mod.apply_overrides(load_config(config), list(overrides))
     axes = parse_grid(grid)
     points = grid_points(axes)
-    items = [(cfg, point) for point in points]
-    if scheduler is not None:
-        outcomes = _dask_map(items, scheduler)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise GridError(f"workers must be an integer >= 1, got {workers!r}")
+    for point in points:                                  # every point is checked before any runs
+        try:
+            built = config_mod.build(point_config(cfg, point))
+            config_mod.check_budget(built[3], built[4])
+        except config_mod.ConfigError as exc:
+            raise GridError(f"grid point {_describe(point)}: {exc}") from None
+    return {"cfg": cfg, "axes": axes, "points": points, "workers": workers}
+
+
+def _describe(point) -> str:
+    return " ".join(f"{k}={v}" for k, v in point)
+
+
+def _point_file(out, index) -> Path:
+    return Path(out) / "points" / f"{index:04d}.json"
+
+
+def _read_point(path, cfg, point):
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("point") != [list(p) for p in point]:
+        return None
+    if data.get("config") != json.loads(json.dumps(cfg)):
+        raise config_mod.ConfigError(
+            f"{path} was written by a sweep of another configuration; use another output "
+            f"directory, or start over without resume (neurosnap sweep --overwrite)")
+    return data["row"] if data["row"].get("status") == "ok" else None
+
+
+def _row(point, summary, exc):
+    row = {key: parse_value(raw) for key, raw in point}
+    if exc is None:
+        row.update(summary, status="ok", error="")
     else:
-        workers = workers or os.cpu_count() or 1
-        outcomes = local_map(run_point, items, workers, raise_errors=False)
-    rows = []
-    for point, (summary, exc) in zip(points, outcomes):
-        row = {key: parse_value(raw) for key, raw in point}
-        if exc is None:
-            row.update(summary, status="ok", error="")
+        row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+    return {**{key: row[key] for key, _ in point}, **{k: row.get(k) for k in RESULT_KEYS}}
+
+
+def _execute(plan, scheduler=None, out=None, resume=False, on_result=None, progress=False):
+    import traceback
+    cfg, points, axes = plan["cfg"], plan["points"], plan["axes"]
+    rows = [None] * len(points)
+    if out is not None:
+        if resume:
+            for i, point in enumerate(points):
+                rows[i] = _read_point(_point_file(out, i), cfg, point)
         else:
-            row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-        rows.append({**{key: row[key] for key, _ in point}, **{k: row.get(k) for k in RESULT_KEYS}})
+            for path in (Path(out) / "points").glob("*.json"):
+                path.unlink()
+    for row in rows:
+        if row is not None and on_result is not None:
+            on_result(row, True)
+    todo = [i for i, r in enumerate(rows) if r is None]
+    workers = plan["workers"] or os.cpu_count() or 1
+    try:
+        if scheduler is not None:
+            outcomes = _dask_iter([(cfg, points[i]) for i in todo], scheduler)
+        else:
+            outcomes = iter_local(run_point, [(cfg, points[i], progress and workers == 1)
+                                              for i in todo], workers, raise_errors=False)
+        with contextlib.closing(outcomes):
+            for k, summary, exc in outcomes:
+                i = todo[k]
+                rows[i] = _row(points[i], summary, exc)
+                if out is not None:
+                    tb = "" if exc is None else "".join(traceback.format_exception(exc))
+                    _write_point(_point_file(out, i), cfg, points[i], rows[i], tb)
+                if on_result is not None:
+                    on_result(rows[i], False)
+    except BaseException:
+        if out is not None and any(r is not None for r in rows):
+            write_outputs([r for r in rows if r is not None], [k for k, _ in axes], out, cfg,
+                          scheduler)
+        raise
     if out is not None:
         write_outputs(rows, [k for k, _ in axes], out, cfg, scheduler)
     return rows
+
+
+def _write_point(path, cfg, point, row, tb) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump({"point": [list(p) for p in point], "config": cfg, "row": row, "traceback": tb}, f,
+                  default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v))
+    os.replace(tmp, path)
 
 
 def markdown(rows, keys) -> str:
@@ -248,13 +380,16 @@ def write_outputs(rows, keys, out, cfg=None, scheduler=None) -> None:
                   indent=1, default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v))
 
 
+def line(row) -> str:
+    """One line describing a finished grid point (what the CLI prints)."""
+    desc = " ".join(f"{k}={v}" for k, v in row.items() if k not in RESULT_KEYS and k != "metric")
+    if row["status"] == "ok":
+        return f"ok      {desc}: final {row['metric']} {_fmt(row['final'])} ({_fmt(row['wall_s'], 3)} s)"
+    return f"FAILED  {desc}: {row['error']}"
+
+
 def main_print(rows, file=None) -> None:
-    """A one-line summary per grid point (used by the CLI)."""
+    """A one-line summary per grid point."""
     file = file or sys.stdout
     for r in rows:
-        desc = " ".join(f"{k}={v}" for k, v in r.items() if k not in RESULT_KEYS and k != "metric")
-        if r["status"] == "ok":
-            print(f"ok      {desc}: final {r['metric']} {_fmt(r['final'])} ({_fmt(r['wall_s'], 3)} s)",
-                  file=file)
-        else:
-            print(f"FAILED  {desc}: {r['error']}", file=file)
+        print(line(r), file=file)

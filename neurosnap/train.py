@@ -14,7 +14,7 @@ import numpy as np
 from . import checkpoint as ckpt
 from .core import describe, validate
 from .model import Model
-from .rules.base import Rule
+from .rules.base import Rule, check_rule
 from .sparse.stats import StatsMeter, step_stats
 from .tasks.base import Batch, Task
 
@@ -80,26 +80,46 @@ class History:
         with open(path, "w") as f:
             json.dump({"metric": self.metric, "rows": self.rows}, f, indent=1)
 
-    def plot(self, path, title: str = "") -> None:
-        """Save a learning curve (loss and headline metric against time steps) as PNG."""
-        import matplotlib
+    def plot(self, path, title: str = ""):
+        """Save a learning curve (loss and headline metric against time steps) as PNG and return
+        the ``matplotlib.figure.Figure``.
+
+        Losses and metrics other than the curriculum level are smoothed over 25 rows (the axis
+        label says so); the level is drawn as it is, with integer ticks. Built without pyplot, so
+        it never changes the backend of an interactive session.
+        """
         import matplotlib.ticker
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        from .plot import _readable_log_axis
 
         steps = self.column("step")
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-        axes[0].plot(steps, _smooth(self.column("loss")), lw=1)
-        axes[0].set(xlabel="time steps", ylabel="loss per counted step", yscale="log")
-        axes[1].plot(steps, self.column(self.metric) if self.metric == "level"
-                     else _smooth(self.column(self.metric)), lw=1.5, color="C1")
-        axes[1].set(xlabel="time steps", ylabel=self.metric)
+        fig = Figure(figsize=(10, 3.8), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, 2)
+        smoothed = len(steps) >= 25
+        note = " (mean of 25 rows)" if smoothed else ""
+        loss = np.asarray(_smooth(self.column("loss")), dtype=float)
+        axes[0].plot(steps, loss, lw=1)
+        axes[0].set(xlabel="time steps", ylabel=f"loss per counted step{note}")
+        finite = loss[np.isfinite(loss)]
+        if len(finite) and (finite > 0).all():
+            axes[0].set_yscale("log")
+            _readable_log_axis(axes[0].yaxis, finite)
+        if self.metric == "level":
+            axes[1].step(steps, self.column("level"), where="post", lw=1.5, color="C1")
+            axes[1].set(xlabel="time steps", ylabel="curriculum level")
+            axes[1].yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        else:
+            axes[1].plot(steps, _smooth(self.column(self.metric)), lw=1.5, color="C1")
+            axes[1].set(xlabel="time steps", ylabel=f"{self.metric}{note}")
         for ax in axes:
             ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter())
-        fig.suptitle(title)
-        fig.tight_layout()
+        if title:
+            fig.suptitle(title)
         fig.savefig(path, dpi=120)
-        plt.close(fig)
+        return fig
 
 
 def _smooth(values, width=25):
@@ -159,8 +179,7 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be ns.Model, got {type(model).__name__}")
-    if not isinstance(rule, Rule):
-        raise TypeError(f"rule must be a neurosnap rule (ns.rules.*), got {type(rule).__name__}")
+    check_rule(rule)
     if not isinstance(task, Task):
         raise TypeError(f"task must be a neurosnap task (ns.tasks.*), got {type(task).__name__}")
     if not hasattr(opt, "update") or not hasattr(opt, "init"):
@@ -364,8 +383,8 @@ def _restore(path, loop, rng, task, history, signature):
 def _progress(total, enabled, initial):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, mininterval=0.5)
+    from .core.progress import progress_bar
+    return progress_bar(total, initial=initial)
 
 
 class _Loop:

@@ -7,8 +7,15 @@ import json
 import pytest
 
 from neurosnap import cli
-from neurosnap.compare import (RuleSpecError, compare, markdown, parse_rule_spec, run_one,
-                               split_top)
+from neurosnap.compare import (
+    RuleSpecError,
+    compare,
+    markdown,
+    parse_rule_spec,
+    run_one,
+    split_top,
+)
+from neurosnap.config import ConfigError
 
 # threshold_bits far above any loss: the curriculum advances every `window` batches whatever the
 # rule does, so all rules see the same batches for a seed and the levels move within 300 steps.
@@ -115,11 +122,124 @@ def test_compare_function_returns_rows_and_curves():
     assert "RFLO:feedback=symmetric" in markdown(res)
 
 
-def test_failed_run_is_reported(tmp_path):
-    cfg = dict(TINY, model={"cell": "EGRU", "n_hidden": 6, "density": 1.0},
-               optimizer={"name": "Adam", "lr": float("nan")})
-    res = run_one(cfg, "RTRL", 0)
-    assert res["row"]["status"] == "failed" and "lr" in res["row"]["error"]
+def test_a_diverged_run_is_a_failed_row_a_bad_config_raises():
+    diverging = dict(TINY, optimizer={"name": "SGD", "lr": 1e308})
+    res = run_one(diverging, "RTRL", 0)
+    assert res["row"]["status"] == "failed" and "FloatingPointError" in res["row"]["error"]
+    bad = dict(TINY, optimizer={"name": "Adam", "lr": float("nan")})
+    with pytest.raises(ConfigError, match="lr must be finite"):
+        run_one(bad, "RTRL", 0)
+
+
+def test_a_bug_during_a_run_is_raised_not_relabelled(monkeypatch, tiny_config, tmp_path, capsys):
+    """An error inside training keeps its type (the Python API raises it); the CLI prints one line
+    that points to --traceback, and --traceback shows the traceback."""
+    def broken(*args, **kwargs):
+        raise TypeError("unsupported operand in the training loop")
+    monkeypatch.setattr("neurosnap.compare._train", broken)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        compare(TINY, ["RTRL"], seeds=[0], steps=40)
+    args = ["compare", str(tiny_config), "--rules", "RTRL", "--steps", "40", "--no-progress"]
+    assert cli.main(args + ["--out", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "TypeError: unsupported operand" in err[0]
+    assert "--traceback" in err[0] and "config" not in err[0].lower()
+    with pytest.raises(TypeError):
+        cli.main(args + ["--out", str(tmp_path / "b"), "--traceback"])
+
+
+def test_interrupted_compare_keeps_finished_runs_and_resumes(monkeypatch, tiny_config, tmp_path,
+                                                             capsys):
+    """Ctrl-C during the third run: the two finished runs are on disk, with a partial table, exit
+    130; --resume runs only the missing ones and gives the same table as an uninterrupted run."""
+    import neurosnap.compare as cmp
+    real, calls, pending = cmp.run_one, [], [True]
+
+    def interrupted(cfg, spec, seed, progress=False):
+        calls.append((spec, seed))
+        if len(calls) == 3 and pending:
+            pending.clear()
+            raise KeyboardInterrupt
+        return real(cfg, spec, seed, progress)
+    monkeypatch.setattr(cmp, "run_one", interrupted)
+    out = tmp_path / "cmp"
+    args = ["compare", str(tiny_config), "--rules", "RTRL", "BPTT:truncation=5", "--seeds", "0", "1",
+            "--steps", "60", "--no-progress", "--out", str(out)]
+    assert cli.main(args) == 130
+    captured = capsys.readouterr()
+    assert captured.out.count("[1/4] ok") == 1 and "[2/4] ok" in captured.out
+    assert "interrupted after 2 of 4 runs" in captured.err and "--resume" in captured.err
+    assert len(list((out / "runs").glob("*.json"))) == 2
+    assert "| `RTRL` | 2 |" in (out / "results.md").read_text()          # the partial table
+    assert cli.main(args) == 2                                          # refuses to mix runs
+    assert "not empty" in capsys.readouterr().err
+    calls.clear()
+    assert cli.main(args + ["--resume"]) == 0
+    assert calls == [("BPTT:truncation=5", 0), ("BPTT:truncation=5", 1)]
+    assert capsys.readouterr().out.count("(finished earlier, reused)") == 2
+    resumed = json.loads((out / "results.json").read_text())["rows"]
+    calls.clear()
+    assert cli.main(args + ["--overwrite"]) == 0 and len(calls) == 4     # starts over
+    fresh = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["rule"], r["seed"], r["final_loss"]) for r in resumed] == \
+        [(r["rule"], r["seed"], r["final_loss"]) for r in fresh]
+
+
+def test_resume_refuses_runs_of_another_configuration(tiny_config, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    base = ["compare", str(tiny_config), "--rules", "RTRL", "--no-progress", "--out", str(out)]
+    assert cli.main(base + ["--steps", "40"]) == 0
+    assert cli.main(base + ["--steps", "50", "--resume"]) == 2
+    assert "another configuration" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_command_writes_a_partial_table(tiny_config, tmp_path):
+    """A real SIGINT to `neurosnap compare` while it runs: exit 130, no traceback, the finished
+    runs and the partial table on disk."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    out = tmp_path / "cmp"
+    proc = subprocess.Popen([sys.executable, "-m", "neurosnap", "compare", str(tiny_config), "--rules",
+                             "RTRL", "--seeds", "0", "1", "2", "3", "4", "5", "--steps", "300",
+                             "--no-progress", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    first = proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert first.startswith("[1/6] ok"), first + err
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted after" in err
+    assert (out / "results.md").is_file() and list((out / "runs").glob("*.json"))
+
+
+def test_compare_rejects_bad_workers_and_steps_in_one_line(tiny_config, tmp_path):
+    import subprocess
+    import sys
+    for extra, needle in ((["--workers", "0"], "--workers must be a positive integer"),
+                          (["--workers", "two"], "--workers must be a positive integer"),
+                          (["--steps", "0"], "steps must be")):
+        proc = subprocess.run([sys.executable, "-m", "neurosnap", "compare", str(tiny_config),
+                               "--rules", "RTRL", "--out", str(tmp_path / "x"), *extra],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
+        assert not (tmp_path / "x").exists()
+
+
+def test_a_very_short_compare_still_writes_its_plots(tiny_config, tmp_path):
+    """`--steps 3`: curves of one or two points (or none) must not break the plots."""
+    out = tmp_path / "short"
+    rc = cli.main(["compare", str(tiny_config), "--rules", "RTRL", "UORO", "--steps", "3",
+                   "--no-progress", "--out", str(out)])
+    assert rc == 0
+    for name in ("results.md", "learning_curves.png", "loss_curves.png"):
+        assert (out / name).stat().st_size > 0
+    assert cli.main(["compare", str(tiny_config), "--rules", "RTRL", "--steps", "1",
+                     "--no-progress", "--out", str(tmp_path / "one")]) == 2
 
 
 # -------------------------------------------------------------------------------------------------

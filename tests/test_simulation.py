@@ -413,7 +413,7 @@ def test_cli_simulate_end_to_end(tmp_path, capsys):
     for argv, message in ([["--input", "poisson:rate=-1"], "rate_hz must be >= 0"],
                           [["--input", "gauss"], "expected poisson:rate=HZ"],
                           [["--record", "events,x"], "record: unknown name 'x'"],
-                          [["--units", "0,99"], "units must be in"],
+                          [["--units", "0,99"], "--units 99: the network has 20 units"],
                           [["--params", str(tmp_path / "none.npz")], "params file not found"]):
         assert cli.main(["simulate", str(cfg), "--out", str(tmp_path / "bad")] + argv) == 2
         assert message in capsys.readouterr().err

@@ -27,6 +27,7 @@ so that :func:`from_network` returns a complete params dict.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -251,10 +252,15 @@ def stdp_updates(net, model) -> dict[str, np.ndarray]:
 
 # -- building blocks ---------------------------------------------------------------------------------
 def _brian2():
+    hook = sys.excepthook                               # brian2 installs its own on import
     try:
         import brian2
     except ImportError as exc:                          # pragma: no cover - depends on the install
         raise ImportError("the Brian2 adapter needs brian2 (pip install 'neurosnap[brian2]')") from exc
+    finally:
+        # importing brian2 replaces sys.excepthook, which would report every later uncaught error of
+        # the user's program as "Brian 2 encountered an unexpected error": give the user's hook back
+        sys.excepthook = hook
     return brian2
 
 

@@ -22,6 +22,18 @@ import abc
 from ..sparse.stats import backward_step_macs
 
 
+def check_rule(rule, name: str = "rule"):
+    """Return ``rule`` if it is a rule instance; otherwise raise a ``TypeError`` that says what to pass
+    (a rule class given without ``()`` is named as such)."""
+    if isinstance(rule, Rule):
+        return rule
+    if isinstance(rule, type) and issubclass(rule, Rule):
+        raise TypeError(f"{name} must be a rule instance, got the class {rule.__name__}: pass "
+                        f"ns.rules.{rule.__name__}() (an instance), not ns.rules.{rule.__name__}")
+    raise TypeError(f"{name} must be a neurosnap rule instance such as ns.rules.RTRL(), got "
+                    f"{type(rule).__name__}")
+
+
 class Rule(abc.ABC):
     """Abstract learning rule (see module docstring)."""
 

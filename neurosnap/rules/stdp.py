@@ -85,21 +85,33 @@ class _Pairing(Rule):
         if not isinstance(self.input_weights, bool):
             raise TypeError(f"input_weights must be a bool, got {self.input_weights!r}")
 
-    def _factor(self, dt, tau, name):
+    def _factor(self, dt, tau, name, steps_cell=None):
         if self.decay == "exp":
             return float(np.exp(-dt / tau))
         if tau < dt:
-            raise ValueError(f"{name} must be >= dt={dt} for decay='euler', got {tau}")
+            if steps_cell:
+                raise ValueError(f"{name}={tau} is shorter than one time step: {steps_cell} counts "
+                                 f"time in steps (dt = 1), so {name} is a number of steps, e.g. "
+                                 f"{name}=20")
+            raise ValueError(f"{name} must be >= dt={dt} (the cell's time unit) for decay='euler', "
+                             f"got {tau}")
         return 1.0 - dt / tau
 
-    def decays(self, dt: float) -> tuple[float, float]:
-        """Per-step trace factors ``(d_pre, d_post)`` for a time step ``dt``."""
-        return (self._factor(dt, self.tau_pre, "tau_pre"), self._factor(dt, self.tau_post, "tau_post"))
+    def decays(self, dt: float, steps_cell: str | None = None) -> tuple[float, float]:
+        """Per-step trace factors ``(d_pre, d_post)`` for a time step ``dt`` (``steps_cell``: name
+        of a cell without ``dt``, which counts time in steps; only used in the error message)."""
+        return (self._factor(dt, self.tau_pre, "tau_pre", steps_cell),
+                self._factor(dt, self.tau_post, "tau_post", steps_cell))
+
+    def check_model(self, model) -> None:
+        """Raise ``ValueError`` when the time constants do not fit ``model``'s cell (checked before
+        training starts, e.g. by :func:`neurosnap.config.build`)."""
+        self.init(model, None, 1)
 
     def init(self, model, params, batch):
         cell = model.cell
         dt = getattr(cell, "dt", 1.0)
-        d_pre, d_post = self.decays(dt)
+        d_pre, d_post = self.decays(dt, None if hasattr(cell, "dt") else type(cell).__name__)
         layout = cell.layout
         rec_cols = np.flatnonzero(layout.kind == REC)
         inp_cols = np.flatnonzero(layout.kind == INP) if self.input_weights else np.zeros(0, int)
@@ -218,7 +230,9 @@ class RSTDP(_Pairing):
         state = super().init(model, params, batch)
         dt = getattr(model.cell, "dt", 1.0)
         state.eligibility = np.zeros((batch, state.layout.size), model.dtype)
-        state.decay_eligibility = self._factor(dt, self.tau_eligibility, "tau_eligibility")
+        state.decay_eligibility = self._factor(dt, self.tau_eligibility, "tau_eligibility",
+                                               None if hasattr(model.cell, "dt")
+                                               else type(model.cell).__name__)
         state.baseline = np.zeros(batch, model.dtype)
         if self.tau_reward is not None:
             if dt > self.tau_reward:
