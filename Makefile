@@ -19,7 +19,7 @@ $(CORE): $(BIN)/python pyproject.toml
 	touch $@
 
 $(FULL): $(CORE)
-	$(BIN)/pip install -q -e ".[dev,torch,brian2,norse,docs]" $(PINS)
+	$(BIN)/pip install -q -e ".[dev,torch,brian2,norse,docs,data]" $(PINS)
 	$(BIN)/pip install -q --no-deps norse==1.1.0
 	touch $@
 
