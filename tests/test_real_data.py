@@ -186,6 +186,17 @@ def test_missing_package_error_names_the_extra(monkeypatch):
         spiking_digits.load_mnist5k.cache_clear()
 
 
+def test_missing_vowels_package_error_names_the_extra(monkeypatch):
+    monkeypatch.setattr(vowels, "_package_file", lambda *a: None)
+    vowels.load_japanese_vowels.cache_clear()
+    try:
+        with pytest.raises(ImportError, match=r"neurosnap\[data\]"):
+            vowels.load_japanese_vowels("train")
+    finally:
+        monkeypatch.undo()
+        vowels.load_japanese_vowels.cache_clear()
+
+
 def test_japanese_vowels_learns():
     """A small tanh RNN trained with BPTT names the speaker far above chance within seconds."""
     task = ns.tasks.JapaneseVowels()
