@@ -52,20 +52,24 @@ def build(task_name: str, cell: str, hidden: int, density: float = 1.0):
     return model, opt, task, kw["batch_size"]
 
 
-def run_one(task_name, cell, rule_name, seed, updates, hidden, density=1.0):
+def run_one(task_name, cell, rule_name, seed, updates, hidden, density=1.0, stats=False):
     model, opt, task, batch = build(task_name, cell, hidden, density)
     T = task.sample(np.random.default_rng(0), 1).xs.shape[0]
     steps = updates * T
     start = time.perf_counter()
     history = ns.train(model, RULES[rule_name](), opt, task, steps=steps, update_every=T,
-                       batch_size=batch, seed=seed)
+                       batch_size=batch, seed=seed, stats=stats)
     wall = time.perf_counter() - start
+    counted = {}
+    if stats:              # counted per-sequence costs, machine-independent (sparse/stats.py)
+        counted = {k: float(np.mean(history.column(k))) for k in
+                   ("macs", "influence_size", "event_fraction", "support_fraction")}
     held = task.evaluate(model, history.params)
     return {"task": task_name, "cell": cell, "rule": rule_name, "seed": seed, "updates": updates,
             "batch": batch, "T": T, "hidden": hidden, "density": density,
             "test_accuracy": held["test_accuracy"],
             "train_accuracy": history.final("accuracy", last=10),
-            "ms_per_step": wall / steps * 1e3, "wall_s": wall}
+            "ms_per_step": wall / steps * 1e3, "wall_s": wall, **counted}
 
 
 def table(rows):
@@ -86,6 +90,54 @@ def table(rows):
     return "\n".join(lines)
 
 
+def cost_table(rows):
+    """Markdown table of the counted costs of a ``--stats`` run: per task, cell and density, the
+    multiply-adds per step and sequence of each rule, with the influence numbers it stores."""
+    rules = list(dict.fromkeys(r["rule"] for r in rows))
+    keys = list(dict.fromkeys((r["task"], r["cell"], r["density"]) for r in rows))
+    lines = ["| task | cell | density | events | in support | "
+             + " | ".join(f"{rule}: MACs (stored)" for rule in rules) + " |",
+             "|---|---|---|---|---|" + "---|" * len(rules)]
+    for key in keys:
+        sel = {r["rule"]: r for r in rows if (r["task"], r["cell"], r["density"]) == key}
+        first = next(iter(sel.values()))
+        cells = [f"{sel[rule]['macs']:,.0f} ({sel[rule]['influence_size']:,.0f})" if rule in sel
+                 else "" for rule in rules]
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]:g} | {first['event_fraction']:.2f} | "
+                     f"{first['support_fraction']:.2f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(rows, path):
+    """Grouped bars: test accuracy (mean ± std over seeds) per cell and rule, one panel per task."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    cells = list(dict.fromkeys(r["cell"] for r in rows))
+    rules = list(dict.fromkeys(r["rule"] for r in rows))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.6), squeeze=False)
+    width = 0.8 / len(rules)
+    for ax, task in zip(axes[0], tasks):
+        for j, rule in enumerate(rules):
+            means, stds = [], []
+            for cell in cells:
+                acc = [r["test_accuracy"] for r in rows
+                       if (r["task"], r["cell"], r["rule"]) == (task, cell, rule)]
+                means.append(np.mean(acc) if acc else np.nan)
+                stds.append(np.std(acc) if acc else 0.0)
+            ax.bar(np.arange(len(cells)) + (j - (len(rules) - 1) / 2) * width, means, width,
+                   yerr=stds, capsize=2, label=rule, color=f"C{j}")
+        lo = min(r["test_accuracy"] for r in rows if r["task"] == task)
+        ax.set(xticks=np.arange(len(cells)), xticklabels=cells, ylim=(max(0.0, lo - 0.1), 1.0),
+               ylabel="test accuracy", title=task)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8, title="rule")
+    fig.suptitle("test accuracy, mean ± std over seeds (y axes do not start at 0)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    fig.savefig(path, dpi=110)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -98,7 +150,24 @@ def main():
     parser.add_argument("--density", type=float, default=1.0,
                         help="recurrent weight density (SnAp-2 equals RTRL on dense networks)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "figures" / "real-data-results.json")
+    parser.add_argument("--from-json", type=Path, nargs="+", default=None,
+                        help="train nothing: merge the rows of these result files into --out, "
+                             "print the table and draw --figure")
+    parser.add_argument("--figure", type=Path, default=None, help="PNG of the accuracies")
+    parser.add_argument("--stats", action="store_true",
+                        help="also count multiply-adds and stored influence numbers per step "
+                             "(a cost run: use few --updates)")
     args = parser.parse_args()
+    if args.from_json:
+        rows = [row for path in args.from_json for row in json.loads(path.read_text())["rows"]]
+        args.out.write_text(json.dumps({"rows": rows}, indent=1))
+        if "macs" in rows[0]:
+            print(cost_table(rows))
+        else:
+            print(table(rows))
+        if args.figure:
+            plot(rows, args.figure)
+        return
     rows = []
     start = time.perf_counter()
     for task_name in args.tasks:
@@ -106,7 +175,7 @@ def main():
             for rule_name in args.rules:
                 for seed in args.seeds:
                     row = run_one(task_name, cell, rule_name, seed, args.updates, args.hidden,
-                                  args.density)
+                                  args.density, args.stats)
                     rows.append(row)
                     print(f"{task_name:15s} {cell:5s} {rule_name:7s} seed {seed}: "
                           f"test {row['test_accuracy']:.3f}  {row['ms_per_step']:.2f} ms/step  "
@@ -115,7 +184,7 @@ def main():
                                                              for k, v in vars(args).items()},
                                                     "rows": rows}, indent=1))
     print(f"total {time.perf_counter() - start:.0f} s\n")
-    print(table(rows))
+    print(cost_table(rows) if args.stats else table(rows))
 
 
 if __name__ == "__main__":

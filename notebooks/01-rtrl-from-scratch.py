@@ -282,9 +282,10 @@ plt.show()
 #    computed to ~1e-16 relative and divided by `2h`), which dominates at `h = 1e-9`. `h = 1e-6`
 #    balances the two (about `ε^(1/3)`).
 # 3. `diff = [max(np.abs(ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT(truncation=k))[1][key]
-#    - g_rtrl[key]).max() for key in params) for k in range(1, T + 1)]`. The error shrinks as `k`
-#    grows (geometrically when the network's Jacobians contract) and is round-off once `k >= T`:
-#    with the truncation at or beyond the sequence length nothing is cut.
+#    - g_rtrl[key]).max() for key in params) for k in range(1, T + 1)]`. The error tends to
+#    shrink as `k` grows, though not monotonically (what is cut depends on where the window
+#    boundaries fall in the sequence), and it is round-off once `k >= T`: with the truncation at
+#    or beyond the sequence length nothing is cut.
 # 4. `S n P` with `P ≈ G n^2` (dense weights) grows as `n^3`: slope 3 on log-log axes, independent
 #    of `T`. BPTT stores the `T` states and step records instead, `O(T S n)` numbers (plus the
 #    weights): linear in `n` but growing with the sequence length, which RTRL's memory does not.

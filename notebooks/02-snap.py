@@ -245,9 +245,9 @@ plt.show()
 #    gradient: its cosine with the exact gradient is close to 1.
 # 4. `for rule in (ns.rules.SnAp(n=1), ns.rules.SnAp(n=2), ns.rules.RTRL()):` build a fresh
 #    `model` and run `ns.train(model, rule, ns.optim.Adam(lr=0.01), ns.tasks.Copy(), steps=20_000)`,
-#    then compare `history.final("level")`. With the same budget RTRL typically reaches the highest
-#    level and SnAp-1 the lowest, SnAp-2 in between (close to RTRL on sparse networks); the
-#    comparison of the SnAp paper on this task is reproduced in
-#    [the headline copy results](../docs/headline-copy.md).
+#    then compare `history.final("level")`. What to expect (the SnAp paper's finding, not measured
+#    in this notebook): with the same budget RTRL reaches the highest level, SnAp-1 the lowest and
+#    SnAp-2 lies in between, close to RTRL on sparse networks. The library's own comparison on this
+#    task is in [the headline copy results](../docs/headline-copy.md).
 #
 # </details>

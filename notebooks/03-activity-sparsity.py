@@ -251,9 +251,9 @@ plt.show()
 #    support fraction (units within the surrogate's width of the threshold) also falls, because
 #    most internal states sit well below 0.6; the network becomes sparser and RTRL cheaper.
 # 3. `ns.train(ns.Model(egru(0.02), ...), ns.rules.RTRL(), ns.optim.Adam(lr=0.01), ns.tasks.Copy(),
-#    steps=5000)` against `egru(0.5)`. With a width of 0.02 almost no unit is ever in the support,
-#    so almost no gradient flows through the recurrence and learning stalls at low levels; 0.5
-#    learns. The useful width is a trade-off between cost (support fraction) and gradient signal.
+#    steps=5000)` against `egru(0.5)`. What to expect (not measured here): with a width of 0.02 almost no
+#    unit is ever in the support, so almost no gradient flows through the recurrence and learning
+#    stalls at low levels, while 0.5 learns. The useful width is a trade-off between cost (support fraction) and gradient signal.
 # 4. A silent LIF neuron (outside the support) has a zero spike derivative, so its `v` column
 #    vanishes in every *other* unit's rows: it influences nobody. Its own diagonal block survives:
 #    `∂v_t/∂v_{t-1} = 1 - k_m`, `∂v_t/∂i_{t-1} = k_m`, `∂i_t/∂i_{t-1} = 1 - k_s` (the membrane

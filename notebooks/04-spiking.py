@@ -269,8 +269,8 @@ plt.show()
 #    truncation window), so it updates at those boundaries whatever `update_every` says.
 # 2. `ns.cells.LIF(...)` (drop `tau_adapt`, `beta`). A LIF neuron forgets within `τ_mem` (tens of
 #    ms), far shorter than the one-second delay: the evidence must be held by recurrent activity.
-#    e-prop suffers most, because it ignores the recurrent paths that now carry the memory; RTRL
-#    and BPTT can use them. Adaptation (`τ_a` of seconds) stores a trace of past spiking inside
+#    Expect e-prop to suffer most (not measured here), because it ignores the recurrent paths
+#    that now carry the memory, which RTRL and BPTT use. Adaptation (`τ_a` of seconds) stores a trace of past spiking inside
 #    each neuron, which every rule, including e-prop, can exploit.
 # 3. With no recurrent weights the only path through time is each unit's own state, which e-prop
 #    keeps exactly: its gradient equals BPTT's and the cosine is 1 up to round-off

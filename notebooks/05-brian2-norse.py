@@ -229,6 +229,7 @@ plt.show()
 #    depression-dominated window pulls it down and keeps it bounded (Song, Miller & Abbott 2000).
 # 4. Average the R-STDP update over many input draws and compare with the exact gradient. The
 #    noise of a single draw averages out, but R-STDP is not an unbiased estimator of the
-#    gradient: the cosine rises at first and then saturates below 1.
+#    gradient, so expect the cosine to rise at first and then level off below 1 (not measured
+#    here).
 #
 # </details>
