@@ -27,8 +27,8 @@
 # No knowledge of learning rules is assumed: this notebook is the entry point. The next ones open
 # the machinery ([01: RTRL from scratch](01-rtrl-from-scratch.py)).
 #
-# **Run time.** About 1 minute at full size on one core of a laptop; about 15 s with
-# `NEUROSNAP_SMOKE=1` (the size used in the test suite).
+# **Run time.** About 1 minute at full size and about 20 s with `NEUROSNAP_SMOKE=1` (the size the
+# test suite runs), measured on a busy 2-core machine.
 #
 # **Opening this file.** Notebooks are stored as plain Python files in the
 # [jupytext](https://jupytext.readthedocs.io) "percent" format (`# %%` starts a cell). Open them

@@ -26,9 +26,9 @@
 # The equations are numbered as in the theory page [RTRL](../docs/theory/rtrl.md). Everything below uses
 # the public API of `neurosnap`; set `NEUROSNAP_SMOKE=1` to run it with small sizes.
 #
-# **Run time.** About 2 minutes at full size on one core; about 30 s with
-# `NEUROSNAP_SMOKE=1`. Open it with jupytext, or run `make notebooks` for an `.ipynb` copy
-# (see [00](00-first-spiking-network.py)).
+# **Run time.** About 15 s at full size and about 15 s with `NEUROSNAP_SMOKE=1` (the size the
+# test suite runs), measured on a busy 2-core machine. Open it with jupytext, or run
+# `make notebooks` for an `.ipynb` copy (see [00](00-first-spiking-network.py)).
 
 # %%
 import os

@@ -29,9 +29,9 @@
 # *Practical real time recurrent learning with a sparse approximation*, ICLR 2021. Set
 # `NEUROSNAP_SMOKE=1` for small sizes.
 #
-# **Run time.** About 2 minutes at full size on one core; about 30 s with
-# `NEUROSNAP_SMOKE=1`. Open it with jupytext, or run `make notebooks` for an `.ipynb` copy
-# (see [00](00-first-spiking-network.py)).
+# **Run time.** About 15 s at full size and about 15 s with `NEUROSNAP_SMOKE=1` (the size the
+# test suite runs), measured on a busy 2-core machine. Open it with jupytext, or run
+# `make notebooks` for an `.ipynb` copy (see [00](00-first-spiking-network.py)).
 
 # %%
 import os

@@ -27,9 +27,9 @@
 # Background: [gates](../docs/theory/gates.md), [cells](../docs/theory/cells.md) and
 # [RTRL](../docs/theory/rtrl.md) eq. (3) and (7). Set `NEUROSNAP_SMOKE=1` for small sizes.
 #
-# **Run time.** About 3 minutes at full size on one core; about 30 s with
-# `NEUROSNAP_SMOKE=1`. Open it with jupytext, or run `make notebooks` for an `.ipynb` copy
-# (see [00](00-first-spiking-network.py)).
+# **Run time.** About 20 s at full size and about 15 s with `NEUROSNAP_SMOKE=1` (the size the
+# test suite runs), measured on a busy 2-core machine. Open it with jupytext, or run
+# `make notebooks` for an `.ipynb` copy (see [00](00-first-spiking-network.py)).
 
 # %%
 import os

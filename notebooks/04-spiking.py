@@ -27,9 +27,9 @@
 # Background: [cells](../docs/theory/cells.md) (LIF/ALIF equations), [e-prop](../docs/theory/eprop.md),
 # [BPTT](../docs/theory/bptt.md), [RTRL](../docs/theory/rtrl.md). Set `NEUROSNAP_SMOKE=1` for small sizes.
 #
-# **Run time.** About 5 minutes at full size on one core; about 60 s with
-# `NEUROSNAP_SMOKE=1`. Open it with jupytext, or run `make notebooks` for an `.ipynb` copy
-# (see [00](00-first-spiking-network.py)).
+# **Run time.** About 1 minute at full size and about 20 s with `NEUROSNAP_SMOKE=1` (the size the
+# test suite runs), measured on a busy 2-core machine. Open it with jupytext, or run
+# `make notebooks` for an `.ipynb` copy (see [00](00-first-spiking-network.py)).
 
 # %%
 import os

@@ -27,9 +27,9 @@
 # Brian2 and Norse are optional dependencies (`pip install -e ".[brian2,norse]"`; `make test`
 # installs both). Set `NEUROSNAP_SMOKE=1` for small sizes.
 #
-# **Run time.** About 2 minutes at full size on one core; about 30 s with
-# `NEUROSNAP_SMOKE=1`. Open it with jupytext, or run `make notebooks` for an `.ipynb` copy
-# (see [00](00-first-spiking-network.py)).
+# **Run time.** About 30 s at full size and about 20 s with `NEUROSNAP_SMOKE=1` (the size the
+# test suite runs), measured on a busy 2-core machine. Open it with jupytext, or run
+# `make notebooks` for an `.ipynb` copy (see [00](00-first-spiking-network.py)).
 
 # %%
 import os

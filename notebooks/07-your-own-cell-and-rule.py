@@ -29,8 +29,9 @@
 # [e-prop](../docs/theory/eprop.md); the interface is described in the docstring of
 # `ns.cells.Cell` and of `ns.rules.Rule` ([API](../docs/api/cells.md)).
 #
-# **Run time.** About 1 minute at full size on one core; about 15 s with `NEUROSNAP_SMOKE=1`. Open
-# it with jupytext or run `make notebooks` for an `.ipynb` copy (see [00](00-first-spiking-network.py)).
+# **Run time.** About 30 s at full size and about 10 s with `NEUROSNAP_SMOKE=1` (the size the
+# test suite runs), measured on a busy 2-core machine. Open it with jupytext, or run
+# `make notebooks` for an `.ipynb` copy (see [00](00-first-spiking-network.py)).
 
 # %%
 import os
@@ -343,10 +344,12 @@ plt.show()
 #    `∂a_t/∂a_{t-1} = -d` and `∂a_t/∂h_{t-1} = 1 - α` (the general formulas at `ρ = 0`). The cell
 #    code needs no change and all three checks pass
 #    (`ns.Model(AdaptiveLeaky(3, 5, rho=0.0), n_out=2)`).
-# 2. In `_local`, `drive = np.stack([d, d], axis=1)[:, :, None, :]`. The one-step check on
-#    `∂s_t/∂s_{t-1}` still passes (it does not involve `drec`), the gradient check against finite
-#    differences fails, and RTRL == BPTT still holds. The input/recurrent derivatives are checked
-#    only by the loss-level finite differences.
+# 2. In `_local`, `drive = np.stack([d, d], axis=1)[:, :, None, :]`. Both finite-difference checks
+#    fail (when this was written: one-step error 0.44, gradient relative error 0.12), while
+#    RTRL == BPTT still holds to 1e-16. The one-step check catches it too because the recurrent
+#    part of `J_t` is built from `drec`: `∂s_t/∂s_{t-1}` contains `drec · W_rec · dout_{t-1}`. A bug
+#    in `dinp` alone (`drive.copy()` edited separately) would escape the one-step check and only
+#    the loss-level finite differences would see it.
 # 3. `init` returns `np.zeros((batch, model.cell.n_state, model.cell.layout.size))` plus the layout;
 #    `step` computes `e = lam * e + layout.immediate(record.jac_params)` and
 #    `grad = np.einsum("bap,bap->p", credit[:, :, layout.post], e)`. With
