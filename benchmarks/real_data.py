@@ -6,7 +6,9 @@ one update per batch (``update_every = T``), so every rule sees the same sequenc
 accuracy on the task's held-out split and the wall-clock time per training step (one time step of
 a batch) are recorded. Rules: exact RTRL, SnAp-1, SnAp-2, e-prop, RFLO, BPTT (full sequence).
 Cells: LIF, ALIF, EGRU. Writes ``docs/figures/real-data-results.json`` and prints the Markdown
-table of ``docs/results/real-data.md``.
+table of ``docs/results/real-data.md``. ``--tasks rows_digits`` runs the row-wise sequential
+digits of ``models/lif-rows-digits.toml`` (a memory task: the label counts on the lower half of
+the image only).
 
     NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \\
         python benchmarks/real_data.py --seeds 0 1 2 --updates 150
@@ -16,7 +18,8 @@ is no longer exact (on dense weights every unit reaches every other in one step,
 the whole influence and equals RTRL).
 
 The configurations (network size, cell constants, learning rate) are those of
-``models/lif-spiking-digits.toml`` and ``models/alif-vowels.toml``, with the cell and rule swapped.
+``models/lif-spiking-digits.toml``, ``models/alif-vowels.toml`` and ``models/lif-rows-digits.toml``,
+with the cell and rule swapped.
 """
 from __future__ import annotations
 
@@ -31,7 +34,8 @@ import neurosnap as ns
 from neurosnap import config
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = {"spiking_digits": "lif-spiking-digits.toml", "vowels": "alif-vowels.toml"}
+CONFIGS = {"spiking_digits": "lif-spiking-digits.toml", "vowels": "alif-vowels.toml",
+           "rows_digits": "lif-rows-digits.toml"}
 RULES = {"RTRL": lambda: ns.rules.RTRL(), "SnAp-1": lambda: ns.rules.SnAp(n=1),
          "SnAp-2": lambda: ns.rules.SnAp(n=2), "e-prop": lambda: ns.rules.EProp(),
          "RFLO": lambda: ns.rules.RFLO(), "BPTT": lambda: ns.rules.BPTT()}
@@ -141,7 +145,8 @@ def plot(rows, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--tasks", nargs="+", default=["spiking_digits", "vowels"],
+                        choices=list(CONFIGS))
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
     parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

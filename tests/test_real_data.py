@@ -47,6 +47,12 @@ def test_latency_one_spike_earlier_for_brighter():
     assert t[4] == 0 and t[2] > t[3] > t[4]
 
 
+def test_encode_docstring_examples_run():
+    import doctest
+    result = doctest.testmod(ns.encode, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 4 and result.failed == 0
+
+
 @pytest.mark.parametrize("call, exc, arg", [
     (lambda: ns.encode.rate(np.array([1.5]), 3, rng=0), ValueError, "x"),
     (lambda: ns.encode.rate(np.array([-0.1]), 3, rng=0), ValueError, "x"),
