@@ -51,9 +51,9 @@ SMOKE = os.environ.get("NEUROSNAP_SMOKE") == "1"
 # %% [markdown]
 # ## 1. One neuron and a current
 #
-# A LIF neuron keeps one number, its membrane potential `v`. Without input, `v` leaks back to rest
-# (0) with the membrane time constant `τ_mem`. Input arrives as a synaptic current `i`, which itself
-# decays with `τ_syn` and pushes `v` up. When `v` crosses the threshold `v_th = 1`, the neuron emits
+# The main variable of a LIF neuron is its membrane potential `v`. Without input, `v` leaks back to
+# rest (0) with the membrane time constant `τ_mem`. Input arrives as a synaptic current `i` (the
+# second variable), which itself decays with `τ_syn` and pushes `v` up. When `v` crosses the threshold `v_th = 1`, the neuron emits
 # a spike (an *event*), and at the next step `v` is reset to 0. In discrete time, with a step
 # `dt = 1 ms`:
 #
@@ -111,8 +111,8 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Below about `w_in = 0.2` the neuron is silent (the current settles at `v = w_in / (dt/τ_syn)`,
-# under the threshold); above, the rate grows with the input. This threshold nonlinearity is what
+# Up to `w_in = 0.2` the neuron is silent (with a constant input the membrane settles at
+# `v = w_in τ_syn / dt = 5 w_in`, at or below the threshold); above, the rate grows with the input. This threshold nonlinearity is what
 # makes a spiking neuron compute.
 #
 # ## 2. A population with random input spikes
