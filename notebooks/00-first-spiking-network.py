@@ -91,8 +91,9 @@ plt.show()
 print(f"{len(spikes)} spikes, first at {spikes[0]} ms, then every {np.diff(spikes).mean():.1f} ms")
 
 # %% [markdown]
-# The membrane charges towards the level set by the current, crosses the threshold, spikes, falls
-# back to 0 and charges again: a regular spike train. A stronger current charges it faster, so
+# The membrane charges towards the level set by the current, crosses the threshold, spikes, is
+# reset to 0 at the next step (the plot shows it just after that step's charging, hence slightly
+# above 0) and charges again: a regular spike train. A stronger current charges it faster, so
 # the neuron fires more often; a weak one never reaches the threshold. The firing rate as a
 # function of the input strength is the neuron's *f-I curve*:
 
