@@ -9,7 +9,9 @@ Markdown, and are rewritten here, in the API pages only (the source is untouched
 - Sphinx roles such as :class:`~neurosnap.cells.EGRU` become inline code (``EGRU``); the ``~``
   keeps the last component only, as in Sphinx; a paragraph ending in ``::`` (a literal block
   follows) ends in ``:``;
-- a theory page named in double backticks (``docs/theory/rtrl.md``) becomes a link to that page.
+- a theory page named in double backticks (``docs/theory/rtrl.md``) becomes a link to that page,
+  and a cited equation (``docs/theory/rtrl.md`` eq. (4), or "rtrl eq. (4)") a link to the equation's
+  anchor on it (``eq-rtrl-4``, set on the theory pages).
 """
 from __future__ import annotations
 
@@ -18,6 +20,17 @@ import re
 import griffe
 
 _THEORY = re.compile(r"``docs/theory/(\w+)\.md``")
+_PAGES = "rtrl|snap|bptt|uoro|rflo|eprop|cells|gates"
+_TITLES = {"rtrl": "RTRL", "snap": "SnAp", "bptt": "BPTT", "uoro": "UORO", "rflo": "RFLO",
+           "eprop": "e-prop", "cells": "cells", "gates": "gates"}
+# ``docs/theory/snap.md`` eq. (8), ``docs/theory/rtrl.md`` eq. 3, snap eq. (7), rtrl eq. (1)-(3)
+_THEORY_EQ = re.compile(rf"(?:``docs/theory/({_PAGES})\.md``|\b({_PAGES})) eq\. \(?(\d+)\)?((?:-\(\d+\))?)")
+
+
+def _equation_link(match: re.Match) -> str:
+    page = match.group(1) or match.group(2)
+    number, rest = match.group(3), match.group(4)
+    return f"[{_TITLES[page]} eq. ({number}){rest}](../theory/{page}.md#eq-{page}-{number})"
 _LITERAL = re.compile(r"(?<=\S)::\n\n")
 _ROLE = re.compile(r":(?:class|func|meth|attr|mod|data|obj|exc):`(~?)([^`]+)`")
 
@@ -52,6 +65,38 @@ class MarkdownDocstrings(griffe.Extension):
 
     def on_instance(self, *, node, obj, agent, **kwargs) -> None:
         if obj.docstring is not None:
-            text = _THEORY.sub(r"[theory: \1](../theory/\1.md)", obj.docstring.value)
+            text = _THEORY_EQ.sub(_equation_link, obj.docstring.value)
+            text = _THEORY.sub(r"[theory: \1](../theory/\1.md)", text)
             text = _LITERAL.sub(":\n\n", text)
             obj.docstring.value = fence_doctests(_ROLE.sub(_role, text))
+
+
+def _public_bases(cls, collection, depth: int = 0) -> list:
+    """The bases of ``cls``, each private one (``_Spiking``) replaced by its own public bases."""
+    bases = []
+    for expr in cls.bases:
+        path = getattr(expr, "canonical_path", str(expr))
+        if not path.rsplit(".", 1)[-1].startswith("_") or depth > 5:
+            bases.append(expr)
+            continue
+        try:
+            private = collection[path]
+        except (KeyError, ValueError, griffe.AliasResolutionError):
+            continue                        # an unresolvable private base: leave it out
+        bases.extend(_public_bases(private, collection, depth + 1))
+    return bases
+
+
+class PublicBases(griffe.Extension):
+    """Show public bases only: "Bases: _Spiking" on the API pages becomes "Bases: Cell"."""
+
+    def on_package(self, *, pkg, **kwargs) -> None:
+        def visit(obj):
+            for member in list(obj.members.values()):
+                if member.is_alias:
+                    continue
+                if member.is_class:
+                    member.bases = _public_bases(member, pkg.modules_collection)
+                if member.is_module or member.is_class:
+                    visit(member)
+        visit(pkg)

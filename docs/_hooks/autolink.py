@@ -1,0 +1,34 @@
+"""mkdocs hook: link inline code that names a public object (``ns.rules.RTRL``) to its API entry.
+
+In the prose pages, an inline code span whose text is a dotted name under ``ns.`` or ``neurosnap.``,
+optionally called (``ns.rules.SnAp(n=2)``, ``neurosnap.rules.RTRL``), becomes a cross-reference
+that mkdocs-autorefs resolves to the object's heading on the API pages. References it cannot resolve
+(a name the API pages do not render, an attribute chain such as ``history.rows``) stay plain code:
+they are marked optional, so they never fail the strict build. Code blocks are left alone, and so
+are the API pages themselves (mkdocstrings links those).
+"""
+from __future__ import annotations
+
+import re
+
+# <code>ns.rules.SnAp(n=2)</code>, not inside a link already
+_CODE = re.compile(r"(?<!<a )(?<![\"'>]>)<code>((?:ns|neurosnap)\.[A-Za-z_][\w.]*)(\([^<]*\))?</code>")
+# names that are re-exported under another path than the one mkdocstrings renders them at
+_RENAMED = {"neurosnap.train": "neurosnap.train.train"}
+
+
+def _identifier(dotted: str) -> str:
+    name = "neurosnap." + dotted.split(".", 1)[1]
+    return _RENAMED.get(name, name)
+
+
+def on_page_content(html, page, config, files):
+    if page.file.src_uri.startswith("api/"):
+        return html
+
+    def link(match: re.Match) -> str:
+        text = match.group(0)
+        return f'<autoref identifier="{_identifier(match.group(1))}" optional>{text}</autoref>'
+
+    parts = re.split(r"(<pre[\s>].*?</pre>|<a\s[^>]*>.*?</a>)", html, flags=re.S)
+    return "".join(part if i % 2 else _CODE.sub(link, part) for i, part in enumerate(parts))
