@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import warnings
 import math
 import re
 import time
@@ -469,7 +470,9 @@ def mean_curve(curves, key, grid, xkey="step"):
 
 def plot(results, path, key=None, title="") -> None:
     """Learning curves of ``key`` (default: the headline metric), one line per rule (mean over
-    seeds), against time steps (left) and cumulative multiply-adds (right, log scale)."""
+    seeds, the seeds' range shaded), against time steps (left) and cumulative multiply-adds
+    (right, log scale). Rules whose mean curves are identical are drawn with distinct dashes and
+    markers, and the identity is stated in the legend, so that no line hides another."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -477,26 +480,44 @@ def plot(results, path, key=None, title="") -> None:
 
     key = key or results.metric
     rules = list(dict.fromkeys(r for r, _ in results.curves))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    dashes = [(None, None), (6, 3), (2, 2), (8, 2, 2, 2), (1, 3)]
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    drawn = []                                 # (rule, grid, mean curve against steps) so far
     for i, rule in enumerate(rules):
         curves = [c for (r, _), c in results.curves.items() if r == rule]
         color = f"C{i % 10}"
-        style = "-" if i < 10 else "--"
+        label, k = f"{rule} ({len(curves)} seed{'s' * (len(curves) > 1)})", 0
         for ax, xkey in zip(axes, ("step", "macs")):
             xmax = max(max(c[xkey]) for c in curves if c[xkey])
             xmin = min(min(c[xkey]) for c in curves if c[xkey])
             grid = (np.linspace(xmin, xmax, 300) if xkey == "step" or xmin <= 0
                     else np.geomspace(xmin, xmax, 300))
-            ax.plot(grid, mean_curve(curves, key, grid, xkey), style, color=color, lw=1.5,
-                    label=f"{rule} (n={len(curves)})")
+            mean = mean_curve(curves, key, grid, xkey)
+            if xkey == "step":                  # identical learning curves (against time steps)
+                same = [r for r, g, m in drawn if g.shape == grid.shape and np.allclose(g, grid)
+                        and np.allclose(m, mean, equal_nan=True, rtol=1e-9, atol=1e-12)]
+                k = len(same)                   # the k-th rule with this very curve
+                label += f", = {same[0]}" if same else ""
+                drawn.append((rule, grid, mean))
+            ax.plot(grid, mean, color=color, lw=1.6 + 0.8 * (k > 0), dashes=dashes[k % len(dashes)],
+                    marker=markers[i % len(markers)], markevery=(0.04 * (k + 1), 0.12), ms=5,
+                    label=label, zorder=3 + k)
+            if len(curves) > 1:                 # the seeds' spread: min to max of the runs
+                runs = np.vstack([mean_curve([c], key, grid, xkey) for c in curves])
+                with warnings.catch_warnings():     # all-NaN columns: no run reached that x
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    lo, hi = np.nanmin(runs, axis=0), np.nanmax(runs, axis=0)
+                ax.fill_between(grid, lo, hi, color=color, alpha=0.12, lw=0, zorder=1)
     axes[0].set(xlabel="time steps", ylabel=key)
     axes[1].set(xlabel="cumulative multiply-adds (learning rule)", ylabel=key, xscale="log")
     axes[0].xaxis.set_major_formatter(matplotlib.ticker.EngFormatter())
     if key == "loss":
         for ax in axes:
             ax.set_yscale("log")
-    axes[1].legend(fontsize=8, loc="best")
+    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False,
+                   title="mean over seeds; shaded: their range\n\"= X\": same curve as rule X (vs steps)", title_fontsize=8)
     fig.suptitle(title or f"{key}: mean over seeds")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=150)
     plt.close(fig)
