@@ -60,12 +60,27 @@ def fence_doctests(text: str) -> str:
     return "\n".join(out)
 
 
+def link_equations(text: str) -> str:
+    """Apply the equation links outside literal blocks (after ``::``) and doctest lines."""
+    out, literal_indent = [], None
+    for line in text.split("\n"):
+        indent = len(line) - len(line.lstrip())
+        if literal_indent is not None and line.strip() and indent <= literal_indent:
+            literal_indent = None
+        if literal_indent is None and not line.lstrip().startswith((">>>", "...")):
+            line = _THEORY_EQ.sub(_equation_link, line)
+        if line.rstrip().endswith("::"):
+            literal_indent = indent
+        out.append(line)
+    return "\n".join(out)
+
+
 class MarkdownDocstrings(griffe.Extension):
     """Apply :func:`fence_doctests` and the role rewrite to every docstring griffe loads."""
 
     def on_instance(self, *, node, obj, agent, **kwargs) -> None:
         if obj.docstring is not None:
-            text = _THEORY_EQ.sub(_equation_link, obj.docstring.value)
+            text = link_equations(obj.docstring.value)
             text = _THEORY.sub(r"[theory: \1](../theory/\1.md)", text)
             text = _LITERAL.sub(":\n\n", text)
             obj.docstring.value = fence_doctests(_ROLE.sub(_role, text))

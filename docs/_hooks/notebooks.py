@@ -89,6 +89,31 @@ def on_files(files, config):
     return files
 
 
+def _fix_toc(page, html):
+    """Point the table of contents at the headings' real ids.
+
+    mkdocs-jupyter builds a notebook page's table of contents from the heading text without its
+    inline code ("Is it really", "The price: per step"), while the heading's id keeps it
+    ("is-it-really-ds_td", "the-price-n4-per-step"): such an entry gets the one heading id whose
+    words contain its own, in order."""
+    ids = set(re.findall(r'<h[1-6][^>]*\sid="([^"]+)"', html))
+
+    def contains(heading_id, toc_id):
+        words = iter(heading_id.split("-"))
+        return all(word in words for word in toc_id.split("-"))
+
+    def visit(items):
+        for item in items:
+            if item.id not in ids:
+                candidates = [i for i in ids if contains(i, item.id)]
+                if len(candidates) == 1:
+                    item.id = candidates[0]
+            visit(item.children)
+
+    if getattr(page, "toc", None) is not None:
+        visit(page.toc)
+
+
 def on_page_content(html, page, config, files):
     """Rewrite ``../docs/*.md`` links of notebook pages to site URLs; warn on missing targets."""
     if not page.file.src_uri.startswith(f"{NOTEBOOK_DIR}/") or not page.file.src_uri.endswith(".py"):
@@ -105,5 +130,6 @@ def on_page_content(html, page, config, files):
             return match.group(0)
         return f'href="{file.url_relative_to(page.file)}{match.group(2) or ""}"'
 
+    _fix_toc(page, html)
     name = posixpath.basename(page.file.src_uri)
     return _banner(build_mode(config)) + _downloads(name) + _LOCAL_LINK.sub(replace, html)
