@@ -39,7 +39,9 @@ def main():
                      if r["rule"] == rule and r["density"] == d and r["target_activity"] == a)
         return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.0), constrained_layout=True)
+    fig = plt.figure(figsize=(10, 7.6), constrained_layout=True)
+    grid = fig.add_gridspec(2, 2)
+    axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])]
     for rule, label in LABELS.items():
         color, marker, ls = STYLE[rule]
         for ax, key in zip(axes[:2], ("full_ms", "peak_mb")):
@@ -51,9 +53,8 @@ def main():
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(alpha=0.3, which="both")
     axes[0].set_title(f"time, {int(density * 100)} % weight density, ~{int(act * 100)} % events", fontsize=10)
-    axes[1].set_title("memory: dense and sparse RTRL store the same influence\n"
-                      "(their lines coincide); BPTT's grows with the sequence (here 20 steps)",
-                      fontsize=9)
+    axes[1].set_title("memory: dense and sparse RTRL coincide (same influence);\n"
+                      "BPTT's grows with the sequence (here 20 steps)", fontsize=9)
     axes[0].legend(fontsize=8)
     ax = axes[2]
     for i, d in enumerate(sorted({r["density"] for r in rows})):
