@@ -480,7 +480,7 @@ def plot(results, path, key=None, title="") -> None:
 
     key = key or results.metric
     rules = list(dict.fromkeys(r for r, _ in results.curves))
-    dashes = [(None, None), (6, 3), (2, 2), (8, 2, 2, 2), (1, 3)]
+    dashes = [(None, None), (3, 3), (1, 2), (6, 2, 1, 2), (1, 4)]   # identical curves: thinner, on top
     markers = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<"]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
     drawn = []                                 # (rule, grid, mean curve against steps) so far
@@ -500,7 +500,7 @@ def plot(results, path, key=None, title="") -> None:
                 k = len(same)                   # the k-th rule with this very curve
                 label += f", = {same[0]}" if same else ""
                 drawn.append((rule, grid, mean))
-            ax.plot(grid, mean, color=color, lw=1.6 + 0.8 * (k > 0), dashes=dashes[k % len(dashes)],
+            ax.plot(grid, mean, color=color, lw=1.3 if k else 2.2, dashes=dashes[k % len(dashes)],
                     marker=markers[i % len(markers)], markevery=(0.04 * (k + 1), 0.12), ms=5,
                     label=label, zorder=3 + k)
             if len(curves) > 1:                 # the seeds' spread: min to max of the runs
