@@ -240,3 +240,17 @@ def test_the_configuration_quoted_in_the_cli_guide_is_models_egru_copy():
               if lang == "toml"]
     with open(ROOT / "models" / "egru-copy.toml", "rb") as f:
         assert tomllib.loads(blocks[0]) == tomllib.load(f)
+
+
+@pytest.mark.slow
+def test_home_page_example_prints_what_the_page_says(tmp_path, monkeypatch, capsys):
+    """The ten-line example on the home page runs and prints the level the page shows."""
+    blocks = _fenced_blocks((ROOT / "docs" / "index.md").read_text())
+    pairs = [(src, nxt) for (lang, src), (nlang, nxt) in zip(blocks, blocks[1:])
+             if lang == "python" and nlang == "text"]
+    assert len(pairs) == 1
+    source, expected = pairs[0]
+    assert len(source.strip().splitlines()) <= 10, "the home page promises ten lines"
+    monkeypatch.chdir(tmp_path)
+    exec(compile(source, "index.md", "exec"), {})
+    assert _same_output(expected, capsys.readouterr().out)
