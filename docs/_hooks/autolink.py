@@ -6,15 +6,42 @@ that mkdocs-autorefs resolves to the object's heading on the API pages. Referenc
 (a name the API pages do not render, an attribute chain such as ``history.rows``) stay plain code:
 they are marked optional, so they never fail the strict build. Code blocks are left alone, and so
 are the API pages themselves (mkdocstrings links those).
+
+On the API pages, a private base class in a "Bases:" line (``_Spiking``) is replaced by its own
+public bases (``Cell``): the reader gets the class whose documentation applies. (Only the rendered
+line changes: mkdocstrings still sees the real bases, so inherited signatures stay right.)
 """
 from __future__ import annotations
 
+import importlib
 import re
 
 # <code>ns.rules.SnAp(n=2)</code>, not inside a link already
 _CODE = re.compile(r"(?<!<a )(?<![\"'>]>)<code>((?:ns|neurosnap)\.[A-Za-z_][\w.]*)(\([^<]*\))?</code>")
 # names that are re-exported under another path than the one mkdocstrings renders them at
 _RENAMED = {"neurosnap.train": "neurosnap.train.train"}
+
+
+# a private class in a rendered "Bases:" line, before autorefs resolves it
+_PRIVATE_BASE = re.compile(r'<autoref\s[^>]*identifier="([\w.]+)\.(_\w+)"[^>]*>\s*_\w+\s*</autoref>')
+
+
+def _public_bases(module: str, name: str) -> list[type]:
+    """The nearest public ancestors of ``module.name``."""
+    cls = getattr(importlib.import_module(module), name)
+    out = []
+    for base in cls.__bases__:
+        if base.__name__.startswith("_"):
+            out += [b for b in _public_bases(base.__module__, base.__name__) if b not in out]
+        elif base not in out and base is not object:
+            out.append(base)
+    return out
+
+
+def _replace_private_base(match: re.Match) -> str:
+    bases = _public_bases(match.group(1), match.group(2))
+    return ", ".join(f'<autoref identifier="{b.__module__}.{b.__qualname__}" optional>{b.__name__}</autoref>'
+                     for b in bases)
 
 
 def _identifier(dotted: str) -> str:
@@ -24,7 +51,7 @@ def _identifier(dotted: str) -> str:
 
 def on_page_content(html, page, config, files):
     if page.file.src_uri.startswith("api/"):
-        return html
+        return _PRIVATE_BASE.sub(_replace_private_base, html)
 
     def link(match: re.Match) -> str:
         text = match.group(0)

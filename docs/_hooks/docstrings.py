@@ -85,33 +85,3 @@ class MarkdownDocstrings(griffe.Extension):
             text = _LITERAL.sub(":\n\n", text)
             obj.docstring.value = fence_doctests(_ROLE.sub(_role, text))
 
-
-def _public_bases(cls, collection, depth: int = 0) -> list:
-    """The bases of ``cls``, each private one (``_Spiking``) replaced by its own public bases."""
-    bases = []
-    for expr in cls.bases:
-        path = getattr(expr, "canonical_path", str(expr))
-        if not path.rsplit(".", 1)[-1].startswith("_") or depth > 5:
-            bases.append(expr)
-            continue
-        try:
-            private = collection[path]
-        except (KeyError, ValueError, griffe.AliasResolutionError):
-            continue                        # an unresolvable private base: leave it out
-        bases.extend(_public_bases(private, collection, depth + 1))
-    return bases
-
-
-class PublicBases(griffe.Extension):
-    """Show public bases only: "Bases: _Spiking" on the API pages becomes "Bases: Cell"."""
-
-    def on_package(self, *, pkg, **kwargs) -> None:
-        def visit(obj):
-            for member in list(obj.members.values()):
-                if member.is_alias:
-                    continue
-                if member.is_class:
-                    member.bases = _public_bases(member, pkg.modules_collection)
-                if member.is_module or member.is_class:
-                    visit(member)
-        visit(pkg)
