@@ -7,6 +7,9 @@ that mkdocs-autorefs resolves to the object's heading on the API pages. Referenc
 they are marked optional, so they never fail the strict build. Code blocks are left alone, and so
 are the API pages themselves (mkdocstrings links those).
 
+On the theory pages, an equation number in the text, "(3)" or "eq. (3)", links to that equation
+of the same page (its anchor ``eq-<page>-3``).
+
 On the API pages, a private base class in a "Bases:" line (``_Spiking``) is replaced by its own
 public bases (``Cell``): the reader gets the class whose documentation applies. (Only the rendered
 line changes: mkdocstrings still sees the real bases, so inherited signatures stay right.)
@@ -49,7 +52,28 @@ def _identifier(dotted: str) -> str:
     return _RENAMED.get(name, name)
 
 
+# what is not prose: code, links, math, tags
+_NOT_PROSE = re.compile(r'(<code>.*?</code>|<a\s.*?</a>|<div class="arithmatex">.*?</div>|<pre[\s>].*?</pre>'
+                        r'|<h[1-6][\s>].*?</h[1-6]>|<[^>]+>)', re.S)
+_EQ_NUMBER = re.compile(r"(?<![\w)])\((\d{1,2})\)")
+
+
+def _link_equation_numbers(html: str, page_name: str) -> str:
+    anchors = set(re.findall(rf'id="eq-{page_name}-(\d+)"', html))
+
+    def link(match: re.Match) -> str:
+        number = match.group(1)
+        if number not in anchors:
+            return match.group(0)
+        return f'(<a href="#eq-{page_name}-{number}">{number}</a>)'
+
+    parts = _NOT_PROSE.split(html)
+    return "".join(part if i % 2 else _EQ_NUMBER.sub(link, part) for i, part in enumerate(parts))
+
+
 def on_page_content(html, page, config, files):
+    if page.file.src_uri.startswith("theory/"):
+        html = _link_equation_numbers(html, page.file.src_uri[len("theory/"):-len(".md")])
     if page.file.src_uri.startswith("api/"):
         return _PRIVATE_BASE.sub(_replace_private_base, html)
 
