@@ -32,6 +32,12 @@ class Triangle(Surrogate):
     """``psi(x) = gamma * max(0, 1 - |x| / width)`` (Bellec et al. 2020; EGRU).
 
     Support is ``|x| < width``: units further than ``width`` from threshold have zero derivative.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> psi = ns.gates.Triangle(gamma=0.3, width=1.0)
+        >>> psi(np.array([-1.5, -0.5, 0.0, 0.5, 1.5]))
+        array([0.  , 0.15, 0.3 , 0.15, 0.  ])
     """
 
     gamma: float = 0.3
@@ -51,6 +57,12 @@ class FastSigmoid(Surrogate):
 
     Its support is the whole real line, so it gives no backward activity sparsity. Norse's
     ``super`` surrogate is ``gamma=1, slope=1``.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> psi = ns.gates.FastSigmoid(gamma=1.0, slope=1.0)
+        >>> psi(np.array([-1.0, 0.0, 1.0]))          # never zero: no backward sparsity
+        array([0.25, 1.  , 0.25])
     """
 
     gamma: float = 1.0
@@ -89,7 +101,17 @@ class Gate(abc.ABC):
 
 @dataclass(frozen=True)
 class Heaviside(Gate):
-    """Step ``H(x) = 1[x > 0]`` with a surrogate derivative (``"triangle"`` or ``"fast_sigmoid"``)."""
+    """Step ``H(x) = 1[x > 0]`` with a surrogate derivative (``"triangle"`` or ``"fast_sigmoid"``).
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> gate = ns.gates.Heaviside("triangle")
+        >>> x = np.array([-1.0, -0.2, 0.0, 0.2, 1.0])
+        >>> gate.forward(x)                  # the step: events where x > 0
+        array([0., 0., 0., 1., 1.])
+        >>> gate.grad(x)                     # the surrogate derivative: zero outside |x| < width
+        array([0.  , 0.24, 0.3 , 0.24, 0.  ])
+    """
 
     surrogate: Surrogate | str = "triangle"
 
@@ -105,7 +127,17 @@ class Heaviside(Gate):
 
 @dataclass(frozen=True)
 class Smooth(Gate):
-    """``sigmoid(beta * x)`` with its exact derivative ``beta * s * (1 - s)``."""
+    """``sigmoid(beta * x)`` with its exact derivative ``beta * s * (1 - s)``.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> gate = ns.gates.Smooth(beta=5.0)
+        >>> x = np.array([-1.0, 0.0, 1.0])
+        >>> np.round(gate.forward(x), 4)     # sigmoid(beta x) in place of the step
+        array([0.0067, 0.5   , 0.9933])
+        >>> np.round(gate.grad(x), 4)        # its true derivative
+        array([0.0332, 1.25  , 0.0332])
+    """
 
     beta: float = 5.0
 

@@ -34,6 +34,19 @@ def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
     Raises:
         FloatingPointError: the loss, a gradient or the final state is NaN or inf (e.g. weights
             or hyperparameters too large for the dtype).
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> model = ns.Model(ns.cells.LIF(n_in=4, n_hidden=10, density=0.5), n_out=2, loss="mse")
+        >>> params = model.init(seed=0)
+        >>> rng = np.random.default_rng(0)
+        >>> xs = (rng.random((20, 3, 4)) < 0.3).astype(float)        # (T, B, n_in) input spikes
+        >>> ys = rng.normal(size=(20, 3, 2))                          # (T, B, n_out) targets
+        >>> loss, grads = ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL())
+        >>> all(grads[k].shape == params[k].shape for k in params)
+        True
+        >>> _, g_bptt = ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT())
+        >>> max(float(abs(grads[k] - g_bptt[k]).max()) for k in params) < 1e-10     # RTRL == BPTT
+        True
     """
     from .model import Model
     if not isinstance(model, Model):

@@ -176,6 +176,18 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
         ValueError: also when ``steps`` ends before the first step that counts in the loss.
         FloatingPointError: a loss, state or gradient became NaN/inf; the message names the time
             step, and the last good checkpoint is left untouched.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> task = ns.tasks.Copy()
+        >>> model = ns.Model(ns.cells.EGRU(n_in=task.n_in, n_hidden=8), n_out=task.n_out)
+        >>> history = ns.train(model, ns.rules.SnAp(n=1), ns.optim.Adam(lr=1e-2), task, steps=300, seed=0)
+        >>> sorted(history.rows[-1])[:5]
+        ['accuracy', 'batches', 'level', 'loss', 'loss_bits']
+        >>> history.final("level")           # the copy curriculum's level after 300 online steps
+        1.0
+        >>> history.params["cell.w_rec"].shape
+        (3, 8, 8)
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be ns.Model, got {type(model).__name__}")

@@ -195,7 +195,8 @@ for name, (c, m, s) in other_results.items():
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-for ax, column, label in ((axes[0], 1, "multiply-adds per step"), (axes[1], 2, "numbers stored per sequence")):
+for ax, column, label in ((axes[0], 1, "multiply-adds per step"),
+                          (axes[1], 2, "numbers stored per sequence")):
     ax.semilogx(snap_results[:, column], snap_results[:, 0], "o-", color="C0", label="SnAp-n")
     for k, row in zip(orders[:4], snap_results):
         ax.annotate(f" n={k}", (row[column], row[0]), fontsize=8, va="top")

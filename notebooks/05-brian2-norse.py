@@ -190,7 +190,9 @@ def cosine(a, b):
 fig, axes = plt.subplots(1, 3, figsize=(13, 4))
 for ax, (name, change) in zip(axes, candidates.items()):
     limit = np.abs(change).max()
-    ax.imshow(np.where(model.cell.mask, change, np.nan), cmap="RdBu_r", vmin=-limit, vmax=limit)
+    image = ax.imshow(np.where(model.cell.mask, change, np.nan), cmap="RdBu_r", vmin=-limit,
+                      vmax=limit)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="weight change")
     ax.set(title=f"{name}\ncosine to exact: {cosine(change, exact):.2f}",
            xlabel="presynaptic neuron", ylabel="postsynaptic neuron")
 fig.tight_layout()

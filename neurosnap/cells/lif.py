@@ -89,6 +89,20 @@ class LIF(_Spiking):
         autapses: self-connections allowed (default False); bias: input bias (default False).
 
     State shape ``(B, 2, n)`` holding ``(v, i)``; output: spikes ``z`` of shape ``(B, n)``.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> cell = ns.cells.LIF(n_in=3, n_hidden=6, density=0.5, tau_mem=0.01, w_in_scale=20.0)
+        >>> xs = (np.random.default_rng(0).random((40, 2, 3)) < 0.2).astype(float)   # input spikes
+        >>> model = ns.Model(cell, n_out=2)
+        >>> params = model.init(seed=0)
+        >>> {k: v.shape for k, v in params.items() if k.startswith("cell.")}
+        {'cell.w_rec': (1, 6, 6), 'cell.w_in': (1, 6, 3)}
+        >>> traj = model.run(params, xs)
+        >>> traj.events.shape                # (T, B, n_hidden), which units emitted an event
+        (40, 2, 6)
+        >>> round(float(traj.events.mean()), 3)  # spikes per unit and step
+        0.373
     """
 
     state_names = ("v", "i")
