@@ -7,7 +7,7 @@ from .rules.base import Rule
 from .sparse.stats import StatsMeter, step_stats
 
 
-def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
+def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False, engine="compiled"):
     """Loss summed over the sequence and its gradient, computed by ``rule``.
 
     Args:
@@ -22,7 +22,10 @@ def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
             ``support_fraction`` (units active or inside the surrogate's support),
             ``influence_nnz`` / ``influence_size`` (non-zeros / numbers stored in the rule's
             influence or trace, per sequence) and ``macs`` (multiply-adds of the rule's update,
-            per sequence).
+            per sequence). Stats need the per-step record: they always run on the reference path.
+        engine: ``"compiled"`` (default): the whole sequence runs in compiled code
+            (:mod:`neurosnap.engine`; combinations it does not cover run on the reference path);
+            ``"reference"``: the per-step NumPy path. Both give the same numbers (to round-off).
 
     Returns:
         ``(loss, grads)``: the summed loss (float) and a dict with the keys and shapes of
@@ -36,10 +39,14 @@ def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
         raise TypeError(f"rule must be a neurosnap rule (ns.rules.*), got {type(rule).__name__}")
     if not isinstance(stats, bool):
         raise TypeError(f"stats must be a bool, got {stats!r}")
+    from . import engine as _engine
+    _engine.check_engine(engine)
     params = model.check_params(params)
     xs, ys, mask = model.check_inputs(xs, ys, mask)
     if ys is None:
         raise ValueError("ys must be given")
+    if engine == "compiled" and not stats and _engine.supports(model, rule, params=params):
+        return _engine.sequence_grad(model, params, xs, ys, rule, mask)
     T, B, _ = xs.shape
     cell, layout = model.cell, model.cell.layout
     cp = model.cell_params(params)

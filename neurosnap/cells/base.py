@@ -170,6 +170,17 @@ class Cell(abc.ABC):
     def _output(self, state, jac: bool):
         """Event output of a state: ``(y (B, n), dout (B, S, n) or None, events (B, n) bool)``."""
 
+    def compiled_spec(self):
+        """What the compiled engine (:mod:`neurosnap.engine`) needs to run this cell, or ``None``
+        when it does not cover the cell (it then runs the reference NumPy path).
+
+        Returns:
+            ``(cell_code, gate_code, gate_params (2,), hyper (10,))``: integer codes of
+            :mod:`neurosnap.engine.codes` and float64 hyperparameters. The NumPy
+            :meth:`_local` / :meth:`_output` stay the reference the compiled step is tested against.
+        """
+        return None
+
     def __repr__(self):
         return (f"{type(self).__name__}(n_in={self.n_in}, n_hidden={self.n_hidden}, "
                 f"density={self.density})")

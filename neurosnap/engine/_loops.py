@@ -1,0 +1,550 @@
+"""The compiled chunk loops: a whole chunk of time steps (a sequence, or a training batch with its
+optimizer updates) in one numba call, one loop per rule family.
+
+Every loop runs, per time step: cell step and step record (:func:`~neurosnap.engine._step.cell_step`),
+readout, loss and credit (:func:`~neurosnap.engine._step.readout_loss`), the rule's update and the
+gradient accumulation, and, in training, the optimizer update every ``update_every`` steps
+(:func:`~neurosnap.engine._step.apply_update`). Arguments are grouped in tuples:
+
+- ``data = (xs (T, B, n_in), ys_i (T, B) int64, ys_f (T, B, n_out or 1), mask (T, B) bool, loss_code)``
+- ``cell = (cell_kind, gate_code, gate_params (2,), hyper (10,), state (B, S, n))`` (state updated)
+- ``params = (w_rec (G, n, n), w_in (G, n, n_in), bias (G, n), w_out (n_out, n), b_out (n_out,))``
+  (updated in place by the optimizer)
+- ``graph = (indptr, indices, csc_edge, edge_pre, edge_post, self_edge)``
+  (:class:`~neurosnap.sparse.kernels.RecurrentGraph`)
+- ``layout = (kind, gate, post, pre)`` (:class:`~neurosnap.core.layout.ParamLayout`, int64)
+- ``acc = (core (P,), g_wout, g_bout)`` gradient accumulators (layout order)
+- ``outs = (logits (T, B, n_out), losses (T, B) float64)``
+- ``opt = (opt_code, opt_hyper (4,), count (1,) int64, m1 (5 arrays), m2 (5 arrays))``
+- ``ctl`` int64: ``[T_run, update_every (0: never), since_update, updates, err_kind, err_t, t0,
+  check]``; ``err_kind`` 1/2/3 = non-finite state / loss / gradient at time step ``err_t``.
+
+Each returns the summed loss of the chunk.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ..core.layout import REC
+from ..sparse.kernels import _block_step
+from .codes import BLOCK, NO_OPT, RFLO, SNAP1
+from ._step import all_finite, apply_update, cell_output, cell_step, pre_value, readout_loss
+
+_jit = numba.njit(cache=True, nogil=True)
+
+
+@_jit
+def _scratch(B, S, G, n, n_out, dtype_like):  # pragma: no cover - numba
+    dt = dtype_like.dtype
+    return (np.zeros((B, n), dt), np.zeros((B, S, n), dt), np.zeros((G, n), dt),
+            np.zeros((G, n), dt), np.zeros((B, S, n), dt), np.zeros((B, S, S, n), dt),
+            np.zeros((B, S, G, n), dt), np.zeros((B, S, G, n), dt), np.zeros((B, n), dt),
+            np.zeros((B, S, n), dt), np.zeros((B, n_out), dt), np.zeros((B, S, n), dt))
+
+
+@_jit
+def _forward(t, data, cell, params, graph, outs, acc, sc, ctl):  # pragma: no cover - numba
+    """Cell step, record, readout and loss of step ``t``; returns ``(loss, ok)``."""
+    xs, ys_i, ys_f, mask, loss_code = data
+    ck, gk, gp, hp, state = cell
+    w_rec, w_in, bias, w_out, b_out = params
+    indptr, indices = graph[0], graph[1]
+    y_prev, dout_prev, rec, inp, new, local, drec, dinp, y, dout, dlogits, credit = sc
+    cell_output(ck, gk, gp, hp, state, y_prev, dout_prev)
+    cell_step(ck, gk, gp, hp, state, xs[t], w_rec, w_in, bias, indptr, indices, y_prev, rec, inp,
+              new, local, drec, dinp)
+    cell_output(ck, gk, gp, hp, new, y, dout)
+    loss = readout_loss(loss_code, y, dout, w_out, b_out, ys_i[t], ys_f[t], mask[t], outs[0][t],
+                        dlogits, outs[1][t], credit, acc[1], acc[2])
+    if ctl[7] != 0:
+        if not all_finite(new):
+            ctl[4], ctl[5] = 1, ctl[6] + t
+            return loss, False
+        if not np.isfinite(loss):
+            ctl[4], ctl[5] = 2, ctl[6] + t
+            return loss, False
+    return loss, True
+
+
+@_jit
+def _update(params, layout, acc, opt, ctl, batch_size, t):  # pragma: no cover - numba
+    """Optimizer step on the accumulated gradients; False (and ``err_kind = 3``) if not finite."""
+    if ctl[7] != 0 and not all_finite(acc[0]):
+        ctl[4], ctl[5] = 3, ctl[6] + t
+        return False
+    code, hp, count, m1, m2 = opt
+    apply_update(code, hp, count, params, m1, m2, acc[0], acc[1], acc[2], layout[0], layout[1],
+                 layout[2], layout[3], batch_size)
+    ctl[3] += 1
+    ctl[2] = 0
+    return True
+
+
+# -------------------------------------------------------------------------------------------------
+# SnAp-1, RFLO, e-prop: one (B, S, P) trace
+# -------------------------------------------------------------------------------------------------
+@_jit
+def trace_step(code, eps, D, old, kind, gate, post, pre, self_edge, w_rec, local, drec, dinp,
+               dout_prev, y_prev, x, signal, core):  # pragma: no cover - numba
+    """One trace-rule step on ``eps (B, S, P)``; adds ``signal^T eps`` to ``core``.
+
+    ``SNAP1``: ``eps = D_ii eps + Mbar`` (snap eq. (7)); ``RFLO``: diagonal decay (rflo eq. (2));
+    ``EPROP``: the unit's local block (eprop eq. (2)).
+    """
+    B, S, P = eps.shape
+    G = w_rec.shape[0]
+    n = local.shape[3]
+    for b in range(B):
+        if code == SNAP1:
+            for i in range(n):
+                for a in range(S):
+                    for c in range(S):
+                        D[i, a, c] = local[b, a, c, i]
+                if self_edge[i] >= 0:
+                    for a in range(S):
+                        s = 0.0
+                        for g in range(G):
+                            s += drec[b, a, g, i] * w_rec[g, i, i]
+                        if s != 0:
+                            for c in range(S):
+                                D[i, a, c] += s * dout_prev[b, c, i]
+        for p in range(P):
+            i = post[p]
+            k = kind[p]
+            g = gate[p]
+            v = pre_value(k, pre[p], b, y_prev, x)
+            if S == 1:
+                f = (drec[b, 0, g, i] if k == REC else dinp[b, 0, g, i]) * v
+                if code == SNAP1:
+                    e = D[i, 0, 0] * eps[b, 0, p] + f
+                else:
+                    e = local[b, 0, 0, i] * eps[b, 0, p] + f
+                eps[b, 0, p] = e
+                core[p] += signal[b, 0, i] * e
+            else:
+                for c in range(S):
+                    old[c] = eps[b, c, p]
+                for a in range(S):
+                    f = (drec[b, a, g, i] if k == REC else dinp[b, a, g, i]) * v
+                    if code == SNAP1:
+                        s = 0.0
+                        for c in range(S):
+                            s += D[i, a, c] * old[c]
+                        e = s + f
+                    elif code == RFLO:
+                        e = local[b, a, a, i] * old[a] + f
+                    else:
+                        e = f
+                        for c in range(S):
+                            lv = local[b, a, c, i]
+                            if lv != 0:
+                                e += lv * old[c]
+                    eps[b, a, p] = e
+                    core[p] += signal[b, a, i] * e
+
+
+@_jit
+def learning_signal(fb, dlogits, dout, signal):  # pragma: no cover - numba
+    """Random-feedback learning signal ``(dlogits B_fb) * dout`` (rflo eq. (3))."""
+    B, S, n = dout.shape
+    n_out = fb.shape[0]
+    for b in range(B):
+        for j in range(n):
+            s = 0.0
+            for o in range(n_out):
+                s += dlogits[b, o] * fb[o, j]
+            for a in range(S):
+                signal[b, a, j] = s * dout[b, a, j]
+
+
+@_jit
+def run_trace(code, fb, use_fb, data, cell, params, graph, layout, acc, outs, opt, ctl,
+              batch_size):  # pragma: no cover - numba
+    """Chunk loop of SnAp-1, RFLO and e-prop (``code``: ``SNAP1``, ``RFLO``, ``EPROP``)."""
+    state = cell[4]
+    B, S, n = state.shape
+    w_rec = params[0]
+    G = w_rec.shape[0]
+    n_out = params[3].shape[0]
+    kind, gate, post, pre = layout
+    P = kind.shape[0]
+    sc = _scratch(B, S, G, n, n_out, state)
+    y_prev, dout_prev, _r, _i, new, local, drec, dinp, y, dout, dlogits, credit = sc
+    eps = np.zeros((B, S, P), state.dtype)
+    D = np.zeros((n, S, S), state.dtype)
+    old = np.zeros(S, state.dtype)
+    signal = np.zeros((B, S, n), state.dtype)
+    xs = data[0]
+    total = 0.0
+    for t in range(ctl[0]):
+        loss, ok = _forward(t, data, cell, params, graph, outs, acc, sc, ctl)
+        if not ok:
+            return total
+        total += loss
+        if use_fb:
+            learning_signal(fb, dlogits, dout, signal)
+        else:
+            signal[:] = credit
+        trace_step(code, eps, D, old, kind, gate, post, pre, graph[5], params[0], local, drec,
+                   dinp, dout_prev, y_prev, xs[t], signal, acc[0])
+        state[:] = new
+        ctl[2] += 1
+        if ctl[1] > 0 and ctl[2] >= ctl[1] and opt[0] != NO_OPT:
+            if not _update(params, layout, acc, opt, ctl, batch_size, t + 1):
+                return total
+    return total
+
+
+# -------------------------------------------------------------------------------------------------
+# exact RTRL (sparse block kernel or dense BLAS) and SnAp-n >= 2 (block plan)
+# -------------------------------------------------------------------------------------------------
+@_jit
+def _fold(grad_store, perm, core):  # pragma: no cover - numba
+    for s in range(grad_store.shape[0]):
+        core[perm[s]] += grad_store[s]
+        grad_store[s] = 0.0
+
+
+@_jit
+def dense_step(M, M2, J, cred, gtmp, graph, kind, gate, post, pre, w_rec, local, drec, dinp,
+               dout_prev, y_prev, x, credit, core):  # pragma: no cover - numba
+    """``M2 = J_t M + Mbar_t`` with the dense Jacobian (BLAS), ``core += c_t^T M2`` (rtrl eq. 4, 6)."""
+    B, S, n = dout_prev.shape
+    G = w_rec.shape[0]
+    P = kind.shape[0]
+    edge_pre, edge_post = graph[3], graph[4]
+    for b in range(B):
+        J[:] = 0.0
+        for i in range(n):
+            for a in range(S):
+                for c in range(S):
+                    J[a * n + i, c * n + i] = local[b, a, c, i]
+        for e in range(edge_pre.shape[0]):
+            i = edge_post[e]
+            j = edge_pre[e]
+            for a in range(S):
+                s = 0.0
+                for g in range(G):
+                    s += drec[b, a, g, i] * w_rec[g, i, j]
+                if s != 0:
+                    for c in range(S):
+                        J[a * n + i, c * n + j] += s * dout_prev[b, c, j]
+        np.dot(J, M[b], M2[b])
+        for p in range(P):
+            i = post[p]
+            k = kind[p]
+            g = gate[p]
+            v = pre_value(k, pre[p], b, y_prev, x)
+            for a in range(S):
+                M2[b, a * n + i, p] += (drec[b, a, g, i] if k == REC else dinp[b, a, g, i]) * v
+        for a in range(S):
+            for j in range(n):
+                cred[a * n + j] = credit[b, a, j]
+        np.dot(cred, M2[b], gtmp)
+        for p in range(P):
+            core[p] += gtmp[p]
+
+
+@_jit
+def run_influence(code, plan, work, perm, data, cell, params, graph, layout, acc, outs, opt, ctl,
+                  batch_size):  # pragma: no cover - numba
+    """Chunk loop of exact RTRL and SnAp-n >= 2.
+
+    ``code == BLOCK``: the sparse exact kernel :func:`neurosnap.sparse.kernels._block_step` on the
+    block ``plan`` (a tuple of its index arrays; exact RTRL or a SnAp-n pattern); ``perm`` maps its
+    storage columns to parameters. ``code == DENSE``: the dense Jacobian times ``M (B, S n, P)``.
+    ``work``: the kernel's scratch arrays ``(coef, active, src_ptr, src_f, src_c, src_jj)``.
+    """
+    state = cell[4]
+    B, S, n = state.shape
+    w_rec = params[0]
+    G = w_rec.shape[0]
+    n_out = params[3].shape[0]
+    kind, gate, post, pre = layout
+    P = kind.shape[0]
+    dt = state.dtype
+    sc = _scratch(B, S, G, n, n_out, state)
+    y_prev, dout_prev, _r, _i, new, local, drec, dinp, y, dout, dlogits, credit = sc
+    indptr, indices, csc_edge, edge_pre = graph[0], graph[1], graph[2], graph[3]
+    (blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0, blk_rowset, rs_rowptr, rs_units,
+     rs_eptr, rs_ejj, rs_ee, col_kind, col_gate, col_post, col_pre, col_row, size) = plan
+    coef, active, src_ptr, src_f, src_c, src_jj = work
+    if code == BLOCK:
+        old = np.zeros(size, dt)
+        nxt = np.zeros(size, dt)
+        M = np.zeros((1, 1, 1), dt)
+        M2 = np.zeros((1, 1, 1), dt)
+        J = np.zeros((1, 1), dt)
+        cred = np.zeros(1, dt)
+    else:
+        old = np.zeros(1, dt)
+        nxt = np.zeros(1, dt)
+        M = np.zeros((B, S * n, P), dt)
+        M2 = np.zeros((B, S * n, P), dt)
+        J = np.zeros((S * n, S * n), dt)
+        cred = np.zeros(S * n, dt)
+    gtmp = np.zeros(P, dt)
+    grad_store = np.zeros(P, dt)
+    xs = data[0]
+    total = 0.0
+    for t in range(ctl[0]):
+        loss, ok = _forward(t, data, cell, params, graph, outs, acc, sc, ctl)
+        if not ok:
+            return total
+        total += loss
+        if code == BLOCK:
+            _block_step(old, nxt, blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0,
+                        blk_rowset, rs_rowptr, rs_units, rs_eptr, rs_ejj, rs_ee, col_kind,
+                        col_gate, col_post, col_pre, col_row, indptr, indices, csc_edge, edge_pre,
+                        local, drec, params[0], dout_prev, drec, dinp, y_prev, xs[t], credit,
+                        grad_store, True, coef, active, src_ptr, src_f, src_c, src_jj)
+            old, nxt = nxt, old
+        else:
+            dense_step(M, M2, J, cred, gtmp, graph, kind, gate, post, pre, params[0], local, drec,
+                       dinp, dout_prev, y_prev, xs[t], credit, acc[0])
+            M, M2 = M2, M
+        state[:] = new
+        ctl[2] += 1
+        if ctl[1] > 0 and ctl[2] >= ctl[1] and opt[0] != NO_OPT:
+            _fold(grad_store, perm, acc[0])
+            if not _update(params, layout, acc, opt, ctl, batch_size, t + 1):
+                return total
+    _fold(grad_store, perm, acc[0])
+    return total
+
+
+# -------------------------------------------------------------------------------------------------
+# BPTT, whole sequence or truncated windows
+# -------------------------------------------------------------------------------------------------
+@_jit
+def bptt_backward(m, lam, out, delta, w_rec, graph, layout, local_w, drec_w, dinp_w, doutp_w,
+                  yprev_w, x_w, cred_w, core):  # pragma: no cover - numba
+    """Backward pass over the ``m`` stored steps of a window (bptt eq. (2)-(3)); adds to ``core``."""
+    indptr, indices = graph[0], graph[1]
+    kind, gate, post, pre = layout
+    B, S, n = lam.shape
+    G = w_rec.shape[0]
+    P = kind.shape[0]
+    lam[:] = 0.0
+    for s in range(m - 1, -1, -1):
+        for b in range(B):
+            for a in range(S):
+                for i in range(n):
+                    lam[b, a, i] += cred_w[s, b, a, i]
+            for p in range(P):
+                i = post[p]
+                k = kind[p]
+                g = gate[p]
+                v = pre_value(k, pre[p], b, yprev_w[s], x_w[s])
+                if v == 0:
+                    continue
+                acc = 0.0
+                for a in range(S):
+                    f = (drec_w[s, b, a, g, i] if k == REC else dinp_w[s, b, a, g, i]) * v
+                    acc += lam[b, a, i] * f
+                core[p] += acc
+            # lam <- J_t^T lam
+            for i in range(n):
+                for c in range(S):
+                    r = 0.0
+                    for a in range(S):
+                        r += local_w[s, b, a, c, i] * lam[b, a, i]
+                    out[b, c, i] = r
+                for g in range(G):
+                    r = 0.0
+                    for a in range(S):
+                        r += lam[b, a, i] * drec_w[s, b, a, g, i]
+                    delta[g, i] = r
+            for j in range(n):
+                any_dout = False
+                for c in range(S):
+                    if doutp_w[s, b, c, j] != 0:
+                        any_dout = True
+                if not any_dout:
+                    continue
+                r = 0.0
+                for q in range(indptr[j], indptr[j + 1]):
+                    i = indices[q]
+                    for g in range(G):
+                        r += delta[g, i] * w_rec[g, i, j]
+                for c in range(S):
+                    out[b, c, j] += doutp_w[s, b, c, j] * r
+            for a in range(S):
+                for i in range(n):
+                    lam[b, a, i] = out[b, a, i]
+
+
+@_jit
+def run_bptt(window, data, cell, params, graph, layout, acc, outs, opt, ctl,
+             batch_size):  # pragma: no cover - numba
+    """Chunk loop of BPTT: records of up to ``window`` steps, then the backward pass (and, in
+    training, an optimizer update); the rest at the end of the chunk."""
+    state = cell[4]
+    B, S, n = state.shape
+    w_rec = params[0]
+    G = w_rec.shape[0]
+    n_out = params[3].shape[0]
+    n_in = params[1].shape[2]
+    dt = state.dtype
+    sc = _scratch(B, S, G, n, n_out, state)
+    y_prev, dout_prev, _r, _i, new, local, drec, dinp, y, dout, dlogits, credit = sc
+    W = max(window, 1)
+    local_w = np.zeros((W, B, S, S, n), dt)
+    drec_w = np.zeros((W, B, S, G, n), dt)
+    dinp_w = np.zeros((W, B, S, G, n), dt)
+    doutp_w = np.zeros((W, B, S, n), dt)
+    yprev_w = np.zeros((W, B, n), dt)
+    x_w = np.zeros((W, B, n_in), dt)
+    cred_w = np.zeros((W, B, S, n), dt)
+    lam = np.zeros((B, S, n), dt)
+    out = np.zeros((B, S, n), dt)
+    delta = np.zeros((G, n), dt)
+    xs = data[0]
+    total = 0.0
+    m = 0
+    for t in range(ctl[0]):
+        loss, ok = _forward(t, data, cell, params, graph, outs, acc, sc, ctl)
+        if not ok:
+            return total
+        total += loss
+        local_w[m] = local
+        drec_w[m] = drec
+        dinp_w[m] = dinp
+        doutp_w[m] = dout_prev
+        yprev_w[m] = y_prev
+        x_w[m] = xs[t]
+        cred_w[m] = credit
+        m += 1
+        state[:] = new
+        ctl[2] += 1
+        if m >= window:
+            bptt_backward(m, lam, out, delta, params[0], graph, layout, local_w, drec_w, dinp_w,
+                          doutp_w, yprev_w, x_w, cred_w, acc[0])
+            m = 0
+            if opt[0] != NO_OPT:
+                if not _update(params, layout, acc, opt, ctl, batch_size, t + 1):
+                    return total
+    if m > 0:
+        bptt_backward(m, lam, out, delta, params[0], graph, layout, local_w, drec_w, dinp_w,
+                      doutp_w, yprev_w, x_w, cred_w, acc[0])
+        if opt[0] != NO_OPT:
+            _update(params, layout, acc, opt, ctl, batch_size, ctl[0])
+    return total
+
+
+
+# -------------------------------------------------------------------------------------------------
+# UORO: rank-1 influence with pre-drawn signs
+# -------------------------------------------------------------------------------------------------
+@_jit
+def _ratio(num, den):  # pragma: no cover - numba
+    if num > 0 and den > 0:
+        return np.sqrt(num / den)
+    return 1.0
+
+
+@_jit
+def uoro_step(s_t, theta, js, yv, recv, nu_m, nu, graph, kind, gate, post, pre, w_rec, local,
+              drec, dinp, dout_prev, y_prev, x, credit, core):  # pragma: no cover - numba
+    """One UORO step (uoro eq. (2)-(5)) with the signs ``nu (B, S, n)`` of this step."""
+    B, S, n = s_t.shape
+    G = w_rec.shape[0]
+    P = kind.shape[0]
+    indptr, indices = graph[0], graph[1]
+    for b in range(B):
+        # J_t s_tilde (uoro.jac_matvec)
+        for i in range(n):
+            for a in range(S):
+                r = 0.0
+                for c in range(S):
+                    r += local[b, a, c, i] * s_t[b, c, i]
+                js[a, i] = r
+        for j in range(n):
+            r = 0.0
+            for c in range(S):
+                r += dout_prev[b, c, j] * s_t[b, c, j]
+            yv[j] = r
+        recv[:] = 0.0
+        for j in range(n):
+            if yv[j] != 0:
+                for q in range(indptr[j], indptr[j + 1]):
+                    i = indices[q]
+                    for g in range(G):
+                        recv[g, i] += w_rec[g, i, j] * yv[j]
+        for i in range(n):
+            for a in range(S):
+                r = 0.0
+                for g in range(G):
+                    r += drec[b, a, g, i] * recv[g, i]
+                js[a, i] += r
+        # Mbar_t^T nu
+        for p in range(P):
+            i = post[p]
+            k = kind[p]
+            g = gate[p]
+            v = pre_value(k, pre[p], b, y_prev, x)
+            r = 0.0
+            for a in range(S):
+                r += nu[b, a, i] * ((drec[b, a, g, i] if k == REC else dinp[b, a, g, i]) * v)
+            nu_m[p] = r
+        n_theta = 0.0
+        for p in range(P):
+            n_theta += theta[b, p] * theta[b, p]
+        n_js = 0.0
+        for a in range(S):
+            for i in range(n):
+                n_js += js[a, i] * js[a, i]
+        n_nm = 0.0
+        for p in range(P):
+            n_nm += nu_m[p] * nu_m[p]
+        rho0 = _ratio(np.sqrt(n_theta), np.sqrt(n_js))
+        rho1 = _ratio(np.sqrt(n_nm), np.sqrt(float(S * n)))
+        cs = 0.0
+        for a in range(S):
+            for i in range(n):
+                v = rho0 * js[a, i] + rho1 * nu[b, a, i]
+                s_t[b, a, i] = v
+                cs += credit[b, a, i] * v
+        for p in range(P):
+            v = theta[b, p] / rho0 + nu_m[p] / rho1
+            theta[b, p] = v
+            core[p] += cs * v
+
+
+@_jit
+def run_uoro(nus, data, cell, params, graph, layout, acc, outs, opt, ctl,
+             batch_size):  # pragma: no cover - numba
+    """Chunk loop of UORO; ``nus (T, B, S, n)`` holds the signs of every step, drawn by the caller
+    from the rule's stream (the same numbers the reference draws step by step)."""
+    state = cell[4]
+    B, S, n = state.shape
+    w_rec = params[0]
+    G = w_rec.shape[0]
+    n_out = params[3].shape[0]
+    kind, gate, post, pre = layout
+    P = kind.shape[0]
+    dt = state.dtype
+    sc = _scratch(B, S, G, n, n_out, state)
+    y_prev, dout_prev, _r, _i, new, local, drec, dinp, y, dout, dlogits, credit = sc
+    s_t = np.zeros((B, S, n), dt)
+    theta = np.zeros((B, P), dt)
+    js = np.zeros((S, n), dt)
+    yv = np.zeros(n, dt)
+    recv = np.zeros((G, n), dt)
+    nu_m = np.zeros(P, dt)
+    xs = data[0]
+    total = 0.0
+    for t in range(ctl[0]):
+        loss, ok = _forward(t, data, cell, params, graph, outs, acc, sc, ctl)
+        if not ok:
+            return total
+        total += loss
+        uoro_step(s_t, theta, js, yv, recv, nu_m, nus[t], graph, kind, gate, post, pre, params[0],
+                  local, drec, dinp, dout_prev, y_prev, xs[t], credit, acc[0])
+        state[:] = new
+        ctl[2] += 1
+        if ctl[1] > 0 and ctl[2] >= ctl[1] and opt[0] != NO_OPT:
+            if not _update(params, layout, acc, opt, ctl, batch_size, t + 1):
+                return total
+    return total
