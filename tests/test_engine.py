@@ -65,7 +65,7 @@ def test_compiled_cell_step_equals_numpy(kind, gate):
     new, local = np.zeros((B, S, n)), np.zeros((B, S, S, n))
     drec, dinp = np.zeros((B, S, G, n)), np.zeros((B, S, G, n))
     _step.cell_step(ck, gk, gp, hp, state, x, cp["w_rec"], cp["w_in"],
-                    cp.get("bias", np.zeros((G, n))), graph[0], graph[1], y_prev, np.zeros((G, n)),
+                    cp.get("bias", np.zeros((G, n))), graph, y_prev, np.zeros((G, n)),
                     np.zeros((G, n)), new, local, drec, dinp)
     y, dout = np.zeros((B, n)), np.zeros((B, S, n))
     _step.cell_output(ck, gk, gp, hp, new, y, dout)

@@ -97,16 +97,37 @@ def _graph(cell):
     def build():
         from ..sparse.kernels import RecurrentGraph
         g = RecurrentGraph(cell.mask)
-        return (g.indptr, g.indices, g.csc_edge, g.edge_pre, g.edge_post, g.self_edge)
+        return (g.indptr, g.indices, g.csc_edge, g.edge_pre, g.edge_post, g.self_edge, g.in_ptr)
     return _static(cell, ("graph",), build)
 
 
 def _layout(cell):
     def build():
         lay = cell.layout
+        _check_structure(cell)
         return (lay.kind.astype(np.int64), lay.gate.astype(np.int64), lay.post.astype(np.int64),
                 lay.pre.astype(np.int64))
     return _static(cell, ("layout",), build)
+
+
+def _check_structure(cell):
+    """The compiled loops visit the columns of :class:`~neurosnap.core.layout.ParamLayout` unit by
+    unit assuming its order: per gate the recurrent weights in CSR order of the mask, then per
+    gate the input weights ``(i, k)`` row-major, then per gate the biases. Checked once per cell."""
+    from ..core.layout import BIAS, INP, REC
+    lay, G, n, k = cell.layout, cell.n_gates, cell.n_hidden, cell.n_in
+    post, pre = np.nonzero(cell.mask)
+    ii, kk = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
+    parts = [(REC, g, post, pre) for g in range(G)]
+    parts += [(INP, g, ii.ravel(), kk.ravel()) for g in range(G)]
+    if cell.has_bias:
+        parts += [(BIAS, g, np.arange(n), np.zeros(n, np.int64)) for g in range(G)]
+    expect = [np.concatenate([np.full(len(p[2]), p[j]) if j < 2 else p[j] for p in parts])
+              for j in range(4)]
+    got = [lay.kind, lay.gate, lay.post, lay.pre]
+    if any(not np.array_equal(np.asarray(a, np.int64), np.asarray(b, np.int64))
+           for a, b in zip(expect, got)):
+        raise RuntimeError("ParamLayout's column order changed; update neurosnap.engine._loops")
 
 
 def _plan(cell, order, batch):

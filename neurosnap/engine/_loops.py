@@ -10,7 +10,7 @@ gradient accumulation, and, in training, the optimizer update every ``update_eve
 - ``cell = (cell_kind, gate_code, gate_params (2,), hyper (10,), state (B, S, n))`` (state updated)
 - ``params = (w_rec (G, n, n), w_in (G, n, n_in), bias (G, n), w_out (n_out, n), b_out (n_out,))``
   (updated in place by the optimizer)
-- ``graph = (indptr, indices, csc_edge, edge_pre, edge_post, self_edge)``
+- ``graph = (indptr, indices, csc_edge, edge_pre, edge_post, self_edge, in_ptr)``
   (:class:`~neurosnap.sparse.kernels.RecurrentGraph`)
 - ``layout = (kind, gate, post, pre)`` (:class:`~neurosnap.core.layout.ParamLayout`, int64)
 - ``acc = (core (P,), g_wout, g_bout)`` gradient accumulators (layout order)
@@ -28,10 +28,12 @@ import numpy as np
 
 from ..core.layout import REC
 from ..sparse.kernels import _block_step
-from .codes import BLOCK, NO_OPT, RFLO, SNAP1
+from .codes import BLOCK, EPROP, NO_OPT, RFLO, SNAP1
 from ._step import all_finite, apply_update, cell_output, cell_step, pre_value, readout_loss
 
 _jit = numba.njit(cache=True, nogil=True)
+#: unsigned indices: no negative-index test in the inner loops (see neurosnap.sparse.kernels)
+_u = numba.uint64
 
 
 @_jit
@@ -49,11 +51,10 @@ def _forward(t, data, cell, params, graph, outs, acc, sc, ctl):  # pragma: no co
     xs, ys_i, ys_f, mask, loss_code = data
     ck, gk, gp, hp, state = cell
     w_rec, w_in, bias, w_out, b_out = params
-    indptr, indices = graph[0], graph[1]
     y_prev, dout_prev, rec, inp, new, local, drec, dinp, y, dout, dlogits, credit = sc
     cell_output(ck, gk, gp, hp, state, y_prev, dout_prev)
-    cell_step(ck, gk, gp, hp, state, xs[t], w_rec, w_in, bias, indptr, indices, y_prev, rec, inp,
-              new, local, drec, dinp)
+    cell_step(ck, gk, gp, hp, state, xs[t], w_rec, w_in, bias, graph, y_prev, rec, inp, new, local,
+              drec, dinp)
     cell_output(ck, gk, gp, hp, new, y, dout)
     loss = readout_loss(loss_code, y, dout, w_out, b_out, ys_i[t], ys_f[t], mask[t], outs[0][t],
                         dlogits, outs[1][t], credit, acc[1], acc[2])
@@ -84,64 +85,104 @@ def _update(params, layout, acc, opt, ctl, batch_size, t):  # pragma: no cover -
 # -------------------------------------------------------------------------------------------------
 # SnAp-1, RFLO, e-prop: one (B, S, P) trace
 # -------------------------------------------------------------------------------------------------
+@numba.njit(cache=True, inline="always")
+def _trace_col(code, eps, b, p, Dm, f, v, sig, core, old, S):  # pragma: no cover - numba
+    """Update column ``p`` of ``eps[b]`` (``S > 1``): ``eps = Dm eps + f v`` (``Dm``: the rule's
+    block), then ``core[p] += sig . eps``."""
+    for c in range(S):
+        old[c] = eps[b, c, p]
+    for a in range(S):
+        if code == EPROP:
+            e = f[a] * v
+            for c in range(S):
+                lv = Dm[a, c]
+                if lv != 0:
+                    e += lv * old[c]
+        elif code == RFLO:
+            e = Dm[a, a] * old[a] + f[a] * v
+        else:
+            r = 0.0
+            for c in range(S):
+                r += Dm[a, c] * old[c]
+            e = r + f[a] * v
+        eps[b, a, p] = e
+        core[p] += sig[a] * e
+
+
 @_jit
-def trace_step(code, eps, D, old, kind, gate, post, pre, self_edge, w_rec, local, drec, dinp,
-               dout_prev, y_prev, x, signal, core):  # pragma: no cover - numba
+def trace_step(code, eps, Dm, fr, fi, sig, old, graph, w_rec, local, drec, dinp, dout_prev,
+               y_prev, x, signal, core):  # pragma: no cover - numba
     """One trace-rule step on ``eps (B, S, P)``; adds ``signal^T eps`` to ``core``.
 
-    ``SNAP1``: ``eps = D_ii eps + Mbar`` (snap eq. (7)); ``RFLO``: diagonal decay (rflo eq. (2));
-    ``EPROP``: the unit's local block (eprop eq. (2)).
+    ``SNAP1``: ``eps = D_ii eps + Mbar`` with ``D_ii`` the unit's block of ``J_t``, autapse
+    included (snap eq. (7)); ``RFLO``: the block's diagonal (rflo eq. (2)); ``EPROP``: the unit's
+    local block (eprop eq. (2)). Columns are visited unit by unit in the
+    :class:`~neurosnap.core.layout.ParamLayout` structure (recurrent weights by CSR row, input
+    weights, biases), so every per-unit factor is read once.
     """
     B, S, P = eps.shape
     G = w_rec.shape[0]
     n = local.shape[3]
+    n_in = x.shape[1]
+    in_ptr, edge_pre, self_edge = graph[6], graph[3], graph[5]
+    nnz = edge_pre.shape[0]
+    inp0 = G * nnz
+    bias0 = inp0 + G * n * n_in
+    has_bias = P > bias0
     for b in range(B):
-        if code == SNAP1:
-            for i in range(n):
-                for a in range(S):
-                    for c in range(S):
-                        D[i, a, c] = local[b, a, c, i]
-                if self_edge[i] >= 0:
-                    for a in range(S):
-                        s = 0.0
-                        for g in range(G):
-                            s += drec[b, a, g, i] * w_rec[g, i, i]
-                        if s != 0:
-                            for c in range(S):
-                                D[i, a, c] += s * dout_prev[b, c, i]
-        for p in range(P):
-            i = post[p]
-            k = kind[p]
-            g = gate[p]
-            v = pre_value(k, pre[p], b, y_prev, x)
-            if S == 1:
-                f = (drec[b, 0, g, i] if k == REC else dinp[b, 0, g, i]) * v
-                if code == SNAP1:
-                    e = D[i, 0, 0] * eps[b, 0, p] + f
-                else:
-                    e = local[b, 0, 0, i] * eps[b, 0, p] + f
-                eps[b, 0, p] = e
-                core[p] += signal[b, 0, i] * e
-            else:
+        e0 = eps[b, 0]
+        yb = y_prev[b]
+        xb = x[b]
+        for i in range(n):
+            for a in range(S):
+                sig[a] = signal[b, a, i]
                 for c in range(S):
-                    old[c] = eps[b, c, p]
+                    Dm[a, c] = local[b, a, c, i]
+            if code == SNAP1 and self_edge[i] >= 0:
                 for a in range(S):
-                    f = (drec[b, a, g, i] if k == REC else dinp[b, a, g, i]) * v
-                    if code == SNAP1:
-                        s = 0.0
+                    r = 0.0
+                    for g in range(G):
+                        r += drec[b, a, g, i] * w_rec[g, i, i]
+                    if r != 0:
                         for c in range(S):
-                            s += D[i, a, c] * old[c]
-                        e = s + f
-                    elif code == RFLO:
-                        e = local[b, a, a, i] * old[a] + f
-                    else:
-                        e = f
-                        for c in range(S):
-                            lv = local[b, a, c, i]
-                            if lv != 0:
-                                e += lv * old[c]
-                    eps[b, a, p] = e
-                    core[p] += signal[b, a, i] * e
+                            Dm[a, c] += r * dout_prev[b, c, i]
+            for g in range(G):
+                for a in range(S):
+                    fr[a] = drec[b, a, g, i]
+                    fi[a] = dinp[b, a, g, i]
+                if S == 1:
+                    d = Dm[0, 0]
+                    f0 = fr[0]
+                    s0 = sig[0]
+                    base = g * nnz
+                    for e in range(in_ptr[i], in_ptr[i + 1]):
+                        q = _u(base + e)
+                        v = d * e0[q] + f0 * yb[_u(edge_pre[e])]
+                        e0[q] = v
+                        core[q] += s0 * v
+                    f0 = fi[0]
+                    base = inp0 + (g * n + i) * n_in
+                    for k in range(n_in):
+                        q = _u(base + k)
+                        v = d * e0[q] + f0 * xb[k]
+                        e0[q] = v
+                        core[q] += s0 * v
+                    if has_bias:
+                        q = _u(bias0 + g * n + i)
+                        v = d * e0[q] + f0
+                        e0[q] = v
+                        core[q] += s0 * v
+                else:
+                    base = g * nnz
+                    for e in range(in_ptr[i], in_ptr[i + 1]):
+                        _trace_col(code, eps, b, base + e, Dm, fr, y_prev[b, edge_pre[e]], sig,
+                                   core, old, S)
+                    base = inp0 + (g * n + i) * n_in
+                    for k in range(n_in):
+                        _trace_col(code, eps, b, base + k, Dm, fi, x[b, k], sig, core, old, S)
+                    if has_bias:
+                        _trace_col(code, eps, b, bias0 + g * n + i, Dm, fi, 1.0, sig, core, old,
+                                   S)
 
 
 @_jit
@@ -172,8 +213,11 @@ def run_trace(code, fb, use_fb, data, cell, params, graph, layout, acc, outs, op
     sc = _scratch(B, S, G, n, n_out, state)
     y_prev, dout_prev, _r, _i, new, local, drec, dinp, y, dout, dlogits, credit = sc
     eps = np.zeros((B, S, P), state.dtype)
-    D = np.zeros((n, S, S), state.dtype)
-    old = np.zeros(S, state.dtype)
+    Dm = np.zeros((S, S), np.float64)
+    fr = np.zeros(S, np.float64)
+    fi = np.zeros(S, np.float64)
+    sig = np.zeros(S, np.float64)
+    old = np.zeros(S, np.float64)
     signal = np.zeros((B, S, n), state.dtype)
     xs = data[0]
     total = 0.0
@@ -186,8 +230,8 @@ def run_trace(code, fb, use_fb, data, cell, params, graph, layout, acc, outs, op
             learning_signal(fb, dlogits, dout, signal)
         else:
             signal[:] = credit
-        trace_step(code, eps, D, old, kind, gate, post, pre, graph[5], params[0], local, drec,
-                   dinp, dout_prev, y_prev, xs[t], signal, acc[0])
+        trace_step(code, eps, Dm, fr, fi, sig, old, graph, params[0], local, drec, dinp,
+                   dout_prev, y_prev, xs[t], signal, acc[0])
         state[:] = new
         ctl[2] += 1
         if ctl[1] > 0 and ctl[2] >= ctl[1] and opt[0] != NO_OPT:
@@ -321,30 +365,23 @@ def run_influence(code, plan, work, perm, data, cell, params, graph, layout, acc
 def bptt_backward(m, lam, out, delta, w_rec, graph, layout, local_w, drec_w, dinp_w, doutp_w,
                   yprev_w, x_w, cred_w, core):  # pragma: no cover - numba
     """Backward pass over the ``m`` stored steps of a window (bptt eq. (2)-(3)); adds to ``core``."""
-    indptr, indices = graph[0], graph[1]
-    kind, gate, post, pre = layout
+    edge_pre, in_ptr = graph[3], graph[6]
     B, S, n = lam.shape
     G = w_rec.shape[0]
-    P = kind.shape[0]
+    P = layout[0].shape[0]
+    n_in = x_w.shape[2]
+    nnz = edge_pre.shape[0]
+    inp0 = G * nnz
+    bias0 = inp0 + G * n * n_in
+    has_bias = P > bias0
+    back = np.zeros(n, lam.dtype)
     lam[:] = 0.0
     for s in range(m - 1, -1, -1):
         for b in range(B):
             for a in range(S):
                 for i in range(n):
                     lam[b, a, i] += cred_w[s, b, a, i]
-            for p in range(P):
-                i = post[p]
-                k = kind[p]
-                g = gate[p]
-                v = pre_value(k, pre[p], b, yprev_w[s], x_w[s])
-                if v == 0:
-                    continue
-                acc = 0.0
-                for a in range(S):
-                    f = (drec_w[s, b, a, g, i] if k == REC else dinp_w[s, b, a, g, i]) * v
-                    acc += lam[b, a, i] * f
-                core[p] += acc
-            # lam <- J_t^T lam
+            # lam^T Mbar_t (bptt eq. 3), unit by unit; delta = lam . drec is also J_t^T's
             for i in range(n):
                 for c in range(S):
                     r = 0.0
@@ -352,24 +389,35 @@ def bptt_backward(m, lam, out, delta, w_rec, graph, layout, local_w, drec_w, din
                         r += local_w[s, b, a, c, i] * lam[b, a, i]
                     out[b, c, i] = r
                 for g in range(G):
-                    r = 0.0
+                    cr = 0.0
+                    ci = 0.0
                     for a in range(S):
-                        r += lam[b, a, i] * drec_w[s, b, a, g, i]
-                    delta[g, i] = r
+                        cr += lam[b, a, i] * drec_w[s, b, a, g, i]
+                        ci += lam[b, a, i] * dinp_w[s, b, a, g, i]
+                    delta[g, i] = cr
+                    if cr != 0:
+                        base = g * nnz
+                        for e in range(in_ptr[i], in_ptr[i + 1]):
+                            core[base + e] += cr * yprev_w[s, b, edge_pre[e]]
+                    if ci != 0:
+                        base = inp0 + (g * n + i) * n_in
+                        for k in range(n_in):
+                            core[base + k] += ci * x_w[s, b, k]
+                        if has_bias:
+                            core[bias0 + g * n + i] += ci
+            # lam <- J_t^T lam: the recurrent part row by row over the existing weights
             for j in range(n):
-                any_dout = False
+                back[j] = 0.0
+            for i in range(n):
+                for g in range(G):
+                    d = delta[g, i]
+                    if d != 0:
+                        for e in range(in_ptr[i], in_ptr[i + 1]):
+                            j = edge_pre[e]
+                            back[j] += d * w_rec[g, i, j]
+            for j in range(n):
                 for c in range(S):
-                    if doutp_w[s, b, c, j] != 0:
-                        any_dout = True
-                if not any_dout:
-                    continue
-                r = 0.0
-                for q in range(indptr[j], indptr[j + 1]):
-                    i = indices[q]
-                    for g in range(G):
-                        r += delta[g, i] * w_rec[g, i, j]
-                for c in range(S):
-                    out[b, c, j] += doutp_w[s, b, c, j] * r
+                    out[b, c, j] += doutp_w[s, b, c, j] * back[j]
             for a in range(S):
                 for i in range(n):
                     lam[b, a, i] = out[b, a, i]

@@ -69,33 +69,62 @@ def cell_output(ck, gk, gp, hp, state, y, dout):  # pragma: no cover - numba
 
 
 @_jit
-def cell_step(ck, gk, gp, hp, state, x, w_rec, w_in, bias, indptr, indices, y_prev, rec, inp,
-              new, local, drec, dinp):  # pragma: no cover - numba
+def cell_step(ck, gk, gp, hp, state, x, w_rec, w_in, bias, graph, y_prev, rec, inp, new, local,
+              drec, dinp):  # pragma: no cover - numba
     """One cell step with its record for the whole batch.
 
     Args:
         state: ``(B, S, n)`` previous state; ``y_prev (B, n)`` its event output.
         x: ``(B, n_in)`` input; ``w_rec (G, n, n)``, ``w_in (G, n, n_in)``, ``bias (G, n)``.
-        indptr, indices: CSC of the connectivity mask (targets of each presynaptic unit).
+        graph: the connectivity as in :mod:`neurosnap.engine._loops` (CSC ``indptr, indices``;
+            CSR ``in_ptr`` with ``edge_pre``).
         rec, inp: ``(G, n)`` scratch.
         new: ``(B, S, n)`` output state; ``local (B, S, S, n)``, ``drec``/``dinp (B, S, G, n)``
             output record (``docs/theory/rtrl.md`` eq. (1)-(3)).
+
+    The recurrent drive ``W_rec y_{t-1}`` is gathered from the units with non-zero output when
+    they are few (event-driven, column by column), else computed row by row over the existing
+    weights (contiguous, vectorised); both equal the reference's product to round-off.
     """
     B, S, n = state.shape
     G = w_rec.shape[0]
     n_in = w_in.shape[2]
+    indptr, indices, edge_pre, in_ptr = graph[0], graph[1], graph[3], graph[6]
+    nnz = edge_pre.shape[0]
+    dense_mask = nnz == n * n
     for b in range(B):
-        # drives: W_rec y_{t-1} from the units with non-zero output, W_in x_t + b
-        for g in range(G):
-            for i in range(n):
-                rec[g, i] = 0.0
+        fan = 0                          # multiply-adds of the event-driven gather
         for j in range(n):
-            yj = y_prev[b, j]
-            if yj != 0:
-                for k in range(indptr[j], indptr[j + 1]):
-                    i = indices[k]
-                    for g in range(G):
-                        rec[g, i] += w_rec[g, i, j] * yj
+            if y_prev[b, j] != 0:
+                fan += indptr[j + 1] - indptr[j]
+        if 4 * fan < nnz:
+            for g in range(G):
+                for i in range(n):
+                    rec[g, i] = 0.0
+            for j in range(n):
+                yj = y_prev[b, j]
+                if yj != 0:
+                    for k in range(indptr[j], indptr[j + 1]):
+                        i = indices[k]
+                        for g in range(G):
+                            rec[g, i] += w_rec[g, i, j] * yj
+        elif dense_mask:
+            yb = y_prev[b]
+            for g in range(G):
+                for i in range(n):
+                    w = w_rec[g, i]
+                    s = 0.0
+                    for j in range(n):
+                        s += w[j] * yb[j]
+                    rec[g, i] = s
+        else:
+            for g in range(G):
+                for i in range(n):
+                    s = 0.0
+                    for e in range(in_ptr[i], in_ptr[i + 1]):
+                        j = edge_pre[e]
+                        s += w_rec[g, i, j] * y_prev[b, j]
+                    rec[g, i] = s
         for g in range(G):
             for i in range(n):
                 s = 0.0
