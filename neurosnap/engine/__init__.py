@@ -131,17 +131,18 @@ def _check_structure(cell):
 
 
 def _plan(cell, order, batch):
-    """Block plan of exact RTRL (``order == 0``) or SnAp-``order`` as ``(arrays, perm, sizes)``."""
+    """Block plan of exact RTRL (``order == 0``) or SnAp-``order`` as ``(arrays, perm, sizes,
+    exact)``; ``exact``: the plan is all of ``M`` (stored as ``(B, S, n, P)``)."""
     def build():
         from ..sparse import kernels, patterns
         from ..sparse.kernels import BlockPlan, RecurrentGraph
         graph = RecurrentGraph(cell.mask)
         S = cell.n_state
-        plan = None
+        plan, exact = None, True
         if order >= 2:
             rows = patterns.snap_rows(cell.mask, order)
             if not all(len(r) == cell.n_hidden for r in rows):
-                plan = BlockPlan.from_rowsets(cell.layout, graph, S, batch, rows)
+                plan, exact = BlockPlan.from_rowsets(cell.layout, graph, S, batch, rows), False
         if plan is None:                        # exact RTRL (or a saturated SnAp pattern)
             plan = BlockPlan.dense(cell.layout, graph, S, batch, chunk=kernels.CHUNK)
         arrays = (plan.blk_base, plan.blk_bstride, plan.blk_rstride, plan.blk_ncol, plan.blk_col0,
@@ -151,7 +152,7 @@ def _plan(cell, order, batch):
                   plan.col_row.astype(np.int64), int(plan.size))
         n_src = S * len(plan.rs_units) * S + S * S * len(plan.rs_ee)
         sizes = (S, max(graph.nnz, 1), cell.n_hidden, S * len(plan.rs_units) + 1, max(n_src, 1))
-        return arrays, plan.perm.astype(np.int64), sizes
+        return arrays, plan.perm.astype(np.int64), sizes, exact
     return _static(cell, ("plan", order, batch), build)
 
 
@@ -201,6 +202,7 @@ def _no_opt(dtype):
 
 def _run(model, rule, params_t, data, state, acc, outs, opt_t, ctl, batch_size, digest=None):
     """Dispatch one chunk to the compiled loop of the rule's family; returns the summed loss."""
+    from ..rules import rtrl as _rtrl
     from . import _loops
     cell = model.cell
     ck, gk, gp, hp = cell.compiled_spec()
@@ -217,16 +219,17 @@ def _run(model, rule, params_t, data, state, acc, outs, opt_t, ctl, batch_size, 
     if family == "influence":
         order = getattr(rule, "n", 0)
         if getattr(rule, "sparse", True):
-            plan, perm, (S_, nnz, n_, nptr, nsrc) = _plan(cell, order, B)
+            plan, perm, (S_, nnz, n_, nptr, nsrc), exact = _plan(cell, order, B)
             dt = model.dtype
             work = (np.zeros((S_, nnz), dt), np.zeros(n_, np.bool_), np.zeros(nptr, np.int64),
                     np.zeros(nsrc, dt), np.zeros(nsrc, np.int64), np.zeros(nsrc, np.int64))
             code = codes.BLOCK
+            switch = float(_rtrl.DENSE_SWITCH) if exact else 0.0
         else:
             plan, perm, work = _dummy_plan(model.dtype), layout[0], _dummy_work(model.dtype)
-            code = codes.DENSE
-        return _loops.run_influence(code, plan, work, perm, data, cell_t, params_t, graph, layout,
-                                    acc, outs, opt_t, ctl, bs)
+            code, switch = codes.DENSE, 0.0
+        return _loops.run_influence(code, plan, work, perm, switch, data, cell_t, params_t, graph,
+                                    layout, acc, outs, opt_t, ctl, bs)
     if family == "uoro":
         from ..rules.uoro import _digest
         seed_digest = _digest(digest) if digest is not None else 0

@@ -28,7 +28,8 @@ import numpy as np
 
 from ..core.layout import REC
 from ..sparse.kernels import _block_step
-from .codes import BLOCK, EPROP, NO_OPT, RFLO, SNAP1
+from ..sparse.stats import _per_column
+from .codes import BLOCK, NO_OPT, RFLO, SNAP1
 from ._step import all_finite, apply_update, cell_output, cell_step, pre_value, readout_loss
 
 _jit = numba.njit(cache=True, nogil=True)
@@ -86,31 +87,29 @@ def _update(params, layout, acc, opt, ctl, batch_size, t):  # pragma: no cover -
 # SnAp-1, RFLO, e-prop: one (B, S, P) trace
 # -------------------------------------------------------------------------------------------------
 @numba.njit(cache=True, inline="always")
-def _trace_col(code, eps, b, p, Dm, f, v, sig, core, old, S):  # pragma: no cover - numba
-    """Update column ``p`` of ``eps[b]`` (``S > 1``): ``eps = Dm eps + f v`` (``Dm``: the rule's
-    block), then ``core[p] += sig . eps``."""
-    for c in range(S):
-        old[c] = eps[b, c, p]
+def _trace_range(e2, core, q0, m, vbuf, Dm, f, sig, tmp, S):  # pragma: no cover - numba
+    """Columns ``q0 .. q0+m-1`` of one example's trace ``e2 (S, P)`` whose presynaptic factors
+    are ``vbuf[:m]``: ``e2[:, q] = f v_q + Dm e2[:, q]``, then ``core[q] += sig . e2[:, q]``
+    (loops over the contiguous columns, vectorised)."""
     for a in range(S):
-        if code == EPROP:
-            e = f[a] * v
-            for c in range(S):
-                lv = Dm[a, c]
-                if lv != 0:
-                    e += lv * old[c]
-        elif code == RFLO:
-            e = Dm[a, a] * old[a] + f[a] * v
-        else:
-            r = 0.0
-            for c in range(S):
-                r += Dm[a, c] * old[c]
-            e = r + f[a] * v
-        eps[b, a, p] = e
-        core[p] += sig[a] * e
+        fa = f[a]
+        for u in range(m):
+            tmp[a, u] = fa * vbuf[u]
+        for c in range(S):
+            d = Dm[a, c]
+            if d != 0:
+                for u in range(m):
+                    tmp[a, u] += d * e2[c, _u(q0 + u)]
+    for a in range(S):
+        sa = sig[a]
+        for u in range(m):
+            v = tmp[a, u]
+            e2[a, _u(q0 + u)] = v
+            core[_u(q0 + u)] += sa * v
 
 
 @_jit
-def trace_step(code, eps, Dm, fr, fi, sig, old, graph, w_rec, local, drec, dinp, dout_prev,
+def trace_step(code, eps, Dm, fr, fi, sig, vbuf, tmp, graph, w_rec, local, drec, dinp, dout_prev,
                y_prev, x, signal, core):  # pragma: no cover - numba
     """One trace-rule step on ``eps (B, S, P)``; adds ``signal^T eps`` to ``core``.
 
@@ -118,7 +117,8 @@ def trace_step(code, eps, Dm, fr, fi, sig, old, graph, w_rec, local, drec, dinp,
     included (snap eq. (7)); ``RFLO``: the block's diagonal (rflo eq. (2)); ``EPROP``: the unit's
     local block (eprop eq. (2)). Columns are visited unit by unit in the
     :class:`~neurosnap.core.layout.ParamLayout` structure (recurrent weights by CSR row, input
-    weights, biases), so every per-unit factor is read once.
+    weights, biases), so every per-unit factor is read once and the column loops are contiguous.
+    ``vbuf (max(n, n_in, 1),)`` and ``tmp (S, max(n, n_in, 1))`` are scratch.
     """
     B, S, P = eps.shape
     G = w_rec.shape[0]
@@ -126,10 +126,12 @@ def trace_step(code, eps, Dm, fr, fi, sig, old, graph, w_rec, local, drec, dinp,
     n_in = x.shape[1]
     in_ptr, edge_pre, self_edge = graph[6], graph[3], graph[5]
     nnz = edge_pre.shape[0]
+    dense_mask = nnz == n * n
     inp0 = G * nnz
     bias0 = inp0 + G * n * n_in
     has_bias = P > bias0
     for b in range(B):
+        e2 = eps[b]
         e0 = eps[b, 0]
         yb = y_prev[b]
         xb = x[b]
@@ -137,7 +139,7 @@ def trace_step(code, eps, Dm, fr, fi, sig, old, graph, w_rec, local, drec, dinp,
             for a in range(S):
                 sig[a] = signal[b, a, i]
                 for c in range(S):
-                    Dm[a, c] = local[b, a, c, i]
+                    Dm[a, c] = local[b, a, c, i] if (code != RFLO or a == c) else 0.0
             if code == SNAP1 and self_edge[i] >= 0:
                 for a in range(S):
                     r = 0.0
@@ -146,6 +148,8 @@ def trace_step(code, eps, Dm, fr, fi, sig, old, graph, w_rec, local, drec, dinp,
                     if r != 0:
                         for c in range(S):
                             Dm[a, c] += r * dout_prev[b, c, i]
+            r0 = in_ptr[i]
+            nr = in_ptr[i + 1] - r0
             for g in range(G):
                 for a in range(S):
                     fr[a] = drec[b, a, g, i]
@@ -154,16 +158,23 @@ def trace_step(code, eps, Dm, fr, fi, sig, old, graph, w_rec, local, drec, dinp,
                     d = Dm[0, 0]
                     f0 = fr[0]
                     s0 = sig[0]
-                    base = g * nnz
-                    for e in range(in_ptr[i], in_ptr[i + 1]):
-                        q = _u(base + e)
-                        v = d * e0[q] + f0 * yb[_u(edge_pre[e])]
-                        e0[q] = v
-                        core[q] += s0 * v
+                    base = _u(g * nnz + r0)
+                    if dense_mask:
+                        for j in range(n):
+                            q = base + _u(j)
+                            v = d * e0[q] + f0 * yb[j]
+                            e0[q] = v
+                            core[q] += s0 * v
+                    else:
+                        for u in range(nr):
+                            q = base + _u(u)
+                            v = d * e0[q] + f0 * yb[_u(edge_pre[r0 + u])]
+                            e0[q] = v
+                            core[q] += s0 * v
                     f0 = fi[0]
-                    base = inp0 + (g * n + i) * n_in
+                    base = _u(inp0 + (g * n + i) * n_in)
                     for k in range(n_in):
-                        q = _u(base + k)
+                        q = base + _u(k)
                         v = d * e0[q] + f0 * xb[k]
                         e0[q] = v
                         core[q] += s0 * v
@@ -173,16 +184,16 @@ def trace_step(code, eps, Dm, fr, fi, sig, old, graph, w_rec, local, drec, dinp,
                         e0[q] = v
                         core[q] += s0 * v
                 else:
-                    base = g * nnz
-                    for e in range(in_ptr[i], in_ptr[i + 1]):
-                        _trace_col(code, eps, b, base + e, Dm, fr, y_prev[b, edge_pre[e]], sig,
-                                   core, old, S)
-                    base = inp0 + (g * n + i) * n_in
+                    for u in range(nr):
+                        vbuf[u] = yb[edge_pre[r0 + u]]
+                    _trace_range(e2, core, g * nnz + r0, nr, vbuf, Dm, fr, sig, tmp, S)
                     for k in range(n_in):
-                        _trace_col(code, eps, b, base + k, Dm, fi, x[b, k], sig, core, old, S)
+                        vbuf[k] = xb[k]
+                    _trace_range(e2, core, inp0 + (g * n + i) * n_in, n_in, vbuf, Dm, fi, sig,
+                                 tmp, S)
                     if has_bias:
-                        _trace_col(code, eps, b, bias0 + g * n + i, Dm, fi, 1.0, sig, core, old,
-                                   S)
+                        vbuf[0] = 1.0
+                        _trace_range(e2, core, bias0 + g * n + i, 1, vbuf, Dm, fi, sig, tmp, S)
 
 
 @_jit
@@ -217,7 +228,9 @@ def run_trace(code, fb, use_fb, data, cell, params, graph, layout, acc, outs, op
     fr = np.zeros(S, np.float64)
     fi = np.zeros(S, np.float64)
     sig = np.zeros(S, np.float64)
-    old = np.zeros(S, np.float64)
+    width = max(n, params[1].shape[2], 1)
+    vbuf = np.zeros(width, state.dtype)
+    tmp = np.zeros((S, width), np.float64)
     signal = np.zeros((B, S, n), state.dtype)
     xs = data[0]
     total = 0.0
@@ -230,7 +243,7 @@ def run_trace(code, fb, use_fb, data, cell, params, graph, layout, acc, outs, op
             learning_signal(fb, dlogits, dout, signal)
         else:
             signal[:] = credit
-        trace_step(code, eps, Dm, fr, fi, sig, old, graph, params[0], local, drec, dinp,
+        trace_step(code, eps, Dm, fr, fi, sig, vbuf, tmp, graph, params[0], local, drec, dinp,
                    dout_prev, y_prev, xs[t], signal, acc[0])
         state[:] = new
         ctl[2] += 1
@@ -291,14 +304,17 @@ def dense_step(M, M2, J, cred, gtmp, graph, kind, gate, post, pre, w_rec, local,
 
 
 @_jit
-def run_influence(code, plan, work, perm, data, cell, params, graph, layout, acc, outs, opt, ctl,
-                  batch_size):  # pragma: no cover - numba
+def run_influence(code, plan, work, perm, switch, data, cell, params, graph, layout, acc, outs, opt,
+                  ctl, batch_size):  # pragma: no cover - numba
     """Chunk loop of exact RTRL and SnAp-n >= 2.
 
     ``code == BLOCK``: the sparse exact kernel :func:`neurosnap.sparse.kernels._block_step` on the
     block ``plan`` (a tuple of its index arrays; exact RTRL or a SnAp-n pattern); ``perm`` maps its
     storage columns to parameters. ``code == DENSE``: the dense Jacobian times ``M (B, S n, P)``.
     ``work``: the kernel's scratch arrays ``(coef, active, src_ptr, src_f, src_c, src_jj)``.
+    ``switch``: for the exact plan, a step whose counted sparse work times ``switch`` exceeds the
+    dense product's runs with BLAS on the dense Jacobian instead (``neurosnap.rules.rtrl``'s
+    ``DENSE_SWITCH``; 0 for SnAp patterns, whose storage is not ``M``).
     """
     state = cell[4]
     B, S, n = state.shape
@@ -319,8 +335,8 @@ def run_influence(code, plan, work, perm, data, cell, params, graph, layout, acc
         nxt = np.zeros(size, dt)
         M = np.zeros((1, 1, 1), dt)
         M2 = np.zeros((1, 1, 1), dt)
-        J = np.zeros((1, 1), dt)
-        cred = np.zeros(1, dt)
+        J = np.zeros((S * n, S * n) if switch > 0 else (1, 1), dt)
+        cred = np.zeros(S * n if switch > 0 else 1, dt)
     else:
         old = np.zeros(1, dt)
         nxt = np.zeros(1, dt)
@@ -337,7 +353,16 @@ def run_influence(code, plan, work, perm, data, cell, params, graph, layout, acc
         if not ok:
             return total
         total += loss
-        if code == BLOCK:
+        use_blas = False
+        if code == BLOCK and switch > 0:
+            use_blas = switch * _per_column(local, drec, dout_prev, dout, graph[4],
+                                            edge_pre) > B * (S * n) ** 2
+        if use_blas:                   # dense steps of the exact plan: BLAS on the same storage
+            dense_step(old.reshape((B, S * n, P)), nxt.reshape((B, S * n, P)), J, cred, gtmp,
+                       graph, kind, gate, post, pre, params[0], local, drec, dinp, dout_prev,
+                       y_prev, xs[t], credit, acc[0])
+            old, nxt = nxt, old
+        elif code == BLOCK:
             _block_step(old, nxt, blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0,
                         blk_rowset, rs_rowptr, rs_units, rs_eptr, rs_ejj, rs_ee, col_kind,
                         col_gate, col_post, col_pre, col_row, indptr, indices, csc_edge, edge_pre,
