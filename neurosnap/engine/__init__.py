@@ -35,6 +35,12 @@ from . import codes
 #: the values of ``engine=``
 ENGINES = ("compiled", "reference")
 
+#: exact RTRL uses BLAS on dense steps (``neurosnap.rules.rtrl.DENSE_SWITCH``) only when the
+#: influence has at least this many rows ``S n``: below, building the dense Jacobian and the call
+#: cost more than the sparse kernel saves (EGRU n=16: kernel 0.031 ms/step, BLAS 0.045; n=32
+#: equal; measured on the benchmark machine, see docs/benchmarks.md).
+BLAS_MIN_ROWS = 32
+
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
@@ -224,7 +230,8 @@ def _run(model, rule, params_t, data, state, acc, outs, opt_t, ctl, batch_size, 
             work = (np.zeros((S_, nnz), dt), np.zeros(n_, np.bool_), np.zeros(nptr, np.int64),
                     np.zeros(nsrc, dt), np.zeros(nsrc, np.int64), np.zeros(nsrc, np.int64))
             code = codes.BLOCK
-            switch = float(_rtrl.DENSE_SWITCH) if exact else 0.0
+            rows = cell.n_state * cell.n_hidden
+            switch = float(_rtrl.DENSE_SWITCH) if exact and rows >= BLAS_MIN_ROWS else 0.0
         else:
             plan, perm, work = _dummy_plan(model.dtype), layout[0], _dummy_work(model.dtype)
             code, switch = codes.DENSE, 0.0
