@@ -15,6 +15,12 @@ surrogate or optimizer, STDP-family rules, extra parameters) runs on the referen
 same results; :func:`supports` tells which path a combination takes. Stats (``stats=True``) need
 the per-step record and always run on the reference path.
 
+Differences from the reference beyond round-off: UORO reseeds its signs from a digest of the
+parameters at every sequence, so once an update has made the engines' parameters differ in the last
+bits, training runs draw different signs (sequence gradients still agree); the compiled training
+loop checks the accumulated gradient for NaN/inf when it applies an update (the reference checks
+every step's gradient), with the same error message.
+
 Static structure (the connectivity graph, the parameter layout, SnAp row sets and block plans) is
 built once per (cell, rule, batch size) and cached; influence buffers and scratch arrays belong to
 each call, so concurrent calls from several threads do not share mutable state.
