@@ -90,7 +90,40 @@ def _update(params, layout, acc, opt, ctl, batch_size, t):  # pragma: no cover -
 def _trace_range(e2, core, q0, m, vbuf, Dm, f, sig, tmp, S):  # pragma: no cover - numba
     """Columns ``q0 .. q0+m-1`` of one example's trace ``e2 (S, P)`` whose presynaptic factors
     are ``vbuf[:m]``: ``e2[:, q] = f v_q + Dm e2[:, q]``, then ``core[q] += sig . e2[:, q]``
-    (loops over the contiguous columns, vectorised)."""
+    (loops over the contiguous columns, vectorised; one pass for ``S`` = 2 and 3)."""
+    if S == 2:
+        d00, d01, d10, d11 = Dm[0, 0], Dm[0, 1], Dm[1, 0], Dm[1, 1]
+        f0, f1, s0, s1 = f[0], f[1], sig[0], sig[1]
+        for u in range(m):
+            q = _u(q0 + u)
+            v = vbuf[u]
+            o0 = e2[0, q]
+            o1 = e2[1, q]
+            n0 = f0 * v + d00 * o0 + d01 * o1
+            n1 = f1 * v + d10 * o0 + d11 * o1
+            e2[0, q] = n0
+            e2[1, q] = n1
+            core[q] += s0 * n0 + s1 * n1
+        return
+    if S == 3:
+        d00, d01, d02 = Dm[0, 0], Dm[0, 1], Dm[0, 2]
+        d10, d11, d12 = Dm[1, 0], Dm[1, 1], Dm[1, 2]
+        d20, d21, d22 = Dm[2, 0], Dm[2, 1], Dm[2, 2]
+        f0, f1, f2, s0, s1, s2 = f[0], f[1], f[2], sig[0], sig[1], sig[2]
+        for u in range(m):
+            q = _u(q0 + u)
+            v = vbuf[u]
+            o0 = e2[0, q]
+            o1 = e2[1, q]
+            o2 = e2[2, q]
+            n0 = f0 * v + d00 * o0 + d01 * o1 + d02 * o2
+            n1 = f1 * v + d10 * o0 + d11 * o1 + d12 * o2
+            n2 = f2 * v + d20 * o0 + d21 * o1 + d22 * o2
+            e2[0, q] = n0
+            e2[1, q] = n1
+            e2[2, q] = n2
+            core[q] += s0 * n0 + s1 * n1 + s2 * n2
+        return
     for a in range(S):
         fa = f[a]
         for u in range(m):
