@@ -230,19 +230,25 @@ def _run(model, rule, params_t, data, state, acc, outs, opt_t, ctl, batch_size, 
                                 opt_t, ctl, bs)
     if family == "influence":
         order = getattr(rule, "n", 0)
+        dt = model.dtype
+        rows, P = S * n, cell.layout.size
         if getattr(rule, "sparse", True):
             plan, perm, (S_, nnz, n_, nptr, nsrc), exact = _plan(cell, order, B)
-            dt = model.dtype
             work = (np.zeros((S_, nnz), dt), np.zeros(n_, np.bool_), np.zeros(nptr, np.int64),
                     np.zeros(nsrc, dt), np.zeros(nsrc, np.int64), np.zeros(nsrc, np.int64))
             code = codes.BLOCK
-            rows = cell.n_state * cell.n_hidden
             switch = float(_rtrl.DENSE_SWITCH) if exact and rows >= BLAS_MIN_ROWS else 0.0
+            size = plan[-1]
+            dense = (rows, rows) if switch > 0 else (1, 1)
+            bufs = (np.zeros(size, dt), np.zeros(size, dt), np.zeros((1, 1, 1), dt),
+                    np.zeros((1, 1, 1), dt), np.zeros(dense, dt), np.zeros(dense[0], dt))
         else:
-            plan, perm, work = _dummy_plan(model.dtype), layout[0], _dummy_work(model.dtype)
+            plan, perm, work = _dummy_plan(dt), layout[0], _dummy_work(dt)
             code, switch = codes.DENSE, 0.0
-        return _loops.run_influence(code, plan, work, perm, switch, data, cell_t, params_t, graph,
-                                    layout, acc, outs, opt_t, ctl, bs)
+            bufs = (np.zeros(1, dt), np.zeros(1, dt), np.zeros((B, rows, P), dt),
+                    np.zeros((B, rows, P), dt), np.zeros((rows, rows), dt), np.zeros(rows, dt))
+        return _loops.run_influence(code, plan, work, bufs, perm, switch, data, cell_t, params_t,
+                                    graph, layout, acc, outs, opt_t, ctl, bs)
     if family == "uoro":
         from ..rules.uoro import _digest
         seed_digest = _digest(digest) if digest is not None else 0

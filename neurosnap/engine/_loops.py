@@ -337,14 +337,17 @@ def dense_step(M, M2, J, cred, gtmp, graph, kind, gate, post, pre, w_rec, local,
 
 
 @_jit
-def run_influence(code, plan, work, perm, switch, data, cell, params, graph, layout, acc, outs, opt,
-                  ctl, batch_size):  # pragma: no cover - numba
+def run_influence(code, plan, work, bufs, perm, switch, data, cell, params, graph, layout, acc, outs,
+                  opt, ctl, batch_size):  # pragma: no cover - numba
     """Chunk loop of exact RTRL and SnAp-n >= 2.
 
     ``code == BLOCK``: the sparse exact kernel :func:`neurosnap.sparse.kernels._block_step` on the
     block ``plan`` (a tuple of its index arrays; exact RTRL or a SnAp-n pattern); ``perm`` maps its
     storage columns to parameters. ``code == DENSE``: the dense Jacobian times ``M (B, S n, P)``.
-    ``work``: the kernel's scratch arrays ``(coef, active, src_ptr, src_f, src_c, src_jj)``.
+    ``work``: the kernel's scratch arrays ``(coef, active, src_ptr, src_f, src_c, src_jj)``;
+    ``bufs = (old, new, M, M2, J, cred)``: the two flat buffers of the plan, the two dense
+    ``(B, S n, P)`` influences, the dense Jacobian ``(S n, S n)`` and a credit row ``(S n,)``, all
+    zero, allocated by the caller (``np.zeros`` maps zero pages lazily; unused ones are tiny).
     ``switch``: for the exact plan, a step whose counted sparse work times ``switch`` exceeds the
     dense product's runs with BLAS on the dense Jacobian instead (``neurosnap.rules.rtrl``'s
     ``DENSE_SWITCH``; 0 for SnAp patterns, whose storage is not ``M``).
@@ -363,20 +366,7 @@ def run_influence(code, plan, work, perm, switch, data, cell, params, graph, lay
     (blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0, blk_rowset, rs_rowptr, rs_units,
      rs_eptr, rs_ejj, rs_ee, col_kind, col_gate, col_post, col_pre, col_row, size) = plan
     coef, active, src_ptr, src_f, src_c, src_jj = work
-    if code == BLOCK:
-        old = np.zeros(size, dt)
-        nxt = np.zeros(size, dt)
-        M = np.zeros((1, 1, 1), dt)
-        M2 = np.zeros((1, 1, 1), dt)
-        J = np.zeros((S * n, S * n) if switch > 0 else (1, 1), dt)
-        cred = np.zeros(S * n if switch > 0 else 1, dt)
-    else:
-        old = np.zeros(1, dt)
-        nxt = np.zeros(1, dt)
-        M = np.zeros((B, S * n, P), dt)
-        M2 = np.zeros((B, S * n, P), dt)
-        J = np.zeros((S * n, S * n), dt)
-        cred = np.zeros(S * n, dt)
+    old, nxt, M, M2, J, cred = bufs
     gtmp = np.zeros(P, dt)
     grad_store = np.zeros(P, dt)
     xs = data[0]
