@@ -88,7 +88,6 @@ class Gate(abc.ABC):
 
     def compiled_spec(self):
         """``(code, params (2,))`` for the compiled engine, or ``None`` (not supported there)."""
-        return None
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import make_batch, make_cell, random_params
 
 import neurosnap as ns
-from conftest import make_batch, make_cell, random_params
 from neurosnap import engine
 from neurosnap.engine import _step
 
@@ -46,9 +46,9 @@ def _assert_close(a, b, tol, what):
 def test_compiled_cell_step_equals_numpy(kind, gate):
     overrides = {}
     if gate == "detached":
-        gate, overrides = "heaviside", dict(detach_reset=True)
+        gate, overrides = "heaviside", {"detach_reset": True}
     elif gate == "attached":
-        gate, overrides = "heaviside", dict(detach_reset=False, detach_adaptation=True)
+        gate, overrides = "heaviside", {"detach_reset": False, "detach_adaptation": True}
     cell = make_cell(kind, gate, n_in=3, n_hidden=7, density=0.4, **overrides)
     model = ns.Model(cell, n_out=2)
     params = random_params(model, seed=1)

@@ -179,7 +179,6 @@ class Cell(abc.ABC):
             :mod:`neurosnap.engine.codes` and float64 hyperparameters. The NumPy
             :meth:`_local` / :meth:`_output` stay the reference the compiled step is tested against.
         """
-        return None
 
     def __repr__(self):
         return (f"{type(self).__name__}(n_in={self.n_in}, n_hidden={self.n_hidden}, "

@@ -47,7 +47,7 @@ ENGINES = ("compiled", "reference")
 #: equal; measured on the benchmark machine, see docs/benchmarks.md).
 BLAS_MIN_ROWS = 32
 
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
@@ -364,4 +364,4 @@ def _pick(arrays, params):
     return [a for k, a in zip(_PARAM_KEYS, arrays) if k in params]
 
 
-__all__ = ["ENGINES", "check_engine", "supports", "sequence_grad", "run_batch", "codes"]
+__all__ = ["ENGINES", "check_engine", "codes", "run_batch", "sequence_grad", "supports"]

@@ -29,8 +29,15 @@ import numpy as np
 from ..core.layout import REC
 from ..sparse.kernels import _block_step
 from ..sparse.stats import _per_column
+from ._step import (
+    all_finite,
+    apply_update,
+    cell_output,
+    cell_step,
+    pre_value,
+    readout_loss,
+)
 from .codes import BLOCK, NO_OPT, RFLO, SNAP1
-from ._step import all_finite, apply_update, cell_output, cell_step, pre_value, readout_loss
 
 _jit = numba.njit(cache=True, nogil=True)
 #: unsigned indices: no negative-index test in the inner loops (see neurosnap.sparse.kernels)
@@ -252,10 +259,10 @@ def run_trace(code, fb, use_fb, data, cell, params, graph, layout, acc, outs, op
     w_rec = params[0]
     G = w_rec.shape[0]
     n_out = params[3].shape[0]
-    kind, gate, post, pre = layout
+    kind, _gate, _post, _pre = layout
     P = kind.shape[0]
     sc = _scratch(B, S, G, n, n_out, state)
-    y_prev, dout_prev, _r, _i, new, local, drec, dinp, y, dout, dlogits, credit = sc
+    y_prev, dout_prev, _r, _i, new, local, drec, dinp, _y, dout, dlogits, credit = sc
     eps = np.zeros((B, S, P), state.dtype)
     Dm = np.zeros((S, S), np.float64)
     fr = np.zeros(S, np.float64)
@@ -280,9 +287,9 @@ def run_trace(code, fb, use_fb, data, cell, params, graph, layout, acc, outs, op
                    dout_prev, y_prev, xs[t], signal, acc[0])
         state[:] = new
         ctl[2] += 1
-        if ctl[1] > 0 and ctl[2] >= ctl[1] and opt[0] != NO_OPT:
-            if not _update(params, layout, acc, opt, ctl, batch_size, t + 1):
-                return total
+        if (ctl[1] > 0 and ctl[2] >= ctl[1] and opt[0] != NO_OPT
+                and not _update(params, layout, acc, opt, ctl, batch_size, t + 1)):
+            return total
     return total
 
 
@@ -361,10 +368,10 @@ def run_influence(code, plan, work, bufs, perm, switch, data, cell, params, grap
     P = kind.shape[0]
     dt = state.dtype
     sc = _scratch(B, S, G, n, n_out, state)
-    y_prev, dout_prev, _r, _i, new, local, drec, dinp, y, dout, dlogits, credit = sc
+    y_prev, dout_prev, _r, _i, new, local, drec, dinp, _y, dout, _dlogits, credit = sc
     indptr, indices, csc_edge, edge_pre = graph[0], graph[1], graph[2], graph[3]
     (blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0, blk_rowset, rs_rowptr, rs_units,
-     rs_eptr, rs_ejj, rs_ee, col_kind, col_gate, col_post, col_pre, col_row, size) = plan
+     rs_eptr, rs_ejj, rs_ee, col_kind, col_gate, col_post, col_pre, col_row, _size) = plan
     coef, active, src_ptr, src_f, src_c, src_jj = work
     old, nxt, M, M2, J, cred = bufs
     gtmp = np.zeros(P, dt)
@@ -484,7 +491,7 @@ def run_bptt(window, data, cell, params, graph, layout, acc, outs, opt, ctl,
     n_in = params[1].shape[2]
     dt = state.dtype
     sc = _scratch(B, S, G, n, n_out, state)
-    y_prev, dout_prev, _r, _i, new, local, drec, dinp, y, dout, dlogits, credit = sc
+    y_prev, dout_prev, _r, _i, new, local, drec, dinp, _y, _dout, _dlogits, credit = sc
     W = max(window, 1)
     local_w = np.zeros((W, B, S, S, n), dt)
     drec_w = np.zeros((W, B, S, G, n), dt)
@@ -518,9 +525,9 @@ def run_bptt(window, data, cell, params, graph, layout, acc, outs, opt, ctl,
             bptt_backward(m, lam, out, delta, params[0], graph, layout, local_w, drec_w, dinp_w,
                           doutp_w, yprev_w, x_w, cred_w, acc[0])
             m = 0
-            if opt[0] != NO_OPT:
-                if not _update(params, layout, acc, opt, ctl, batch_size, t + 1):
-                    return total
+            if opt[0] != NO_OPT and not _update(params, layout, acc, opt, ctl, batch_size,
+                                                t + 1):
+                return total
     if m > 0:
         bptt_backward(m, lam, out, delta, params[0], graph, layout, local_w, drec_w, dinp_w,
                       doutp_w, yprev_w, x_w, cred_w, acc[0])
@@ -622,7 +629,7 @@ def run_uoro(nus, data, cell, params, graph, layout, acc, outs, opt, ctl,
     P = kind.shape[0]
     dt = state.dtype
     sc = _scratch(B, S, G, n, n_out, state)
-    y_prev, dout_prev, _r, _i, new, local, drec, dinp, y, dout, dlogits, credit = sc
+    y_prev, dout_prev, _r, _i, new, local, drec, dinp, _y, _dout, _dlogits, credit = sc
     s_t = np.zeros((B, S, n), dt)
     theta = np.zeros((B, P), dt)
     js = np.zeros((S, n), dt)
@@ -640,7 +647,7 @@ def run_uoro(nus, data, cell, params, graph, layout, acc, outs, opt, ctl,
                   local, drec, dinp, dout_prev, y_prev, xs[t], credit, acc[0])
         state[:] = new
         ctl[2] += 1
-        if ctl[1] > 0 and ctl[2] >= ctl[1] and opt[0] != NO_OPT:
-            if not _update(params, layout, acc, opt, ctl, batch_size, t + 1):
-                return total
+        if (ctl[1] > 0 and ctl[2] >= ctl[1] and opt[0] != NO_OPT
+                and not _update(params, layout, acc, opt, ctl, batch_size, t + 1)):
+            return total
     return total

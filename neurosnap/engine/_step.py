@@ -12,7 +12,18 @@ import numba
 import numpy as np
 
 from ..core.layout import INP, REC
-from .codes import ADAM, ALIF, EGRU, FAST_SIGMOID, LEAKY, LIF, MSE, SGD, SMOOTH, TRIANGLE
+from .codes import (
+    ADAM,
+    ALIF,
+    EGRU,
+    FAST_SIGMOID,
+    LEAKY,
+    LIF,
+    MSE,
+    SGD,
+    SMOOTH,
+    TRIANGLE,
+)
 
 _jit = numba.njit(cache=True, nogil=True)
 
@@ -43,7 +54,7 @@ def gate_grad(gk, gp, x):  # pragma: no cover - numba
 @_jit
 def cell_output(ck, gk, gp, hp, state, y, dout):  # pragma: no cover - numba
     """Event output of ``state (B, S, n)``: writes ``y (B, n)`` and ``dout (B, S, n)``."""
-    B, S, n = state.shape
+    B, _S, n = state.shape
     for b in range(B):
         for i in range(n):
             if ck == LEAKY:
@@ -243,8 +254,7 @@ def readout_loss(loss_code, y, dout, w_out, b_out, target_i, target_f, mask_t, l
         else:
             mx = logits[b, 0]
             for o in range(1, n_out):
-                if logits[b, o] > mx:
-                    mx = logits[b, o]
+                mx = max(mx, logits[b, o])
             s = 0.0
             for o in range(n_out):
                 s += np.exp(logits[b, o] - mx)
