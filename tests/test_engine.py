@@ -207,3 +207,26 @@ def test_compiled_engine_is_thread_safe():
         t.join()
     for i, g in enumerate(results):
         _assert_close(g, expected[i % 4], 0.0, f"thread {i}")
+
+
+def test_checkpoint_written_by_one_engine_resumes_with_the_other(tmp_path):
+    task = ns.tasks.Copy()
+    model = ns.Model(make_cell("EGRU", n_in=task.n_in, n_hidden=5), n_out=task.n_out)
+    kw = {"update_every": 2, "seed": 3, "batch_size": 2}
+    opt, rule = ns.optim.SGD(0.05, momentum=0.5), ns.rules.SnAp(2)
+    ns.train(model, rule, opt, ns.tasks.Copy(), steps=60, checkpoint_dir=tmp_path, **kw)
+    resumed = ns.train(model, rule, opt, ns.tasks.Copy(), steps=140, checkpoint_dir=tmp_path,
+                       resume=True, engine="reference", **kw)
+    whole = ns.train(model, rule, opt, ns.tasks.Copy(), steps=140, engine="reference", **kw)
+    _assert_close(resumed.params, whole.params, TOL, "resumed")
+
+
+def test_train_float32_compiled_close_to_reference():
+    task = ns.tasks.Copy()
+    model = ns.Model(make_cell("LIF", n_in=task.n_in, n_hidden=5), n_out=task.n_out,
+                     dtype=np.float32)
+    runs = [ns.train(model, ns.rules.EProp(), ns.optim.SGD(0.05), ns.tasks.Copy(), steps=50,
+                     seed=1, engine=e) for e in ("compiled", "reference")]
+    for v in runs[0].params.values():
+        assert v.dtype == np.float32
+    _assert_close(runs[0].params, runs[1].params, 1e-4, "float32")
