@@ -98,6 +98,9 @@ class Gate(abc.ABC):
     def grad(self, x: np.ndarray) -> np.ndarray:
         """Derivative used for credit assignment, same shape as ``x``."""
 
+    def compiled_spec(self):
+        """``(code, params (2,))`` for the compiled engine, or ``None`` (not supported there)."""
+
 
 @dataclass(frozen=True)
 class Heaviside(Gate):
@@ -123,6 +126,17 @@ class Heaviside(Gate):
 
     def grad(self, x):
         return self.surrogate(x).astype(x.dtype, copy=False)
+
+    def compiled_spec(self):
+        """``(code, params (2,))`` for the compiled engine (:mod:`neurosnap.engine`), or ``None``
+        for a surrogate it does not know (the engine then runs the reference path)."""
+        from .engine import codes
+        s = self.surrogate
+        if type(s) is Triangle:
+            return codes.TRIANGLE, np.array([s.gamma, s.width], dtype=np.float64)
+        if type(s) is FastSigmoid:
+            return codes.FAST_SIGMOID, np.array([s.gamma, s.slope], dtype=np.float64)
+        return None
 
 
 @dataclass(frozen=True)
@@ -150,6 +164,11 @@ class Smooth(Gate):
     def grad(self, x):
         s = self.forward(x)
         return self.beta * s * (1.0 - s)
+
+    def compiled_spec(self):
+        """``(code, params (2,))`` for the compiled engine (:mod:`neurosnap.engine`)."""
+        from .engine import codes
+        return codes.SMOOTH, np.array([self.beta, 0.0], dtype=np.float64)
 
 
 def make_gate(spec, default_surrogate: Surrogate) -> Gate:

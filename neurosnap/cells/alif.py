@@ -92,3 +92,8 @@ class ALIF(_Spiking):
         dout[:, 0] = g
         dout[:, 2] = -self.beta * g
         return z, dout, x > 0
+
+    def compiled_spec(self):
+        """See :meth:`~neurosnap.cells.base.Cell.compiled_spec`."""
+        from ..engine import codes
+        return self._spiking_spec(codes.ALIF) if type(self) is ALIF else None

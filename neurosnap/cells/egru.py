@@ -89,6 +89,17 @@ class EGRU(Cell):
         dout = (o + c * self.gate.grad(c - self.threshold))[:, None, :]
         return y, dout, c > self.threshold
 
+    def compiled_spec(self):
+        """See :meth:`~neurosnap.cells.base.Cell.compiled_spec`; ``hyper = [threshold,
+        detach_reset]``."""
+        gate = self.gate.compiled_spec()
+        if type(self) is not EGRU or gate is None:
+            return None
+        from ..engine import codes
+        hyper = np.zeros(10)
+        hyper[0], hyper[1] = self.threshold, float(self.detach_reset)
+        return codes.EGRU, gate[0], gate[1], hyper
+
 
 def _sigmoid(x):
     return 0.5 * (1.0 + np.tanh(0.5 * x))

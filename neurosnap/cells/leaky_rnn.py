@@ -59,3 +59,12 @@ class LeakyRNN(Cell):
         if not jac:
             return y, None, None
         return y, np.ones_like(state), np.ones(y.shape, dtype=bool)
+
+    def compiled_spec(self):
+        """See :meth:`~neurosnap.cells.base.Cell.compiled_spec`; ``hyper = [alpha]``."""
+        if type(self) is not LeakyRNN:
+            return None
+        from ..engine import codes
+        hyper = np.zeros(10)
+        hyper[0] = self.alpha
+        return codes.LEAKY, codes.TRIANGLE, np.zeros(2), hyper

@@ -69,6 +69,20 @@ class _Spiking(Cell):
             return v_r, dvr_dv, dvr_dz * dz
         return v_r, (1 - z) + dvr_dz * dz, dvr_dz * dz
 
+    def _spiking_spec(self, code):
+        """``compiled_spec`` of LIF / ALIF: ``hyper = [k_m, k_s, v_th, v_leak, v_reset,
+        reset == "subtract", detach_reset, rho, beta, detach_adaptation]``."""
+        from ..engine import codes
+        gate = self.gate.compiled_spec()
+        if gate is None:
+            return None
+        hyper = np.zeros(10)
+        hyper[:7] = [self.dt / self.tau_mem, self.dt / self.tau_syn, self.v_th, self.v_leak,
+                     self.v_reset, float(self.reset == "subtract"), float(self.detach_reset)]
+        if code == codes.ALIF:
+            hyper[7:] = [1 - self.dt / self.tau_adapt, self.beta, float(self.detach_adaptation)]
+        return code, gate[0], gate[1], hyper
+
     def _integrate(self, v_r, i, rec, inp):
         k_m, k_s = self.dt / self.tau_mem, self.dt / self.tau_syn
         i_j = i + rec[:, 0] + inp[:, 0]
@@ -136,3 +150,8 @@ class LIF(_Spiking):
         dout = np.zeros_like(state)
         dout[:, 0] = self.gate.grad(x)
         return z, dout, x > 0
+
+    def compiled_spec(self):
+        """See :meth:`~neurosnap.cells.base.Cell.compiled_spec`."""
+        from ..engine import codes
+        return self._spiking_spec(codes.LIF) if type(self) is LIF else None
