@@ -298,7 +298,7 @@ _PARAM_KEYS = ("cell.w_rec", "cell.w_in", "cell.bias", "readout.weight", "readou
 
 
 def run_batch(loop, batch, steps, update_every):
-    """Compiled ``_Loop.run_batch`` of :mod:`neurosnap.train`: one batch of sequences, optimizer
+    """Compiled batch loop of :func:`neurosnap.train`: one batch of sequences, optimizer
     updates included; same return value and side effects on ``loop`` as the reference."""
     from ..optim import SGD
     from ..tasks.base import Batch
