@@ -107,7 +107,7 @@ def test_sparse_rtrl_macs_counted_from_active_units_and_fan_out(cell, monkeypatc
     monkeypatch.setattr(rtrl_module, "DENSE_SWITCH", 0.0)       # always the sparse kernel
     model, params, xs, ys = _problem(cell, density=0.4)
     c = model.cell
-    rule = RTRL()
+    rule = RTRL(dense_switch=0.0)
     st = rule.init(model, params, xs.shape[1])
     graph = kernels.RecurrentGraph(c.mask)
     for rec in _records(model, params, xs):
@@ -139,8 +139,8 @@ def test_activity_sparsity_reduces_counted_macs(monkeypatch):
     quiet = dict(params)
     quiet["cell.bias"] = params["cell.bias"].copy()
     quiet["cell.bias"][2] = -30.0                # candidate ~ -1: c far below threshold, no support
-    _, _, loud = ns.sequence_grad(model, params, xs, ys, RTRL(), stats=True)
-    _, _, calm = ns.sequence_grad(model, quiet, xs, ys, RTRL(), stats=True)
+    _, _, loud = ns.sequence_grad(model, params, xs, ys, RTRL(dense_switch=0.0), stats=True)
+    _, _, calm = ns.sequence_grad(model, quiet, xs, ys, RTRL(dense_switch=0.0), stats=True)
     assert calm["support_fraction"] < loud["support_fraction"]
     assert calm["macs"] < loud["macs"]
     P, n = model.cell.layout.size, 40
@@ -155,7 +155,7 @@ def test_snap_costs(cell, monkeypatch):
     S, P = c.n_state, c.layout.size
     _, _, s1 = ns.sequence_grad(model, params, xs, ys, SnAp(1), stats=True)
     _, _, s2 = ns.sequence_grad(model, params, xs, ys, SnAp(2), stats=True)
-    _, _, sr = ns.sequence_grad(model, params, xs, ys, RTRL(), stats=True)
+    _, _, sr = ns.sequence_grad(model, params, xs, ys, RTRL(dense_switch=0.0), stats=True)
     assert s1["influence_size"] == S * P
     G = c.n_gates
     assert s1["macs"] == S * S * P + 2 * S * P + c.n_hidden * S * (G + S)

@@ -580,6 +580,239 @@ def _fill(dst, od, v, nc):  # pragma: no cover - numba
 
 
 # -------------------------------------------------------------------------------------------------
+# exact RTRL on panels: column tiles sized for the cache, zero panels skipped
+# -------------------------------------------------------------------------------------------------
+#: Bytes of one panel of the exact engine's storage (``S n`` rows times the panel's columns):
+#: the panel's rows stay in the per-core L2 cache while every output row of the panel is written
+#: (measured in ``docs/benchmarks.md``).
+TILE_BYTES = 512 * 1024
+
+
+def tile_columns(S, n, P, itemsize, tile_bytes=TILE_BYTES) -> int:
+    """Columns per panel of the exact engine: ``tile_bytes / (S n itemsize)``, rounded down to a
+    multiple of 16, at least 64 (shorter rows cost more per pass than the cache saves) and at
+    most ``P``."""
+    if not tile_bytes > 0:
+        raise ValueError(f"tile_bytes must be positive, got {tile_bytes!r}")
+    cols = int(tile_bytes // (S * n * itemsize)) // 16 * 16
+    return int(max(1, min(P, max(64, cols))))
+
+
+class ExactWork:
+    """Scratch arrays of :func:`exact_panel_step` for one cell and dtype (allocated once).
+
+    Attributes:
+        coef: ``(S, nnz)``, ``sum_g drec[a, g, post(e)] W_g[e]`` of every edge from an active unit.
+        active: ``(n,)``, units inside the surrogate's support at ``t - 1``.
+        src_ptr: ``(S n + 1,)``: the sources of output row ``a n + k`` are ``src_ptr[r]:src_ptr[r+1]``.
+        src_f, src_c, src_j: factor, state variable and unit of every source.
+        col_kind, col_gate, col_post, col_pre: per-column parameter metadata (``ParamLayout`` order).
+    """
+
+    def __init__(self, layout, graph, n_state, dtype):
+        S, n = n_state, layout.n
+        n_src = S * n * S + S * S * graph.nnz                  # worst case: every local entry and edge
+        self.coef = np.zeros((S, max(graph.nnz, 1)), dtype=dtype)
+        self.active = np.zeros(n, dtype=np.bool_)
+        self.src_ptr = np.zeros(S * n + 1, dtype=np.int64)
+        self.src_f = np.zeros(max(n_src, 1), dtype=dtype)
+        self.src_c = np.zeros(max(n_src, 1), dtype=np.int64)
+        self.src_j = np.zeros(max(n_src, 1), dtype=np.int64)
+        self.col_kind = layout.kind.astype(np.int64)
+        self.col_gate = np.asarray(layout.gate, dtype=np.int64)
+        self.col_post = np.asarray(layout.post, dtype=np.int64)
+        self.col_pre = np.asarray(layout.pre, dtype=np.int64)
+
+
+def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit, grad, *,
+                     skip_zero=True, immediate=True) -> int:
+    """One exact RTRL step on panel storage: ``new = J_t old + Mbar_t``, ``grad += c_t^T new``
+    (rtrl eq. 4, 6, evaluated as eq. 7).
+
+    ``plan`` is :meth:`BlockPlan.dense` with ``panels=True``: the columns are cut into panels and
+    the ``n`` rows of one panel (per batch entry and state variable) are contiguous. The panel is
+    the unit of work: every output row of a panel is written, its source rows gathered with up to
+    eight per pass, before the next panel is touched, so the source rows are read from the cache
+    and the hardware prefetcher sees contiguous memory. The sums are those of :func:`block_step`
+    on the same plan (same sources, same order), so both give the same numbers.
+
+    With ``skip_zero`` a panel of ``old`` that is exactly zero for a batch entry (its parameters'
+    presynaptic units and inputs have been silent since the sequence started, or the sequence has
+    just started) is not multiplied: ``J_t 0 = 0``, so its new entries are ``Mbar_t`` alone.
+
+    Args:
+        old, new: two flat buffers of ``plan`` (``new`` is overwritten; distinct arrays).
+        plan: :class:`BlockPlan` from ``BlockPlan.dense(..., panels=True)``.
+        work: :class:`ExactWork` for the cell and dtype.
+        graph: :class:`RecurrentGraph`.
+        jac_state, jac_params: the step record's Jacobians.
+        credit: ``(B, S, n)`` or None.
+        grad: ``(P,)`` accumulator (``ParamLayout`` order).
+        skip_zero: skip panels of ``old`` that are exactly zero.
+        immediate: add ``Mbar_t``.
+
+    Returns:
+        The number of (batch entry, panel) pairs skipped as zero.
+    """
+    if old is new:
+        raise ValueError("exact_panel_step needs two distinct buffers")
+    if len(plan.rowsets) != 1 or len(plan.rowsets[0]) != plan.n:
+        raise ValueError("exact_panel_step needs the exact plan (BlockPlan.dense)")
+    dt = old.dtype
+    B, S, n = plan.B, plan.S, plan.n
+    if credit is None:
+        credit = np.zeros((B, S, n), dtype=dt)
+    js, jp = jac_state, jac_params
+    w = work
+    return _exact_panels(old, new, B, S, n, plan.blk_base, plan.blk_bstride, plan.blk_rstride,
+                         plan.blk_ncol, plan.blk_col0, bool(skip_zero), bool(immediate),
+                         w.col_kind, w.col_gate, w.col_post, w.col_pre, graph.indptr,
+                         graph.indices, graph.csc_edge, graph.in_ptr, graph.edge_pre,
+                         _c(js.local, dt), _c(js.drec, dt), _c(js.w_rec, dt), _c(js.dout, dt),
+                         _c(jp.drec, dt), _c(jp.dinp, dt), _c(jp.y_prev, dt), _c(jp.x, dt),
+                         _c(credit, dt), grad, w.coef, w.active, w.src_ptr, w.src_f, w.src_c,
+                         w.src_j)
+
+
+@numba.njit(cache=True, nogil=True)
+def _exact_panels(old, new, B, S, n, blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0,
+                  skip_zero, immediate, col_kind, col_gate, col_post, col_pre, indptr, indices,
+                  csc_edge, in_ptr, edge_pre, local, drec, w_rec, dout, jp_drec, jp_dinp, y_prev,
+                  x, credit, grad, coef, active, src_ptr, src_f, src_c, src_j):  # pragma: no cover - numba
+    G = w_rec.shape[0]
+    zero = old.dtype.type(0.0)
+    o8 = np.zeros(8, dtype=np.uint64)
+    f8 = np.zeros(8, dtype=old.dtype)
+    nrow = S * n
+    skipped = 0
+    for b in range(B):
+        # units inside the surrogate's support at t-1 and the coefficients of their connections
+        for j in range(n):
+            act = False
+            for c in range(S):
+                if dout[b, c, j] != 0:
+                    act = True
+            active[j] = act
+            if act:
+                for k in range(indptr[j], indptr[j + 1]):
+                    i = indices[k]
+                    e = csc_edge[k]
+                    for a in range(S):
+                        s = zero
+                        for g in range(G):
+                            s += drec[b, a, g, i] * w_rec[g, i, j]
+                        coef[a, e] = s
+        # sources of every output row r = a n + k: (factor, source row c n + j), local block first
+        m = 0
+        for a in range(S):
+            for k in range(n):
+                src_ptr[a * n + k] = m
+                for c in range(S):
+                    f = local[b, a, c, k]
+                    if f != 0:
+                        src_f[m] = f
+                        src_c[m] = c
+                        src_j[m] = k
+                        m += 1
+                for e in range(in_ptr[k], in_ptr[k + 1]):
+                    j = edge_pre[e]
+                    if not active[j]:
+                        continue
+                    f = coef[a, e]
+                    if f == 0:
+                        continue
+                    for c in range(S):
+                        dv = dout[b, c, j]
+                        if dv != 0:
+                            src_f[m] = f * dv
+                            src_c[m] = c
+                            src_j[m] = j
+                            m += 1
+        src_ptr[nrow] = m
+        for q in range(blk_base.shape[0]):
+            nc = blk_ncol[q]
+            bs = blk_bstride[q]
+            rst = blk_rstride[q]
+            base = blk_base[q] + b * S * bs
+            c0 = blk_col0[q]
+            live = True
+            if skip_zero:
+                live = False
+                for a in range(S):
+                    ob = base + a * bs
+                    for s_ in range(n * rst):
+                        if old[ob + s_] != 0:
+                            live = True
+                            break
+                    if live:
+                        break
+            if not live:
+                skipped += 1
+                for a in range(S):
+                    _fill(new, _u(base + a * bs), zero, n * rst)
+            else:
+                for r in range(nrow):
+                    a = r // n
+                    k = r - a * n
+                    od = _u(base + a * bs + k * rst)
+                    t = src_ptr[r]
+                    t1 = src_ptr[r + 1]
+                    if t == t1:
+                        _fill(new, od, zero, nc)
+                        continue
+                    cf = credit[b, a, k]
+                    first = True
+                    while t < t1:
+                        # up to eight sources per pass over the row (1, 2, 4 or 8; a short group
+                        # is padded by repeating its first source with factor 0, exact for
+                        # finite values); the gradient is fused into the last pass
+                        rem = t1 - t
+                        w = 8 if rem >= 5 else (4 if rem >= 3 else rem)
+                        o0 = _u(base + src_c[t] * bs + src_j[t] * rst)
+                        for u in range(w):
+                            if t + u < t1:
+                                o8[u] = _u(base + src_c[t + u] * bs + src_j[t + u] * rst)
+                                f8[u] = src_f[t + u]
+                            else:
+                                o8[u] = o0
+                                f8[u] = zero
+                        t += w
+                        wg = t >= t1 and cf != 0
+                        if w == 8:
+                            _comb8(new, od, old, o8, f8, nc, not first, grad, _u(c0), cf, wg)
+                        elif w == 4:
+                            _comb4(new, od, old, o8, f8, nc, not first, grad, _u(c0), cf, wg)
+                        elif w == 2:
+                            _comb2(new, od, old, o8, f8, nc, not first, grad, _u(c0), cf, wg)
+                        else:
+                            _comb1(new, od, old, o8, f8, nc, not first, grad, _u(c0), cf, wg)
+                        first = False
+            if immediate:                  # Mbar_t: column s sits in the rows of its unit
+                for s_ in range(nc):
+                    col = c0 + s_
+                    kind = col_kind[col]
+                    g = col_gate[col]
+                    i = col_post[col]
+                    if kind == REC:
+                        v = y_prev[b, col_pre[col]]
+                    elif kind == INP:
+                        v = x[b, col_pre[col]]
+                    else:
+                        v = old.dtype.type(1.0)
+                    if v == 0:
+                        continue
+                    off = base + i * rst + s_
+                    for a in range(S):
+                        if kind == REC:
+                            f = jp_drec[b, a, g, i] * v
+                        else:
+                            f = jp_dinp[b, a, g, i] * v
+                        new[off + a * bs] += f
+                        grad[col] += credit[b, a, i] * f
+    return skipped
+
+
+# -------------------------------------------------------------------------------------------------
 # SnAp-1: diagonal blocks only
 # -------------------------------------------------------------------------------------------------
 def snap1_step(M, layout, graph, jac_state, jac_params, credit, grad):

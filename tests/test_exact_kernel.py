@@ -1,0 +1,209 @@
+"""The sparse exact RTRL engine's panel kernel (issue 12, item 1): panels, zero-panel skipping,
+the BLAS path on panels, and the rule's knobs."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+import neurosnap as ns
+from neurosnap.rules import RTRL, SnAp
+from neurosnap.rules import rtrl as rtrl_module
+from neurosnap.sparse import kernels
+
+CELLS = ["LeakyRNN", "EGRU", "LIF", "ALIF"]
+
+
+def _problem(cell, n=10, density=0.35, B=3, T=6, seed=0, dtype=np.float64):
+    c = getattr(ns.cells, cell)(n_in=3, n_hidden=n, density=density, seed=seed)
+    model = ns.Model(c, n_out=2, dtype=dtype)
+    params = model.init(seed=seed + 1)
+    params["cell.w_rec"] = (params["cell.w_rec"] * 3).astype(dtype)
+    rng = np.random.default_rng(seed + 2)
+    scale = 30.0 if cell in ("LIF", "ALIF") else 1.5
+    xs = (rng.normal(size=(T, B, 3)) * scale).astype(dtype)
+    ys = rng.integers(0, 2, size=(T, B))
+    return model, params, xs, ys
+
+
+def _records(model, params, xs):
+    cp = model.cell_params(params)
+    s = model.cell.initial_state(xs.shape[1], model.dtype)
+    out = []
+    for t in range(len(xs)):
+        s, _, rec = model.cell.step_record(cp, s, xs[t])
+        out.append(rec)
+    return out
+
+
+def _reference(M, rec, layout):
+    """``J_t M + Mbar_t`` with the dense Jacobian (NumPy)."""
+    B, S, n, P = M.shape
+    ref = np.matmul(rec.jac_state.to_dense(), M.reshape(B, S * n, P)).reshape(M.shape)
+    ref[:, :, layout.post, np.arange(P)] += layout.immediate(rec.jac_params)
+    return ref
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])
+@pytest.mark.parametrize("skip_zero", [True, False])
+def test_panel_step_equals_dense_product_and_block_step(cell, chunk, skip_zero):
+    model, params, xs, _ = _problem(cell)
+    c = model.cell
+    B, S, n, P = xs.shape[1], c.n_state, c.n_hidden, c.layout.size
+    graph = kernels.RecurrentGraph(c.mask)
+    plan = kernels.BlockPlan.dense(c.layout, graph, S, B, chunk=chunk, panels=True)
+    work = kernels.ExactWork(c.layout, graph, S, np.float64)
+    rng = np.random.default_rng(3)
+    credit = rng.normal(size=(B, S, n))
+    for rec in _records(model, params, xs)[2:]:
+        M = rng.normal(size=(B, S, n, P))
+        new = np.full(plan.size, np.nan)                       # every entry must be written
+        grad = np.zeros(P)
+        skipped = kernels.exact_panel_step(plan.from_dense(M), new, plan, work, graph,
+                                           rec.jac_state, rec.jac_params, credit, grad,
+                                           skip_zero=skip_zero)
+        assert skipped == 0
+        ref = _reference(M, rec, c.layout)
+        np.testing.assert_allclose(plan.to_dense(new), ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(grad, np.einsum("ban,banp->p", credit, ref), rtol=1e-10,
+                                   atol=1e-12)
+        # the generic block kernel on the same plan gives the same influence
+        new2 = np.empty(plan.size)
+        kernels.block_step(plan.from_dense(M), new2, plan, graph, rec.jac_state, rec.jac_params,
+                           credit, np.zeros(P))
+        np.testing.assert_allclose(new, new2, rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("cell", ["EGRU", "ALIF"])
+def test_zero_panels_are_skipped_exactly(cell):
+    """Panels of the old influence that are exactly zero are not multiplied: the result is the
+    same as multiplying them, and the kernel reports how many it skipped."""
+    model, params, xs, _ = _problem(cell, B=2)
+    c = model.cell
+    B, S, n, P = 2, c.n_state, c.n_hidden, c.layout.size
+    graph = kernels.RecurrentGraph(c.mask)
+    plan = kernels.BlockPlan.dense(c.layout, graph, S, B, chunk=16, panels=True)
+    n_panels = len(plan.blk_col0)
+    assert n_panels >= 4
+    work = kernels.ExactWork(c.layout, graph, S, np.float64)
+    rec = _records(model, params, xs)[3]
+    rng = np.random.default_rng(0)
+    M = rng.normal(size=(B, S, n, P))
+    M[0, :, :, 16:48] = 0.0                            # panels 1 and 2 of batch entry 0
+    M[1, :, :, :16] = 0.0                              # panel 0 of batch entry 1
+    M[1, :, :, 16:32] = 0.0
+    M[1, 0, 3, 20] = -0.0                              # a signed zero is zero
+    credit = rng.normal(size=(B, S, n))
+    out = {}
+    for skip in (True, False):
+        new = np.full(plan.size, np.nan)
+        grad = np.zeros(P)
+        out[skip] = kernels.exact_panel_step(plan.from_dense(M), new, plan, work, graph,
+                                             rec.jac_state, rec.jac_params, credit, grad,
+                                             skip_zero=skip), new, grad
+    assert out[True][0] == 4 and out[False][0] == 0
+    np.testing.assert_array_equal(out[True][1], out[False][1])
+    np.testing.assert_array_equal(out[True][2], out[False][2])
+    np.testing.assert_allclose(plan.to_dense(out[True][1]), _reference(M, rec, c.layout),
+                               rtol=1e-12, atol=1e-12)
+    # a single non-zero entry keeps its panel live
+    M[0, S - 1, n - 1, 47] = 1e-300
+    skipped = kernels.exact_panel_step(plan.from_dense(M), np.empty(plan.size), plan, work, graph,
+                                       rec.jac_state, rec.jac_params, credit, np.zeros(P))
+    assert skipped == 3
+
+
+def test_rtrl_skips_the_zero_influence_of_a_fresh_sequence():
+    """From M_0 = 0 the first step skips every panel; recurrent-weight panels stay zero while
+    their presynaptic units have never emitted an event (y_0 = 0)."""
+    model, params, xs, ys = _problem("EGRU", n=12, B=1)
+    c = model.cell
+    rule = RTRL(dense_switch=0.0, tile_bytes=1)                  # 64-column panels
+    st = rule.init(model, params, 1)
+    n_panels = len(st.plan.blk_col0)
+    recs = _records(model, params, xs)
+    st, _ = rule.step(st, recs[0], recs[0].dout, params=params)
+    assert st.skipped == n_panels
+    st, _ = rule.step(st, recs[1], recs[1].dout, params=params)
+    rec_panels = int(np.sum(c.layout.kind[st.plan.blk_col0 + st.plan.blk_ncol - 1] == 0))
+    assert rec_panels > 0 and st.skipped == n_panels + rec_panels
+    _, g1 = ns.sequence_grad(model, params, xs, ys, rule)
+    _, g2 = ns.sequence_grad(model, params, xs, ys, RTRL(sparse=False))
+    assert max(float(np.max(np.abs(g1[k] - g2[k]))) for k in g1) <= 1e-10
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_panel_engine_influence_reads_back(dtype):
+    model, params, xs, _ = _problem("LIF", dtype=dtype)
+    params = {k: v.astype(dtype) for k, v in params.items()}
+    xs = xs.astype(dtype)
+    rules = [RTRL(dense_switch=0.0), RTRL(dense_switch=np.inf), RTRL(sparse=False)]
+    states = [r.init(model, params, xs.shape[1]) for r in rules]
+    for rec in _records(model, params, xs):
+        for i, r in enumerate(rules):
+            states[i], g = r.step(states[i], rec, rec.dout, params=params)
+            assert g.dtype == dtype
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    for st in states[:2]:
+        assert st.influence.shape == states[2].influence.shape == st.shape
+        assert st.influence.dtype == dtype
+        np.testing.assert_allclose(st.influence, states[2].influence, rtol=tol, atol=tol)
+    assert states[1].blas_steps == len(xs) and states[0].blas_steps == 0
+
+
+def test_tile_columns():
+    assert kernels.tile_columns(1, 128, 6912, 8, 512 * 1024) == 512
+    assert kernels.tile_columns(1, 512, 47616, 4, 512 * 1024) == 256
+    assert kernels.tile_columns(3, 100, 10_000, 8, 1) == 64           # at least 64 columns
+    assert kernels.tile_columns(1, 10, 40, 8, 10**9) == 40            # at most P
+    with pytest.raises(ValueError, match="tile_bytes"):
+        kernels.tile_columns(1, 10, 40, 8, 0)
+
+
+def test_rtrl_knobs_are_validated_and_pickled():
+    rule = RTRL(dense_switch=2.5, kernel="gather", tile_bytes=4096)
+    back = pickle.loads(pickle.dumps(rule))
+    assert back == rule and back.dense_switch == 2.5 and back.kernel == "gather"
+    assert RTRL().dense_switch == rtrl_module.DENSE_SWITCH
+    assert RTRL().tile_bytes == kernels.TILE_BYTES and RTRL().kernel == "panels"
+    assert RTRL(dense_switch=np.inf).dense_switch == np.inf
+    with pytest.raises(ValueError, match="dense_switch"):
+        RTRL(dense_switch=-1.0)
+    with pytest.raises(ValueError, match="dense_switch"):
+        RTRL(dense_switch=float("nan"))
+    with pytest.raises(TypeError, match="dense_switch"):
+        RTRL(dense_switch="4")
+    with pytest.raises(ValueError, match="kernel"):
+        RTRL(kernel="blas")
+    with pytest.raises(TypeError, match="tile_bytes"):
+        RTRL(tile_bytes=1.5)
+    with pytest.raises(ValueError, match="tile_bytes"):
+        RTRL(tile_bytes=0)
+
+
+def test_panel_step_rejects_bad_buffers_and_plans():
+    model, params, xs, _ = _problem("EGRU", B=1)
+    c = model.cell
+    graph = kernels.RecurrentGraph(c.mask)
+    plan = kernels.BlockPlan.dense(c.layout, graph, 1, 1, panels=True)
+    work = kernels.ExactWork(c.layout, graph, 1, np.float64)
+    rec = _records(model, params, xs)[0]
+    buf = np.zeros(plan.size)
+    with pytest.raises(ValueError, match="distinct"):
+        kernels.exact_panel_step(buf, buf, plan, work, graph, rec.jac_state, rec.jac_params,
+                                 None, np.zeros(c.layout.size))
+    rows = [np.array([q]) for q in range(c.n_hidden)]                  # SnAp-1 row sets
+    snap_plan = kernels.BlockPlan.from_rowsets(c.layout, graph, 1, 1, rows)
+    with pytest.raises(ValueError, match="exact plan"):
+        kernels.exact_panel_step(np.zeros(snap_plan.size), np.zeros(snap_plan.size), snap_plan,
+                                 work, graph, rec.jac_state, rec.jac_params, None,
+                                 np.zeros(c.layout.size))
+
+
+def test_snap_full_pattern_runs_the_panel_engine():
+    model, params, xs, ys = _problem("EGRU", n=8, density=1.0)
+    _, g1 = ns.sequence_grad(model, params, xs, ys, SnAp(2))
+    _, g2 = ns.sequence_grad(model, params, xs, ys, RTRL(sparse=False))
+    assert max(float(np.max(np.abs(g1[k] - g2[k]))) for k in g1) <= 1e-10
