@@ -207,3 +207,59 @@ def test_snap_full_pattern_runs_the_panel_engine():
     _, g1 = ns.sequence_grad(model, params, xs, ys, SnAp(2))
     _, g2 = ns.sequence_grad(model, params, xs, ys, RTRL(sparse=False))
     assert max(float(np.max(np.abs(g1[k] - g2[k]))) for k in g1) <= 1e-10
+
+
+def test_zero_flags_carry_known_zero_panels_across_steps():
+    """Panels flagged as known zero are neither scanned nor rewritten; the flags follow what the
+    kernel writes, and the rule's results do not depend on them."""
+    model, params, xs, ys = _problem("EGRU", n=12, B=2)
+    c = model.cell
+    B, P = 2, c.layout.size
+    graph = kernels.RecurrentGraph(c.mask)
+    plan = kernels.BlockPlan.dense(c.layout, graph, 1, B, chunk=16, panels=True)
+    nq = len(plan.blk_base)
+    work = kernels.ExactWork(c.layout, graph, 1, np.float64)
+    recs = _records(model, params, xs)
+    old = np.zeros(plan.size)
+    new = np.full(plan.size, 7.0)
+    zold, znew = np.ones((B, nq), np.uint8), np.ones((B, nq), np.uint8)   # a (false) promise
+    rec = recs[0]                                        # y_0 = 0: recurrent columns get nothing
+    skipped = kernels.exact_panel_step(old, new, plan, work, graph, rec.jac_state, rec.jac_params,
+                                       None, np.zeros(P), zero_flags=(zold, znew))
+    assert skipped == B * nq
+    dense = plan.to_dense(new)
+    rec_cols = c.layout.kind == 0
+    assert np.all(dense[:, :, :, rec_cols] == 7.0)       # trusted as zero: not rewritten
+    imm = c.layout.immediate(rec.jac_params)                        # (B, S, P)
+    for q, (c0, nc) in enumerate(zip(plan.blk_col0, plan.blk_ncol)):
+        written = np.any(imm[:, :, c0:c0 + nc] != 0, axis=(1, 2))
+        np.testing.assert_array_equal(znew[:, q], np.where(written, 0, 1))
+    assert znew.sum() > 0 and (znew == 0).sum() > 0
+    with pytest.raises(ValueError, match="zero_flags"):
+        kernels.exact_panel_step(old, new, plan, work, graph, rec.jac_state, rec.jac_params,
+                                 None, np.zeros(P), zero_flags=(zold, zold))
+    with pytest.raises(ValueError, match="zero_flags"):
+        kernels.exact_panel_step(old, new, plan, work, graph, rec.jac_state, rec.jac_params,
+                                 None, np.zeros(P), zero_flags=(zold, np.ones((B, nq))))
+    # the rule keeps the flags right across steps and engines: same gradients as the reference
+    for kw in ({"dense_switch": 0.0}, {"dense_switch": 0.0, "kernel": "gather"}, {}):
+        rule = RTRL(tile_bytes=1, **kw)
+        _, g1 = ns.sequence_grad(model, params, xs, ys, rule)
+        _, g2 = ns.sequence_grad(model, params, xs, ys, RTRL(sparse=False))
+        assert max(float(np.max(np.abs(g1[k] - g2[k]))) for k in g1) <= 1e-10
+
+
+def test_rtrl_flags_survive_switching_between_kernel_and_blas():
+    """Alternate BLAS and the panel kernel inside one sequence: the influence stays exact."""
+    model, params, xs, ys = _problem("EGRU", n=12, B=2, T=8)
+    recs = _records(model, params, xs)
+    ref_rule = RTRL(sparse=False)
+    ref = ref_rule.init(model, params, 2)
+    rules = [RTRL(dense_switch=0.0, tile_bytes=1), RTRL(dense_switch=np.inf, tile_bytes=1)]
+    st = rules[0].init(model, params, 2)
+    for t, rec in enumerate(recs):
+        st.dense_switch = rules[t % 2].dense_switch
+        st, g = rules[t % 2].step(st, rec, rec.dout, params=params)
+        ref, g_ref = ref_rule.step(ref, rec, rec.dout, params=params)
+        np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(st.influence, ref.influence, rtol=1e-12, atol=1e-12)

@@ -58,6 +58,9 @@ class InfluenceState:
         blas_steps: steps the sparse engine ran with BLAS (see ``DENSE_SWITCH``).
         last_blas: whether the last step ran with BLAS.
         work: the panel kernel's scratch arrays (:class:`~neurosnap.sparse.kernels.ExactWork`).
+        zero_flags: ``[for data, for spare]``, ``uint8 (B, panels)``: 1 where that buffer's panel
+            is known to be all zeros (kept by the panel kernel; see
+            :func:`~neurosnap.sparse.kernels.exact_panel_step`).
         skipped: (batch entry, panel) pairs skipped as exactly zero so far.
         dense_switch, kernel: the rule's settings the engine runs with.
     """
@@ -71,6 +74,7 @@ class InfluenceState:
     blas_steps: int = 0
     last_blas: bool = False
     work: object = None
+    zero_flags: list | None = None
     skipped: int = 0
     dense_switch: float = DENSE_SWITCH
     kernel: str = "panels"
@@ -151,6 +155,8 @@ class RTRL(Rule):
         return InfluenceState(data=np.zeros(flat, model.dtype), layout=layout, graph=graph,
                               plan=plan, grad=grad, spare=np.zeros(flat, model.dtype),
                               work=kernels.ExactWork(layout, graph, S, model.dtype),
+                              zero_flags=[np.ones((batch, len(plan.blk_base)), np.uint8),
+                                          np.ones((batch, len(plan.blk_base)), np.uint8)],
                               dense_switch=float(self.dense_switch), kernel=self.kernel)
 
     def step(self, state, record, credit, *, params, dlogits=None, **extras):
@@ -190,17 +196,21 @@ def exact_step(state, record, credit) -> np.ndarray:
     grad = state.grad
     grad[:] = 0
     old, new = state.data.reshape(-1), state.spare.reshape(-1)
+    zf = state.zero_flags
     if state.last_blas:
         _blas_panels(state, record, credit)
         state.blas_steps += 1
+        zf[1][:] = 0                                   # the new buffer's content is not tracked
     elif state.kernel == "panels":
         state.skipped += kernels.exact_panel_step(old, new, state.plan, state.work, state.graph,
                                                   record.jac_state, record.jac_params, credit,
-                                                  grad)
+                                                  grad, zero_flags=(zf[0], zf[1]))
     else:
         kernels.block_step(old, new, state.plan, state.graph, record.jac_state,
                            record.jac_params, credit, grad)
+        zf[1][:] = 0
     state.data, state.spare = state.spare, state.data
+    zf.reverse()
     return grad.copy()
 
 

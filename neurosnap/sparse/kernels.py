@@ -625,7 +625,7 @@ class ExactWork:
 
 
 def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit, grad, *,
-                     skip_zero=True, immediate=True) -> int:
+                     skip_zero=True, immediate=True, zero_flags=None) -> int:
     """One exact RTRL step on panel storage: ``new = J_t old + Mbar_t``, ``grad += c_t^T new``
     (rtrl eq. 4, 6, evaluated as eq. 7).
 
@@ -639,6 +639,8 @@ def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit,
     With ``skip_zero`` a panel of ``old`` that is exactly zero for a batch entry (its parameters'
     presynaptic units and inputs have been silent since the sequence started, or the sequence has
     just started) is not multiplied: ``J_t 0 = 0``, so its new entries are ``Mbar_t`` alone.
+    ``zero_flags`` lets the caller carry what is known across steps, so that known-zero panels
+    are neither scanned nor rewritten (a fresh sequence then touches only the panels it fills).
 
     Args:
         old, new: two flat buffers of ``plan`` (``new`` is overwritten; distinct arrays).
@@ -650,6 +652,9 @@ def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit,
         grad: ``(P,)`` accumulator (``ParamLayout`` order).
         skip_zero: skip panels of ``old`` that are exactly zero.
         immediate: add ``Mbar_t``.
+        zero_flags: None, or a pair ``(old_flags, new_flags)`` of ``uint8`` arrays of shape
+            ``(B, panels)``: 1 where that buffer's panel is known to be all zeros (0: unknown).
+            ``old_flags`` is read, ``new_flags`` is read and updated; swap them with the buffers.
 
     Returns:
         The number of (batch entry, panel) pairs skipped as zero.
@@ -664,8 +669,19 @@ def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit,
         credit = np.zeros((B, S, n), dtype=dt)
     js, jp = jac_state, jac_params
     w = work
+    nq = len(plan.blk_base)
+    if zero_flags is None:
+        zold = znew = np.zeros((B, nq), dtype=np.uint8)
+    else:
+        zold, znew = zero_flags
+        for z in (zold, znew):
+            if not (isinstance(z, np.ndarray) and z.dtype == np.uint8 and z.shape == (B, nq)):
+                raise ValueError(f"zero_flags must be two uint8 arrays of shape {(B, nq)}")
+        if zold is znew:
+            raise ValueError("zero_flags needs two distinct arrays")
     return _exact_panels(old, new, B, S, n, plan.blk_base, plan.blk_bstride, plan.blk_rstride,
-                         plan.blk_ncol, plan.blk_col0, bool(skip_zero), bool(immediate),
+                         plan.blk_ncol, plan.blk_col0, bool(skip_zero), zold, znew,
+                         bool(immediate),
                          w.col_kind, w.col_gate, w.col_post, w.col_pre, graph.indptr,
                          graph.indices, graph.csc_edge, graph.in_ptr, graph.edge_pre,
                          _c(js.local, dt), _c(js.drec, dt), _c(js.w_rec, dt), _c(js.dout, dt),
@@ -676,7 +692,7 @@ def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit,
 
 @numba.njit(cache=True, nogil=True)
 def _exact_panels(old, new, B, S, n, blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0,
-                  skip_zero, immediate, col_kind, col_gate, col_post, col_pre, indptr, indices,
+                  skip_zero, zold, znew, immediate, col_kind, col_gate, col_post, col_pre, indptr, indices,
                   csc_edge, in_ptr, edge_pre, local, drec, w_rec, dout, jp_drec, jp_dinp, y_prev,
                   x, credit, grad, coef, active, src_ptr, src_f, src_c, src_j):  # pragma: no cover - numba
     G = w_rec.shape[0]
@@ -736,7 +752,9 @@ def _exact_panels(old, new, B, S, n, blk_base, blk_bstride, blk_rstride, blk_nco
             base = blk_base[q] + b * S * bs
             c0 = blk_col0[q]
             live = True
-            if skip_zero:
+            if skip_zero and zold[b, q] == 1:
+                live = False
+            elif skip_zero:
                 live = False
                 for a in range(S):
                     ob = base + a * bs
@@ -748,9 +766,12 @@ def _exact_panels(old, new, B, S, n, blk_base, blk_bstride, blk_rstride, blk_nco
                         break
             if not live:
                 skipped += 1
-                for a in range(S):
-                    _fill(new, _u(base + a * bs), zero, n * rst)
+                if znew[b, q] != 1:
+                    for a in range(S):
+                        _fill(new, _u(base + a * bs), zero, n * rst)
+                    znew[b, q] = 1
             else:
+                znew[b, q] = 0
                 for r in range(nrow):
                     a = r // n
                     k = r - a * n
@@ -807,8 +828,10 @@ def _exact_panels(old, new, B, S, n, blk_base, blk_bstride, blk_rstride, blk_nco
                             f = jp_drec[b, a, g, i] * v
                         else:
                             f = jp_dinp[b, a, g, i] * v
-                        new[off + a * bs] += f
-                        grad[col] += credit[b, a, i] * f
+                        if f != 0:
+                            new[off + a * bs] += f
+                            grad[col] += credit[b, a, i] * f
+                            znew[b, q] = 0
     return skipped
 
 
