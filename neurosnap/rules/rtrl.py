@@ -24,6 +24,7 @@ only follows speed (``DENSE_SWITCH``, the default, measured in ``docs/benchmarks
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,55 @@ DENSE_SWITCH = 4.0
 #: the default) and ``"gather"`` (:func:`~neurosnap.sparse.kernels.block_step`, the generic block
 #: kernel SnAp-n uses); both run on the same panel storage and give the same numbers.
 KERNELS = ("panels", "gather")
+
+
+class _BufferPool:
+    """Influence buffers of the sparse engine, handed back when their state is garbage-collected
+    and reused by the next :meth:`RTRL.init` for the same cell, batch size and dtype.
+
+    A training loop starts a fresh influence for every sequence; at hundreds of megabytes
+    (n = 512) newly mapped memory costs page faults on every first touch, more than the
+    sequence's first steps. A reused buffer is re-zeroed only on the panels its zero flags do not
+    already vouch for. Pairs ``(buffer, flags)`` are kept together: the engine swaps them in sync.
+    Entries are dropped with their cell.
+    """
+
+    def __init__(self):
+        self.free: dict = {}
+
+    def take(self, cell, dtype, plan):
+        # the key fixes the panel geometry, so that flags mean the same panels on reuse
+        batch, n_panels, size = plan.B, len(plan.blk_base), plan.S * plan.n * len(plan.perm)
+        key = (id(cell), np.dtype(dtype).str, batch, plan.S, plan.n, len(plan.perm),
+               int(plan.blk_ncol[0]))
+        pairs = self.free.get(key)
+        if not pairs:
+            if key not in self.free:
+                self.free[key] = []
+                weakref.finalize(cell, self.free.pop, key, None)
+            return [(np.zeros((batch, size), dtype), np.ones((batch, n_panels), np.uint8))
+                    for _ in range(2)], key
+        out = [pairs.pop(), pairs.pop()]
+        for buf, flags in out:
+            _zero_panels(buf, flags, plan)
+        return out, key
+
+    def give(self, key, pairs):
+        if key in self.free:
+            self.free[key].extend(pairs)
+
+
+def _zero_panels(buf, flags, plan):
+    """Zero the panels of ``buf (B, S n P)`` not flagged as known zero, then flag them all."""
+    S, n = plan.S, plan.n
+    view = buf.reshape(plan.B, S, -1)
+    for b, q in zip(*np.nonzero(flags == 0)):
+        lo = plan.blk_col0[q] * n
+        view[b, :, lo:lo + n * plan.blk_ncol[q]] = 0
+    flags[:] = 1
+
+
+_POOL = _BufferPool()
 
 
 @dataclass
@@ -151,13 +201,14 @@ class RTRL(Rule):
         S, n, P = cell.n_state, cell.n_hidden, layout.size
         tile = kernels.tile_columns(S, n, P, np.dtype(model.dtype).itemsize, self.tile_bytes)
         plan = kernels.BlockPlan.dense(layout, graph, S, batch, chunk=tile, panels=True)
-        flat = (batch, S * n * P)
-        return InfluenceState(data=np.zeros(flat, model.dtype), layout=layout, graph=graph,
-                              plan=plan, grad=grad, spare=np.zeros(flat, model.dtype),
-                              work=kernels.ExactWork(layout, graph, S, model.dtype),
-                              zero_flags=[np.ones((batch, len(plan.blk_base)), np.uint8),
-                                          np.ones((batch, len(plan.blk_base)), np.uint8)],
-                              dense_switch=float(self.dense_switch), kernel=self.kernel)
+        pairs, key = _POOL.take(cell, model.dtype, plan)
+        (data, f0), (spare, f1) = pairs
+        state = InfluenceState(data=data, layout=layout, graph=graph, plan=plan, grad=grad,
+                               spare=spare, work=kernels.ExactWork(layout, graph, S, model.dtype),
+                               zero_flags=[f0, f1], dense_switch=float(self.dense_switch),
+                               kernel=self.kernel)
+        weakref.finalize(state, _POOL.give, key, pairs)
+        return state
 
     def step(self, state, record, credit, *, params, dlogits=None, **extras):
         layout = state.layout
