@@ -54,7 +54,7 @@ def test_panel_step_equals_dense_product_and_block_step(cell, chunk, skip_zero):
     B, S, n, P = xs.shape[1], c.n_state, c.n_hidden, c.layout.size
     graph = kernels.RecurrentGraph(c.mask)
     plan = kernels.BlockPlan.dense(c.layout, graph, S, B, chunk=chunk, panels=True)
-    work = kernels.ExactWork(c.layout, graph, S, np.float64)
+    work = kernels.ExactWork(c.layout, graph, plan, np.float64)
     rng = np.random.default_rng(3)
     credit = rng.normal(size=(B, S, n))
     for rec in _records(model, params, xs)[2:]:
@@ -87,7 +87,7 @@ def test_zero_panels_are_skipped_exactly(cell):
     plan = kernels.BlockPlan.dense(c.layout, graph, S, B, chunk=16, panels=True)
     n_panels = len(plan.blk_col0)
     assert n_panels >= 4
-    work = kernels.ExactWork(c.layout, graph, S, np.float64)
+    work = kernels.ExactWork(c.layout, graph, plan, np.float64)
     rec = _records(model, params, xs)[3]
     rng = np.random.default_rng(0)
     M = rng.normal(size=(B, S, n, P))
@@ -127,7 +127,7 @@ def test_rtrl_skips_the_zero_influence_of_a_fresh_sequence():
     st, _ = rule.step(st, recs[0], recs[0].dout, params=params)
     assert st.skipped == n_panels
     st, _ = rule.step(st, recs[1], recs[1].dout, params=params)
-    rec_panels = int(np.sum(c.layout.kind[st.plan.blk_col0 + st.plan.blk_ncol - 1] == 0))
+    rec_panels = int(np.sum(st.plan.col_kind[st.plan.blk_col0 + st.plan.blk_ncol - 1] == 0))
     assert rec_panels > 0 and st.skipped == n_panels + rec_panels
     _, g1 = ns.sequence_grad(model, params, xs, ys, rule)
     _, g2 = ns.sequence_grad(model, params, xs, ys, RTRL(sparse=False))
@@ -188,7 +188,7 @@ def test_panel_step_rejects_bad_buffers_and_plans():
     c = model.cell
     graph = kernels.RecurrentGraph(c.mask)
     plan = kernels.BlockPlan.dense(c.layout, graph, 1, 1, panels=True)
-    work = kernels.ExactWork(c.layout, graph, 1, np.float64)
+    work = kernels.ExactWork(c.layout, graph, plan, np.float64)
     rec = _records(model, params, xs)[0]
     buf = np.zeros(plan.size)
     with pytest.raises(ValueError, match="distinct"):
@@ -218,7 +218,7 @@ def test_zero_flags_carry_known_zero_panels_across_steps():
     graph = kernels.RecurrentGraph(c.mask)
     plan = kernels.BlockPlan.dense(c.layout, graph, 1, B, chunk=16, panels=True)
     nq = len(plan.blk_base)
-    work = kernels.ExactWork(c.layout, graph, 1, np.float64)
+    work = kernels.ExactWork(c.layout, graph, plan, np.float64)
     recs = _records(model, params, xs)
     old = np.zeros(plan.size)
     new = np.full(plan.size, 7.0)
@@ -288,3 +288,80 @@ def test_influence_buffers_are_reused_and_rezeroed():
         _, g1 = ns.sequence_grad(model, params, xs, ys, RTRL(dense_switch=ds, tile_bytes=1))
         _, g2 = ns.sequence_grad(model, params, xs, ys, RTRL(sparse=False))
         assert max(float(np.max(np.abs(g1[k] - g2[k]))) for k in g1) <= 1e-10
+
+
+def test_presynaptic_order_groups_columns():
+    model, params, xs, _ = _problem("ALIF", n=9)
+    layout = model.cell.layout
+    perm = kernels.presynaptic_order(layout)
+    assert np.array_equal(np.sort(perm), np.arange(layout.size))
+    kind, pre = layout.kind[perm], layout.pre[perm]
+    assert np.all(np.diff(kind) >= 0)
+    rec = kind == 0
+    assert np.all(np.diff(pre[rec]) >= 0) and np.all(np.diff(pre[kind == 1]) >= 0)
+    graph = kernels.RecurrentGraph(model.cell.mask)
+    with pytest.raises(ValueError, match="perm"):
+        kernels.BlockPlan.dense(layout, graph, 3, 1, perm=np.zeros(layout.size, dtype=int))
+
+
+@pytest.mark.parametrize("cell", ["EGRU", "LIF"])
+def test_columns_of_silent_presynaptic_units_are_skipped_exactly(cell):
+    """Columns whose group (presynaptic unit or input channel) has not been active are exactly
+    zero from M_0 = 0 and are not multiplied; the flags are updated from the step's activity."""
+    model, params, xs, _ = _problem(cell, n=12, B=2)
+    c = model.cell
+    B, S, n, P = 2, c.n_state, c.n_hidden, c.layout.size
+    graph = kernels.RecurrentGraph(c.mask)
+    plan = kernels.BlockPlan.dense(c.layout, graph, S, B, chunk=40, panels=True,
+                                   perm=kernels.presynaptic_order(c.layout))
+    work = kernels.ExactWork(c.layout, graph, plan, np.float64)
+    rec = _records(model, params, xs)[3]
+    rng = np.random.default_rng(1)
+    M = rng.normal(size=(B, S, n, P))
+    fired = work.new_fired(B)
+    fired[:, :-1] = rng.random((B, work.n_groups - 1)) < 0.5     # some groups have been active
+    dead = fired[np.arange(B)[:, None], work.col_group[None, :]] == 0     # (B, storage columns)
+    dead_params = np.zeros((B, P), bool)
+    dead_params[:, plan.perm] = dead
+    assert dead_params.any() and not dead_params.all()
+    M[np.nonzero(dead_params)[0], :, :, np.nonzero(dead_params)[1]] = 0.0  # what M_0 = 0 implies
+    credit = rng.normal(size=(B, S, n))
+    results = []
+    for fl in (fired.copy(), None):
+        new = np.full(plan.size, np.nan)
+        grad = np.zeros(P)
+        kernels.exact_panel_step(plan.from_dense(M), new, plan, work, graph, rec.jac_state,
+                                 rec.jac_params, credit, grad, fired=fl)
+        results.append((new, grad, fl))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    ref = _reference(M, rec, c.layout)
+    np.testing.assert_allclose(plan.to_dense(results[0][0]), ref, rtol=1e-12, atol=1e-12)
+    after = results[0][2]
+    jp = rec.jac_params
+    np.testing.assert_array_equal(after[:, :n], fired[:, :n] | (jp.y_prev != 0))
+    np.testing.assert_array_equal(after[:, n:-1], fired[:, n:-1] | (jp.x != 0))
+    # the skip is real: claiming a group silent when its columns are not zero changes the result
+    M2 = rng.normal(size=(B, S, n, P))
+    new = np.empty(plan.size)
+    kernels.exact_panel_step(plan.from_dense(M2), new, plan, work, graph, rec.jac_state,
+                             rec.jac_params, credit, np.zeros(P), fired=fired.copy())
+    assert not np.allclose(plan.to_dense(new), _reference(M2, rec, c.layout))
+    with pytest.raises(ValueError, match="fired"):
+        kernels.exact_panel_step(plan.from_dense(M2), new, plan, work, graph, rec.jac_state,
+                                 rec.jac_params, credit, np.zeros(P), fired=np.ones((B, 3)))
+
+
+def test_rtrl_tracks_fired_groups_over_a_sequence():
+    model, params, xs, ys = _problem("EGRU", n=16, density=0.3, B=2, T=9)
+    for kw in ({"dense_switch": 0.0}, {"dense_switch": 0.0, "kernel": "gather"},
+               {"dense_switch": np.inf}):
+        rule = RTRL(tile_bytes=1, **kw)
+        st = rule.init(model, params, 2)
+        n = model.cell.n_hidden
+        seen = np.zeros((2, n), bool)
+        for rec in _records(model, params, xs):
+            st, _ = rule.step(st, rec, rec.dout, params=params)
+            seen |= rec.jac_params.y_prev != 0
+            np.testing.assert_array_equal(st.fired[:, :n] == 1, seen)
+        assert st.fired[:, -1].all()

@@ -111,6 +111,9 @@ class InfluenceState:
         zero_flags: ``[for data, for spare]``, ``uint8 (B, panels)``: 1 where that buffer's panel
             is known to be all zeros (kept by the panel kernel; see
             :func:`~neurosnap.sparse.kernels.exact_panel_step`).
+        fired: ``uint8 (B, groups)``, presynaptic units and inputs active at some step of the
+            sequence so far (columns of the others are still exactly zero and are not
+            multiplied; see :func:`~neurosnap.sparse.kernels.exact_panel_step`).
         skipped: (batch entry, panel) pairs skipped as exactly zero so far.
         dense_switch, kernel: the rule's settings the engine runs with.
     """
@@ -125,6 +128,7 @@ class InfluenceState:
     last_blas: bool = False
     work: object = None
     zero_flags: list | None = None
+    fired: np.ndarray | None = None
     skipped: int = 0
     dense_switch: float = DENSE_SWITCH
     kernel: str = "panels"
@@ -200,13 +204,15 @@ class RTRL(Rule):
                                   grad=grad)
         S, n, P = cell.n_state, cell.n_hidden, layout.size
         tile = kernels.tile_columns(S, n, P, np.dtype(model.dtype).itemsize, self.tile_bytes)
-        plan = kernels.BlockPlan.dense(layout, graph, S, batch, chunk=tile, panels=True)
+        plan = kernels.BlockPlan.dense(layout, graph, S, batch, chunk=tile, panels=True,
+                                       perm=kernels.presynaptic_order(layout))
         pairs, key = _POOL.take(cell, model.dtype, plan)
         (data, f0), (spare, f1) = pairs
+        work = kernels.ExactWork(layout, graph, plan, model.dtype)
         state = InfluenceState(data=data, layout=layout, graph=graph, plan=plan, grad=grad,
-                               spare=spare, work=kernels.ExactWork(layout, graph, S, model.dtype),
-                               zero_flags=[f0, f1], dense_switch=float(self.dense_switch),
-                               kernel=self.kernel)
+                               spare=spare, work=work, zero_flags=[f0, f1],
+                               fired=work.new_fired(batch),
+                               dense_switch=float(self.dense_switch), kernel=self.kernel)
         weakref.finalize(state, _POOL.give, key, pairs)
         return state
 
@@ -248,35 +254,42 @@ def exact_step(state, record, credit) -> np.ndarray:
     grad[:] = 0
     old, new = state.data.reshape(-1), state.spare.reshape(-1)
     zf = state.zero_flags
-    if state.last_blas:
-        _blas_panels(state, record, credit)
-        state.blas_steps += 1
+    if state.last_blas or state.kernel != "panels":
+        if state.last_blas:
+            _blas_panels(state, record, credit)
+            state.blas_steps += 1
+        else:
+            kernels.block_step(old, new, state.plan, state.graph, record.jac_state,
+                               record.jac_params, credit, grad)
         zf[1][:] = 0                                   # the new buffer's content is not tracked
-    elif state.kernel == "panels":
+        jp = record.jac_params
+        state.fired[:, :n] |= (jp.y_prev != 0)
+        state.fired[:, n:n + jp.x.shape[1]] |= (jp.x != 0)
+    else:
         state.skipped += kernels.exact_panel_step(old, new, state.plan, state.work, state.graph,
                                                   record.jac_state, record.jac_params, credit,
-                                                  grad, zero_flags=(zf[0], zf[1]))
-    else:
-        kernels.block_step(old, new, state.plan, state.graph, record.jac_state,
-                           record.jac_params, credit, grad)
-        zf[1][:] = 0
+                                                  grad, zero_flags=(zf[0], zf[1]),
+                                                  fired=state.fired)
     state.data, state.spare = state.spare, state.data
     zf.reverse()
-    return grad.copy()
+    out = np.empty_like(grad)
+    out[state.plan.perm] = grad                        # storage order -> parameter order
+    return out
 
 
 def _blas_panels(state, record, credit) -> None:
-    """``spare = J_t data + Mbar_t`` with BLAS, panel by panel, and ``grad += c_t^T spare``."""
+    """``spare = J_t data + Mbar_t`` with BLAS, panel by panel, and ``grad += c_t^T spare``
+    (``grad`` in storage order)."""
     plan, layout = state.plan, state.layout
     B, S, n, P = state.shape
     dt = state.data.dtype
     J = record.jac_state.to_dense().astype(dt, copy=False).reshape(B, S, n, S, n)
     old = state.data.reshape(B, S, n * P)
     new = state.spare.reshape(B, S, n * P)
-    if state._imm_off is None:                     # column p -> its entry in its unit's row
+    if state._imm_off is None:             # storage column -> its entry in its unit's row
         q = np.repeat(np.arange(len(plan.blk_col0)), plan.blk_ncol)
         c0, nc = plan.blk_col0[q], plan.blk_ncol[q]
-        state._imm_off = c0 * n + layout.post * nc + (np.arange(P) - c0)
+        state._imm_off = c0 * n + plan.col_post * nc + (np.arange(P) - c0)
     Jp = J[:, 0, :, 0, :] if S == 1 else J.transpose(0, 1, 3, 2, 4)          # (B,n,n)|(B,S,S,n,n)
     for q in range(len(plan.blk_col0)):
         lo, nc = plan.blk_col0[q] * n, plan.blk_ncol[q]
@@ -286,7 +299,7 @@ def _blas_panels(state, record, credit) -> None:
             np.matmul(Jp, src[:, 0], out=dst[:, 0])
         else:
             dst[...] = np.matmul(Jp, src[:, None]).sum(axis=2)
-    new[:, :, state._imm_off] += layout.immediate(record.jac_params)               # + Mbar_t
+    new[:, :, state._imm_off] += layout.immediate(record.jac_params)[:, :, plan.perm]  # + Mbar_t
     grad = state.grad
     cr = credit.astype(dt, copy=False)
     for q in range(len(plan.blk_col0)):

@@ -144,21 +144,26 @@ class BlockPlan:
         self.col_row = col_row
 
     @classmethod
-    def dense(cls, layout, graph, n_state, batch, chunk=CHUNK, panels=False):
+    def dense(cls, layout, graph, n_state, batch, chunk=CHUNK, panels=False, perm=None):
         """Exact RTRL: all ``n`` rows for every column, columns processed ``chunk`` at a time.
 
         With ``panels=False`` (default) the storage is ``M`` itself, ``(B, S, n, P)`` in C order
         (so dense products can run on it too); with ``panels=True`` it is panel-major,
-        ``[b, a, panel, unit, column in panel]``, rows of a chunk contiguous.
+        ``[b, a, panel, unit, column in panel]``, rows of a chunk contiguous. ``perm`` (storage
+        column -> parameter; default the parameter order) reorders the columns, e.g.
+        :func:`presynaptic_order`.
         """
         n, P = layout.n, layout.size
+        perm = np.arange(P) if perm is None else np.asarray(perm, dtype=np.int64)
+        if perm.shape != (P,) or not np.array_equal(np.sort(perm), np.arange(P)):
+            raise ValueError(f"perm must be a permutation of the {P} parameters")
         starts = np.arange(0, P, chunk)
         ncol = np.minimum(chunk, P - starts)
         if panels:
             base, rstride = starts * n, ncol
         else:
             base, rstride = starts, np.full(len(starts), P)
-        return cls(layout=layout, graph=graph, n_state=n_state, batch=batch, perm=np.arange(P),
+        return cls(layout=layout, graph=graph, n_state=n_state, batch=batch, perm=perm,
                    blk_base=base, blk_bstride=np.full(len(starts), n * P),
                    blk_rstride=rstride, blk_ncol=ncol, blk_col0=starts,
                    blk_rowset=np.zeros(len(starts), dtype=np.int64), rowsets=[np.arange(n)],
@@ -598,19 +603,30 @@ def tile_columns(S, n, P, itemsize, tile_bytes=TILE_BYTES) -> int:
     return int(max(1, min(P, max(64, cols))))
 
 
+def presynaptic_order(layout) -> np.ndarray:
+    """A storage order of the parameters grouped by what drives their immediate influence:
+    recurrent weights by presynaptic unit, input weights by input channel, then the biases (each
+    group by gate, then postsynaptic unit). Columns of a unit that has not emitted an event since
+    the sequence started are then contiguous, and :func:`exact_panel_step` skips them as runs."""
+    return np.lexsort((layout.post, layout.gate, layout.pre, layout.kind)).astype(np.int64)
+
+
 class ExactWork:
-    """Scratch arrays of :func:`exact_panel_step` for one cell and dtype (allocated once).
+    """Scratch arrays of :func:`exact_panel_step` for one plan and dtype (allocated once).
 
     Attributes:
         coef: ``(S, nnz)``, ``sum_g drec[a, g, post(e)] W_g[e]`` of every edge from an active unit.
         active: ``(n,)``, units inside the surrogate's support at ``t - 1``.
         src_ptr: ``(S n + 1,)``: the sources of output row ``a n + k`` are ``src_ptr[r]:src_ptr[r+1]``.
         src_f, src_c, src_j: factor, state variable and unit of every source.
-        col_kind, col_gate, col_post, col_pre: per-column parameter metadata (``ParamLayout`` order).
+        col_group: ``(P,)`` per storage column, the group whose activity makes its immediate
+            influence non-zero: presynaptic unit ``j`` (recurrent weight), ``n + k`` (input
+            channel ``k``) or ``n + n_in`` (bias, always active).
+        runs: ``(3, max panel width + 1)``, the live and dead column runs of one panel.
     """
 
-    def __init__(self, layout, graph, n_state, dtype):
-        S, n = n_state, layout.n
+    def __init__(self, layout, graph, plan, dtype):
+        S, n = plan.S, layout.n
         n_src = S * n * S + S * S * graph.nnz                  # worst case: every local entry and edge
         self.coef = np.zeros((S, max(graph.nnz, 1)), dtype=dtype)
         self.active = np.zeros(n, dtype=np.bool_)
@@ -618,14 +634,22 @@ class ExactWork:
         self.src_f = np.zeros(max(n_src, 1), dtype=dtype)
         self.src_c = np.zeros(max(n_src, 1), dtype=np.int64)
         self.src_j = np.zeros(max(n_src, 1), dtype=np.int64)
-        self.col_kind = layout.kind.astype(np.int64)
-        self.col_gate = np.asarray(layout.gate, dtype=np.int64)
-        self.col_post = np.asarray(layout.post, dtype=np.int64)
-        self.col_pre = np.asarray(layout.pre, dtype=np.int64)
+        n_in = int(layout.n_in)
+        group = np.where(plan.col_kind == REC, plan.col_pre,
+                         np.where(plan.col_kind == INP, n + plan.col_pre, n + n_in))
+        self.col_group = group.astype(np.int64)
+        self.n_groups = n + n_in + 1
+        self.runs = np.zeros((3, int(plan.blk_ncol.max()) + 1), dtype=np.int64)
+
+    def new_fired(self, batch) -> np.ndarray:
+        """``uint8 (B, groups)`` activity flags of a fresh sequence (only the bias group is on)."""
+        fired = np.zeros((batch, self.n_groups), dtype=np.uint8)
+        fired[:, -1] = 1
+        return fired
 
 
 def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit, grad, *,
-                     skip_zero=True, immediate=True, zero_flags=None) -> int:
+                     skip_zero=True, immediate=True, zero_flags=None, fired=None) -> int:
     """One exact RTRL step on panel storage: ``new = J_t old + Mbar_t``, ``grad += c_t^T new``
     (rtrl eq. 4, 6, evaluated as eq. 7).
 
@@ -642,6 +666,13 @@ def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit,
     ``zero_flags`` lets the caller carry what is known across steps, so that known-zero panels
     are neither scanned nor rewritten (a fresh sequence then touches only the panels it fills).
 
+    ``fired`` skips *columns*: a parameter's column of ``M`` stays exactly zero from ``M_0 = 0``
+    as long as its immediate influence has been zero at every step, i.e. while its presynaptic
+    unit has emitted no event (recurrent weights; ``y_{t-1}[j] = 0``) or its input channel has
+    been zero (input weights) since the sequence started. Such columns are written as zeros
+    without being multiplied (in runs, with :func:`presynaptic_order` storage); the kernel then
+    marks the groups active at this step.
+
     Args:
         old, new: two flat buffers of ``plan`` (``new`` is overwritten; distinct arrays).
         plan: :class:`BlockPlan` from ``BlockPlan.dense(..., panels=True)``.
@@ -655,6 +686,9 @@ def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit,
         zero_flags: None, or a pair ``(old_flags, new_flags)`` of ``uint8`` arrays of shape
             ``(B, panels)``: 1 where that buffer's panel is known to be all zeros (0: unknown).
             ``old_flags`` is read, ``new_flags`` is read and updated; swap them with the buffers.
+        fired: None (every column may be non-zero), or ``uint8 (B, work.n_groups)`` from
+            :meth:`ExactWork.new_fired` at the start of the sequence (``M_0 = 0``), carried from
+            step to step: 1 for the groups active at some earlier step; updated in place.
 
     Returns:
         The number of (batch entry, panel) pairs skipped as zero.
@@ -679,10 +713,17 @@ def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit,
                 raise ValueError(f"zero_flags must be two uint8 arrays of shape {(B, nq)}")
         if zold is znew:
             raise ValueError("zero_flags needs two distinct arrays")
+    if fired is None:
+        fired_ = np.ones((B, w.n_groups), dtype=np.uint8)
+    else:
+        if not (isinstance(fired, np.ndarray) and fired.dtype == np.uint8
+                and fired.shape == (B, w.n_groups)):
+            raise ValueError(f"fired must be a uint8 array of shape {(B, w.n_groups)}")
+        fired_ = fired
     return _exact_panels(old, new, B, S, n, plan.blk_base, plan.blk_bstride, plan.blk_rstride,
-                         plan.blk_ncol, plan.blk_col0, bool(skip_zero), zold, znew,
-                         bool(immediate),
-                         w.col_kind, w.col_gate, w.col_post, w.col_pre, graph.indptr,
+                         plan.blk_ncol, plan.blk_col0, bool(skip_zero), zold, znew, fired_,
+                         w.col_group, w.runs, bool(immediate),
+                         plan.col_kind, plan.col_gate, plan.col_post, plan.col_pre, graph.indptr,
                          graph.indices, graph.csc_edge, graph.in_ptr, graph.edge_pre,
                          _c(js.local, dt), _c(js.drec, dt), _c(js.w_rec, dt), _c(js.dout, dt),
                          _c(jp.drec, dt), _c(jp.dinp, dt), _c(jp.y_prev, dt), _c(jp.x, dt),
@@ -692,7 +733,7 @@ def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit,
 
 @numba.njit(cache=True, nogil=True)
 def _exact_panels(old, new, B, S, n, blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0,
-                  skip_zero, zold, znew, immediate, col_kind, col_gate, col_post, col_pre, indptr, indices,
+                  skip_zero, zold, znew, fired, col_group, runs, immediate, col_kind, col_gate, col_post, col_pre, indptr, indices,
                   csc_edge, in_ptr, edge_pre, local, drec, w_rec, dout, jp_drec, jp_dinp, y_prev,
                   x, credit, grad, coef, active, src_ptr, src_f, src_c, src_j):  # pragma: no cover - numba
     G = w_rec.shape[0]
@@ -772,42 +813,62 @@ def _exact_panels(old, new, B, S, n, blk_base, blk_bstride, blk_rstride, blk_nco
                     znew[b, q] = 1
             else:
                 znew[b, q] = 0
+                # runs of columns whose group was active before this step (multiplied) and of
+                # columns still exactly zero (written as zeros)
+                nrun = 0
+                s_ = 0
+                while s_ < nc:
+                    lv = fired[b, col_group[c0 + s_]] != 0
+                    e_ = s_ + 1
+                    while e_ < nc and (fired[b, col_group[c0 + e_]] != 0) == lv:
+                        e_ += 1
+                    runs[0, nrun] = s_
+                    runs[1, nrun] = e_
+                    runs[2, nrun] = 1 if lv else 0
+                    nrun += 1
+                    s_ = e_
                 for r in range(nrow):
                     a = r // n
                     k = r - a * n
-                    od = _u(base + a * bs + k * rst)
-                    t = src_ptr[r]
+                    od0 = base + a * bs + k * rst
+                    t0 = src_ptr[r]
                     t1 = src_ptr[r + 1]
-                    if t == t1:
-                        _fill(new, od, zero, nc)
-                        continue
                     cf = credit[b, a, k]
-                    first = True
-                    while t < t1:
-                        # up to eight sources per pass over the row (1, 2, 4 or 8; a short group
-                        # is padded by repeating its first source with factor 0, exact for
-                        # finite values); the gradient is fused into the last pass
-                        rem = t1 - t
-                        w = 8 if rem >= 5 else (4 if rem >= 3 else rem)
-                        o0 = _u(base + src_c[t] * bs + src_j[t] * rst)
-                        for u in range(w):
-                            if t + u < t1:
-                                o8[u] = _u(base + src_c[t + u] * bs + src_j[t + u] * rst)
-                                f8[u] = src_f[t + u]
+                    for ru in range(nrun):
+                        rs = runs[0, ru]
+                        m_ = runs[1, ru] - rs
+                        od = _u(od0 + rs)
+                        if runs[2, ru] == 0 or t0 == t1:
+                            _fill(new, od, zero, m_)
+                            continue
+                        t = t0
+                        first = True
+                        while t < t1:
+                            # up to eight sources per pass over the run (1, 2, 4 or 8; a short
+                            # group is padded by repeating its first source with factor 0, exact
+                            # for finite values); the gradient is fused into the last pass
+                            rem = t1 - t
+                            w = 8 if rem >= 5 else (4 if rem >= 3 else rem)
+                            o0 = _u(base + src_c[t] * bs + src_j[t] * rst + rs)
+                            for u in range(w):
+                                if t + u < t1:
+                                    o8[u] = _u(base + src_c[t + u] * bs + src_j[t + u] * rst + rs)
+                                    f8[u] = src_f[t + u]
+                                else:
+                                    o8[u] = o0
+                                    f8[u] = zero
+                            t += w
+                            wg = t >= t1 and cf != 0
+                            og = _u(c0 + rs)
+                            if w == 8:
+                                _comb8(new, od, old, o8, f8, m_, not first, grad, og, cf, wg)
+                            elif w == 4:
+                                _comb4(new, od, old, o8, f8, m_, not first, grad, og, cf, wg)
+                            elif w == 2:
+                                _comb2(new, od, old, o8, f8, m_, not first, grad, og, cf, wg)
                             else:
-                                o8[u] = o0
-                                f8[u] = zero
-                        t += w
-                        wg = t >= t1 and cf != 0
-                        if w == 8:
-                            _comb8(new, od, old, o8, f8, nc, not first, grad, _u(c0), cf, wg)
-                        elif w == 4:
-                            _comb4(new, od, old, o8, f8, nc, not first, grad, _u(c0), cf, wg)
-                        elif w == 2:
-                            _comb2(new, od, old, o8, f8, nc, not first, grad, _u(c0), cf, wg)
-                        else:
-                            _comb1(new, od, old, o8, f8, nc, not first, grad, _u(c0), cf, wg)
-                        first = False
+                                _comb1(new, od, old, o8, f8, m_, not first, grad, og, cf, wg)
+                            first = False
             if immediate:                  # Mbar_t: column s sits in the rows of its unit
                 for s_ in range(nc):
                     col = c0 + s_
@@ -832,6 +893,13 @@ def _exact_panels(old, new, B, S, n, blk_base, blk_bstride, blk_rstride, blk_nco
                             new[off + a * bs] += f
                             grad[col] += credit[b, a, i] * f
                             znew[b, q] = 0
+        # groups active at this step: their columns may be non-zero from now on
+        for j in range(n):
+            if y_prev[b, j] != 0:
+                fired[b, j] = 1
+        for kk in range(x.shape[1]):
+            if x[b, kk] != 0:
+                fired[b, n + kk] = 1
     return skipped
 
 
