@@ -114,6 +114,8 @@ class InfluenceState:
         fired: ``uint8 (B, groups)``, presynaptic units and inputs active at some step of the
             sequence so far (columns of the others are still exactly zero and are not
             multiplied; see :func:`~neurosnap.sparse.kernels.exact_panel_step`).
+        live_cols: ``(B,)`` columns the panel kernel multiplied at the last step (the others were
+            still exactly zero), or None when all ``P`` were.
         skipped: (batch entry, panel) pairs skipped as exactly zero so far.
         dense_switch, kernel: the rule's settings the engine runs with.
     """
@@ -129,6 +131,7 @@ class InfluenceState:
     work: object = None
     zero_flags: list | None = None
     fired: np.ndarray | None = None
+    live_cols: np.ndarray | None = None
     skipped: int = 0
     dense_switch: float = DENSE_SWITCH
     kernel: str = "panels"
@@ -235,7 +238,8 @@ class RTRL(Rule):
         B, S, n, P = state.shape
         out = {"influence_nnz": np.count_nonzero(state.data) / B, "influence_size": float(S * n * P)}
         if self.sparse and not state.last_blas:
-            out["macs"] = _stats.exact_sparse_macs(record, state.graph, state.layout)
+            out["macs"] = _stats.exact_sparse_macs(record, state.graph, state.layout,
+                                                   state.live_cols)
         else:
             out["macs"] = _stats.dense_rtrl_macs(record, P)
         return out
@@ -262,10 +266,12 @@ def exact_step(state, record, credit) -> np.ndarray:
             kernels.block_step(old, new, state.plan, state.graph, record.jac_state,
                                record.jac_params, credit, grad)
         zf[1][:] = 0                                   # the new buffer's content is not tracked
+        state.live_cols = None
         jp = record.jac_params
         state.fired[:, :n] |= (jp.y_prev != 0)
         state.fired[:, n:n + jp.x.shape[1]] |= (jp.x != 0)
     else:
+        state.live_cols = state.fired[:, state.work.col_group].sum(axis=1, dtype=np.int64)
         state.skipped += kernels.exact_panel_step(old, new, state.plan, state.work, state.graph,
                                                   record.jac_state, record.jac_params, credit,
                                                   grad, zero_flags=(zf[0], zf[1]),
