@@ -119,7 +119,6 @@ def test_rtrl_skips_the_zero_influence_of_a_fresh_sequence():
     """From M_0 = 0 the first step skips every panel; recurrent-weight panels stay zero while
     their presynaptic units have never emitted an event (y_0 = 0)."""
     model, params, xs, ys = _problem("EGRU", n=12, B=1)
-    c = model.cell
     rule = RTRL(dense_switch=0.0, tile_bytes=1)                  # 64-column panels
     st = rule.init(model, params, 1)
     n_panels = len(st.plan.blk_col0)

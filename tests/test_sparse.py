@@ -7,7 +7,6 @@ import pytest
 import neurosnap as ns
 from neurosnap.core.record import StateJacobian
 from neurosnap.rules import BPTT, RTRL
-from neurosnap.rules import rtrl as rtrl_module
 from neurosnap.sparse import kernels
 from neurosnap.sparse.events import EventDrive
 
@@ -157,11 +156,11 @@ def test_block_step_needs_two_buffers():
 
 # -- sparse exact RTRL == dense RTRL ----------------------------------------------------------------
 ENGINES = {
-    "panels": dict(dense_switch=0.0),                            # the panel kernel, every step
-    "gather": dict(dense_switch=0.0, kernel="gather"),           # the generic block kernel
-    "small-panels": dict(dense_switch=0.0, tile_bytes=1),        # panels of 64 columns
-    "blas": dict(dense_switch=float("inf")),                     # BLAS on the panels, every step
-    "auto": dict(),                                              # the default choice
+    "panels": {"dense_switch": 0.0},                             # the panel kernel, every step
+    "gather": {"dense_switch": 0.0, "kernel": "gather"},         # the generic block kernel
+    "small-panels": {"dense_switch": 0.0, "tile_bytes": 1},      # panels of 64 columns
+    "blas": {"dense_switch": float("inf")},                      # BLAS on the panels, every step
+    "auto": {},                                                  # the default choice
 }
 
 

@@ -250,7 +250,7 @@ def exact_step(state, record, credit) -> np.ndarray:
     buffer): the numba kernel (``state.kernel``), or BLAS on the dense Jacobian when the counted
     sparse work is more than ``1 / state.dense_switch`` of the dense product's. Returns the
     gradient ``(P,)``."""
-    B, S, n, P = state.shape
+    B, S, n, _ = state.shape
     ds = state.dense_switch
     state.last_blas = ds > 0 and (
         ds * _stats.kernel_macs_per_column(record, state.graph) > B * (S * n) ** 2)
