@@ -13,7 +13,7 @@ measures, in one process:
 
 Combinations whose estimated time exceeds ``--budget`` seconds are skipped and reported with their
 estimate. Extra checks: ``--memory`` (peak memory at T = 1,000 vs 100,000), ``--anchor`` (LeakyRNN,
-float32, batch 1, dense, for the speed anchors of ``/work/shared/notes/speed-anchors.md``),
+float32, batch 1, dense, for the project's speed anchors),
 ``--target`` (the issue's target configurations, more steps).
 
 ``--dtype float32`` runs the sweep and the targets in single precision; ``--scale`` times EGRU
@@ -52,18 +52,20 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import neurosnap as ns  # noqa: E402
 from neurosnap.rules import BPTT, RTRL, SnAp  # noqa: E402
+from neurosnap.rules import rtrl as rtrl_module  # noqa: E402
 from neurosnap.sparse import kernels, patterns  # noqa: E402
 from neurosnap.sparse import stats as nstats  # noqa: E402
 
 RULES = {
     "dense": lambda: RTRL(sparse=False),
     "sparse": lambda: RTRL(),
+    "gather": lambda: RTRL(kernel="gather"),     # the generic block kernel on the same storage
     "snap1": lambda: SnAp(1),
     "snap2": lambda: SnAp(2),
     "bptt": lambda: BPTT(),
 }
 #: multiply-adds per second assumed when estimating a run before deciding to skip it
-ASSUMED_RATE = {"dense": 15e9, "sparse": 3e9, "snap1": 1e9, "snap2": 2e9, "bptt": 1e9}
+ASSUMED_RATE = {"dense": 15e9, "sparse": 3e9, "gather": 3e9, "snap1": 1e9, "snap2": 2e9, "bptt": 1e9}
 N_IN = 4
 
 
@@ -136,7 +138,7 @@ def estimate_seconds_per_step(model, params, rule_name, xs):
         dense = nstats.dense_rtrl_macs(rec, P)
         if name == "dense":
             m, rate = dense, ASSUMED_RATE["dense"]
-        elif name == "sparse":
+        elif name in ("sparse", "gather"):
             m, rate = nstats.exact_sparse_macs(rec, graph, c.layout), ASSUMED_RATE["sparse"]
             if rtrl_module.DENSE_SWITCH * m > dense:
                 m, rate = dense, ASSUMED_RATE["dense"]
@@ -191,6 +193,7 @@ def measure(model, params, rule, xs, *, warmup, state=None, costs=True, memory=T
     rule_t, full_t, timed, counted = _loop(model, params, rule, xs, warmup, state, costs)
     out = {"rule_ms": 1e3 * rule_t / timed, "full_ms": 1e3 * full_t / timed, "steps": timed}
     if memory:
+        rtrl_module._POOL.free.clear()        # the sparse engine's buffers must be allocated anew
         gc.collect()
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
@@ -374,7 +377,8 @@ def render_compact(results) -> str:
         k = (r["n"], r["density"], r["target_activity"])
         if k not in keys:
             keys.append(k)
-    names = ("dense", "sparse", "snap1", "snap2", "bptt")
+    names = tuple(m for m in ("dense", "sparse", "snap1", "snap2", "bptt")
+                  if any(r["rule"] == m for r in rows))
     out = ["| n | d | events | support | " + " | ".join(f"{m} ms" for m in names)
            + " | update speed-up sparse vs dense | MAC ratio dense/sparse | speed-up / MAC ratio"
            + " | peak MB " + "/".join(names) + " |",
