@@ -99,7 +99,9 @@ class InfluenceState:
         data: the stored influence ``M``: ``(B, S, n, P)`` in C order (columns in
             :class:`~neurosnap.core.layout.ParamLayout` order) for the dense reference; for the
             sparse engine ``(B, S n P)``, the flat panel storage of ``plan`` (read it back as
-            ``(B, S, n, P)`` with :attr:`influence`).
+            ``(B, S, n, P)`` with :attr:`influence`). The sparse engine's two buffers go back to
+            a pool when the state is garbage-collected and serve the next ``init`` of the same
+            cell: copy ``data`` to keep it beyond the state's life.
         layout: the cell's :class:`~neurosnap.core.layout.ParamLayout`.
         graph: :class:`~neurosnap.sparse.kernels.RecurrentGraph` of the cell's mask.
         plan: :class:`~neurosnap.sparse.kernels.BlockPlan` (sparse engine) or None (dense).
@@ -233,8 +235,9 @@ class RTRL(Rule):
 
     def cost(self, state, record):
         """Influence non-zeros stored, numbers stored and multiply-adds of the last step, per
-        sequence: the sparse kernel's counted work (``docs/theory/snap.md`` eq. (8)), or the dense
-        product's on steps the sparse engine handed to BLAS."""
+        sequence: the sparse kernel's counted work (``docs/theory/snap.md`` eq. (8); for the panel
+        kernel only over the columns it multiplied, see ``InfluenceState.live_cols``), or the
+        dense product's on steps the sparse engine handed to BLAS."""
         B, S, n, P = state.shape
         out = {"influence_nnz": np.count_nonzero(state.data) / B, "influence_size": float(S * n * P)}
         if self.sparse and not state.last_blas:
