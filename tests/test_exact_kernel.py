@@ -364,3 +364,46 @@ def test_rtrl_tracks_fired_groups_over_a_sequence():
             seen |= rec.jac_params.y_prev != 0
             np.testing.assert_array_equal(st.fired[:, :n] == 1, seen)
         assert st.fired[:, -1].all()
+
+
+def test_silent_columns_are_not_rewritten_when_new_is_known_zero_there():
+    model, params, xs, _ = _problem("EGRU", n=12, B=2)
+    c = model.cell
+    B, S, n, P = 2, 1, 12, c.layout.size
+    graph = kernels.RecurrentGraph(c.mask)
+    plan = kernels.BlockPlan.dense(c.layout, graph, S, B, chunk=40, panels=True,
+                                   perm=kernels.presynaptic_order(c.layout))
+    work = kernels.ExactWork(c.layout, graph, plan, np.float64)
+    rec = _records(model, params, xs)[3]
+    rng = np.random.default_rng(4)
+    fired = work.new_fired(B)
+    fired[:, :-1] = rng.random((B, work.n_groups - 1)) < 0.5
+    dead = np.zeros((B, P), bool)
+    dead[:, plan.perm] = fired[np.arange(B)[:, None], work.col_group[None, :]] == 0
+    M = rng.normal(size=(B, S, n, P))
+    M[np.nonzero(dead)[0], :, :, np.nonzero(dead)[1]] = 0.0
+    out = []
+    for keep in (False, True):
+        marker = np.zeros((B, S, n, P))
+        marker[np.nonzero(dead)[0], :, :, np.nonzero(dead)[1]] = 5.0     # visible if untouched
+        new = plan.from_dense(marker)
+        kernels.exact_panel_step(plan.from_dense(M), new, plan, work, graph, rec.jac_state,
+                                 rec.jac_params, None, np.zeros(P), fired=fired.copy(),
+                                 new_zero_where_silent=keep)
+        out.append(plan.to_dense(new))
+    ref = _reference(M, rec, c.layout)
+    np.testing.assert_allclose(out[0], ref, rtol=1e-12, atol=1e-12)       # rewritten as zeros
+    # dead columns of panels with a live column are not written at all (a panel that is all zero
+    # in ``old`` takes the zero-panel path instead and is rewritten as zeros)
+    panel_of = np.empty(P, dtype=int)
+    for q, (c0, nc) in enumerate(zip(plan.blk_col0, plan.blk_ncol)):
+        panel_of[plan.perm[c0:c0 + nc]] = q
+    live_panel = np.zeros((B, len(plan.blk_col0)), bool)
+    for b in range(B):
+        np.logical_or.at(live_panel[b], panel_of, ~dead[b])
+    kept = dead & live_panel[np.arange(B)[:, None], panel_of[None, :]]
+    assert kept.any()
+    mask = np.broadcast_to(kept[:, None, None, :], ref.shape) & (ref == 0)
+    assert np.all(out[1][mask] == 5.0)                                       # not written at all
+    live = ~np.broadcast_to(dead[:, None, None, :], ref.shape)
+    np.testing.assert_allclose(out[1][live], ref[live], rtol=1e-12, atol=1e-12)

@@ -278,7 +278,7 @@ def exact_step(state, record, credit) -> np.ndarray:
         state.skipped += kernels.exact_panel_step(old, new, state.plan, state.work, state.graph,
                                                   record.jac_state, record.jac_params, credit,
                                                   grad, zero_flags=(zf[0], zf[1]),
-                                                  fired=state.fired)
+                                                  fired=state.fired, new_zero_where_silent=True)
     state.data, state.spare = state.spare, state.data
     zf.reverse()
     out = np.empty_like(grad)

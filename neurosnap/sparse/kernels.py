@@ -649,7 +649,8 @@ class ExactWork:
 
 
 def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit, grad, *,
-                     skip_zero=True, immediate=True, zero_flags=None, fired=None) -> int:
+                     skip_zero=True, immediate=True, zero_flags=None, fired=None,
+                     new_zero_where_silent=False) -> int:
     """One exact RTRL step on panel storage: ``new = J_t old + Mbar_t``, ``grad += c_t^T new``
     (rtrl eq. 4, 6, evaluated as eq. 7).
 
@@ -671,7 +672,9 @@ def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit,
     unit has emitted no event (recurrent weights; ``y_{t-1}[j] = 0``) or its input channel has
     been zero (input weights) since the sequence started. Such columns are written as zeros
     without being multiplied (in runs, with :func:`presynaptic_order` storage); the kernel then
-    marks the groups active at this step.
+    marks the groups active at this step. With ``new_zero_where_silent`` those columns are not even
+    written: the caller guarantees that ``new`` already holds zeros there (true when both buffers
+    started the sequence at zero, since ``new`` holds ``M_{t-2}``).
 
     Args:
         old, new: two flat buffers of ``plan`` (``new`` is overwritten; distinct arrays).
@@ -689,6 +692,7 @@ def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit,
         fired: None (every column may be non-zero), or ``uint8 (B, work.n_groups)`` from
             :meth:`ExactWork.new_fired` at the start of the sequence (``M_0 = 0``), carried from
             step to step: 1 for the groups active at some earlier step; updated in place.
+        new_zero_where_silent: ``new`` is already zero in the columns of silent groups.
 
     Returns:
         The number of (batch entry, panel) pairs skipped as zero.
@@ -722,7 +726,8 @@ def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit,
         fired_ = fired
     return _exact_panels(old, new, B, S, n, plan.blk_base, plan.blk_bstride, plan.blk_rstride,
                          plan.blk_ncol, plan.blk_col0, bool(skip_zero), zold, znew, fired_,
-                         w.col_group, w.runs, bool(immediate),
+                         w.col_group, w.runs, bool(new_zero_where_silent and fired is not None),
+                         bool(immediate),
                          plan.col_kind, plan.col_gate, plan.col_post, plan.col_pre, graph.indptr,
                          graph.indices, graph.csc_edge, graph.in_ptr, graph.edge_pre,
                          _c(js.local, dt), _c(js.drec, dt), _c(js.w_rec, dt), _c(js.dout, dt),
@@ -733,7 +738,7 @@ def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit,
 
 @numba.njit(cache=True, nogil=True)
 def _exact_panels(old, new, B, S, n, blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0,
-                  skip_zero, zold, znew, fired, col_group, runs, immediate, col_kind, col_gate, col_post, col_pre, indptr, indices,
+                  skip_zero, zold, znew, fired, col_group, runs, keep_silent, immediate, col_kind, col_gate, col_post, col_pre, indptr, indices,
                   csc_edge, in_ptr, edge_pre, local, drec, w_rec, dout, jp_drec, jp_dinp, y_prev,
                   x, credit, grad, coef, active, src_ptr, src_f, src_c, src_j):  # pragma: no cover - numba
     G = w_rec.shape[0]
@@ -838,7 +843,11 @@ def _exact_panels(old, new, B, S, n, blk_base, blk_bstride, blk_rstride, blk_nco
                         rs = runs[0, ru]
                         m_ = runs[1, ru] - rs
                         od = _u(od0 + rs)
-                        if runs[2, ru] == 0 or t0 == t1:
+                        if runs[2, ru] == 0:
+                            if not keep_silent:
+                                _fill(new, od, zero, m_)
+                            continue
+                        if t0 == t1:
                             _fill(new, od, zero, m_)
                             continue
                         t = t0
