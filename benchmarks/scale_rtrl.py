@@ -1,7 +1,7 @@
 """Exact RTRL at 512 units: train EGRU n=512, density 0.05, online on sequential digits.
 
     python benchmarks/scale_rtrl.py                       # the recorded run (docs/benchmarks.md)
-    python benchmarks/scale_rtrl.py --steps 160 --dense-steps 8 --out /tmp/scale   # a quick look
+    python benchmarks/scale_rtrl.py --steps 160 --time-sequences 2 --out runs/scale   # a quick look
 
 The model is ``EGRU(n_in=8, n_hidden=512, density=0.05)`` in float32 with a linear readout over 10
 classes; the task is ``ns.tasks.Digits`` (scikit-learn's 8 x 8 digits read row by row, label at the
