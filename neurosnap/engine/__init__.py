@@ -237,7 +237,8 @@ def _run(model, rule, params_t, data, state, acc, outs, opt_t, ctl, batch_size, 
             work = (np.zeros((S_, nnz), dt), np.zeros(n_, np.bool_), np.zeros(nptr, np.int64),
                     np.zeros(nsrc, dt), np.zeros(nsrc, np.int64), np.zeros(nsrc, np.int64))
             code = codes.BLOCK
-            switch = float(_rtrl.DENSE_SWITCH) if exact and rows >= BLAS_MIN_ROWS else 0.0
+            knob = getattr(rule, "dense_switch", _rtrl.DENSE_SWITCH)     # SnAp: the default
+            switch = float(knob) if exact and rows >= BLAS_MIN_ROWS else 0.0
             size = plan[-1]
             dense = (rows, rows) if switch > 0 else (1, 1)
             bufs = (np.zeros(size, dt), np.zeros(size, dt), np.zeros((1, 1, 1), dt),

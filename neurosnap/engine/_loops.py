@@ -386,7 +386,7 @@ def run_influence(code, plan, work, bufs, perm, switch, data, cell, params, grap
         use_blas = False
         if code == BLOCK and switch > 0:
             use_blas = switch * _per_column(local, drec, dout_prev, dout, graph[4],
-                                            edge_pre) > B * (S * n) ** 2
+                                            edge_pre).sum() > B * (S * n) ** 2
         if use_blas:                   # dense steps of the exact plan: BLAS on the same storage
             dense_step(old.reshape((B, S * n, P)), nxt.reshape((B, S * n, P)), J, cred, gtmp,
                        graph, kind, gate, post, pre, params[0], local, drec, dinp, dout_prev,
