@@ -90,6 +90,9 @@ VARIANTS = [
     ("LIF-subtract", "heaviside", dict(detach_reset=False, autapses=True)),
     ("ALIF", "heaviside", dict(detach_reset=False, detach_adaptation=True)),
     ("ALIF-subtract", "fast_sigmoid", dict(detach_reset=False, bias=True)),
+    ("LIF", "heaviside", dict(refractory=3e-3)),
+    ("LIF-subtract", "fast_sigmoid", dict(refractory=4e-3, detach_reset=False)),
+    ("ALIF", "heaviside", dict(refractory=2e-3, detach_reset=False)),
     ("LeakyRNN", "none", dict(alpha=1.0, bias=False)),
     ("LeakyRNN", "none", dict(autapses=False)),
 ]

@@ -36,7 +36,7 @@ def reference_cell(cell):
         return ref.EGRU(gate=gate, threshold=cell.threshold, detach_reset=cell.detach_reset)
     common = dict(gate=gate, dt=cell.dt, tau_mem=cell.tau_mem, tau_syn=cell.tau_syn, v_th=cell.v_th,
                   v_leak=cell.v_leak, v_reset=cell.v_reset, reset=cell.reset,
-                  detach_reset=cell.detach_reset)
+                  detach_reset=cell.detach_reset, refractory_steps=cell.refractory_steps)
     if isinstance(cell, ns.cells.ALIF):
         return ref.ALIF(**common, tau_adapt=cell.tau_adapt, beta=cell.beta,
                         detach_adaptation=cell.detach_adaptation)
@@ -87,6 +87,9 @@ VARIANTS = [
     ("ALIF", "heaviside", dict(detach_reset=False, detach_adaptation=True)),
     ("ALIF-subtract", "heaviside", dict(detach_reset=False, beta=0.7, tau_adapt=0.05)),
     ("ALIF", "smooth", dict(detach_adaptation=True)),
+    ("LIF", "heaviside", dict(refractory=3e-3, detach_reset=False)),
+    ("LIF", "smooth", dict(refractory=2e-3)),
+    ("ALIF-subtract", "fast_sigmoid", dict(refractory=4e-3, detach_reset=False)),
     ("LeakyRNN", "none", dict(alpha=0.3, autapses=False)),
 ]
 

@@ -294,6 +294,14 @@ def _neurons(b2, cell, B, common):
     v_reset : 1 (shared, constant)
     """
     update = "v = v + k_m * (v_leak - v + i_syn)\ni_syn = (1 - k_s) * i_syn"
+    refractory = {}
+    if cell.refractory_steps:
+        # Brian2 adds ``not_refractory`` (updated in the state updater, which runs before this code:
+        # order=1 below) and appends ``and not_refractory`` to the threshold; the explicit update
+        # clamps v like ``(unless refractory)`` would an ODE, and i_syn keeps integrating.
+        update = ("v = v + int(not_refractory) * k_m * (v_leak - v + i_syn)\n"
+                  "i_syn = (1 - k_s) * i_syn")
+        refractory = dict(refractory=cell.refractory_steps * cell.dt * b2.second)
     threshold = "v - v_th > 0"
     reset = "v = v_reset" if cell.reset == "zero" else "v = v - v_th"
     if alif:
@@ -302,7 +310,7 @@ def _neurons(b2, cell, B, common):
         threshold = "v - v_th - beta * a > 0"
         reset += "\na = a + 1"
     group = b2.NeuronGroup(B * cell.n_hidden, eqs, threshold=threshold, reset=reset,
-                           name=NAMES["neurons"], **common)
+                           name=NAMES["neurons"], **refractory, **common)
     group.k_m = cell.dt / cell.tau_mem
     group.k_s = cell.dt / cell.tau_syn
     group.v_th, group.v_leak, group.v_reset = cell.v_th, cell.v_leak, cell.v_reset
@@ -310,7 +318,7 @@ def _neurons(b2, cell, B, common):
     if alif:
         group.rho = 1 - cell.dt / cell.tau_adapt
         group.beta = cell.beta
-    group.run_regularly(update, when="groups", name=NAMES["update"],
+    group.run_regularly(update, when="groups", order=1 if refractory else 0, name=NAMES["update"],
                         codeobj_class=common["codeobj_class"])
     return group
 

@@ -8,6 +8,9 @@ As :mod:`neurosnap.cells.lif` with an adaptation variable ``a`` raising the thre
     a_t     = rho (a_{t-1} + z_{t-1})                        (Norse's LSNN adaptation)
     i_j, v_t, i_t as in LIF
     z_t     = H(v_t - v_th - beta a_t)
+
+``refractory > 0`` adds the counter ``r`` as a fourth state variable, as in LIF (eq. (15)-(18)): no
+spike while refractory, the membrane clamped, ``i`` and ``a`` keep integrating.
 """
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ class ALIF(_Spiking):
         beta: threshold increase per unit of adaptation (>= 0; ``beta=0`` behaves as LIF).
         detach_adaptation: if True, no gradient flows through the spike that increments ``a``.
 
-    State shape ``(B, 3, n)``; output: spikes ``z`` of shape ``(B, n)``.
+    State shape ``(B, 3, n)``, ``(B, 4, n)`` with the refractory counter ``r`` when
+    ``refractory > 0``; output: spikes ``z`` of shape ``(B, n)``.
 
     Examples:
         >>> import numpy as np, neurosnap as ns
@@ -59,39 +63,39 @@ class ALIF(_Spiking):
     def _local(self, state, rec, inp, jac):
         v, i, a = state[:, 0], state[:, 1], state[:, 2]
         x = v - self.v_th - self.beta * a
-        z = self.gate.forward(x)
-        dz = self.gate.grad(x) if jac else None
+        z, dz, free = self._spike(x, state, jac)
         v_r, dvr_dv, dvr_dx = self._reset(v, z, dz, jac)
-        v_new, i_new = self._integrate(v_r, i, rec, inp)
+        c_new, m = self._counter(state, x, free)
+        v_new, i_new = self._integrate(v_r, i, rec, inp, m)
         rho = 1 - self.dt / self.tau_adapt
-        new = np.stack([v_new, i_new, rho * (a + z)], axis=1)
+        new = self._stack([v_new, i_new, rho * (a + z)], c_new)
         if not jac:
             return new, None, None, None
         k_m, k_s = self.dt / self.tau_mem, self.dt / self.tau_syn
-        B, n = v.shape
+        km = k_m if m is None else k_m * m                 # 0 while clamped
+        B, S, n = state.shape
         dza = np.zeros_like(v) if self.detach_adaptation else dz
-        local = np.zeros((B, 3, 3, n), dtype=state.dtype)
-        local[:, 0, 0] = (1 - k_m) * dvr_dv
-        local[:, 0, 1] = k_m
-        local[:, 0, 2] = (1 - k_m) * dvr_dx * (-self.beta)
+        local = np.zeros((B, S, S, n), dtype=state.dtype)  # the counter's rows and columns stay 0
+        local[:, 0, 0] = (1 - km) * dvr_dv
+        local[:, 0, 1] = km
+        local[:, 0, 2] = (1 - km) * dvr_dx * (-self.beta)
         local[:, 1, 1] = 1 - k_s
         local[:, 2, 0] = rho * dza
         local[:, 2, 2] = rho * (1 - self.beta * dza)
-        d = np.zeros((B, 3, 1, n), dtype=state.dtype)
-        d[:, 0, 0] = k_m
+        d = np.zeros((B, S, 1, n), dtype=state.dtype)
+        d[:, 0, 0] = km
         d[:, 1, 0] = 1 - k_s
         return new, local, d, d.copy()
 
     def _output(self, state, jac):
         x = state[:, 0] - self.v_th - self.beta * state[:, 2]
-        z = self.gate.forward(x)
+        z, g, free = self._spike(x, state, jac)
         if not jac:
             return z, None, None
-        g = self.gate.grad(x)
         dout = np.zeros_like(state)
         dout[:, 0] = g
         dout[:, 2] = -self.beta * g
-        return z, dout, x > 0
+        return z, dout, (x > 0) if free is None else (x > 0) & (free > 0)
 
     def compiled_spec(self):
         """See :meth:`~neurosnap.cells.base.Cell.compiled_spec`."""

@@ -11,6 +11,15 @@ order of one step (``docs/theory/cells.md`` eq. (7)-(11)), ``k_m = dt/tau_mem``,
     v_t     = v_r + k_m (v_leak - v_r + i_j)                      forward Euler
     i_t     = (1 - k_s) i_j
     z_t     = H(v_t - v_th)                                       the output seen by readout and network
+
+With ``refractory > 0`` (``docs/theory/cells.md`` eq. (15)-(18)) a counter ``c`` (in steps) is a third
+state variable, ``R = refractory / dt``; Brian2's ``(unless refractory)`` semantics, the spike step
+counting as the first of the ``R`` refractory steps:
+
+    z_{t-1} = H(v_{t-1} - v_th) [c_{t-1} = 0]                    no spike while refractory
+    c_t     = R - 1 if z_{t-1} = 1, else max(c_{t-1} - 1, 0)
+    v_t     = v_r + [c_t = 0] k_m (v_leak - v_r + i_j)           membrane clamped while c_t > 0
+    i_t     = (1 - k_s) i_j                                       the current keeps integrating
 """
 from __future__ import annotations
 
@@ -28,8 +37,8 @@ class _Spiking(Cell):
 
     def __init__(self, n_in, n_hidden, density=1.0, *, gate=None, dt=1e-3, tau_mem=1e-2,
                  tau_syn=5e-3, v_th=1.0, v_leak=0.0, v_reset=0.0, reset="zero",
-                 detach_reset=True, autapses=False, bias=False, w_in_scale=1.0, w_rec_scale=1.0,
-                 **kwargs):
+                 detach_reset=True, refractory=0.0, autapses=False, bias=False, w_in_scale=1.0,
+                 w_rec_scale=1.0, **kwargs):
         self.gate = make_gate(gate, Triangle(gamma=0.3, width=1.0))
         self.dt = validate.real("dt", dt, low=0.0, low_open=True)
         self.tau_mem = validate.real("tau_mem", tau_mem, low=self.dt, low_name=f"dt={self.dt}")
@@ -41,6 +50,15 @@ class _Spiking(Cell):
         if not isinstance(detach_reset, bool):
             raise TypeError(f"detach_reset must be a bool, got {detach_reset!r}")
         self.detach_reset = detach_reset
+        self.refractory = validate.real("refractory", refractory, low=0.0)
+        steps = int(round(self.refractory / self.dt))
+        if abs(steps * self.dt - self.refractory) > 1e-9 * self.dt:
+            raise ValueError(f"refractory must be a whole number of steps dt={self.dt}, got "
+                             f"{self.refractory!r}")
+        #: ``R``, the refractory period in steps (0: no refractoriness, no counter in the state)
+        self.refractory_steps = steps
+        if self.refractory > 0:                  # the counter c is the last state variable
+            self.state_names = type(self).state_names + ("r",)
         super().__init__(n_in, n_hidden, density, autapses=autapses, bias=bias,
                          w_in_scale=w_in_scale, w_rec_scale=w_rec_scale, **kwargs)
 
@@ -69,12 +87,37 @@ class _Spiking(Cell):
             return v_r, dvr_dv, dvr_dz * dz
         return v_r, (1 - z) + dvr_dz * dz, dvr_dz * dz
 
+    def _free(self, state):
+        """``[c = 0]`` of a state ``(B, S, n)`` as a float mask ``(B, n)``; ``None`` without refractoriness."""
+        if not self.refractory_steps:
+            return None
+        return (state[:, -1] == 0).astype(state.dtype)
+
+    def _spike(self, x, state, jac):
+        """Spike ``z`` and pseudo-derivative ``dz`` of the gate argument ``x`` of ``state`` (0 while
+        refractory; the counter itself is piecewise constant and carries no derivative)."""
+        z = self.gate.forward(x)
+        dz = self.gate.grad(x) if jac else None
+        free = self._free(state)
+        if free is not None:
+            z = z * free
+            dz = dz * free if jac else None
+        return z, dz, free
+
+    def _counter(self, state, x, free):
+        """``(c_t (B, n), [c_t = 0] (B, n))`` after the previous state's spike (eq. (16))."""
+        if free is None:
+            return None, None
+        event = (x > 0) & (free > 0)
+        c = np.where(event, self.refractory_steps - 1, np.maximum(state[:, -1] - 1, 0))
+        return c.astype(state.dtype), (c == 0).astype(state.dtype)
+
     def _spiking_spec(self, code):
         """``compiled_spec`` of LIF / ALIF: ``hyper = [k_m, k_s, v_th, v_leak, v_reset,
         reset == "subtract", detach_reset, rho, beta, detach_adaptation]``."""
         from ..engine import codes
         gate = self.gate.compiled_spec()
-        if gate is None:
+        if gate is None or self.refractory_steps:       # refractoriness: reference path only
             return None
         hyper = np.zeros(10)
         hyper[:7] = [self.dt / self.tau_mem, self.dt / self.tau_syn, self.v_th, self.v_leak,
@@ -83,10 +126,16 @@ class _Spiking(Cell):
             hyper[7:] = [1 - self.dt / self.tau_adapt, self.beta, float(self.detach_adaptation)]
         return code, gate[0], gate[1], hyper
 
-    def _integrate(self, v_r, i, rec, inp):
+    def _integrate(self, v_r, i, rec, inp, m=None):
         k_m, k_s = self.dt / self.tau_mem, self.dt / self.tau_syn
         i_j = i + rec[:, 0] + inp[:, 0]
-        return v_r + k_m * (self.v_leak - v_r + i_j), (1 - k_s) * i_j
+        v_new = v_r + k_m * (self.v_leak - v_r + i_j)
+        if m is not None:                         # clamped while refractory
+            v_new = np.where(m > 0, v_new, v_r)
+        return v_new, (1 - k_s) * i_j
+
+    def _stack(self, parts, c_new):
+        return np.stack(parts if c_new is None else parts + [c_new], axis=1)
 
 
 class LIF(_Spiking):
@@ -100,9 +149,17 @@ class LIF(_Spiking):
         v_th, v_leak, v_reset: threshold, resting and reset potentials.
         reset: ``"zero"`` (to ``v_reset``) or ``"subtract"`` (subtract ``v_th``).
         detach_reset: if True (Norse's convention) no gradient flows through the reset.
+        refractory: absolute refractory period, in the unit of ``dt`` and a whole number ``R`` of
+            steps (default 0: none). As in Brian2, the spike step is the first of the ``R``
+            refractory steps: the membrane stays clamped at its reset value during the ``R - 1``
+            steps after a spike and the unit cannot spike then, while the current keeps integrating
+            (``docs/theory/cells.md`` eq. (15)-(18)); ``refractory=dt`` therefore has no effect. The
+            counter is piecewise constant: no gradient flows through it.
         autapses: self-connections allowed (default False); bias: input bias (default False).
 
-    State shape ``(B, 2, n)`` holding ``(v, i)``; output: spikes ``z`` of shape ``(B, n)``.
+    State shape ``(B, 2, n)`` holding ``(v, i)``, or ``(B, 3, n)`` holding ``(v, i, r)`` with the
+    refractory counter ``r`` (steps left) when ``refractory > 0``; output: spikes ``z`` of shape
+    ``(B, n)``.
 
     Examples:
         >>> import numpy as np, neurosnap as ns
@@ -124,32 +181,33 @@ class LIF(_Spiking):
 
     def _local(self, state, rec, inp, jac):
         v, i = state[:, 0], state[:, 1]
-        z = self.gate.forward(v - self.v_th)
-        dz = self.gate.grad(v - self.v_th) if jac else None
+        z, dz, free = self._spike(v - self.v_th, state, jac)
         v_r, dvr_dv, _ = self._reset(v, z, dz, jac)
-        v_new, i_new = self._integrate(v_r, i, rec, inp)
-        new = np.stack([v_new, i_new], axis=1)
+        c_new, m = self._counter(state, v - self.v_th, free)
+        v_new, i_new = self._integrate(v_r, i, rec, inp, m)
+        new = self._stack([v_new, i_new], c_new)
         if not jac:
             return new, None, None, None
         k_m, k_s = self.dt / self.tau_mem, self.dt / self.tau_syn
-        B, n = v.shape
-        local = np.zeros((B, 2, 2, n), dtype=state.dtype)
-        local[:, 0, 0] = (1 - k_m) * dvr_dv
-        local[:, 0, 1] = k_m
+        km = k_m if m is None else k_m * m                 # 0 while clamped
+        B, S, n = state.shape
+        local = np.zeros((B, S, S, n), dtype=state.dtype)  # the counter's rows and columns stay 0
+        local[:, 0, 0] = (1 - km) * dvr_dv
+        local[:, 0, 1] = km
         local[:, 1, 1] = 1 - k_s
-        d = np.empty((B, 2, 1, n), dtype=state.dtype)
-        d[:, 0, 0] = k_m
+        d = np.zeros((B, S, 1, n), dtype=state.dtype)
+        d[:, 0, 0] = km
         d[:, 1, 0] = 1 - k_s
         return new, local, d, d.copy()
 
     def _output(self, state, jac):
         x = state[:, 0] - self.v_th
-        z = self.gate.forward(x)
+        z, g, free = self._spike(x, state, jac)
         if not jac:
             return z, None, None
         dout = np.zeros_like(state)
-        dout[:, 0] = self.gate.grad(x)
-        return z, dout, x > 0
+        dout[:, 0] = g
+        return z, dout, (x > 0) if free is None else (x > 0) & (free > 0)
 
     def compiled_spec(self):
         """See :meth:`~neurosnap.cells.base.Cell.compiled_spec`."""

@@ -8,7 +8,8 @@ Jacobians (and every rule built on them) are checked against.
 Conventions (as in neurosnap):
 
 - a state is a tuple of ``(B, n)`` tensors, one per state variable, in the cell's order:
-  LeakyRNN ``(h,)``, EGRU ``(c,)``, LIF ``(v, i)`` with ``v`` *before* its reset, ALIF ``(v, i, a)``;
+  LeakyRNN ``(h,)``, EGRU ``(c,)``, LIF ``(v, i)`` with ``v`` *before* its reset, ALIF ``(v, i, a)``,
+  plus a last refractory counter ``c`` (steps left) for LIF/ALIF with ``refractory_steps > 0``;
 - parameters are a dict ``cell.w_rec (G, n, n)``, ``cell.w_in (G, n, n_in)``, ``cell.bias (G, n)``
   (optional), ``readout.weight (n_out, n)``, ``readout.bias (n_out,)``; EGRU's gates are ordered
   ``(u, r, c)``;
@@ -131,13 +132,39 @@ class LIF:
     v_reset: float = 0.0
     reset: str = "zero"
     detach_reset: bool = True
+    refractory_steps: int = 0          # R: spike step + R - 1 clamped steps (Brian2's convention)
     n_state = 2
 
     def initial_state(self, batch, n, dtype):
-        return (torch.full((batch, n), self.v_leak, dtype=dtype), torch.zeros(batch, n, dtype=dtype))
+        state = (torch.full((batch, n), self.v_leak, dtype=dtype), torch.zeros(batch, n, dtype=dtype))
+        return state + self._counter0(batch, n, dtype)
+
+    def _counter0(self, batch, n, dtype):
+        return (torch.zeros(batch, n, dtype=dtype),) if self.refractory_steps else ()
+
+    def _free(self, state):
+        """1 where the unit may spike (counter at 0), a constant: no gradient through the counter."""
+        if not self.refractory_steps:
+            return None
+        return (state[-1] == 0).to(state[0].dtype)
+
+    def _spike(self, xarg, state):
+        z = self.gate(xarg)
+        free = self._free(state)
+        return z if free is None else z * free
+
+    def _refractory(self, xarg, state, v_r, v_new):
+        """``(v_new clamped, counter tuple)``: the counter restarts at R - 1 after a spike."""
+        if not self.refractory_steps:
+            return v_new, ()
+        c = state[-1].detach()            # an integer count: piecewise constant, no derivative
+        spiked = (xarg > 0) & (c == 0)
+        c_new = torch.where(spiked, torch.full_like(c, self.refractory_steps - 1),
+                            torch.clamp(c - 1, min=0))
+        return torch.where(c_new == 0, v_new, v_r), (c_new,)
 
     def output(self, state):
-        return self.gate(state[0] - self.v_th)
+        return self._spike(state[0] - self.v_th, state)
 
     def _reset_v(self, v, z):
         zr = z.detach() if self.detach_reset else z
@@ -153,10 +180,12 @@ class LIF:
         return v_r + k_m * (self.v_leak - v_r + i_j), (1 - k_s) * i_j
 
     def step(self, p, state, x):
-        v, i = state
-        z = self.gate(v - self.v_th)
+        v, i = state[:2]
+        z = self._spike(v - self.v_th, state)
         v_r = self._reset_v(v, z)
-        return self._integrate(p, v_r, i, z, x)
+        v_new, i_new = self._integrate(p, v_r, i, z, x)
+        v_new, counter = self._refractory(v - self.v_th, state, v_r, v_new)
+        return (v_new, i_new) + counter
 
 
 @dataclass(frozen=True)
@@ -169,21 +198,24 @@ class ALIF(LIF):
     n_state = 3
 
     def initial_state(self, batch, n, dtype):
-        return super().initial_state(batch, n, dtype) + (torch.zeros(batch, n, dtype=dtype),)
+        v, i = super().initial_state(batch, n, dtype)[:2]
+        return (v, i, torch.zeros(batch, n, dtype=dtype)) + self._counter0(batch, n, dtype)
 
     def output(self, state):
-        v, _, a = state
-        return self.gate(v - self.v_th - self.beta * a)
+        v, _, a = state[:3]
+        return self._spike(v - self.v_th - self.beta * a, state)
 
     def step(self, p, state, x):
-        v, i, a = state
-        z = self.gate(v - self.v_th - self.beta * a)
+        v, i, a = state[:3]
+        xarg = v - self.v_th - self.beta * a
+        z = self._spike(xarg, state)
         v_r = self._reset_v(v, z)
         rho = 1 - self.dt / self.tau_adapt
         za = z.detach() if self.detach_adaptation else z
         a_new = rho * (a + za)
         v_new, i_new = self._integrate(p, v_r, i, z, x)
-        return v_new, i_new, a_new
+        v_new, counter = self._refractory(xarg, state, v_r, v_new)
+        return (v_new, i_new, a_new) + counter
 
 
 def _rec(p, g, y):

@@ -1,0 +1,175 @@
+"""Refractoriness of LIF/ALIF (``refractory=``): semantics, Jacobians, defaults, Brian2.
+
+The discrete-time rule is ``docs/theory/cells.md`` eq. (15)-(18) (Brian2's ``(unless refractory)``
+convention: the spike step is the first of the ``R`` refractory steps). The exactness identities with
+refractoriness (RTRL == BPTT, torch autograd) are variants in ``tests/test_identities.py`` and
+``tests/test_reference_torch.py``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import neurosnap as ns
+from conftest import max_abs_diff, random_params
+from neurosnap.core.layout import INP, REC
+
+
+def _model(cls=ns.cells.LIF, n=12, seed=0, **kwargs):
+    kwargs.setdefault("w_in_scale", 30.0)
+    kwargs.setdefault("w_rec_scale", 3.0)
+    return ns.Model(cls(4, n, 0.5, seed=seed, **kwargs), n_out=2)
+
+
+def _spike_inputs(T, B, seed, rate=0.3):
+    return (np.random.default_rng(seed).random((T, B, 4)) < rate).astype(np.float64)
+
+
+@pytest.mark.parametrize("cls", [ns.cells.LIF, ns.cells.ALIF])
+def test_default_is_todays_cell(cls):
+    """refractory=0 (the default): no counter, same state shape, identical numbers."""
+    plain, zero = _model(cls), _model(cls, refractory=0.0)
+    assert plain.cell.n_state == zero.cell.n_state == (2 if cls is ns.cells.LIF else 3)
+    assert plain.cell.compiled_spec() is not None
+    params = plain.init(seed=1)
+    xs = _spike_inputs(50, 2, 1)
+    a, b = plain.run(params, xs), zero.run(params, xs)
+    np.testing.assert_array_equal(a.states, b.states)
+    assert "refractory=0.0" in repr(plain.cell) and plain.cell.config()["refractory"] == 0.0
+
+
+@pytest.mark.parametrize("cls", [ns.cells.LIF, ns.cells.ALIF])
+@pytest.mark.parametrize("R", [2, 4])
+def test_refractory_semantics(cls, R):
+    """After a spike at step t: no spike at t+1..t+R-1, v clamped (unchanged) there, i integrating;
+    the counter is the last state variable."""
+    model = _model(cls, refractory=R * 1e-3, seed=R)
+    cell = model.cell
+    assert cell.state_names[-1] == "r" and cell.n_state == (3 if cls is ns.cells.LIF else 4)
+    assert cell.compiled_spec() is None                 # reference path only
+    params = model.init(seed=2)
+    traj = model.run(params, _spike_inputs(200, 2, 3))
+    ev, v, c = traj.events, traj.states[:, :, 0], traj.states[:, :, -1]
+    T = ev.shape[0]
+    clamped = 0
+    for t, b, j in zip(*np.nonzero(ev)):
+        for k in range(1, R):
+            if t + k < T:
+                assert not ev[t + k, b, j]
+                assert c[t + k, b, j] == R - k
+                if k >= 2:                              # v_{t+1} holds the reset value
+                    assert v[t + k, b, j] == v[t + 1, b, j]
+                clamped += 1
+        if t + R < T:
+            assert c[t + R, b, j] == 0
+    assert clamped > 20, "no refractory steps: vacuous"
+    # without refractoriness the same network spikes more (some spikes fall in refractory windows)
+    free = _model(cls, seed=R).run(params, _spike_inputs(200, 2, 3)).events
+    assert free.sum() > ev.sum()
+
+
+def test_refractory_one_step_changes_nothing():
+    """As in Brian2, refractory=dt (R=1) clamps no step: events equal those without it."""
+    model, one = _model(), _model(refractory=1e-3)
+    params = model.init(seed=0)
+    xs = _spike_inputs(100, 2, 0)
+    np.testing.assert_array_equal(model.run(params, xs).events, one.run(params, xs).events)
+
+
+@pytest.mark.parametrize("cls", [ns.cells.LIF, ns.cells.ALIF])
+def test_refractory_jacobians_equal_torch(cls):
+    """One step from states with counters 0, 1, 2 near threshold: J_t, M̄_t == torch autograd."""
+    torch = pytest.importorskip("torch")
+    from reference import torch_cells as ref
+    from test_reference_torch import reference_cell
+    model = _model(cls, n=5, refractory=3e-3, bias=True, detach_reset=False)
+    cell = model.cell
+    params = random_params(model, seed=7)
+    cp = model.cell_params(params)
+    rng = np.random.default_rng(3)
+    B, S, n = 4, cell.n_state, cell.n_hidden
+    state = rng.standard_normal((B, S, n))
+    state[:, 0] = cell.v_th + 1.5 * state[:, 0]
+    state[:, 1] *= 5.0
+    if cls is ns.cells.ALIF:
+        state[:, 2] = np.abs(state[:, 2]) * 0.3
+    state[:, -1] = rng.integers(0, 3, (B, n))
+    x = rng.standard_normal((B, cell.n_in))
+    new, _, record = cell.step_record(cp, state, x)
+    tcell = reference_cell(cell)
+    with torch.no_grad():
+        t_new = ref.step_stacked(tcell, {k: torch.tensor(v) for k, v in params.items()},
+                                 torch.tensor(state), torch.tensor(x)).numpy()
+    np.testing.assert_allclose(new, t_new, rtol=0, atol=1e-12)
+    J, dparams = ref.step_jacobians(tcell, params, state, x)
+    ours = record.jac_state.to_dense()
+    assert np.abs(J).max() > 0
+    np.testing.assert_allclose(ours, J, rtol=0, atol=1e-12)
+    assert np.all(J.reshape(B, S, n, S, n)[:, -1] == 0)    # the counter carries no derivative
+    layout = cell.layout
+    imm = layout.immediate(record.jac_params)                                  # (B, S, P)
+    b_, a_ = np.arange(B)[:, None], np.arange(S)[None, :]
+    expect = np.empty_like(imm)
+    for p in range(layout.size):
+        g, i, j = layout.gate[p], layout.post[p], layout.pre[p]
+        if layout.kind[p] == REC:
+            expect[:, :, p] = dparams["cell.w_rec"][b_, a_, i, g, i, j]
+        elif layout.kind[p] == INP:
+            expect[:, :, p] = dparams["cell.w_in"][b_, a_, i, g, i, j]
+        else:
+            expect[:, :, p] = dparams["cell.bias"][b_, a_, i, g, i]
+    np.testing.assert_allclose(imm, expect, rtol=0, atol=1e-12)
+    assert np.abs(imm).max() > 0
+
+
+def test_bad_refractory_raises():
+    with pytest.raises(ValueError, match="refractory"):
+        ns.cells.LIF(2, 3, refractory=1.5e-3)
+    with pytest.raises(ValueError, match="refractory"):
+        ns.cells.ALIF(2, 3, refractory=-1e-3)
+
+
+def test_refractory_training_rules_agree():
+    """SnAp at full reach and the sparse engine equal dense RTRL with refractoriness."""
+    model = _model(ns.cells.ALIF, n=6, refractory=3e-3)
+    params = random_params(model, seed=1)
+    xs = _spike_inputs(20, 2, 5)
+    ys = np.random.default_rng(0).integers(0, 2, (20, 2))
+    _, g_r = ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL(sparse=False))
+    _, g_s = ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL())
+    _, g_n = ns.sequence_grad(model, params, xs, ys, ns.rules.SnAp(n=6))
+    _, g_ref = ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT(), engine="reference")
+    assert max_abs_diff(g_s, g_r) <= 1e-10 and max_abs_diff(g_n, g_r) <= 1e-10
+    assert max_abs_diff(g_ref, g_r) <= 1e-10
+    assert np.abs(g_r["cell.w_rec"]).max() > 1e-8
+
+
+# -- Brian2 (numpy target): refractory= maps to NeuronGroup(refractory=...) ----------------------
+BRIAN2_CASES = [
+    ("LIF", 0, dict(refractory=3e-3)),
+    ("LIF", 1, dict(refractory=5e-3, reset="subtract", autapses=True)),
+    ("ALIF", 2, dict(refractory=2e-3, beta=0.5, tau_adapt=0.05, bias=True)),
+]
+
+
+@pytest.mark.parametrize("case", BRIAN2_CASES, ids=lambda c: f"{c[0]}-seed{c[1]}")
+def test_brian2_identical_spikes_with_refractoriness(case):
+    pytest.importorskip("brian2")
+    from neurosnap.adapters import brian2 as adapter
+    kind, seed, overrides = case
+    cls = getattr(ns.cells, kind)
+    model = ns.Model(cls(4, 25, 0.3, seed=seed, w_in_scale=25.0, w_rec_scale=4.0, **overrides),
+                     n_out=2)
+    params = model.init(seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    if model.cell.has_bias:
+        params["cell.bias"] = rng.normal(0.0, 0.5, params["cell.bias"].shape)
+    xs = (rng.random((400, 2, 4)) < 0.1).astype(np.float64)
+    traj = model.run(params, xs)
+    events, v = adapter.simulate(model, params, xs)
+    assert 0.01 < traj.events.mean() < 0.4
+    free = ns.Model(cls(4, 25, 0.3, seed=seed, w_in_scale=25.0, w_rec_scale=4.0,
+                        **{k: w for k, w in overrides.items() if k != "refractory"}), n_out=2)
+    assert (free.run(params, xs).events != traj.events).any(), "refractoriness changed nothing"
+    np.testing.assert_array_equal(events, traj.events)
+    np.testing.assert_allclose(v, traj.states[:, :, 0], rtol=0, atol=1e-9)
