@@ -173,3 +173,42 @@ def test_brian2_identical_spikes_with_refractoriness(case):
     assert (free.run(params, xs).events != traj.events).any(), "refractoriness changed nothing"
     np.testing.assert_array_equal(events, traj.events)
     np.testing.assert_allclose(v, traj.states[:, :, 0], rtol=0, atol=1e-9)
+
+
+def test_norse_lif_refrac_forward_matches_and_adapter_refuses():
+    """Norse's lif_refrac_step with rho_reset = R - 1 gives neurosnap's spikes (forward only: Norse
+    differentiates its refractory mask, so the Norse adapter refuses refractory cells)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("norse")
+    from norse.torch.functional.lif import LIFParameters, LIFState
+    from norse.torch.functional.lif_refrac import (LIFRefracParameters, LIFRefracState,
+                                                   lif_refrac_step)
+    from neurosnap.adapters import norse as na
+    R = 4
+    model = _model(n=20, refractory=R * 1e-3, seed=5)
+    cell = model.cell
+    params = model.init(seed=5)
+    xs = _spike_inputs(300, 2, 6, rate=0.2)
+    with pytest.raises(ValueError, match="refractory"):
+        na.check_expressible(model)
+    f64 = dict(dtype=torch.float64)
+    p = LIFRefracParameters(
+        lif=LIFParameters(tau_syn_inv=torch.tensor(1 / cell.tau_syn, **f64),
+                          tau_mem_inv=torch.tensor(1 / cell.tau_mem, **f64),
+                          v_leak=torch.tensor(cell.v_leak, **f64), v_th=torch.tensor(cell.v_th, **f64),
+                          v_reset=torch.tensor(cell.v_reset, **f64), method="triangle",
+                          alpha=torch.tensor(0.3, **f64)),
+        rho_reset=torch.tensor(float(R - 1), **f64))
+    shape = (2, cell.n_hidden)
+    state = LIFRefracState(lif=LIFState(z=torch.zeros(shape, **f64), v=torch.zeros(shape, **f64),
+                                        i=torch.zeros(shape, **f64)), rho=torch.zeros(shape, **f64))
+    w_in = torch.tensor(params["cell.w_in"][0])
+    w_rec = torch.tensor(params["cell.w_rec"][0])
+    events = np.zeros((300, 2, cell.n_hidden), dtype=bool)
+    with torch.no_grad():
+        for t in range(300):
+            z, state = lif_refrac_step(torch.tensor(xs[t]), state, w_in, w_rec, p, dt=cell.dt)
+            events[t] = z.numpy() > 0
+    traj = model.run(params, xs)
+    assert traj.events.mean() > 0.02
+    np.testing.assert_array_equal(events, traj.events)
