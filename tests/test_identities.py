@@ -93,6 +93,8 @@ VARIANTS = [
     ("LIF", "heaviside", dict(refractory=3e-3)),
     ("LIF-subtract", "fast_sigmoid", dict(refractory=4e-3, detach_reset=False)),
     ("ALIF", "heaviside", dict(refractory=2e-3, detach_reset=False)),
+    ("LIF", "heaviside", dict(delay=3)),
+    ("ALIF-subtract", "heaviside", dict(delay=2, refractory=3e-3, detach_reset=False)),
     ("LeakyRNN", "none", dict(alpha=1.0, bias=False)),
     ("LeakyRNN", "none", dict(autapses=False)),
 ]

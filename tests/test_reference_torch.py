@@ -36,7 +36,8 @@ def reference_cell(cell):
         return ref.EGRU(gate=gate, threshold=cell.threshold, detach_reset=cell.detach_reset)
     common = dict(gate=gate, dt=cell.dt, tau_mem=cell.tau_mem, tau_syn=cell.tau_syn, v_th=cell.v_th,
                   v_leak=cell.v_leak, v_reset=cell.v_reset, reset=cell.reset,
-                  detach_reset=cell.detach_reset, refractory_steps=cell.refractory_steps)
+                  detach_reset=cell.detach_reset, refractory_steps=cell.refractory_steps,
+                  delay=cell.delay)
     if isinstance(cell, ns.cells.ALIF):
         return ref.ALIF(**common, tau_adapt=cell.tau_adapt, beta=cell.beta,
                         detach_adaptation=cell.detach_adaptation)
@@ -90,6 +91,9 @@ VARIANTS = [
     ("LIF", "heaviside", dict(refractory=3e-3, detach_reset=False)),
     ("LIF", "smooth", dict(refractory=2e-3)),
     ("ALIF-subtract", "fast_sigmoid", dict(refractory=4e-3, detach_reset=False)),
+    ("LIF", "heaviside", dict(delay=3, detach_reset=False)),
+    ("LIF", "smooth", dict(delay=2, refractory=3e-3)),
+    ("ALIF", "fast_sigmoid", dict(delay=4, refractory=2e-3, bias=True)),
     ("LeakyRNN", "none", dict(alpha=0.3, autapses=False)),
 ]
 

@@ -212,3 +212,60 @@ def test_norse_lif_refrac_forward_matches_and_adapter_refuses():
     traj = model.run(params, xs)
     assert traj.events.mean() > 0.02
     np.testing.assert_array_equal(events, traj.events)
+
+
+# -- uniform recurrent delay (delay=D steps): the recurrence sees z_{t-D} ---------------------------
+def _loop_lif(cell, params, xs):
+    """A plain NumPy loop of LIF with delay D (reset "zero", no refractoriness): the spikes as history."""
+    W, V = params["cell.w_rec"][0], params["cell.w_in"][0]
+    T, B, _ = xs.shape
+    n, D = cell.n_hidden, cell.delay
+    k_m, k_s = cell.dt / cell.tau_mem, cell.dt / cell.tau_syn
+    v, i = np.full((B, n), cell.v_leak), np.zeros((B, n))
+    past = [np.zeros((B, n))] * D                      # z_{t-1}, ..., z_{t-D}; at rest before t=0
+    out = np.zeros((T, B, n), dtype=bool)
+    for t in range(T):
+        z = (v - cell.v_th > 0).astype(float)
+        past = [z] + past[:-1]
+        v = (1 - z) * v + z * cell.v_reset
+        i = i + past[D - 1] @ W.T + xs[t] @ V.T
+        v = v + k_m * (cell.v_leak - v + i)
+        i = (1 - k_s) * i
+        out[t] = v - cell.v_th > 0
+    return out
+
+
+@pytest.mark.parametrize("D", [2, 5])
+def test_delay_semantics(D):
+    model = _model(n=15, delay=D, seed=D, w_rec_scale=6.0)
+    cell = model.cell
+    assert cell.n_state == 2 + D - 1 and cell.compiled_spec() is None
+    params = model.init(seed=3)
+    xs = _spike_inputs(150, 2, 4, rate=0.2)
+    ev = model.run(params, xs).events
+    np.testing.assert_array_equal(ev, _loop_lif(cell, params, xs))
+    assert (ev != _model(n=15, seed=D, w_rec_scale=6.0).run(params, xs).events).any()
+    assert _model(n=15, delay=1, seed=D).cell.n_state == 2
+
+
+def test_bad_delay_raises():
+    with pytest.raises(ValueError, match="delay"):
+        ns.cells.LIF(2, 3, delay=0)
+    with pytest.raises(TypeError, match="delay"):
+        ns.cells.ALIF(2, 3, delay=1.5)
+
+
+@pytest.mark.parametrize("overrides", [dict(delay=3), dict(delay=2, refractory=3e-3)])
+def test_delay_training_rules_agree(overrides):
+    """Sparse RTRL, SnAp at full reach, e-prop's inputs all run; exact rules agree to 1e-10."""
+    model = _model(ns.cells.ALIF, n=6, **overrides)
+    params = random_params(model, seed=1)
+    xs = _spike_inputs(20, 2, 5)
+    ys = np.random.default_rng(0).integers(0, 2, (20, 2))
+    _, g_r = ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL(sparse=False))
+    _, g_s = ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL())
+    _, g_n = ns.sequence_grad(model, params, xs, ys, ns.rules.SnAp(n=20))
+    _, g_b = ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT())
+    assert max_abs_diff(g_s, g_r) <= 1e-10 and max_abs_diff(g_n, g_r) <= 1e-10
+    assert max_abs_diff(g_b, g_r) <= 1e-10
+    assert np.abs(g_r["cell.w_rec"]).max() > 1e-8

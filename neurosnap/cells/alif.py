@@ -68,7 +68,7 @@ class ALIF(_Spiking):
         c_new, m = self._counter(state, x, free)
         v_new, i_new = self._integrate(v_r, i, rec, inp, m)
         rho = 1 - self.dt / self.tau_adapt
-        new = self._stack([v_new, i_new, rho * (a + z)], c_new)
+        new = self._stack([v_new, i_new, rho * (a + z)], state, x, free, c_new)
         if not jac:
             return new, None, None, None
         k_m, k_s = self.dt / self.tau_mem, self.dt / self.tau_syn
@@ -85,6 +85,7 @@ class ALIF(_Spiking):
         d = np.zeros((B, S, 1, n), dtype=state.dtype)
         d[:, 0, 0] = km
         d[:, 1, 0] = 1 - k_s
+        self._buffer_jac(local, self.beta)
         return new, local, d, d.copy()
 
     def _output(self, state, jac):

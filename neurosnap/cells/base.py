@@ -120,7 +120,7 @@ class Cell(abc.ABC):
     # -- one step --------------------------------------------------------------------------------
     def step(self, params: dict, state: np.ndarray, x: np.ndarray):
         """One step: ``(state (B, S, n), x (B, n_in)) -> (new_state (B, S, n), out (B, n))``."""
-        y_prev = self._output(state, jac=False)[0]
+        y_prev = self._drive_output(state, jac=False)[0]
         new, *_ = self._local(state, *self._drives(params, y_prev, x), jac=False)
         return new, self._output(new, jac=False)[0]
 
@@ -135,7 +135,7 @@ class Cell(abc.ABC):
         Returns:
             ``(new_state (B, S, n), out (B, n), record)``.
         """
-        y_prev, dout_prev, _ = self._output(state, jac=True)
+        y_prev, dout_prev, _ = self._drive_output(state, jac=True)
         rec, inp = self._drives(params, y_prev, x)
         new, local, drec, dinp = self._local(state, rec, inp, jac=True)
         y, dout, events = self._output(new, jac=True)
@@ -179,6 +179,11 @@ class Cell(abc.ABC):
     @abc.abstractmethod
     def _output(self, state, jac: bool):
         """Event output of a state: ``(y (B, n), dout (B, S, n) or None, events (B, n) bool)``."""
+
+    def _drive_output(self, state, jac: bool):
+        """What the recurrent synapses transmit from a state, same returns as :meth:`_output`; the
+        event output itself unless transmission is delayed (LIF/ALIF ``delay > 1``)."""
+        return self._output(state, jac)
 
     def config(self) -> dict:
         """Every constructor argument of this cell (defaults included) as JSON data, under

@@ -37,7 +37,7 @@ class _Spiking(Cell):
 
     def __init__(self, n_in, n_hidden, density=1.0, *, gate=None, dt=1e-3, tau_mem=1e-2,
                  tau_syn=5e-3, v_th=1.0, v_leak=0.0, v_reset=0.0, reset="zero",
-                 detach_reset=True, refractory=0.0, autapses=False, bias=False, w_in_scale=1.0,
+                 detach_reset=True, refractory=0.0, delay=1, autapses=False, bias=False, w_in_scale=1.0,
                  w_rec_scale=1.0, **kwargs):
         self.gate = make_gate(gate, Triangle(gamma=0.3, width=1.0))
         self.dt = validate.real("dt", dt, low=0.0, low_open=True)
@@ -57,15 +57,69 @@ class _Spiking(Cell):
                              f"{self.refractory!r}")
         #: ``R``, the refractory period in steps (0: no refractoriness, no counter in the state)
         self.refractory_steps = steps
-        if self.refractory > 0:                  # the counter c is the last state variable
-            self.state_names = type(self).state_names + ("r",)
+        #: recurrent transmission delay in steps (1: a spike reaches its targets at the next step)
+        self.delay = validate.positive_int("delay", delay, minimum=1)
+        # state layout: base variables, the counter r (refractory > 0), the delayed gate arguments
+        # q1..q{D-1} (delay > 1) and, with both, the delayed not-refractory flags f1..f{D-1}
+        names = type(self).state_names
+        self._ir = len(names)
+        if steps:
+            names += ("r",)
+        self._iq = len(names)
+        names += tuple(f"q{k}" for k in range(1, self.delay))
+        self._if = len(names)
+        if steps:
+            names += tuple(f"f{k}" for k in range(1, self.delay))
+        if len(names) != len(type(self).state_names):
+            self.state_names = names
         super().__init__(n_in, n_hidden, density, autapses=autapses, bias=bias,
                          w_in_scale=w_in_scale, w_rec_scale=w_rec_scale, **kwargs)
 
     def initial_state(self, batch, dtype=np.float64):
         state = np.zeros((batch, self.n_state, self.n_hidden), dtype=dtype)
         state[:, 0] = self.v_leak
+        # before the first step the network was at rest: delayed gate arguments of that state
+        state[:, self._iq:self._iq + self.delay - 1] = self.v_leak - self.v_th
+        if self.refractory_steps:
+            state[:, self._if:self._if + self.delay - 1] = 1.0
         return state
+
+    def _drive_output(self, state, jac):
+        """``z_{t-D}`` from the oldest delayed gate argument (eq. (19)-(20)); ``_output`` if D = 1."""
+        if self.delay == 1:
+            return self._output(state, jac)
+        q = state[:, self._iq + self.delay - 2]
+        z = self.gate.forward(q)
+        free = state[:, self._if + self.delay - 2] if self.refractory_steps else None
+        if free is not None:
+            z = z * free
+        if not jac:
+            return z, None, None
+        g = self.gate.grad(q)
+        dout = np.zeros_like(state)
+        dout[:, self._iq + self.delay - 2] = g if free is None else g * free
+        return z, dout, (q > 0) if free is None else (q > 0) & (free > 0)
+
+    def _tail(self, state, g_prev, free_prev, c_new):
+        """The counter and the shifted delay buffers of the new state (eq. (16), (19))."""
+        tail = [] if c_new is None else [c_new]
+        D = self.delay
+        if D > 1:
+            tail += [g_prev] + [state[:, self._iq + k] for k in range(D - 2)]
+            if free_prev is not None:
+                tail += [free_prev] + [state[:, self._if + k] for k in range(D - 2)]
+        return tail
+
+    def _buffer_jac(self, local, beta=0.0):
+        """``local`` entries of the delay buffer: ``q1 <- g = v - v_th - beta a``, ``q_k <- q_{k-1}``."""
+        if self.delay == 1:
+            return
+        iq = self._iq
+        local[:, iq, 0] = 1.0
+        if beta:
+            local[:, iq, 2] = -beta
+        for k in range(1, self.delay - 1):
+            local[:, iq + k, iq + k - 1] = 1.0
 
     def _reset(self, v, z, dz, jac):
         """``v_r`` and ``dv_r/dv``, ``dv_r/dthreshold_shift`` for spike ``z`` with pseudo-derivative ``dz``."""
@@ -91,7 +145,7 @@ class _Spiking(Cell):
         """``[c = 0]`` of a state ``(B, S, n)`` as a float mask ``(B, n)``; ``None`` without refractoriness."""
         if not self.refractory_steps:
             return None
-        return (state[:, -1] == 0).astype(state.dtype)
+        return (state[:, self._ir] == 0).astype(state.dtype)
 
     def _spike(self, x, state, jac):
         """Spike ``z`` and pseudo-derivative ``dz`` of the gate argument ``x`` of ``state`` (0 while
@@ -109,7 +163,7 @@ class _Spiking(Cell):
         if free is None:
             return None, None
         event = (x > 0) & (free > 0)
-        c = np.where(event, self.refractory_steps - 1, np.maximum(state[:, -1] - 1, 0))
+        c = np.where(event, self.refractory_steps - 1, np.maximum(state[:, self._ir] - 1, 0))
         return c.astype(state.dtype), (c == 0).astype(state.dtype)
 
     def _spiking_spec(self, code):
@@ -117,7 +171,7 @@ class _Spiking(Cell):
         reset == "subtract", detach_reset, rho, beta, detach_adaptation]``."""
         from ..engine import codes
         gate = self.gate.compiled_spec()
-        if gate is None or self.refractory_steps:       # refractoriness: reference path only
+        if gate is None or self.refractory_steps or self.delay > 1:   # reference path only
             return None
         hyper = np.zeros(10)
         hyper[:7] = [self.dt / self.tau_mem, self.dt / self.tau_syn, self.v_th, self.v_leak,
@@ -134,8 +188,8 @@ class _Spiking(Cell):
             v_new = np.where(m > 0, v_new, v_r)
         return v_new, (1 - k_s) * i_j
 
-    def _stack(self, parts, c_new):
-        return np.stack(parts if c_new is None else parts + [c_new], axis=1)
+    def _stack(self, parts, state, g_prev, free_prev, c_new):
+        return np.stack(parts + self._tail(state, g_prev, free_prev, c_new), axis=1)
 
 
 class LIF(_Spiking):
@@ -185,7 +239,7 @@ class LIF(_Spiking):
         v_r, dvr_dv, _ = self._reset(v, z, dz, jac)
         c_new, m = self._counter(state, v - self.v_th, free)
         v_new, i_new = self._integrate(v_r, i, rec, inp, m)
-        new = self._stack([v_new, i_new], c_new)
+        new = self._stack([v_new, i_new], state, v - self.v_th, free, c_new)
         if not jac:
             return new, None, None, None
         k_m, k_s = self.dt / self.tau_mem, self.dt / self.tau_syn
@@ -198,6 +252,7 @@ class LIF(_Spiking):
         d = np.zeros((B, S, 1, n), dtype=state.dtype)
         d[:, 0, 0] = km
         d[:, 1, 0] = 1 - k_s
+        self._buffer_jac(local)
         return new, local, d, d.copy()
 
     def _output(self, state, jac):

@@ -133,20 +133,36 @@ class LIF:
     reset: str = "zero"
     detach_reset: bool = True
     refractory_steps: int = 0          # R: spike step + R - 1 clamped steps (Brian2's convention)
+    delay: int = 1                     # D: the recurrence sees z_{t-D}
     n_state = 2
+
+    # With delay D > 1 the state ends with the past *spikes* z_{t-1}, ..., z_{t-D+1} (a different
+    # buffer from neurosnap's, which keeps gate arguments: only whole-sequence gradients compare).
 
     def initial_state(self, batch, n, dtype):
         state = (torch.full((batch, n), self.v_leak, dtype=dtype), torch.zeros(batch, n, dtype=dtype))
-        return state + self._counter0(batch, n, dtype)
+        return self._with_tail(state, batch, n, dtype)
 
-    def _counter0(self, batch, n, dtype):
-        return (torch.zeros(batch, n, dtype=dtype),) if self.refractory_steps else ()
+    def _with_tail(self, base, batch, n, dtype):
+        state = base + ((torch.zeros(batch, n, dtype=dtype),) if self.refractory_steps else ())
+        z0 = self.output(state)                      # the network at rest before the first step
+        return state + tuple(z0.clone() for _ in range(self.delay - 1))
+
+    def _n_base(self):
+        return (3 if isinstance(self, ALIF) else 2) + (1 if self.refractory_steps else 0)
+
+    def _delayed(self, state, z):
+        """``(spike the recurrence sees, new spike buffer)``."""
+        if self.delay == 1:
+            return z, ()
+        buf = state[self._n_base():]
+        return buf[-1], (z,) + tuple(buf[:-1])
 
     def _free(self, state):
         """1 where the unit may spike (counter at 0), a constant: no gradient through the counter."""
         if not self.refractory_steps:
             return None
-        return (state[-1] == 0).to(state[0].dtype)
+        return (state[self._n_base() - 1] == 0).to(state[0].dtype)
 
     def _spike(self, xarg, state):
         z = self.gate(xarg)
@@ -157,7 +173,7 @@ class LIF:
         """``(v_new clamped, counter tuple)``: the counter restarts at R - 1 after a spike."""
         if not self.refractory_steps:
             return v_new, ()
-        c = state[-1].detach()            # an integer count: piecewise constant, no derivative
+        c = state[self._n_base() - 1].detach()            # an integer count: piecewise constant, no derivative
         spiked = (xarg > 0) & (c == 0)
         c_new = torch.where(spiked, torch.full_like(c, self.refractory_steps - 1),
                             torch.clamp(c - 1, min=0))
@@ -183,9 +199,10 @@ class LIF:
         v, i = state[:2]
         z = self._spike(v - self.v_th, state)
         v_r = self._reset_v(v, z)
-        v_new, i_new = self._integrate(p, v_r, i, z, x)
+        z_in, buf = self._delayed(state, z)
+        v_new, i_new = self._integrate(p, v_r, i, z_in, x)
         v_new, counter = self._refractory(v - self.v_th, state, v_r, v_new)
-        return (v_new, i_new) + counter
+        return (v_new, i_new) + counter + buf
 
 
 @dataclass(frozen=True)
@@ -198,8 +215,9 @@ class ALIF(LIF):
     n_state = 3
 
     def initial_state(self, batch, n, dtype):
-        v, i = super().initial_state(batch, n, dtype)[:2]
-        return (v, i, torch.zeros(batch, n, dtype=dtype)) + self._counter0(batch, n, dtype)
+        v = torch.full((batch, n), self.v_leak, dtype=dtype)
+        zeros = torch.zeros(batch, n, dtype=dtype)
+        return self._with_tail((v, zeros, zeros.clone()), batch, n, dtype)
 
     def output(self, state):
         v, _, a = state[:3]
@@ -213,9 +231,10 @@ class ALIF(LIF):
         rho = 1 - self.dt / self.tau_adapt
         za = z.detach() if self.detach_adaptation else z
         a_new = rho * (a + za)
-        v_new, i_new = self._integrate(p, v_r, i, z, x)
+        z_in, buf = self._delayed(state, z)
+        v_new, i_new = self._integrate(p, v_r, i, z_in, x)
         v_new, counter = self._refractory(xarg, state, v_r, v_new)
-        return (v_new, i_new, a_new) + counter
+        return (v_new, i_new, a_new) + counter + buf
 
 
 def _rec(p, g, y):
