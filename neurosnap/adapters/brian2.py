@@ -12,7 +12,8 @@ Brian2 steps, Brian2 step ``s`` holding neurosnap step ``s - 1``:
 
 - step 0 starts from neurosnap's initial state (``v = v_leak``, ``i = 0``, ``a = 0``), on which the
   update code is the identity; its threshold gives ``z_{-1}``;
-- in every step ``s`` the ``synapses`` slot adds ``W_rec z_{s-1}`` (recurrent ``on_pre``, no delay)
+- in every step ``s`` the ``synapses`` slot adds ``W_rec z_{s-1}`` (recurrent ``on_pre``, no delay;
+  with the cell's ``delay=D`` a Brian2 delay of ``D - 1`` steps brings ``W_rec z_{s-D}``)
   and ``W_in x_s`` (input synapses: a ``SpikeGeneratorGroup`` firing at step ``s`` when ``xs`` are
   0/1 spikes, otherwise a group reading ``xs`` from a ``TimedArray`` and emitting a custom event every
   step), the bias is added by a ``run_regularly`` in the same slot, and the ``resets`` slot applies
@@ -82,6 +83,9 @@ def check_expressible(model) -> None:
     if not isinstance(cell.gate, Heaviside):
         raise ValueError(f"the Brian2 adapter needs a Heaviside gate (spikes); {cell.gate!r} emits "
                          "graded outputs that Brian2 synapses cannot transmit")
+    if cell.delay > 1 and cell.v_leak > cell.v_th:
+        raise ValueError("delay > 1 with v_leak > v_th: neurosnap's network at rest before the first "
+                         "step emits spikes that would still be in flight, which Brian2 cannot hold")
 
 
 def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None, stdp=None):
@@ -142,8 +146,11 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
     _connect(s_in, pre.ravel(), post.ravel(), params["cell.w_in"][0], k, n, B)
 
     w_rec = params["cell.w_rec"][0]                     # zero off the mask (model.check_params)
+    if plastic is not None and cell.delay > 1:
+        raise ValueError("the Brian2 STDP formulation is written for delay=1")
+    # neurosnap's delay D (steps, 1 = the next step) is a Brian2 transmission delay of D - 1 steps
     s_rec = _synapses(b2, neurons, neurons, "i_syn_post += w", "spike", {}, plastic,
-                      NAMES["recurrent_synapses"], weights)
+                      NAMES["recurrent_synapses"], weights, delay=(cell.delay - 1) * dt)
     pre, post = np.nonzero(cell.mask.T)
     _connect(s_rec, pre, post, w_rec, n, n, B)
     for syn in (s_in, s_rec):
@@ -339,12 +346,13 @@ def _input_source(b2, xs, dt, common):
     return group, "i_syn_post += w * x_pre", "tick", {NAMES["xs"]: table}
 
 
-def _synapses(b2, source, target, on_pre, on_event, namespace, plastic, name, common):
+def _synapses(b2, source, target, on_pre, on_event, namespace, plastic, name, common, delay=None):
     """Transmitting synapses ``w``; with ``plastic`` (:func:`_stdp_namespace`) also STDP pathways."""
     # Scalar delays: Brian2's spike queue is far faster than with per-synapse delay variables.
     if plastic is None:
         return b2.Synapses(source, target, "w : 1", on_pre=on_pre, on_event=on_event,
-                           delay=0 * b2.second, namespace=namespace, name=name, **common)
+                           delay=0 * b2.second if delay is None else delay, namespace=namespace,
+                           name=name, **common)
     return b2.Synapses(source, target, "w : 1" + _STDP_VARS,
                        on_pre={"pre": on_pre, "stdp_pre": _STDP_ON_PRE}, on_post=_STDP_ON_POST,
                        on_event={"pre": on_event, "stdp_pre": "spike", "post": "spike"},

@@ -20,6 +20,9 @@ counting as the first of the ``R`` refractory steps:
     c_t     = R - 1 if z_{t-1} = 1, else max(c_{t-1} - 1, 0)
     v_t     = v_r + [c_t = 0] k_m (v_leak - v_r + i_j)           membrane clamped while c_t > 0
     i_t     = (1 - k_s) i_j                                       the current keeps integrating
+
+With ``delay = D > 1`` (eq. (19)-(20)) the jump adds ``W_rec z_{t-D}``, read from the delayed gate
+arguments that the state carries.
 """
 from __future__ import annotations
 
@@ -209,11 +212,16 @@ class LIF(_Spiking):
             steps after a spike and the unit cannot spike then, while the current keeps integrating
             (``docs/theory/cells.md`` eq. (15)-(18)); ``refractory=dt`` therefore has no effect. The
             counter is piecewise constant: no gradient flows through it.
+        delay: recurrent transmission delay in steps (default 1: a spike reaches its targets at the
+            next step): the current jump adds ``W_rec z_{t-delay}`` (eq. (19)-(20)); the reset and
+            the readout still see ``z_t``. For exact gradients the spikes in flight are state: the
+            ``delay - 1`` delayed gate arguments ``q1, q2, ...`` (and, with refractoriness, the
+            delayed not-refractory flags ``f1, f2, ...``) follow the other state variables.
         autapses: self-connections allowed (default False); bias: input bias (default False).
 
-    State shape ``(B, 2, n)`` holding ``(v, i)``, or ``(B, 3, n)`` holding ``(v, i, r)`` with the
-    refractory counter ``r`` (steps left) when ``refractory > 0``; output: spikes ``z`` of shape
-    ``(B, n)``.
+    State shape ``(B, S, n)``: ``(v, i)``, then the refractory counter ``r`` (steps left) when
+    ``refractory > 0``, then the delay buffers when ``delay > 1`` (``cell.state_names`` lists them);
+    ``S = 2`` by default. Output: spikes ``z`` of shape ``(B, n)``.
 
     Examples:
         >>> import numpy as np, neurosnap as ns
