@@ -293,3 +293,17 @@ def test_brian2_identical_spikes_with_delay(kind, overrides):
     undelayed = dict(overrides, delay=1)
     other = ns.Model(cls(4, 25, 0.3, seed=3, w_in_scale=25.0, w_rec_scale=6.0, **undelayed), n_out=2)
     assert (other.run(params, xs).events != traj.events).any(), "the delay changed nothing"
+
+
+@pytest.mark.parametrize("rule", [ns.rules.UORO(seed=0), ns.rules.RFLO(), ns.rules.EProp(),
+                                  ns.rules.STDP(), ns.rules.SnAp(n=1)], ids=lambda r: type(r).__name__)
+def test_every_rule_runs_with_refractoriness_and_delay(rule):
+    """The approximate rules consume the same records (finite gradients of the right shapes), and
+    online training runs through the reference path (the compiled engine does not cover these)."""
+    model = _model(ns.cells.ALIF, n=6, refractory=3e-3, delay=3)
+    params = random_params(model, seed=2)
+    xs = _spike_inputs(15, 2, 8)
+    ys = np.random.default_rng(1).integers(0, 2, (15, 2))
+    _, g = ns.sequence_grad(model, params, xs, ys, rule)
+    assert set(g) == set(params) and all(np.all(np.isfinite(v)) for v in g.values())
+    assert any(np.abs(v).max() > 0 for v in g.values())
