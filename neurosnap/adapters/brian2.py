@@ -88,7 +88,8 @@ def check_expressible(model) -> None:
                          "step emits spikes that would still be in flight, which Brian2 cannot hold")
 
 
-def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None, stdp=None):
+def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None, stdp=None,
+               delays=None):
     """Build a ``brian2.Network`` reproducing ``model.run(params, xs)`` step for step.
 
     Args:
@@ -104,6 +105,10 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
         stdp: optional :class:`~neurosnap.rules.STDP`: the recurrent and input synapses also
             accumulate its weight changes (Song/Abbott traces) in a variable ``dw`` with the weights
             held fixed, as ``ns.sequence_grad`` does; read them with :func:`stdp_updates`.
+        delays: optional per-synapse recurrent delays in steps, integers ``>= 1`` of shape
+            ``(n, n)`` indexed ``(post, pre)`` like ``w_rec`` (read where the connectivity mask is
+            True), as ``ns.simulate(..., delays=)`` takes them; default: the cell's uniform
+            ``delay``. Synapse ``(post, pre)`` gets Brian2's ``delay = (delays[post, pre] - 1) dt``.
 
     Returns:
         The network; run it for ``T + 1`` steps (step 0 is the initial state), e.g.
@@ -146,13 +151,22 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
     _connect(s_in, pre.ravel(), post.ravel(), params["cell.w_in"][0], k, n, B)
 
     w_rec = params["cell.w_rec"][0]                     # zero off the mask (model.check_params)
-    if plastic is not None and cell.delay > 1:
+    if plastic is not None and (cell.delay > 1 or delays is not None):
         raise ValueError("the Brian2 STDP formulation is written for delay=1")
+    if delays is not None:
+        if cell.v_leak > cell.v_th:
+            raise ValueError("delays with v_leak > v_th: neurosnap's network at rest before the "
+                             "first step emits spikes that would still be in flight")
+        delays = check_delays(delays, cell)
     # neurosnap's delay D (steps, 1 = the next step) is a Brian2 transmission delay of D - 1 steps
     s_rec = _synapses(b2, neurons, neurons, "i_syn_post += w", "spike", {}, plastic,
-                      NAMES["recurrent_synapses"], weights, delay=(cell.delay - 1) * dt)
+                      NAMES["recurrent_synapses"], weights,
+                      delay=(cell.delay - 1) * dt if delays is None else "per synapse")
     pre, post = np.nonzero(cell.mask.T)
     _connect(s_rec, pre, post, w_rec, n, n, B)
+    if delays is not None:                              # per synapse, in connection order
+        steps = delays[np.asarray(s_rec.j[:]) % n, np.asarray(s_rec.i[:]) % n] - 1
+        s_rec.delay[:] = steps * dt
     for syn in (s_in, s_rec):
         if "tpre" in syn.variables:
             syn.tpre = -1 * b2.second                   # no pre arrival yet
@@ -170,11 +184,29 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
     return b2.Network(*objects, name="neurosnap_network")
 
 
-def simulate(model, params, xs, target="numpy", cache_dir=None):
+def check_delays(delays, cell) -> np.ndarray:
+    """Per-synapse recurrent delays as an int64 ``(n, n)`` array (``(post, pre)``), checked: integers
+    ``>= 1`` where ``cell.mask`` is True (entries off the mask are ignored and set to 1)."""
+    n = cell.n_hidden
+    arr = np.asarray(delays)
+    if arr.shape != (n, n):
+        raise ValueError(f"delays must have shape (n, n) = ({n}, {n}) (post, pre), got {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.integer)
+            or (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)))):
+        raise TypeError(f"delays must hold integers (steps), got dtype {arr.dtype}")
+    arr = np.where(cell.mask, arr, 1).astype(np.int64)
+    if arr.min() < 1:
+        raise ValueError(f"delays must be >= 1 step on every existing synapse, got {arr.min()}")
+    if arr.max() > 100_000:
+        raise ValueError(f"delays must be <= 100000 steps, got {arr.max()}")
+    return arr
+
+
+def simulate(model, params, xs, target="numpy", cache_dir=None, delays=None):
     """Run ``model`` on ``xs`` in Brian2 (all ``B`` sequences in one network).
 
     Args:
-        model, params, target, cache_dir: as in :func:`to_network`.
+        model, params, target, cache_dir, delays: as in :func:`to_network`.
         xs: inputs, shape ``(T, B, n_in)``.
 
     Returns:
@@ -184,7 +216,8 @@ def simulate(model, params, xs, target="numpy", cache_dir=None):
     """
     xs, _, _ = model.check_inputs(xs)
     T, B, _ = xs.shape
-    net = to_network(model, params, xs, batch_index=None, target=target, cache_dir=cache_dir)
+    net = to_network(model, params, xs, batch_index=None, target=target, cache_dir=cache_dir,
+                     delays=delays)
     run(net, model, T)
     return read_run(net, model, T, B)
 
@@ -350,6 +383,9 @@ def _synapses(b2, source, target, on_pre, on_event, namespace, plastic, name, co
     """Transmitting synapses ``w``; with ``plastic`` (:func:`_stdp_namespace`) also STDP pathways."""
     # Scalar delays: Brian2's spike queue is far faster than with per-synapse delay variables.
     if plastic is None:
+        if isinstance(delay, str):                      # per-synapse delays, set after connect()
+            return b2.Synapses(source, target, "w : 1", on_pre=on_pre, on_event=on_event,
+                               namespace=namespace, name=name, **common)
         return b2.Synapses(source, target, "w : 1", on_pre=on_pre, on_event=on_event,
                            delay=0 * b2.second if delay is None else delay, namespace=namespace,
                            name=name, **common)
