@@ -157,7 +157,7 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
         if cell.v_leak > cell.v_th:
             raise ValueError("delays with v_leak > v_th: neurosnap's network at rest before the "
                              "first step emits spikes that would still be in flight")
-        delays = check_delays(delays, cell)
+        delays = cell.synapse_delays(delays)
     # neurosnap's delay D (steps, 1 = the next step) is a Brian2 transmission delay of D - 1 steps
     s_rec = _synapses(b2, neurons, neurons, "i_syn_post += w", "spike", {}, plastic,
                       NAMES["recurrent_synapses"], weights,
@@ -182,24 +182,6 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
                                name=NAMES["membrane"], **common)
     objects += [s_in, s_rec, readout, s_out, spikes, membrane]
     return b2.Network(*objects, name="neurosnap_network")
-
-
-def check_delays(delays, cell) -> np.ndarray:
-    """Per-synapse recurrent delays as an int64 ``(n, n)`` array (``(post, pre)``), checked: integers
-    ``>= 1`` where ``cell.mask`` is True (entries off the mask are ignored and set to 1)."""
-    n = cell.n_hidden
-    arr = np.asarray(delays)
-    if arr.shape != (n, n):
-        raise ValueError(f"delays must have shape (n, n) = ({n}, {n}) (post, pre), got {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.integer)
-            or (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)))):
-        raise TypeError(f"delays must hold integers (steps), got dtype {arr.dtype}")
-    arr = np.where(cell.mask, arr, 1).astype(np.int64)
-    if arr.min() < 1:
-        raise ValueError(f"delays must be >= 1 step on every existing synapse, got {arr.min()}")
-    if arr.max() > 100_000:
-        raise ValueError(f"delays must be <= 100000 steps, got {arr.max()}")
-    return arr
 
 
 def simulate(model, params, xs, target="numpy", cache_dir=None, delays=None):

@@ -144,6 +144,29 @@ class _Spiking(Cell):
             return v_r, dvr_dv, dvr_dz * dz
         return v_r, (1 - z) + dvr_dz * dz, dvr_dz * dz
 
+    def synapse_delays(self, delays=None) -> np.ndarray:
+        """Per-synapse recurrent delays in steps as an int64 ``(n, n)`` array indexed ``(post, pre)``
+        like ``w_rec``: ``delays`` checked (integers ``>= 1`` where ``mask`` is True; entries off the
+        mask are ignored and set to 1), or the uniform ``delay`` when ``None``. The cell's own
+        steps use the uniform ``delay``; the event-driven simulator (``ns.simulate(...,
+        delays=)``) and the Brian2 adapter take per-synapse ones."""
+        n = self.n_hidden
+        if delays is None:
+            return np.full((n, n), self.delay, dtype=np.int64)
+        arr = np.asarray(delays)
+        if arr.shape != (n, n):
+            raise ValueError(f"delays must have shape (n, n) = ({n}, {n}) (post, pre), got "
+                             f"{arr.shape}")
+        if not (np.issubdtype(arr.dtype, np.integer)
+                or (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)))):
+            raise TypeError(f"delays must hold integers (steps), got dtype {arr.dtype}")
+        arr = np.where(self.mask, arr, 1).astype(np.int64)
+        if arr.min() < 1:
+            raise ValueError(f"delays must be >= 1 step on every existing synapse, got {arr.min()}")
+        if arr.max() > 100_000:
+            raise ValueError(f"delays must be <= 100000 steps, got {arr.max()}")
+        return arr
+
     def _free(self, state):
         """``[c = 0]`` of a state ``(B, S, n)`` as a float mask ``(B, n)``; ``None`` without refractoriness."""
         if not self.refractory_steps:
