@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .core import validate
 from .rules.base import check_rule
 from .sparse.stats import StatsMeter, step_stats
 
 
+@validate.guarded
 def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
     """Loss summed over the sequence and its gradient, computed by ``rule``.
 
@@ -28,13 +30,16 @@ def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
         ``(loss, grads)``: the summed loss (float) and a dict with the keys and shapes of
         ``params`` (zero where a weight does not exist); ``(loss, grads, stats)`` with
         ``stats=True``.
+
+    Raises:
+        FloatingPointError: the loss, a gradient or the final state is NaN or inf (e.g. weights
+            or hyperparameters too large for the dtype).
     """
     from .model import Model
     if not isinstance(model, Model):
         raise TypeError(f"model must be ns.Model, got {type(model).__name__}")
     check_rule(rule)
-    if not isinstance(stats, bool):
-        raise TypeError(f"stats must be a bool, got {stats!r}")
+    stats = validate.boolean("stats", stats)
     params = model.check_params(params)
     xs, ys, mask = model.check_inputs(xs, ys, mask)
     if ys is None:
@@ -65,6 +70,8 @@ def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
     if g is not None:
         core += g
     grads = model.grads_dict(core, g_wout, g_bout)
+    validate.finite("sequence_grad", loss=total, final_state=state,
+                    **{f"grads[{k!r}]": v for k, v in grads.items()})
     if meter is not None:
         return total, grads, meter.means()
     return total, grads

@@ -51,14 +51,17 @@ class Model:
         self.dtype = validate.dtype("dtype", dtype)
 
     # -- parameters ------------------------------------------------------------------------------
+    @validate.guarded
     def init(self, seed: int = 0) -> dict[str, np.ndarray]:
-        """Fresh parameters (see class docstring), deterministic in ``seed``."""
+        """Fresh parameters (see class docstring), deterministic in ``seed``; ``FloatingPointError``
+        if a weight scale overflows the dtype."""
         seed = validate.positive_int("seed", seed, minimum=0)
         rng = np.random.default_rng(seed)
         params = {f"cell.{k}": v for k, v in self.cell.init_params(rng, self.dtype).items()}
         n = self.cell.n_hidden
         params["readout.weight"] = (rng.standard_normal((self.n_out, n)) / np.sqrt(n)).astype(self.dtype)
         params["readout.bias"] = np.zeros(self.n_out, dtype=self.dtype)
+        validate.finite("Model.init", **params)
         return params
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -69,7 +72,8 @@ class Model:
         return shapes
 
     def check_params(self, params) -> dict[str, np.ndarray]:
-        """Validate a params dict (names, shapes, finite values, dtype) and return it."""
+        """Validate a params dict (names, shapes, finite values, dtype) and return it with every
+        array C-contiguous (a new dict; arrays already C-contiguous are not copied)."""
         if not isinstance(params, dict):
             raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
         expected = self.param_shapes()
@@ -77,13 +81,16 @@ class Model:
             missing = sorted(set(expected) - set(params))
             extra = sorted(set(params) - set(expected), key=repr)
             raise ValueError(f"params has the wrong keys: missing {missing}, unexpected {extra}")
+        checked = {}
         for name, shape in expected.items():
             value = params[name]
             if not isinstance(value, np.ndarray):
                 raise TypeError(f"params[{name!r}] must be a numpy array, got {type(value).__name__}")
-            validate.array(f"params[{name!r}]", value, shape=shape)
+            # C-contiguous (a copy only when the layout differs): same numbers, same bits
+            checked[name] = validate.array(f"params[{name!r}]", value, shape=shape)
             if value.dtype != self.dtype:
                 raise TypeError(f"params[{name!r}] must have dtype {self.dtype}, got {value.dtype}")
+        params = checked
         w_rec = params["cell.w_rec"]
         post, pre = self.cell.mask_indices
         # non-zeros anywhere == non-zeros on the mask, without an O(n^2) boolean gather
@@ -149,14 +156,20 @@ class Model:
         dlogits = dlogits * m[:, None]
         return losses * m, logits, dlogits, dlogits @ params["readout.weight"]
 
+    @validate.guarded
     def run(self, params, xs) -> Trajectory:
-        """Run the model over ``xs`` of shape ``(T, B, n_in)`` from the initial state."""
+        """Run the model over ``xs`` of shape ``(T, B, n_in)`` from the initial state.
+
+        Raises ``FloatingPointError`` if a state or output becomes NaN or inf, and ``ValueError``
+        if the trajectory would not fit in memory."""
         params = self.check_params(params)
         xs, _, _ = self.check_inputs(xs)
         T, B, _ = xs.shape
+        n, S = self.cell.n_hidden, self.cell.n_state
+        validate.memory("xs", f"shape {xs.shape}", T * B * (S + 1) * n * self.dtype.itemsize,
+                        f"the trajectory (T, B, S={S}, n={n}) of states and outputs")
         cp = self.cell_params(params)
         state = self.cell.initial_state(B, self.dtype)
-        n, S = self.cell.n_hidden, self.cell.n_state
         hidden = np.empty((T, B, n), self.dtype)
         states = np.empty((T, B, S, n), self.dtype)
         for t in range(T):
@@ -164,6 +177,7 @@ class Model:
             states[t] = state
         outputs = hidden @ params["readout.weight"].T + params["readout.bias"]
         events = self.cell.output(states.reshape(T * B, S, n))[1].reshape(T, B, n)
+        validate.finite("Model.run", states=states, outputs=outputs)
         return Trajectory(outputs=outputs, hidden=hidden, events=events, states=states)
 
     def config(self) -> dict:

@@ -55,7 +55,7 @@ import numpy as np
 from .cells.alif import ALIF
 from .cells.leaky_rnn import LeakyRNN
 from .cells.lif import LIF
-from .core import validate
+from .core import npz, validate
 from .gates import Heaviside
 from .io._model import model_config, network_hash
 from .model import Model
@@ -197,6 +197,9 @@ class ArraySource(Source):
     """
 
     def __init__(self, xs, name: str = "inputs"):
+        if isinstance(xs, (np.matrix, np.ma.MaskedArray)):
+            raise TypeError(f"{name} must be a plain numpy array (np.asarray), got "
+                            f"{type(xs).__module__}.{type(xs).__name__}")
         if not isinstance(xs, np.ndarray):
             raise TypeError(f"{name} must be a numpy array, got {type(xs).__name__}")
         if xs.dtype == object or not (np.issubdtype(xs.dtype, np.floating)
@@ -280,57 +283,49 @@ class TaskSource(Source):
 
 def load_inputs(path) -> np.ndarray:
     """Inputs from a ``.npy`` (memory-mapped, read lazily) or ``.npz`` file (key ``xs``, or its only
-    array), loaded with ``allow_pickle=False``: object arrays are refused with ``ValueError``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"inputs file not found: {path}")
+    array). Headers are checked before any data is read (:mod:`neurosnap.core.npz`): object arrays
+    are refused (nothing is unpickled), truncated or corrupt files are reported as such, and only
+    the input member of an ``.npz`` is read."""
+    path = npz.check_file(path, "inputs")
     if path.suffix not in (".npy", ".npz"):
         raise ValueError(f"inputs file must end in .npy or .npz, got {path}")
-    if path.suffix == ".npz" and not zipfile.is_zipfile(path):
-        raise ValueError(f"inputs file {path} is not an .npz archive")
     if path.suffix == ".npy":
-        with open(path, "rb") as f:
-            if f.read(6) != b"\x93NUMPY":
-                raise ValueError(f"inputs file {path} is not a .npy array file")
-    try:
-        if path.suffix == ".npy":
-            return np.load(path, mmap_mode="r", allow_pickle=False)
-        with np.load(path, allow_pickle=False) as f:
-            keys = list(f.files)
-            key = "xs" if "xs" in keys else (keys[0] if len(keys) == 1 else None)
-            data = None if key is None else f[key]
-    except ValueError:                                  # numpy refuses object arrays without pickle
-        raise ValueError(f"inputs file {path} holds an object array or unreadable data (refused, "
-                         f"never unpickled)") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"inputs file {path} is not a readable .npy/.npz file: {exc}") from None
-    if data is None:
-        raise ValueError(f"inputs file {path} holds {keys}: name the input array 'xs'")
-    return data
+        return npz.memmap(path, npz.npy_header(path, "inputs"))
+
+    def select(found):
+        keys = list(found)
+        key = "xs" if "xs" in keys else (keys[0] if len(keys) == 1 else None)
+        if key is None:
+            raise ValueError(f"inputs file {path} holds {keys}: name the input array 'xs'")
+        return [key]
+
+    return next(iter(npz.read(path, "inputs", select).values()))
 
 
 def load_params(model: Model, path) -> dict[str, np.ndarray]:
     """Parameters for ``model`` from a ``params.npz`` (written by ``neurosnap train``) or a training
-    ``checkpoint.npz`` (its ``params/*`` arrays), loaded with ``allow_pickle=False`` and checked
-    with ``model.check_params``. Floating arrays are cast to ``model.dtype``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"params file not found: {path}")
-    if not zipfile.is_zipfile(path):                 # never let numpy try (and suggest) unpickling
-        raise ValueError(f"{path} is not a neurosnap params/checkpoint file: unreadable or truncated "
-                         f"(not a complete .npz archive)")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except ValueError:
-        raise ValueError(f"params file {path} holds object arrays or unreadable members; not a "
-                         f"neurosnap params file (refused, never unpickled)") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"params file {path} is not a readable .npz file: {exc}") from None
-    if "__meta__.json" in arrays:                       # a training checkpoint
-        arrays = {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
-    params = {k: v.astype(model.dtype) if np.issubdtype(v.dtype, np.floating) else v
-              for k, v in arrays.items()}
+    ``checkpoint.npz`` (its ``params/*`` arrays), checked with ``model.check_params``. Names,
+    shapes and dtypes are checked from the members' headers before any data is read, and only the
+    parameter members are read (:mod:`neurosnap.core.npz`). Floating arrays are cast to
+    ``model.dtype``."""
+    shapes = model.param_shapes()
+
+    def select(found):
+        prefix = "params/" if "__meta__.json" in found else ""       # a training checkpoint
+        names = {k[len(prefix):] for k in found if k.startswith(prefix) and k != "__meta__.json"}
+        if names != set(shapes):
+            raise ValueError(f"params file {path} does not fit the model: missing "
+                             f"{sorted(set(shapes) - names)}, unexpected "
+                             f"{sorted(names - set(shapes))[:10]}")
+        for name, shape in shapes.items():
+            head = found[prefix + name]
+            if head.shape != shape or head.dtype.kind != "f":
+                raise ValueError(f"params file {path} does not fit the model: {name} must be "
+                                 f"floats of shape {shape}, got {head.dtype} {head.shape}")
+        return [prefix + name for name in shapes]
+
+    arrays = npz.read(path, "params", select)
+    params = {k.split("/", 1)[-1]: v.astype(model.dtype) for k, v in arrays.items()}
     try:
         return model.check_params(params)
     except (TypeError, ValueError) as exc:
@@ -341,16 +336,16 @@ def load_params(model: Model, path) -> dict[str, np.ndarray]:
 class _LazyNpz:
     """Arrays of an uncompressed ``.npz``, memory-mapped on first access (nothing is read into
     memory until used; slices of a long recording stay cheap). Members that cannot be mapped
-    (compressed archives) are read normally. Object arrays are refused."""
+    (compressed archives) are read normally. Every member's header is checked when the file is
+    opened (:mod:`neurosnap.core.npz`: no object arrays, declared sizes present in the file)."""
 
-    def __init__(self, path):
-        self.path, self._cache = Path(path), {}
-        with zipfile.ZipFile(self.path) as zf:
-            self._infos = {n[:-4]: zf.getinfo(n) for n in zf.namelist() if n.endswith(".npy")}
-        self.files = list(self._infos)
+    def __init__(self, path, what="recording"):
+        self.path, self.what, self._cache = Path(path), what, {}
+        self._heads = npz.headers(self.path, what)
+        self.files = list(self._heads)
 
     def __contains__(self, key):
-        return key in self._infos
+        return key in self._heads
 
     def __getitem__(self, key):
         if key not in self._cache:
@@ -358,27 +353,16 @@ class _LazyNpz:
         return self._cache[key]
 
     def _map(self, key):
-        info = self._infos[key]
+        head = self._heads[key]
+        info = head.info
         if info.compress_type == zipfile.ZIP_STORED:
             with open(self.path, "rb") as f:
                 f.seek(info.header_offset)
                 local = f.read(30)
-                if local[:4] == b"PK\x03\x04":               # a local file header
-                    n_name, n_extra = struct.unpack("<HH", local[26:30])
-                    f.seek(info.header_offset + 30 + n_name + n_extra)
-                    version = np.lib.format.read_magic(f)
-                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                            else np.lib.format.read_array_header_2_0)
-                    shape, fortran, dtype = read(f)
-                    if dtype.hasobject:
-                        raise ValueError(f"{self.path} member {key!r} is an object array "
-                                         "(refused, no unpickling)")
-                    if int(np.prod(shape)) == 0:
-                        return np.zeros(shape, dtype)
-                    return np.memmap(self.path, dtype=dtype, mode="r", offset=f.tell(),
-                                     shape=shape, order="F" if fortran else "C")
-        with np.load(self.path, allow_pickle=False) as f:
-            return f[key]
+            if local[:4] == b"PK\x03\x04":                   # a local file header
+                n_name, n_extra = struct.unpack("<HH", local[26:30])
+                return npz.memmap(self.path, head, info.header_offset + 30 + n_name + n_extra)
+        return npz.read(self.path, self.what, lambda found: [key])[key]
 
 
 class Recording:
@@ -530,24 +514,35 @@ class Recording:
         meta_path, npz_path = path / "recording.json", path / "recording.npz"
         if not meta_path.is_file() or not npz_path.is_file():
             raise ValueError(f"{path} is not a recording: it needs recording.json and recording.npz")
+        if meta_path.stat().st_size > _MAX_META_BYTES:
+            raise ValueError(f"{meta_path} is not a valid neurosnap recording file: larger than "
+                             f"{_MAX_META_BYTES} bytes")
         try:
-            with open(meta_path) as f:
+            with open(meta_path, encoding="utf-8") as f:
                 meta = json.load(f)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"{meta_path} is not valid JSON: {exc}") from None
-        if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+        except RecursionError:
+            raise ValueError(f"{meta_path} is not a valid neurosnap recording file: JSON nested "
+                             "too deeply") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT \
+                or meta.get("format_version") != FORMAT_VERSION:
+            got = meta if not isinstance(meta, dict) else \
+                f"format={meta.get('format')!r}, format_version={meta.get('format_version')!r}"
             raise ValueError(f"{meta_path} is not a {FORMAT} version {FORMAT_VERSION} file "
-                             f"(format={meta.get('format')!r}, "
-                             f"format_version={meta.get('format_version')!r})")
-        try:
-            arrays = _LazyNpz(npz_path)
-        except ValueError as exc:
-            raise ValueError(f"{npz_path} holds object arrays (refused, no unpickling): {exc}") from None
-        except (OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{npz_path} is unreadable: {exc}") from None
-        missing = set(_array_keys(meta)) - set(arrays.files)
+                             f"({str(got)[:80]})")
+        _check_recording_meta(meta_path, meta)
+        arrays = _LazyNpz(npz_path)
+        expected = _expected_arrays(meta)
+        missing = set(expected) - set(arrays.files)
         if missing:
             raise ValueError(f"{npz_path} lacks the arrays {sorted(missing)} its metadata lists")
+        for key, (dtype, shape) in expected.items():
+            head = arrays._heads[key]
+            if head.dtype != dtype or head.shape != shape:
+                raise ValueError(f"{npz_path} is not a valid neurosnap recording file: {key} must "
+                                 f"be {dtype} of shape {shape} (from recording.json), got "
+                                 f"{head.dtype} {head.shape}")
         return cls(arrays, meta, path)
 
     def __repr__(self):
@@ -555,6 +550,73 @@ class Recording:
         return (f"Recording({self.meta['model']['cell']} n={self.n_units}, T={self.n_steps}, "
                 f"B={self.batch}, events={self.n_events if rec['events'] else 'not recorded'}, "
                 f"states={rec['states']}, units={len(self.meta['units'])})")
+
+
+_MAX_META_BYTES = 64 << 20
+
+
+def _check_recording_meta(path, meta):
+    """Validate the metadata keys :class:`Recording` uses (types and ranges)."""
+    def bad(key, expected):
+        value = meta.get(key)
+        raise ValueError(f"{path} is not a valid neurosnap recording file: {key!r} must be "
+                         f"{expected}, got {str(value)[:60]}")
+
+    for key, low in (("n_steps", 1), ("batch", 1), ("n_units", 1), ("n_events", 0),
+                     ("rate_bin", 1)):
+        value = meta.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) \
+                or not low <= value <= validate.MAX_COUNT:
+            bad(key, f"an integer in [{low}, {validate.MAX_COUNT}]")
+    dt = meta.get("dt")
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not 0 < dt < float("inf") \
+            or not (dt * meta["n_units"] > 1e-300 and dt * meta["n_steps"] < 1e300):
+        bad("dt", "a positive number whose times (dt * n_steps) and rates (1 / (n_units * dt)) "
+                  "are finite")
+    try:
+        validate.memory("n_units", meta["n_units"], meta["n_units"] * 8 * 4,
+                        "per-unit event counts")
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a valid neurosnap recording file: {exc}") from None
+    rec = meta.get("recorded")
+    if not isinstance(rec, dict) or not isinstance(rec.get("events"), bool) \
+            or not isinstance(rec.get("rate"), bool) or not isinstance(rec.get("states"), list) \
+            or not all(isinstance(v, str) and v.isidentifier() for v in rec["states"]) \
+            or len(set(rec["states"])) != len(rec["states"]):
+        bad("recorded", "an object {events: bool, rate: bool, states: [names]}")
+    units = meta.get("units")
+    if not isinstance(units, list) or not all(
+            isinstance(u, int) and not isinstance(u, bool) and 0 <= u < meta["n_units"]
+            for u in units):
+        bad("units", f"a list of unit indices in [0, {meta['n_units']})")
+    if rec["states"] and not units:
+        bad("units", "non-empty when states are recorded")
+    if not isinstance(meta.get("network_hash"), str):
+        bad("network_hash", "a string")
+    if not isinstance(meta.get("model"), dict) or not isinstance(meta["model"].get("cell"), str):
+        bad("model", "an object with a 'cell' name")
+
+
+def _expected_arrays(meta):
+    """``{key: (dtype, shape)}`` of the arrays a recording's metadata describes."""
+    T, B, K, U = meta["n_steps"], meta["batch"], meta["n_events"], len(meta["units"])
+    dtypes = meta.get("arrays", {})
+    expected = {}
+    if meta["recorded"]["events"]:
+        expected.update(spike_steps=(np.dtype(np.int64), (K,)),
+                        spike_units=(np.dtype(np.int32), (K,)),
+                        spike_batch=(np.dtype(np.int32), (K,)))
+    if meta["recorded"]["rate"]:
+        expected["rate"] = (np.dtype(np.float64), (-(-T // meta["rate_bin"]), B))
+    if meta["recorded"]["states"]:
+        expected["units"] = (np.dtype(np.int64), (U,))
+        for v in meta["recorded"]["states"]:
+            name = dtypes.get(f"state_{v}", {}).get("dtype") if isinstance(dtypes, dict) else None
+            if name not in ("float32", "float64"):
+                raise ValueError(f"recording metadata: arrays['state_{v}'] must give dtype "
+                                 f"float32 or float64, got {name!r}")
+            expected[f"state_{v}"] = (np.dtype(name), (T, B, U))
+    return expected
 
 
 def _array_keys(meta):
@@ -727,6 +789,10 @@ class _StepRunner:
             emit(np.concatenate(steps), np.concatenate(units), np.concatenate(batch))
         return counts, st
 
+    def final_state(self):
+        """The state after the last chunk, by name (for the non-finite guard)."""
+        return {"state": self.state}
+
 
 class _EventRunner:
     """LIF/ALIF with a Heaviside gate: event-driven numba kernel on EventLIF's CSR."""
@@ -752,6 +818,10 @@ class _EventRunner:
         self.prev = np.empty((self.B, self.n), np.int64)
         self.n_prev = np.zeros(self.B, np.int64)
         self.reset()
+
+    def final_state(self):
+        """The state after the last chunk, by name (for the non-finite guard)."""
+        return {"v": self.v, "i": self.cur, "a": self.a}
 
     def reset(self):
         self.v[:] = self.v_leak
@@ -930,6 +1000,7 @@ def _resolve_units(units, n, recording_states):
     return arr.astype(np.int64)
 
 
+@validate.guarded
 def simulate(model, params, inputs, record=("events",), *, steps: int | None = None,
              units=None, state_vars=None, rate_bin: int = 10, out=None,
              chunk_steps: int = 10_000, progress: bool = False, engine: str = "auto",
@@ -1064,6 +1135,7 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
             if new_sequence and t > 0:
                 runner.reset()
             counts, st = runner.run(xs, t, emit)
+            validate.finite(f"simulate (steps {t}..{t + len(xs) - 1})", **runner.final_state())
             if "rate" in kinds:
                 store.append("rate", binner.push(counts))
             for c, s in enumerate(svars):
@@ -1073,6 +1145,8 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
                 bar.update(len(xs))
         if "rate" in kinds:
             store.append("rate", binner.finish())
+            validate.finite("simulate", _hint=f"dt={dt} is too small for a rate in events per "
+                            "second", rate=binner.scale)
     except BaseException:
         if out_dir is not None:                         # leave no half-written chunk files
             shutil.rmtree(store.chunk_dir, ignore_errors=True)

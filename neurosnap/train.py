@@ -191,6 +191,17 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
     checkpoint_every = validate.positive_int("checkpoint_every", checkpoint_every)
     if log_every is not None:
         log_every = validate.positive_int("log_every", log_every)
+    stats = validate.boolean("stats", stats)
+    progress = validate.boolean("progress", progress)
+    resume = validate.boolean("resume", resume)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable as callback(row, params), got "
+                        f"{type(callback).__name__} {callback!r}")
+    length = getattr(task, "length", 1)               # steps per sequence, where the task says
+    length = length if isinstance(length, int) and length > 0 else 1
+    per_step = (model.cell.n_state * model.cell.n_hidden + model.cell.n_in + model.n_out)
+    validate.memory("batch_size", batch_size, batch_size * length * per_step * model.dtype.itemsize,
+                    "one batch of sequences (inputs, targets and states)")
     if task.loss != model.loss:
         raise ValueError(f"task needs loss={task.loss!r} but the model has loss={model.loss!r}")
     if (task.n_in, task.n_out) != (model.cell.n_in, model.n_out):
@@ -347,7 +358,7 @@ def _save_snapshot(path, snap, signature, wall):
 
 
 def _restore(path, loop, rng, task, history, signature):
-    arrays, meta = ckpt.load(path)
+    arrays, meta = ckpt.load_training(path, loop.model, loop.opt_state)
     recorded = meta.get("signature")
     changed = describe.differences(recorded if isinstance(recorded, dict) else {}, signature)
     if changed:
@@ -363,7 +374,7 @@ def _restore(path, loop, rng, task, history, signature):
     loop.g_bout = arrays["pending/readout.bias"]
     loop.t, loop.updates, loop.since_update = meta["t"], meta["updates"], meta["since_update"]
     rng.bit_generator.state = meta["rng"]
-    task.load_state_dict(meta["task"])
+    ckpt.restore_task(path, task, meta["task"])
     history.rows = meta["rows"]
     history.pending = meta["pending"]
     return float(meta["wall"])
@@ -450,7 +461,5 @@ class _Loop:
 
 
 def _check_finite(t, **arrays):
-    for name, value in arrays.items():
-        if not np.all(np.isfinite(value)):
-            raise FloatingPointError(f"non-finite {name} (NaN or inf) at time step {t}; training "
-                                     f"stopped, the last checkpoint (if any) is intact")
+    validate.finite(f"train at time step {t}", _hint="training stopped, the last checkpoint (if "
+                    "any) is intact", **arrays)

@@ -58,7 +58,7 @@ def test_checkpoint_file_is_plain_npz_with_json(tmp_path):
 def test_object_arrays_are_refused(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, x=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(ckpt.CheckpointError, match="object arrays"):
+    with pytest.raises(ckpt.CheckpointError, match="object array"):
         ckpt.load(path)
 
 

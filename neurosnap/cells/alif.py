@@ -34,7 +34,8 @@ class ALIF(_Spiking):
     def __init__(self, n_in: int, n_hidden: int, density: float = 1.0, *, tau_adapt: float = 0.2,
                  beta: float = 1.8, detach_adaptation: bool = False, **kwargs):
         dt = kwargs.get("dt", 1e-3)
-        self.tau_adapt = validate.real("tau_adapt", tau_adapt, low=validate.real("dt", dt))
+        dt = validate.real("dt", dt)
+        self.tau_adapt = validate.real("tau_adapt", tau_adapt, low=dt, low_name=f"dt={dt}")
         self.beta = validate.real("beta", beta, low=0.0)
         if not isinstance(detach_adaptation, bool):
             raise TypeError(f"detach_adaptation must be a bool, got {detach_adaptation!r}")

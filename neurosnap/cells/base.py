@@ -49,6 +49,10 @@ class Cell(abc.ABC):
         self.n_hidden = validate.positive_int("n_hidden", n_hidden)
         self.density = validate.density("density", density)
         self.seed = validate.positive_int("seed", seed, minimum=0)
+        G, n = len(self.gate_names), self.n_hidden     # dense (G, n, n) weights and (n, n) mask
+        validate.memory("n_hidden", n_hidden, n * n * (8 * G + 1),
+                        f"the dense ({G}, n, n) float64 recurrent weights and the (n, n) mask")
+        validate.memory("n_in", n_in, G * n * self.n_in * 8, f"the ({G}, n, n_in) input weights")
         if not isinstance(autapses, bool):
             raise TypeError(f"autapses must be a bool, got {autapses!r}")
         if not isinstance(bias, bool):

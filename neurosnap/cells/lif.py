@@ -32,8 +32,8 @@ class _Spiking(Cell):
                  **kwargs):
         self.gate = make_gate(gate, Triangle(gamma=0.3, width=1.0))
         self.dt = validate.real("dt", dt, low=0.0, low_open=True)
-        self.tau_mem = validate.real("tau_mem", tau_mem, low=self.dt)
-        self.tau_syn = validate.real("tau_syn", tau_syn, low=self.dt)
+        self.tau_mem = validate.real("tau_mem", tau_mem, low=self.dt, low_name=f"dt={self.dt}")
+        self.tau_syn = validate.real("tau_syn", tau_syn, low=self.dt, low_name=f"dt={self.dt}")
         self.v_th = validate.real("v_th", v_th)
         self.v_leak = validate.real("v_leak", v_leak)
         self.v_reset = validate.real("v_reset", v_reset)

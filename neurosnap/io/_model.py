@@ -53,12 +53,19 @@ def gate_config(gate) -> dict:
 
 
 def _gate_from_config(spec) -> gates.Gate:
+    if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
+        raise ValueError(f"gate must be a table with kind='heaviside' or 'smooth', got "
+                         f"{str(spec)[:60]}")
     spec = dict(spec)
     kind = spec.pop("kind")
     if kind == "smooth":
         return gates.Smooth(**spec)
     if kind == "heaviside":
-        return gates.Heaviside(gates.SURROGATES[spec.pop("surrogate")](**spec))
+        name = spec.pop("surrogate", None)
+        if not isinstance(name, str) or name not in gates.SURROGATES:
+            raise ValueError(f"gate surrogate={name!r} is unknown; expected one of "
+                             f"{sorted(gates.SURROGATES)}")
+        return gates.Heaviside(gates.SURROGATES[name](**spec))
     raise ValueError(f"unknown gate kind {kind!r}")
 
 
@@ -85,14 +92,35 @@ def model_config(model) -> dict:
 
 
 def build_model(config: dict) -> Model:
-    """The model :func:`model_config` described."""
-    options = dict(config["cell_options"])
-    if "gate" in options:
-        options["gate"] = _gate_from_config(options["gate"])
-    if config["cell"] not in CELLS:
-        raise ValueError(f"unknown cell {config['cell']!r}; expected one of {sorted(CELLS)}")
-    cell = CELLS[config["cell"]](config["n_in"], config["n_hidden"], config["density"], **options)
-    return Model(cell, config["n_out"], loss=config["loss"], dtype=getattr(np, config["dtype"]))
+    """The model :func:`model_config` described; ``ValueError`` naming the key for a description
+    that is not one (missing keys, wrong types, unknown cell, dtype or gate)."""
+    if not isinstance(config, dict):
+        raise ValueError(f"model configuration must be an object, got {type(config).__name__}")
+    missing = sorted({"cell", "n_in", "n_hidden", "density", "dtype", "n_out", "loss",
+                      "cell_options"} - set(config))
+    if missing:
+        raise ValueError(f"model configuration lacks {missing}")
+    options = config["cell_options"]
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise ValueError("model configuration: cell_options must be an object")
+    if not isinstance(config["cell"], str) or config["cell"] not in CELLS:
+        raise ValueError(f"model configuration: unknown cell {config['cell']!r}; expected one of "
+                         f"{sorted(CELLS)}")
+    if config["dtype"] not in ("float32", "float64"):
+        raise ValueError(f"model configuration: dtype must be 'float32' or 'float64', got "
+                         f"{config['dtype']!r}")
+    cls = CELLS[config["cell"]]
+    unknown = sorted(set(options) - set(_cell_keywords(cls)))
+    if unknown:
+        raise ValueError(f"model configuration: unknown cell_options {unknown} for {config['cell']}")
+    options = dict(options)
+    try:
+        if "gate" in options:
+            options["gate"] = _gate_from_config(options["gate"])
+        cell = cls(config["n_in"], config["n_hidden"], config["density"], **options)
+        return Model(cell, config["n_out"], loss=config["loss"], dtype=getattr(np, config["dtype"]))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model configuration: {exc}") from None
 
 
 def network_hash(model, params) -> str:

@@ -66,6 +66,7 @@ import os
 import numpy as np
 
 from ..cells.lif import LIF
+from ..core import npz, validate
 from ..gates import Heaviside
 from ..model import Model
 from ._model import build_model, model_config
@@ -128,6 +129,7 @@ def to_nir(model, params, *, readout: bool = True):
     """
     nir = _nir()
     check_expressible(model)
+    readout = validate.boolean("readout", readout)
     params = model.check_params(params)
     cell = model.cell
     n, n_in = cell.n_hidden, cell.n_in
@@ -160,6 +162,25 @@ def to_nir(model, params, *, readout: bool = True):
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
 
+def _node_array(node_name, field, values, ndim=None, shape=None):
+    """A node's array as finite float64 (``ValueError`` naming node and field otherwise)."""
+    try:
+        values = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"NIR node {node_name!r}: {field} must be an array of numbers, got "
+                         f"{str(values)[:60]}") from None
+    if values.ndim == 0:
+        values = values.reshape(1)
+    if values.size == 0 or (ndim is not None and values.ndim != ndim) \
+            or (shape is not None and values.shape != shape):
+        expected = f"shape {shape}" if shape else f"{ndim or 1}-D"
+        raise ValueError(f"NIR node {node_name!r}: {field} must be a non-empty {expected} array, "
+                         f"got shape {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"NIR node {node_name!r}: {field} contains NaN or inf")
+    return values
+
+
 def _uniform(node_name, field, values):
     values = np.asarray(values, dtype=np.float64)
     if values.size and not np.all(values == values.flat[0]):
@@ -180,6 +201,7 @@ def _number(value):
     return None if value is None else float(value)
 
 
+@validate.guarded
 def from_nir(graph, *, dt: float | None = None):
     """Import a NIR graph of the shape :func:`to_nir` writes as ``(model, params)``.
 
@@ -198,11 +220,19 @@ def from_nir(graph, *, dt: float | None = None):
 
     Raises:
         ValueError: naming the node or parameter neurosnap cannot represent (e.g. an ``LI`` leaky
-            readout, per-neuron time constants, several neuron layers).
+            readout, per-neuron time constants, several neuron layers), or what is invalid
+            (``dt`` or a time constant ``<= 0``, empty or non-finite arrays, arrays of the wrong
+            length, metadata that is not a neurosnap model description, a file that is missing or
+            not NIR/HDF5).
     """
     nir = _nir()
     if isinstance(graph, (str, os.PathLike)):
-        graph = nir.read(graph)
+        path = npz.check_file(graph, "NIR")
+        try:
+            graph = nir.read(path)
+        except Exception as exc:  # noqa: BLE001 - h5py/nir raise many types for a foreign file
+            raise ValueError(f"{path} is not a valid NIR file: {type(exc).__name__}: "
+                             f"{str(exc)[:200]}") from None
     if not isinstance(graph, nir.NIRGraph):
         raise TypeError(f"graph must be a nir.NIRGraph or a path, got {type(graph).__name__}")
     nodes, edges = graph.nodes, list(graph.edges)
@@ -258,22 +288,43 @@ def from_nir(graph, *, dt: float | None = None):
 
     meta = graph.metadata if isinstance(graph.metadata, dict) else {}
     config = meta.get("neurosnap_model")
-    config = json.loads(_text(config)) if config is not None else None
+    if config is not None:
+        try:
+            config = json.loads(_text(config))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ValueError(f"the graph's metadata['neurosnap_model'] is not valid JSON: "
+                             f"{str(exc)[:100]}") from None
     if dt is None:
-        dt = _number(meta.get("dt"))
+        try:
+            dt = _number(meta.get("dt"))
+        except (TypeError, ValueError, AttributeError, OverflowError):
+            raise ValueError(f"the graph's metadata['dt'] must be a number, got "
+                             f"{str(meta.get('dt'))[:60]}") from None
         if dt is None:
             raise ValueError("dt is needed: NIR is continuous-time and this graph has no "
                              "metadata['dt']; call from_nir(graph, dt=...)")
-    dt = float(dt)
+    dt = validate.real("dt", dt, low=0.0, low_open=True)
 
     lif = nodes[lif_name]
     w_in_node, n = nodes[w_in_name], None
-    w_in = np.asarray(w_in_node.weight)
+    w_in = _node_array(w_in_name, "weight", w_in_node.weight, ndim=2)
     n, n_in = w_in.shape
-    bias = np.asarray(w_in_node.bias) if isinstance(w_in_node, nir.Affine) else None
-    w_rec = np.asarray(nodes[rec_names[0]].weight) if rec_names else np.zeros((n, n), w_in.dtype)
+    bias = (_node_array(w_in_name, "bias", w_in_node.bias, shape=(n,))
+            if isinstance(w_in_node, nir.Affine) else None)
+    w_rec = (_node_array(rec_names[0], "weight", nodes[rec_names[0]].weight, ndim=2) if rec_names
+             else np.zeros((n, n), w_in.dtype))
     if w_rec.shape != (n, n):
         raise ValueError(f"recurrent weights must have shape ({n}, {n}), got {w_rec.shape}")
+    neuron_fields = ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in") \
+        if isinstance(lif, nir.CubaLIF) else ("tau", "r", "v_leak", "v_threshold", "v_reset")
+    for field in neuron_fields:
+        values = _node_array(lif_name, field, getattr(lif, field, None))
+        if values.size not in (1, n):
+            raise ValueError(f"NIR node {lif_name!r}: {field} must have one value per neuron "
+                             f"({n}), got shape {values.shape}")
+        if field.startswith("tau") and not np.all(values > 0):
+            raise ValueError(f"NIR node {lif_name!r}: {field} must be > 0, got "
+                             f"min {values.min()}")
     if isinstance(lif, nir.CubaLIF):
         tau_syn = _uniform(lif_name, "tau_syn", lif.tau_syn)
         tau_mem = _uniform(lif_name, "tau_mem", lif.tau_mem)
@@ -288,6 +339,9 @@ def from_nir(graph, *, dt: float | None = None):
     v_leak = _uniform(lif_name, "v_leak", lif.v_leak)
     v_th = _uniform(lif_name, "v_threshold", lif.v_threshold)
     v_reset = _uniform(lif_name, "v_reset", lif.v_reset)
+    if gain is not None and not np.all(np.isfinite(gain)):
+        raise ValueError(f"dt={dt} with the neuron's tau_syn, w_in and r gives a non-finite "
+                         "weight scale (dt/tau_syn) * w_in * r")
     if gain is not None:
         w_in = gain[:, None] * w_in
         w_rec = gain[:, None] * w_rec
@@ -295,12 +349,13 @@ def from_nir(graph, *, dt: float | None = None):
 
     ro = nodes[readout_name] if readout_name else None
     if config is not None:
-        if config.get("cell") != "LIF" or config.get("n_in") != n_in or config.get("n_hidden") != n:
+        if not isinstance(config, dict) or config.get("cell") != "LIF" \
+                or config.get("n_in") != n_in or config.get("n_hidden") != n:
             raise ValueError("the graph's metadata['neurosnap_model'] does not match its nodes")
         model = build_model(config)
     else:
         diag = bool(np.any(np.diag(w_rec) != 0))
-        n_out = 1 if ro is None else np.asarray(ro.weight).shape[0]
+        n_out = 1 if ro is None else _node_array(readout_name, "weight", ro.weight, ndim=2).shape[0]
         try:
             cell = LIF(n_in, n, 1.0, dt=dt, tau_mem=tau_mem, tau_syn=tau_syn, v_th=v_th,
                        v_leak=v_leak, v_reset=v_reset, autapses=diag or n < 2,
@@ -321,13 +376,14 @@ def from_nir(graph, *, dt: float | None = None):
     if bias is not None:
         params["cell.bias"] = np.asarray(bias, dtype=dtype)[None].copy()
     if ro is not None:
-        weight = np.asarray(ro.weight, dtype=dtype)
+        weight = _node_array(readout_name, "weight", ro.weight, ndim=2).astype(dtype)
         if weight.shape != (model.n_out, n):
             raise ValueError(f"readout weight must have shape ({model.n_out}, {n}), got "
                              f"{weight.shape}")
-        params["readout.weight"] = weight.copy()
-        params["readout.bias"] = (np.asarray(ro.bias, dtype=dtype).copy()
-                                  if isinstance(ro, nir.Affine) else np.zeros(model.n_out, dtype))
+        params["readout.weight"] = weight
+        params["readout.bias"] = (
+            _node_array(readout_name, "bias", ro.bias, shape=(model.n_out,)).astype(dtype)
+            if isinstance(ro, nir.Affine) else np.zeros(model.n_out, dtype))
     else:
         params["readout.weight"] = np.zeros((model.n_out, n), dtype)
         params["readout.bias"] = np.zeros(model.n_out, dtype)

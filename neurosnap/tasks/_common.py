@@ -25,10 +25,18 @@ def boolean(name: str, value) -> bool:
 def duration_steps(name: str, duration, dt: float, *, minimum: int = 1) -> int:
     """``duration`` (seconds) as a whole number of steps of ``dt`` (rounded), at least ``minimum``."""
     duration = validate.real(name, duration, low=0.0)
-    steps = int(round(duration / dt))
-    if steps < minimum:
-        raise ValueError(f"{name} must last at least {minimum} step(s) of dt={dt}, got {duration}")
-    return steps
+    return validate.steps(name, duration, dt, minimum=minimum)
+
+
+def batch_size(task, value) -> int:
+    """``task.sample``'s ``batch_size``: a positive integer whose batch fits in memory (inputs,
+    targets and mask of ``task.length`` steps, where the task has a fixed length)."""
+    value = validate.positive_int("batch_size", value)
+    length = getattr(task, "length", 1)
+    length = length if isinstance(length, int) and length > 0 else 1
+    validate.memory("batch_size", value, value * length * (task.n_in + task.n_out + 1) * 8,
+                    f"a batch of {length}-step sequences")
+    return value
 
 
 def probability(name: str, rate: float, dt: float) -> float:

@@ -48,7 +48,7 @@ class Adding(_common.HeldOut, Task):
         return cls(**{**cls.SMALL, **overrides})
 
     def sample(self, rng, batch_size):
-        batch_size = validate.positive_int("batch_size", batch_size)
+        batch_size = _common.batch_size(self, batch_size)
         T, half = self.length, self.length // 2
         values = rng.uniform(0.0, 1.0, size=(T, batch_size))
         first = rng.integers(0, half, size=batch_size)

@@ -17,6 +17,7 @@ from collections import deque
 import numpy as np
 
 from ..core import validate
+from . import _common
 from .base import Batch, Task
 
 DELIM, BLANK = 2, 3
@@ -51,7 +52,7 @@ class Copy(Task):
 
     def sample(self, rng, batch_size):
         """A batch whose sequences share one length ``L`` (padded sequences are never used)."""
-        batch_size = validate.positive_int("batch_size", batch_size)
+        batch_size = _common.batch_size(self, batch_size)
         low = max(self.level - 5, 1) if self.sample_lengths else self.level
         L = int(rng.integers(low, self.level + 1))
         return make_copy_batch(rng.integers(0, 2, size=(L, batch_size)))
@@ -71,8 +72,17 @@ class Copy(Task):
         return {"level": self.level, "recent": list(self._recent)}
 
     def load_state_dict(self, state):
-        self.level = validate.positive_int("level", state["level"])
-        self._recent = deque([float(v) for v in state["recent"]], maxlen=self.window)
+        if not isinstance(state, dict) or set(state) != {"level", "recent"}:
+            raise ValueError(f"Copy task state must be a dict with keys 'level' and 'recent', got "
+                             f"{str(state)[:60]}")
+        level = validate.positive_int("level", state["level"], minimum=self.start_length,
+                                      maximum=self.max_length)
+        recent = state["recent"]
+        if not isinstance(recent, list) or len(recent) > self.window:
+            raise ValueError(f"recent must be a list of at most window={self.window} losses")
+        recent = [validate.real("recent", v, low=0.0) for v in recent]
+        self.level = level
+        self._recent = deque(recent, maxlen=self.window)
 
 
 def make_copy_batch(bits: np.ndarray) -> Batch:

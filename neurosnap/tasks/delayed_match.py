@@ -71,7 +71,7 @@ class DelayedMatch(_common.HeldOut, Task):
         return cls(**{**cls.SMALL, **overrides})
 
     def sample(self, rng, batch_size):
-        batch_size = validate.positive_int("batch_size", batch_size)
+        batch_size = _common.batch_size(self, batch_size)
         stim = rng.integers(0, 2, size=(2, batch_size))
         return self.make_batch(stim[0], stim[1])
 

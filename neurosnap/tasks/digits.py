@@ -97,7 +97,7 @@ class Digits(Task):
         return Batch(xs=self.xs[:, indices], ys=ys, mask=mask)
 
     def sample(self, rng, batch_size):
-        batch_size = validate.positive_int("batch_size", batch_size)
+        batch_size = _common.batch_size(self, batch_size)
         return self.batch(rng.choice(self.splits["train"], size=batch_size))
 
     def split(self, name: str) -> Batch:

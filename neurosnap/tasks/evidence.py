@@ -90,6 +90,9 @@ class Evidence(_common.HeldOut, Task):
         self.eval_size = validate.positive_int("eval_size", eval_size, minimum=0)
         self.group_size = self.n_in // 4
         self.length = self.n_cues * self.interval_steps + self.delay_steps + self.recall_steps
+        if self.length > 2 ** 31 - 1:
+            raise ValueError(f"n_cues, cue_interval, delay and recall_duration give sequences of "
+                             f"{self.length} steps of dt={self.dt}, more than {2 ** 31 - 1}")
 
     @classmethod
     def small(cls, **overrides) -> "Evidence":
@@ -103,7 +106,7 @@ class Evidence(_common.HeldOut, Task):
         return np.where(minority, 1 - majority, majority)
 
     def sample(self, rng, batch_size):
-        batch_size = validate.positive_int("batch_size", batch_size)
+        batch_size = _common.batch_size(self, batch_size)
         return self.make_batch(rng, self.cues(rng, batch_size))
 
     def make_batch(self, rng, cues: np.ndarray) -> Batch:

@@ -69,6 +69,9 @@ class Pattern(Task):
         self.length = _common.duration_steps("duration", duration, self.dt, minimum=2)
         self.periods = _periods(periods, self.duration)
         self.seed = validate.positive_int("seed", seed, minimum=0)
+        validate.memory("(n_inputs + n_out) * duration / dt", (self.n_in + self.n_out) * self.length,
+                        (self.n_in + self.n_out) * self.length * 8 * 2,
+                        "the fixed input pattern and target")
         rng = np.random.default_rng(self.seed)
         self.inputs = _common.poisson(rng, np.full((self.length, self.n_in), self.p_spike))
         self.target = np.stack([self._sum_of_sines(rng) for _ in range(self.n_out)], axis=-1)
@@ -91,7 +94,7 @@ class Pattern(Task):
 
     def sample(self, rng, batch_size):
         """``batch_size`` copies of the frozen pattern (``rng`` is not used)."""
-        batch_size = validate.positive_int("batch_size", batch_size)
+        batch_size = _common.batch_size(self, batch_size)
         T, B = self.length, batch_size
         xs = np.repeat(self.inputs[:, None, :], B, axis=1)
         ys = np.repeat(self.target[:, None, :], B, axis=1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import validate
+from . import _common
 from .base import Batch, Task
 
 
@@ -29,6 +30,8 @@ class Spiral(Task):
         self.length = validate.positive_int("length", length, minimum=2)
         self.n_samples = validate.positive_int("n_samples", n_samples, minimum=10)
         self.seed = validate.positive_int("seed", seed, minimum=0)
+        validate.memory("length * n_samples", self.length * self.n_samples,
+                        self.length * self.n_samples * 6 * 8, "the data set (inputs and phases)")
         rng = np.random.default_rng(self.seed)
         labels = rng.integers(0, 2, self.n_samples)
         phase = rng.uniform(0, 2 * np.pi, self.n_samples)
@@ -53,7 +56,7 @@ class Spiral(Task):
         return Batch(xs=self.xs[:, indices], ys=ys, mask=mask)
 
     def sample(self, rng, batch_size):
-        batch_size = validate.positive_int("batch_size", batch_size)
+        batch_size = _common.batch_size(self, batch_size)
         return self.batch(rng.choice(self.splits["train"], size=batch_size))
 
     def evaluate(self, model, params) -> dict:

@@ -51,6 +51,29 @@ _NONE = -1
 _MAX_TRIES = 10_000
 
 
+#: Smallest probability that one draw of events is valid: (1 - 0.003)^10000 < 1e-13, so
+#: :meth:`StoreRecall.sample` never runs out of its ``_MAX_TRIES`` draws in practice.
+_MIN_VALID = 0.003
+
+
+def valid_probability(seq_len: int, p: float) -> float:
+    """Probability that one draw of :meth:`StoreRecall._events` is valid: exact, a Markov chain
+    over ``(last event is a STORE, a STORE was seen, previous period was a STORE)`` raised to the
+    power ``seq_len`` (``O(log seq_len)``)."""
+    states = [(a, b, c) for a in (False, True) for b in (False, True) for c in (False, True)]
+    index = {s: i for i, s in enumerate(states)}
+    M = np.zeros((8, 8))
+    for (last_store, seen, prev_store), i in index.items():
+        if not prev_store:                                     # an event may follow
+            M[i, index[(not last_store, seen or not last_store, not last_store)]] += p
+        M[i, index[(last_store, seen, False)]] += 1.0 - p      # a plain bit period
+    start = np.zeros(8)
+    start[index[(False, False, False)]] = 1.0
+    dist = start @ np.linalg.matrix_power(M, seq_len)
+    return float(sum(dist[i] for (last_store, seen, _), i in index.items()
+                     if seen and not last_store))
+
+
 class StoreRecall(_common.HeldOut, Task):
     """Store-recall (see module docstring).
 
@@ -84,8 +107,16 @@ class StoreRecall(_common.HeldOut, Task):
         self.p_spike = _common.probability("rate", self.rate, self.dt)
         self.eval_size = validate.positive_int("eval_size", eval_size, minimum=0)
         self.p_event = 1.0 / (1.0 + self.seq_delay)
-        self.groups = np.array_split(np.arange(self.n_in), 4)
+        p_valid = valid_probability(self.seq_len, self.p_event)
+        if p_valid < _MIN_VALID:
+            raise ValueError(f"seq_delay={self.seq_delay} with seq_len={self.seq_len} makes a "
+                             f"valid store-recall sequence too rare (probability {p_valid:.3g} per "
+                             f"draw, at least {_MIN_VALID} needed); choose seq_delay nearer "
+                             f"seq_len / 4 or a longer seq_len")
         self.length = self.seq_len * self.tau_char
+        validate.memory("n_inputs", self.n_in, self.length * self.n_in * 8 * 2,
+                        "one trial of Poisson inputs (seq_len * tau_char steps)")
+        self.groups = np.array_split(np.arange(self.n_in), 4)
 
     @classmethod
     def small(cls, **overrides) -> "StoreRecall":
@@ -131,7 +162,7 @@ class StoreRecall(_common.HeldOut, Task):
         return events, bits, targets
 
     def sample(self, rng, batch_size):
-        batch_size = validate.positive_int("batch_size", batch_size)
+        batch_size = _common.batch_size(self, batch_size)
         events, bits, targets = self.symbols(rng, batch_size)
         L, tau, B = self.seq_len, self.tau_char, batch_size
         active = np.zeros((L, B, 4), dtype=bool)               # which group is on in each period
