@@ -102,12 +102,13 @@ def load(path) -> dict:
         raise ConfigError(f"config file not found: {path}") from None
     except IsADirectoryError:
         raise ConfigError(f"config file {path} is a directory, not a file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text: {exc}") from None
+        raise ConfigError(f"config file {path} is not UTF-8 text, so not valid TOML: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except RecursionError:
-        raise ConfigError(f"config file {path} is nested too deeply to be a configuration") from None
+        raise ConfigError(f"config file {path} is not valid TOML for a configuration: nested too "
+                          f"deeply") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
 
@@ -270,7 +271,7 @@ def _build_model(table, task):
         raise ConfigError("[model] needs n_hidden")
     options = table.get("cell_options", {})
     if not isinstance(options, dict):
-        raise ConfigError(f"[model] cell_options must be a table of the cell's keywords, e.g. "
+        raise ConfigError(f"[model.cell_options] must be a table of the cell's keywords, e.g. "
                           f"cell_options = {{ threshold = 0.3 }}, got {options!r}")
     options = dict(options)
     _check_keys("[model.cell_options]", options, _keywords(CELLS[name]), f" for {name}")

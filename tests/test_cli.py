@@ -125,21 +125,21 @@ def bad_files(tmp_path_factory):
     (["train", "egru-cpy"], "Did you mean 'egru-copy'?"),
     (["train", "{bad}/latin1.toml"], "is not UTF-8 text"),
     (["train", "{bad}/nested.toml"], "nested too deeply"),
-    (["train", "{bad}/xy.toml"], "cell_options must be a table"),
-    (["train", "egru-copy", "--set", "model.cell_options=7"], "cell_options must be a table"),
+    (["train", "{bad}/xy.toml"], "[model.cell_options] must be a table"),
+    (["train", "egru-copy", "--set", "model.cell_options=7"], "[model.cell_options] must be a table"),
     (["train", "egru-copy", "--set", "model.n_hidden.x=1"], "model.n_hidden is 16, not a table"),
     (["train", "egru-copy", "--set", "optimizer.lr=" + "9" * 401], "lr is an integer with 401 digits"),
     (["train", "egru-copy", "--set", "train.steps=2"], "ends before the first step that counts"),
     (["train", "egru-copy", "--set", "rule.name=STDP", "--steps", "30"], "EGRU counts time in steps"),
     (["train", "egru-copy", "--out", "{bad}/a-file"], "exists and is not a directory"),
-    (["simulate", "lif-network", "--params", "{bad}/not-a-zip.npz"], "not a neurosnap params"),
+    (["simulate", "lif-network", "--params", "{bad}/not-a-zip.npz"], "not a valid neurosnap params"),
     (["simulate", "lif-network", "--units", "0-4000000000"], "0 <= a <= b < 1000"),
     (["simulate", "lif-network", "--units", "3,x"], "expected unit numbers"),
     (["compare", "egru-copy", "--rules", "rtrl"], "Did you mean 'RTRL'?"),
     (["compare", "egru-copy", "--rules", "RTRL", "--workers", "0"], "--workers must be a positive"),
     (["sweep", "egru-copy", "--grid", "train.seed=0,1", "--workers", "0"], "--workers must be"),
     (["sweep", "egru-copy", "--grid", "model.density=1.0,1.5"], "grid point model.density=1.5"),
-    (["train", "egru-copy", "--set", "model.n_hidden=10000000"], "MemoryError: Unable to allocate"),
+    (["train", "egru-copy", "--set", "model.n_hidden=10000000"], "n_hidden=10000000 needs about"),
 ])
 def test_user_errors_are_one_line_with_exit_status_2(args, needle, bad_files, tmp_path):
     args = [a.replace("{bad}", str(bad_files)) for a in args]
@@ -157,7 +157,7 @@ def test_checkpoint_that_is_a_directory_and_a_broken_checkpoint(tmp_path):
     (tmp_path / "checkpoint.npz").rmdir()
     (tmp_path / "checkpoint.npz").write_text("not a zip")
     line = _one_line_error(_cli("train", "egru-copy", "--steps", "50", "--out", tmp_path,
-                                "--resume"), "is not a neurosnap checkpoint")
+                                "--resume"), "is not a valid neurosnap checkpoint")
     assert "pickle" not in line.replace("never unpickled", "")
 
 
