@@ -8,7 +8,7 @@ FULL := $(VENV)/.installed-full
 # torchvision requirement cannot be imported beside CPU torch (see docs/getting-started.md).
 PINS := "numpy>=2,<2.4" "pyparsing<3.3" torch==2.13.0
 
-.PHONY: demo test bench docs clean
+.PHONY: demo test bench docs notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(CORE): $(BIN)/python pyproject.toml
 	touch $@
 
 $(FULL): $(CORE)
-	$(BIN)/pip install -q -e ".[dev,torch,brian2,norse,docs]" $(PINS)
+	$(BIN)/pip install -q -e ".[dev,torch,brian2,norse,docs,data]" $(PINS)
 	$(BIN)/pip install -q --no-deps norse==1.1.0
 	touch $@
 
@@ -32,6 +32,13 @@ test: $(FULL)
 # the documentation site in site/, strict (warnings fail); executes the notebooks at full size
 docs: $(FULL)
 	$(BIN)/mkdocs build --strict
+
+# .ipynb copies of the jupytext notebooks (notebooks/*.py), unexecuted, in notebooks/ipynb/ (git-ignored)
+notebooks: $(FULL)
+	mkdir -p notebooks/ipynb
+	for nb in notebooks/[0-9][0-9]-*.py; do \
+		$(BIN)/jupytext --quiet --to ipynb --output notebooks/ipynb/$$(basename $$nb .py).ipynb $$nb || exit 1; \
+	done
 
 bench: $(FULL)
 	NUMBA_NUM_THREADS=1 $(BIN)/python benchmarks/sparse_rtrl.py

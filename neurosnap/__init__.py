@@ -9,7 +9,7 @@
 >>> bool(max(abs(g_rtrl[k] - g_bptt[k]).max() for k in params) < 1e-10)
 True
 """
-from . import cells, gates, optim, rules, tasks
+from . import cells, encode, gates, optim, rules, tasks
 from . import io, plot, simulation
 from .grad import sequence_grad
 from .model import Model, Trajectory
@@ -18,5 +18,5 @@ from .train import History, train
 
 __version__ = "0.1.0"
 
-__all__ = ["cells", "gates", "optim", "rules", "tasks", "Model", "Trajectory", "History",
+__all__ = ["cells", "encode", "gates", "optim", "rules", "tasks", "Model", "Trajectory", "History",
            "sequence_grad", "train", "__version__", "simulate", "simulation", "plot", "io"]

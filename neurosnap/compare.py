@@ -34,6 +34,7 @@ import contextlib
 import copy
 import csv
 import json
+import warnings
 import math
 import os
 import re
@@ -566,10 +567,12 @@ def mean_curve(curves, key, grid, xkey="step"):
 
 def plot(results, path, key=None, title=""):
     """Learning curves of ``key`` (default: the headline metric), one line per rule (mean over
-    seeds), against time steps (left) and cumulative multiply-adds (right, log scale), with one
-    legend for both panels that gives each rule's number of seeds. Curves too short to draw (a
-    very short run) leave a note in the panel instead. Saves a PNG at ``path`` and returns the
-    ``matplotlib.figure.Figure``."""
+    seeds, the seeds' range shaded), against time steps (left) and cumulative multiply-adds
+    (right, log scale), with one legend for both panels that gives each rule's number of seeds.
+    Rules whose mean curves are identical are drawn with distinct dashes and markers, and the
+    identity is stated in the legend ("= X"), so that no line hides another. Curves too short to
+    draw (a very short run) leave a note in the panel instead. Saves a PNG at ``path`` and returns
+    the ``matplotlib.figure.Figure``."""
     import matplotlib.ticker
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -578,15 +581,17 @@ def plot(results, path, key=None, title=""):
 
     key = key or results.metric
     rules = list(dict.fromkeys(r for r, _ in results.curves))
-    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    dashes = [(None, None), (3, 3), (1, 2), (6, 2, 1, 2), (1, 4)]   # identical curves: thinner, on top
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<"]
+    fig = Figure(figsize=(12, 4.4), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2)
     handles, drawn = [], {"step": [], "macs": []}
+    same_as = []                               # (rule, grid, mean curve against steps) so far
     for i, rule in enumerate(rules):
         curves = [c for (r, _), c in results.curves.items() if r == rule]
         color = f"C{i % 10}"
-        style = "-" if i < 10 else "--"
-        label = f"{rule} ({len(curves)} seed{'s' if len(curves) != 1 else ''})"
+        label, k = f"{rule} ({len(curves)} seed{'s' if len(curves) != 1 else ''})", 0
         line = None
         for ax, xkey in zip(axes, ("step", "macs")):
             xs = [np.asarray(c[xkey], dtype=float) for c in curves if len(c[xkey])]
@@ -600,9 +605,24 @@ def plot(results, path, key=None, title=""):
             y = mean_curve(curves, key, grid, xkey)
             if not np.isfinite(y).any():
                 continue
-            line, = ax.plot(grid, y, style, color=color, lw=1.5, label=label)
+            if xkey == "step":                  # identical learning curves (against time steps)
+                same = [r for r, g, m in same_as if g.shape == grid.shape and np.allclose(g, grid)
+                        and np.allclose(m, y, equal_nan=True, rtol=1e-9, atol=1e-12)]
+                k = len(same)                   # the k-th rule with this very curve
+                label += f", = {same[0]}" if same else ""
+                same_as.append((rule, grid, y))
+            line, = ax.plot(grid, y, color=color, lw=1.3 if k else 2.2,
+                            dashes=dashes[k % len(dashes)], marker=markers[i % len(markers)],
+                            markevery=(0.04 * (k + 1), 0.12), ms=5, label=label, zorder=3 + k)
+            if len(curves) > 1:                 # the seeds' spread: min to max of the runs
+                runs = np.vstack([mean_curve([c], key, grid, xkey) for c in curves])
+                with warnings.catch_warnings():     # all-NaN columns: no run reached that x
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    lo, hi = np.nanmin(runs, axis=0), np.nanmax(runs, axis=0)
+                ax.fill_between(grid, lo, hi, color=color, alpha=0.12, lw=0, zorder=1)
             drawn[xkey].append(y[np.isfinite(y)])
         if line is not None:
+            line.set_label(label)
             handles.append(line)
     axes[0].set(xlabel="time steps", ylabel=key)
     axes[1].set(xlabel="cumulative multiply-adds (learning rule)", ylabel=key)
@@ -624,10 +644,11 @@ def plot(results, path, key=None, title=""):
         if key == "level":
             ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if handles:
-        fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
+        fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False,
+                   title='shaded: range over seeds\n"= X": same curve as X', title_fontsize=8)
     n_seeds = sorted({len([1 for (r, _) in results.curves if r == rule]) for rule in rules})
     seeds = (f"{n_seeds[0]} seed{'s' if n_seeds[0] != 1 else ''}" if len(n_seeds) == 1
              else "seeds per rule in the legend")
     fig.suptitle(title or f"{key}: mean over {seeds}")
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=150)
     return fig

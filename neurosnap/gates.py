@@ -32,6 +32,12 @@ class Triangle(Surrogate):
     """``psi(x) = gamma * max(0, 1 - |x| / width)`` (Bellec et al. 2020; EGRU).
 
     Support is ``|x| < width``: units further than ``width`` from threshold have zero derivative.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> psi = ns.gates.Triangle(gamma=0.3, width=1.0)
+        >>> psi(np.array([-1.5, -0.5, 0.0, 0.5, 1.5]))
+        array([0.  , 0.15, 0.3 , 0.15, 0.  ])
     """
 
     gamma: float = 0.3
@@ -51,6 +57,12 @@ class FastSigmoid(Surrogate):
 
     Its support is the whole real line, so it gives no backward activity sparsity. Norse's
     ``super`` surrogate is ``gamma=1, slope=1``.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> psi = ns.gates.FastSigmoid(gamma=1.0, slope=1.0)
+        >>> psi(np.array([-1.0, 0.0, 1.0]))          # never zero: no backward sparsity
+        array([0.25, 1.  , 0.25])
     """
 
     gamma: float = 1.0
@@ -86,10 +98,23 @@ class Gate(abc.ABC):
     def grad(self, x: np.ndarray) -> np.ndarray:
         """Derivative used for credit assignment, same shape as ``x``."""
 
+    def compiled_spec(self):
+        """``(code, params (2,))`` for the compiled engine, or ``None`` (not supported there)."""
+
 
 @dataclass(frozen=True)
 class Heaviside(Gate):
-    """Step ``H(x) = 1[x > 0]`` with a surrogate derivative (``"triangle"`` or ``"fast_sigmoid"``)."""
+    """Step ``H(x) = 1[x > 0]`` with a surrogate derivative (``"triangle"`` or ``"fast_sigmoid"``).
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> gate = ns.gates.Heaviside("triangle")
+        >>> x = np.array([-1.0, -0.2, 0.0, 0.2, 1.0])
+        >>> gate.forward(x)                  # the step: events where x > 0
+        array([0., 0., 0., 1., 1.])
+        >>> gate.grad(x)                     # the surrogate derivative: zero outside |x| < width
+        array([0.  , 0.24, 0.3 , 0.24, 0.  ])
+    """
 
     surrogate: Surrogate | str = "triangle"
 
@@ -102,10 +127,31 @@ class Heaviside(Gate):
     def grad(self, x):
         return self.surrogate(x).astype(x.dtype, copy=False)
 
+    def compiled_spec(self):
+        """``(code, params (2,))`` for the compiled engine (:mod:`neurosnap.engine`), or ``None``
+        for a surrogate it does not know (the engine then runs the reference path)."""
+        from .engine import codes
+        s = self.surrogate
+        if type(s) is Triangle:
+            return codes.TRIANGLE, np.array([s.gamma, s.width], dtype=np.float64)
+        if type(s) is FastSigmoid:
+            return codes.FAST_SIGMOID, np.array([s.gamma, s.slope], dtype=np.float64)
+        return None
+
 
 @dataclass(frozen=True)
 class Smooth(Gate):
-    """``sigmoid(beta * x)`` with its exact derivative ``beta * s * (1 - s)``."""
+    """``sigmoid(beta * x)`` with its exact derivative ``beta * s * (1 - s)``.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> gate = ns.gates.Smooth(beta=5.0)
+        >>> x = np.array([-1.0, 0.0, 1.0])
+        >>> np.round(gate.forward(x), 4)     # sigmoid(beta x) in place of the step
+        array([0.0067, 0.5   , 0.9933])
+        >>> np.round(gate.grad(x), 4)        # its true derivative
+        array([0.0332, 1.25  , 0.0332])
+    """
 
     beta: float = 5.0
 
@@ -118,6 +164,11 @@ class Smooth(Gate):
     def grad(self, x):
         s = self.forward(x)
         return self.beta * s * (1.0 - s)
+
+    def compiled_spec(self):
+        """``(code, params (2,))`` for the compiled engine (:mod:`neurosnap.engine`)."""
+        from .engine import codes
+        return codes.SMOOTH, np.array([self.beta, 0.0], dtype=np.float64)
 
 
 def make_gate(spec, default_surrogate: Surrogate) -> Gate:

@@ -9,7 +9,7 @@ from .sparse.stats import StatsMeter, step_stats
 
 
 @validate.guarded
-def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
+def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False, engine="compiled"):
     """Loss summed over the sequence and its gradient, computed by ``rule``.
 
     Args:
@@ -24,7 +24,10 @@ def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
             ``support_fraction`` (units active or inside the surrogate's support),
             ``influence_nnz`` / ``influence_size`` (non-zeros / numbers stored in the rule's
             influence or trace, per sequence) and ``macs`` (multiply-adds of the rule's update,
-            per sequence).
+            per sequence). Stats need the per-step record: they always run on the reference path.
+        engine: ``"compiled"`` (default): the whole sequence runs in compiled code
+            (:mod:`neurosnap.engine`; combinations it does not cover run on the reference path);
+            ``"reference"``: the per-step NumPy path. Both give the same numbers (to round-off).
 
     Returns:
         ``(loss, grads)``: the summed loss (float) and a dict with the keys and shapes of
@@ -34,16 +37,46 @@ def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
     Raises:
         FloatingPointError: the loss, a gradient or the final state is NaN or inf (e.g. weights
             or hyperparameters too large for the dtype).
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> model = ns.Model(ns.cells.LIF(n_in=4, n_hidden=10, density=0.5), n_out=2, loss="mse")
+        >>> params = model.init(seed=0)
+        >>> rng = np.random.default_rng(0)
+        >>> xs = (rng.random((20, 3, 4)) < 0.3).astype(float)        # (T, B, n_in) input spikes
+        >>> ys = rng.normal(size=(20, 3, 2))                          # (T, B, n_out) targets
+        >>> loss, grads = ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL())
+        >>> all(grads[k].shape == params[k].shape for k in params)
+        True
+        >>> _, g_bptt = ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT())
+        >>> max(float(abs(grads[k] - g_bptt[k]).max()) for k in params) < 1e-10     # RTRL == BPTT
+        True
     """
     from .model import Model
     if not isinstance(model, Model):
         raise TypeError(f"model must be ns.Model, got {type(model).__name__}")
     check_rule(rule)
     stats = validate.boolean("stats", stats)
+    from . import engine as _engine
+    _engine.check_engine(engine)
     params = model.check_params(params)
     xs, ys, mask = model.check_inputs(xs, ys, mask)
     if ys is None:
         raise ValueError("ys must be given")
+    meter = StatsMeter() if stats else None
+    if engine == "compiled" and not stats and _engine.supports(model, rule, params=params):
+        total, grads, state = _engine.sequence_grad(model, params, xs, ys, rule, mask)
+    else:
+        total, grads, state = _reference(model, params, xs, ys, rule, mask, meter)
+    validate.finite("sequence_grad", loss=total, final_state=state,
+                    **{f"grads[{k!r}]": v for k, v in grads.items()})
+    if meter is not None:
+        return total, grads, meter.means()
+    return total, grads
+
+
+def _reference(model, params, xs, ys, rule, mask, meter):
+    """The per-step NumPy path: ``(loss, grads, final state)``; ``meter`` collects step stats."""
     T, B, _ = xs.shape
     cell, layout = model.cell, model.cell.layout
     cp = model.cell_params(params)
@@ -53,7 +86,6 @@ def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
     g_wout = np.zeros_like(params["readout.weight"])
     g_bout = np.zeros_like(params["readout.bias"])
     total = 0.0
-    meter = StatsMeter() if stats else None
     for t in range(T):
         state, y, record = cell.step_record(cp, state, xs[t])
         loss, _, dlogits, dy = model.step_loss(params, y, ys[t], mask[t])
@@ -70,8 +102,4 @@ def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False):
     if g is not None:
         core += g
     grads = model.grads_dict(core, g_wout, g_bout)
-    validate.finite("sequence_grad", loss=total, final_state=state,
-                    **{f"grads[{k!r}]": v for k, v in grads.items()})
-    if meter is not None:
-        return total, grads, meter.means()
-    return total, grads
+    return total, grads, state

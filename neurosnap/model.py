@@ -38,6 +38,16 @@ class Model:
 
     Parameters are a flat dict with dotted names: ``cell.w_rec (G, n, n)``, ``cell.w_in (G, n, n_in)``,
     ``cell.bias (G, n)`` (if the cell has a bias), ``readout.weight (n_out, n)``, ``readout.bias (n_out,)``.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> model = ns.Model(ns.cells.EGRU(n_in=3, n_hidden=8), n_out=2, loss="cross_entropy")
+        >>> params = model.init(seed=0)
+        >>> sorted(params)
+        ['cell.bias', 'cell.w_in', 'cell.w_rec', 'readout.bias', 'readout.weight']
+        >>> traj = model.run(params, np.random.default_rng(0).normal(size=(5, 2, 3)))  # (T, B, n_in)
+        >>> traj.outputs.shape, traj.events.shape
+        ((5, 2, 2), (5, 2, 8))
     """
 
     def __init__(self, cell: Cell, n_out: int, loss: str = "cross_entropy", dtype=np.float64):

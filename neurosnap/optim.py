@@ -19,6 +19,15 @@ class SGD:
     Args:
         lr: learning rate > 0.
         momentum: heavy-ball momentum in [0, 1).
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> opt = ns.optim.SGD(lr=0.1)
+        >>> params = {"w": np.array([1.0, -2.0])}
+        >>> state = opt.init(params)
+        >>> params, state = opt.update({"w": np.array([0.5, -0.5])}, state, params)
+        >>> params["w"]
+        array([ 0.95, -1.95])
     """
 
     lr: float = 1e-2
@@ -46,6 +55,15 @@ class Adam:
         lr: learning rate > 0.
         b1, b2: decay rates of the first and second moments, in [0, 1).
         eps: added to the root second moment.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> opt = ns.optim.Adam(lr=0.1)
+        >>> params = {"w": np.array([1.0, -2.0])}
+        >>> state = opt.init(params)
+        >>> params, state = opt.update({"w": np.array([0.5, -0.5])}, state, params)
+        >>> params["w"]                      # the first Adam step moves each weight by about lr
+        array([ 0.9, -1.9])
     """
 
     lr: float = 1e-3

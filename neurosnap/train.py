@@ -132,7 +132,8 @@ def _smooth(values, width=25):
 def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update_every: int = 1,
           seed: int = 0, batch_size: int = 1, params: dict | None = None, progress: bool = False,
           callback=None, checkpoint_dir=None, checkpoint_every: int = 10_000,
-          resume: bool = False, log_every: int | None = None, stats: bool = False) -> History:
+          resume: bool = False, log_every: int | None = None, stats: bool = False,
+          engine: str = "compiled") -> History:
     """Train ``model`` online on ``task`` with ``rule`` and ``opt``.
 
     Sequences are processed step by step. Online rules (RTRL, SnAp, e-prop, ...) change the weights
@@ -168,6 +169,10 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
         log_every: ``None`` records one history row per batch; an integer aggregates the batches
             of every ``log_every`` time steps into one row (means of the metrics; last ``level``),
             which keeps the memory of very long runs bounded.
+        engine: ``"compiled"`` (default): each batch's time steps, optimizer updates included,
+            run in compiled code (:mod:`neurosnap.engine`); ``"reference"``: the per-step NumPy
+            path. Both give the same numbers (to round-off). Runs with ``stats=True`` and
+            combinations the compiled engine does not cover use the reference path.
 
     Returns:
         :class:`History`.
@@ -176,6 +181,18 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
         ValueError: also when ``steps`` ends before the first step that counts in the loss.
         FloatingPointError: a loss, state or gradient became NaN/inf; the message names the time
             step, and the last good checkpoint is left untouched.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> task = ns.tasks.Copy()
+        >>> model = ns.Model(ns.cells.EGRU(n_in=task.n_in, n_hidden=8), n_out=task.n_out)
+        >>> history = ns.train(model, ns.rules.SnAp(n=1), ns.optim.Adam(lr=1e-2), task, steps=300, seed=0)
+        >>> sorted(history.rows[-1])[:5]
+        ['accuracy', 'batches', 'level', 'loss', 'loss_bits']
+        >>> history.final("level")           # the copy curriculum's level after 300 online steps
+        1.0
+        >>> history.params["cell.w_rec"].shape
+        (3, 8, 8)
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be ns.Model, got {type(model).__name__}")
@@ -209,8 +226,12 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
                          f"n_in={model.cell.n_in}, n_out={model.n_out}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
+    from . import engine as _engine
+    _engine.check_engine(engine)
     params = model.check_params(model.init(seed) if params is None else params)
     loop = _Loop(model, rule, opt, params, batch_size, stats)
+    if engine == "compiled" and not stats and _engine.supports(model, rule, opt, params):
+        loop.compiled = _engine.run_batch
     rng = np.random.default_rng(seed)
     history = History(metric=task.metric)
     # every setting that changes the numbers of a run; a resume must match all of them
@@ -398,6 +419,7 @@ class _Loop:
         self.updates = 0
         self.since_update = 0
         self.meter = StatsMeter() if stats else None
+        self.compiled = None      # neurosnap.engine.run_batch when the compiled engine runs
         self._zero()
 
     def _zero(self):
@@ -415,6 +437,8 @@ class _Loop:
         self._zero()
 
     def run_batch(self, batch, steps, update_every):
+        if self.compiled is not None:
+            return self.compiled(self, batch, steps, update_every)
         model, rule, cell = self.model, self.rule, self.model.cell
         xs, ys, mask = model.check_inputs(batch.xs, batch.ys, batch.mask)
         T, B, _ = xs.shape

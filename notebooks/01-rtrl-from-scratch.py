@@ -25,6 +25,10 @@
 #
 # The equations are numbered as in the theory page [RTRL](../docs/theory/rtrl.md). Everything below uses
 # the public API of `neurosnap`; set `NEUROSNAP_SMOKE=1` to run it with small sizes.
+#
+# **Run time.** About 15 s at full size and about 15 s with `NEUROSNAP_SMOKE=1` (the size the
+# test suite runs), measured on a busy 2-core machine. Open it with jupytext, or run
+# `make notebooks` for an `.ipynb` copy (see [00](00-first-spiking-network.py)).
 
 # %%
 import os
@@ -111,8 +115,9 @@ axes[0].imshow(jacobians[-1][0], cmap="RdBu_r", vmin=-1, vmax=1)
 axes[0].set_title("$J_t$")
 axes[1].imshow(immediate_dense(record)[0], cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
 axes[1].set_title(r"$\bar M_t$: one unit per column")
-axes[2].imshow(influences[-1][0], cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+image = axes[2].imshow(influences[-1][0], cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
 axes[2].set_title(f"$M_t$ after {T} steps: dense")
+fig.colorbar(image, ax=axes[2], label="entry (all three panels)")
 for ax in axes[1:]:
     ax.set_xlabel("parameter column p")
 axes[0].set_ylabel("unit")
@@ -263,3 +268,27 @@ plt.show()
 #    plot `max |BPTT(truncation=k) - RTRL|` against `k`: when does it become exact?
 # 4. Count memory instead of time: plot `S n P` against `n` on log-log axes. Which slope do you
 #    expect, and how does it compare with the memory of BPTT over `T` steps?
+#
+# <details><summary><b>Solutions</b> (click to open)</summary>
+#
+# 1. For LIF the state of a unit is `(v, i)`. Inside a unit, `∂i_t/∂v_{t-1} = 0` (the current does
+#    not depend on the membrane), while `∂v_t/∂v_{t-1}` (leak, reset) and `∂v_t/∂i_{t-1} = k_m` and
+#    `∂i_t/∂i_{t-1} = 1 - k_s` are not. Between units, the coupling runs through the spike
+#    `z_{t-1} = H(v_{t-1} - v_th)`, which depends on `v` only: the columns of `J_t` that belong to
+#    `i` are zero off the diagonal blocks, and the columns of `v` are non-zero only for units
+#    inside the surrogate's support. Check with `record.jac_state.to_dense()` on
+#    `ns.Model(ns.cells.LIF(n_in=4, n_hidden=5), n_out=2)`.
+# 2. Central differences have a truncation error `O(h^2)` (third derivative of the loss), which
+#    dominates at `h = 1e-3`, and a round-off error of about `ε_machine |L| / h` (the loss is
+#    computed to ~1e-16 relative and divided by `2h`), which dominates at `h = 1e-9`. `h = 1e-6`
+#    balances the two (about `ε^(1/3)`).
+# 3. `diff = [max(np.abs(ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT(truncation=k))[1][key]
+#    - g_rtrl[key]).max() for key in params) for k in range(1, T + 1)]`. The error tends to
+#    shrink as `k` grows, though not monotonically (what is cut depends on where the window
+#    boundaries fall in the sequence), and it is round-off once `k >= T`: with the truncation at
+#    or beyond the sequence length nothing is cut.
+# 4. `S n P` with `P ≈ G n^2` (dense weights) grows as `n^3`: slope 3 on log-log axes, independent
+#    of `T`. BPTT stores the `T` states and step records instead, `O(T S n)` numbers (plus the
+#    weights): linear in `n` but growing with the sequence length, which RTRL's memory does not.
+#
+# </details>

@@ -26,6 +26,10 @@
 #
 # Background: [gates](../docs/theory/gates.md), [cells](../docs/theory/cells.md) and
 # [RTRL](../docs/theory/rtrl.md) eq. (3) and (7). Set `NEUROSNAP_SMOKE=1` for small sizes.
+#
+# **Run time.** About 20 s at full size and about 15 s with `NEUROSNAP_SMOKE=1` (the size the
+# test suite runs), measured on a busy 2-core machine. Open it with jupytext, or run
+# `make notebooks` for an `.ipynb` copy (see [00](00-first-spiking-network.py)).
 
 # %%
 import os
@@ -236,3 +240,23 @@ plt.show()
 #    `ns.tasks.Copy()` with `ns.train` for a few thousand steps and compare the levels reached.
 # 4. For an LIF network (`ns.cells.LIF`), which entries of `J_t` survive for a silent neuron?
 #    (It has two state variables, `v` and `i`; see [cells](../docs/theory/cells.md).)
+#
+# <details><summary><b>Solutions</b> (click to open)</summary>
+#
+# 1. The fast sigmoid's derivative `γ / (1 + slope |x|)^2` is never exactly zero: every unit is inside
+#    the support at every step, the support fraction is 1, and the sparse engine has no column to
+#    skip, so the speed-up disappears (it can even be slower than dense, from the bookkeeping).
+#    Exact sparsity needs a surrogate with compact support (triangle, rectangle).
+# 2. With the same inputs, fewer units cross a higher threshold: the event fraction falls. The
+#    support fraction (units within the surrogate's width of the threshold) also falls, because
+#    most internal states sit well below 0.6; the network becomes sparser and RTRL cheaper.
+# 3. `ns.train(ns.Model(egru(0.02), ...), ns.rules.RTRL(), ns.optim.Adam(lr=0.01), ns.tasks.Copy(),
+#    steps=5000)` against `egru(0.5)`. What to expect (not measured here): with a width of 0.02 almost no
+#    unit is ever in the support, so almost no gradient flows through the recurrence and learning
+#    stalls at low levels, while 0.5 learns. The useful width is a trade-off between cost (support fraction) and gradient signal.
+# 4. A silent LIF neuron (outside the support) has a zero spike derivative, so its `v` column
+#    vanishes in every *other* unit's rows: it influences nobody. Its own diagonal block survives:
+#    `∂v_t/∂v_{t-1} = 1 - k_m`, `∂v_t/∂i_{t-1} = k_m`, `∂i_t/∂i_{t-1} = 1 - k_s` (the membrane
+#    still leaks and integrates its current).
+#
+# </details>

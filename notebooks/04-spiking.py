@@ -26,6 +26,10 @@
 #
 # Background: [cells](../docs/theory/cells.md) (LIF/ALIF equations), [e-prop](../docs/theory/eprop.md),
 # [BPTT](../docs/theory/bptt.md), [RTRL](../docs/theory/rtrl.md). Set `NEUROSNAP_SMOKE=1` for small sizes.
+#
+# **Run time.** About 1 minute at full size and about 20 s with `NEUROSNAP_SMOKE=1` (the size the
+# test suite runs), measured on a busy 2-core machine. Open it with jupytext, or run
+# `make notebooks` for an `.ipynb` copy (see [00](00-first-spiking-network.py)).
 
 # %%
 import os
@@ -256,3 +260,24 @@ plt.show()
 # 3. Set `params["cell.w_rec"][:] = 0` before computing the three gradients. What is
 #    `cosine(e-prop, BPTT)` now? (See the reductions in [e-prop](../docs/theory/eprop.md).)
 # 4. Try `ns.tasks.StoreRecall.small()` with the same network and rules.
+#
+# <details><summary><b>Solutions</b> (click to open)</summary>
+#
+# 1. With `update_every=1` RTRL and e-prop change the weights at every step of the trial; the
+#    curves are similar per trial, a little noisier, and need a smaller learning rate to stay
+#    stable. BPTT cannot: its gradient exists only after the backward pass over the trial (or a
+#    truncation window), so it updates at those boundaries whatever `update_every` says.
+# 2. `ns.cells.LIF(...)` (drop `tau_adapt`, `beta`). A LIF neuron forgets within `τ_mem` (tens of
+#    ms), far shorter than the one-second delay: the evidence must be held by recurrent activity.
+#    Expect e-prop to suffer most (not measured here), because it ignores the recurrent paths
+#    that now carry the memory, which RTRL and BPTT use. Adaptation (`τ_a` of seconds) stores a trace of past spiking inside
+#    each neuron, which every rule, including e-prop, can exploit.
+# 3. With no recurrent weights the only path through time is each unit's own state, which e-prop
+#    keeps exactly: its gradient equals BPTT's and the cosine is 1 up to round-off
+#    ([e-prop](../docs/theory/eprop.md) eq. 6).
+# 4. `task = ns.tasks.StoreRecall.small()`, the same `ns.Model(ns.cells.ALIF(task.n_in, ...),
+#    task.n_out)` and the same three `ns.train` calls; report `history.final("accuracy")` and
+#    `task.evaluate(model, history.params)["test_accuracy"]`. Store-recall needs a memory over
+#    several periods, which again favours adaptation.
+#
+# </details>

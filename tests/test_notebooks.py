@@ -50,8 +50,8 @@ def test_notebook_executes_with_plots_under_budget(path):
     assert summary["wall"] < BUDGET_S, f"{path.name} took {summary['wall']:.0f} s at smoke size (budget {BUDGET_S:.0f} s)"
 
 
-def test_the_five_notebooks_are_there():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
+def test_the_eight_notebooks_are_there():
+    assert [p.name[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -64,6 +64,9 @@ def test_notebook_structure_and_public_api(path):
         f"{path.name} must open with a 'What you will learn' section"
     assert last.cell_type == "markdown" and "## Exercises" in last.source, \
         f"{path.name} must end with exercises"
+    assert "**Run time.**" in first.source, f"{path.name} must state its run time in its header"
+    assert "Solutions" in last.source.split("## Exercises")[1], \
+        f"{path.name} must give the solutions of its exercises (folded, after them)"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "NEUROSNAP_SMOKE" in code, f"{path.name} must shrink itself when NEUROSNAP_SMOKE=1"
     imports = re.findall(r"^\s*(?:from|import)\s+(neurosnap[\w.]*)", code, flags=re.M)

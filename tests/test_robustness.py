@@ -153,7 +153,7 @@ def test_toml_stats_string_is_refused():
 def test_config_cell_options_must_be_a_table(override):
     cfg = {"model": {"cell": "EGRU", "n_hidden": 4}, "task": {"name": "copy"},
            "rule": {"name": "RTRL"}, "optimizer": {"name": "Adam"}, "train": {"steps": 10}}
-    with pytest.raises(config.ConfigError, match=r"\[model.cell_options\] must be a table"):
+    with pytest.raises(config.ConfigError, match=r"cell_options must be a table"):
         config.build(config.apply_overrides(cfg, [override]))
     with pytest.raises(config.ConfigError, match="nested too deeply"):
         config.apply_overrides(cfg, ["model.x=" + "[" * 5000 + "]" * 5000])
@@ -161,10 +161,10 @@ def test_config_cell_options_must_be_a_table(override):
 
 def test_config_load_refuses_bad_bytes_and_nesting(tmp_path):
     (tmp_path / "bad.toml").write_bytes(b"[model]\ncell = \"\xff\xfe\"\n")
-    with pytest.raises(config.ConfigError, match="not valid TOML"):
+    with pytest.raises(config.ConfigError, match="not valid TOML|not UTF-8 text"):
         config.load(tmp_path / "bad.toml")
     (tmp_path / "deep.toml").write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
-    with pytest.raises(config.ConfigError, match="not valid TOML"):
+    with pytest.raises(config.ConfigError, match="nested too deeply"):
         config.load(tmp_path / "deep.toml")
     with pytest.raises(config.ConfigError, match="is a directory"):
         config.load(tmp_path)

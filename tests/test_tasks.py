@@ -33,7 +33,7 @@ def make(name, **overrides):
 # -- the batch contract ----------------------------------------------------------------------------
 def test_registry():
     assert set(TASKS) == {"copy", "spiral", "adding", "delayed_match", "store_recall", "evidence",
-                          "pattern", "digits"}
+                          "pattern", "digits", "spiking_digits", "vowels"}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -322,6 +322,18 @@ BAD_ARGS = [
     ("digits", {"val_fraction": 0.0}, ValueError, "val_fraction"),
     ("digits", {"val_fraction": 0.6, "test_fraction": 0.5}, ValueError, "val_fraction"),
     ("digits", {"seed": 1.5}, TypeError, "seed"),
+    ("spiking_digits", {"encoding": "phase"}, ValueError, "encoding"),
+    ("spiking_digits", {"layout": "columns"}, ValueError, "layout"),
+    ("spiking_digits", {"downsample": 3}, ValueError, "downsample"),
+    ("spiking_digits", {"steps": 0}, ValueError, "steps"),
+    ("spiking_digits", {"gain": 2.0}, ValueError, "gain"),
+    ("spiking_digits", {"kind": "gauss"}, ValueError, "kind"),
+    ("spiking_digits", {"threshold": 1.0}, ValueError, "threshold"),
+    ("spiking_digits", {"steps": 4, "readout_steps": 5}, ValueError, "readout_steps"),
+    ("spiking_digits", {"test_fraction": 0.0}, ValueError, "test_fraction"),
+    ("spiking_digits", {"eval_size": 2000}, ValueError, "eval_size"),
+    ("vowels", {"readout": "first"}, ValueError, "readout"),
+    ("vowels", {"standardize": 1}, TypeError, "standardize"),
 ]
 
 
@@ -386,6 +398,8 @@ SMOKE = [
     ("evidence", "ALIF", "BPTT"),
     ("pattern", "LIF", "BPTT"),
     ("digits", "LeakyRNN", "RTRL"),
+    ("spiking_digits", "LIF", "RTRL"),
+    ("vowels", "ALIF", "BPTT"),
 ]
 
 

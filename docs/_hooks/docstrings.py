@@ -9,7 +9,9 @@ Markdown, and are rewritten here, in the API pages only (the source is untouched
 - Sphinx roles such as :class:`~neurosnap.cells.EGRU` become inline code (``EGRU``); the ``~``
   keeps the last component only, as in Sphinx; a paragraph ending in ``::`` (a literal block
   follows) ends in ``:``;
-- a theory page named in double backticks (``docs/theory/rtrl.md``) becomes a link to that page.
+- a theory page named in double backticks (``docs/theory/rtrl.md``) becomes a link to that page,
+  and a cited equation (``docs/theory/rtrl.md`` eq. (4), or "rtrl eq. (4)") a link to the equation's
+  anchor on it (``eq-rtrl-4``, set on the theory pages).
 """
 from __future__ import annotations
 
@@ -18,6 +20,17 @@ import re
 import griffe
 
 _THEORY = re.compile(r"``docs/theory/(\w+)\.md``")
+_PAGES = "rtrl|snap|bptt|uoro|rflo|eprop|cells|gates"
+_TITLES = {"rtrl": "RTRL", "snap": "SnAp", "bptt": "BPTT", "uoro": "UORO", "rflo": "RFLO",
+           "eprop": "e-prop", "cells": "cells", "gates": "gates"}
+# ``docs/theory/snap.md`` eq. (8), ``docs/theory/rtrl.md`` eq. 3, snap eq. (7), rtrl eq. (1)-(3)
+_THEORY_EQ = re.compile(rf"(?:``docs/theory/({_PAGES})\.md``|\b({_PAGES})) eq\. \(?(\d+)\)?((?:-\(\d+\))?)")
+
+
+def _equation_link(match: re.Match) -> str:
+    page = match.group(1) or match.group(2)
+    number, rest = match.group(3), match.group(4)
+    return f"[{_TITLES[page]} eq. ({number}){rest}](../theory/{page}.md#eq-{page}-{number})"
 _LITERAL = re.compile(r"(?<=\S)::\n\n")
 _ROLE = re.compile(r":(?:class|func|meth|attr|mod|data|obj|exc):`(~?)([^`]+)`")
 
@@ -47,11 +60,28 @@ def fence_doctests(text: str) -> str:
     return "\n".join(out)
 
 
+def link_equations(text: str) -> str:
+    """Apply the equation links outside literal blocks (after ``::``) and doctest lines."""
+    out, literal_indent = [], None
+    for line in text.split("\n"):
+        indent = len(line) - len(line.lstrip())
+        if literal_indent is not None and line.strip() and indent <= literal_indent:
+            literal_indent = None
+        if literal_indent is None and not line.lstrip().startswith((">>>", "...")):
+            line = _THEORY_EQ.sub(_equation_link, line)
+        if line.rstrip().endswith("::"):
+            literal_indent = indent
+        out.append(line)
+    return "\n".join(out)
+
+
 class MarkdownDocstrings(griffe.Extension):
     """Apply :func:`fence_doctests` and the role rewrite to every docstring griffe loads."""
 
     def on_instance(self, *, node, obj, agent, **kwargs) -> None:
         if obj.docstring is not None:
-            text = _THEORY.sub(r"[theory: \1](../theory/\1.md)", obj.docstring.value)
+            text = link_equations(obj.docstring.value)
+            text = _THEORY.sub(r"[theory: \1](../theory/\1.md)", text)
             text = _LITERAL.sub(":\n\n", text)
             obj.docstring.value = fence_doctests(_ROLE.sub(_role, text))
+

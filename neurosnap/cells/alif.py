@@ -26,6 +26,20 @@ class ALIF(_Spiking):
         detach_adaptation: if True, no gradient flows through the spike that increments ``a``.
 
     State shape ``(B, 3, n)``; output: spikes ``z`` of shape ``(B, n)``.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> cell = ns.cells.ALIF(n_in=3, n_hidden=6, density=0.5, beta=1.8, w_in_scale=20.0)
+        >>> xs = (np.random.default_rng(0).random((40, 2, 3)) < 0.2).astype(float)   # input spikes
+        >>> model = ns.Model(cell, n_out=2)
+        >>> params = model.init(seed=0)
+        >>> {k: v.shape for k, v in params.items() if k.startswith("cell.")}
+        {'cell.w_rec': (1, 6, 6), 'cell.w_in': (1, 6, 3)}
+        >>> traj = model.run(params, xs)
+        >>> traj.events.shape                # (T, B, n_hidden), which units emitted an event
+        (40, 2, 6)
+        >>> traj.states.shape               # (T, B, S, n_hidden): v, i and the adaptation a
+        (40, 2, 3, 6)
     """
 
     state_names = ("v", "i", "a")
@@ -78,3 +92,8 @@ class ALIF(_Spiking):
         dout[:, 0] = g
         dout[:, 2] = -self.beta * g
         return z, dout, x > 0
+
+    def compiled_spec(self):
+        """See :meth:`~neurosnap.cells.base.Cell.compiled_spec`."""
+        from ..engine import codes
+        return self._spiking_spec(codes.ALIF) if type(self) is ALIF else None

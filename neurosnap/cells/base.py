@@ -185,6 +185,16 @@ class Cell(abc.ABC):
         ``"type"`` the class name; gates appear as ``{"type": "Heaviside", "surrogate": ...}``."""
         return describe.plain(self)
 
+    def compiled_spec(self):
+        """What the compiled engine (:mod:`neurosnap.engine`) needs to run this cell, or ``None``
+        when it does not cover the cell (it then runs the reference NumPy path).
+
+        Returns:
+            ``(cell_code, gate_code, gate_params (2,), hyper (10,))``: integer codes of
+            :mod:`neurosnap.engine.codes` and float64 hyperparameters. The NumPy
+            :meth:`_local` / :meth:`_output` stay the reference the compiled step is tested against.
+        """
+
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in describe.init_args(self).items())
         return f"{type(self).__name__}({args})"

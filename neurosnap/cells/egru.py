@@ -32,6 +32,20 @@ class EGRU(Cell):
         **kwargs: ``seed``, ``autapses``, ``bias``, ``w_in_scale``, ``w_rec_scale``.
 
     State shape ``(B, 1, n)``; output ``y`` of shape ``(B, n)``, zero for silent units.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> cell = ns.cells.EGRU(n_in=3, n_hidden=6, density=0.5, threshold=0.3)
+        >>> xs = np.random.default_rng(0).normal(size=(40, 2, 3))
+        >>> model = ns.Model(cell, n_out=2)
+        >>> params = model.init(seed=0)
+        >>> {k: v.shape for k, v in params.items() if k.startswith("cell.")}
+        {'cell.w_rec': (3, 6, 6), 'cell.w_in': (3, 6, 3), 'cell.bias': (3, 6)}
+        >>> traj = model.run(params, xs)
+        >>> traj.events.shape                # (T, B, n_hidden), which units emitted an event
+        (40, 2, 6)
+        >>> round(float(traj.events.mean()), 3)  # fraction of units emitting an event per step
+        0.24
     """
 
     state_names = ("c",)
@@ -74,6 +88,17 @@ class EGRU(Cell):
             return y, None, None
         dout = (o + c * self.gate.grad(c - self.threshold))[:, None, :]
         return y, dout, c > self.threshold
+
+    def compiled_spec(self):
+        """See :meth:`~neurosnap.cells.base.Cell.compiled_spec`; ``hyper = [threshold,
+        detach_reset]``."""
+        gate = self.gate.compiled_spec()
+        if type(self) is not EGRU or gate is None:
+            return None
+        from ..engine import codes
+        hyper = np.zeros(10)
+        hyper[0], hyper[1] = self.threshold, float(self.detach_reset)
+        return codes.EGRU, gate[0], gate[1], hyper
 
 
 def _sigmoid(x):

@@ -20,6 +20,20 @@ class LeakyRNN(Cell):
         **kwargs: ``seed``, ``autapses``, ``bias``, ``w_in_scale``, ``w_rec_scale``.
 
     State shape ``(B, 1, n)``; output ``h`` of shape ``(B, n)``.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> cell = ns.cells.LeakyRNN(n_in=3, n_hidden=6, alpha=0.5)
+        >>> xs = np.random.default_rng(0).normal(size=(40, 2, 3))
+        >>> model = ns.Model(cell, n_out=2)
+        >>> params = model.init(seed=0)
+        >>> {k: v.shape for k, v in params.items() if k.startswith("cell.")}
+        {'cell.w_rec': (1, 6, 6), 'cell.w_in': (1, 6, 3), 'cell.bias': (1, 6)}
+        >>> traj = model.run(params, xs)
+        >>> traj.events.shape                # (T, B, n_hidden), which units emitted an event
+        (40, 2, 6)
+        >>> bool(traj.events.all())          # every unit "emits" every step: no activity sparsity
+        True
     """
 
     state_names = ("h",)
@@ -45,3 +59,12 @@ class LeakyRNN(Cell):
         if not jac:
             return y, None, None
         return y, np.ones_like(state), np.ones(y.shape, dtype=bool)
+
+    def compiled_spec(self):
+        """See :meth:`~neurosnap.cells.base.Cell.compiled_spec`; ``hyper = [alpha]``."""
+        if type(self) is not LeakyRNN:
+            return None
+        from ..engine import codes
+        hyper = np.zeros(10)
+        hyper[0] = self.alpha
+        return codes.LEAKY, codes.TRIANGLE, np.zeros(2), hyper

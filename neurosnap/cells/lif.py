@@ -69,6 +69,20 @@ class _Spiking(Cell):
             return v_r, dvr_dv, dvr_dz * dz
         return v_r, (1 - z) + dvr_dz * dz, dvr_dz * dz
 
+    def _spiking_spec(self, code):
+        """``compiled_spec`` of LIF / ALIF: ``hyper = [k_m, k_s, v_th, v_leak, v_reset,
+        reset == "subtract", detach_reset, rho, beta, detach_adaptation]``."""
+        from ..engine import codes
+        gate = self.gate.compiled_spec()
+        if gate is None:
+            return None
+        hyper = np.zeros(10)
+        hyper[:7] = [self.dt / self.tau_mem, self.dt / self.tau_syn, self.v_th, self.v_leak,
+                     self.v_reset, float(self.reset == "subtract"), float(self.detach_reset)]
+        if code == codes.ALIF:
+            hyper[7:] = [1 - self.dt / self.tau_adapt, self.beta, float(self.detach_adaptation)]
+        return code, gate[0], gate[1], hyper
+
     def _integrate(self, v_r, i, rec, inp):
         k_m, k_s = self.dt / self.tau_mem, self.dt / self.tau_syn
         i_j = i + rec[:, 0] + inp[:, 0]
@@ -89,6 +103,20 @@ class LIF(_Spiking):
         autapses: self-connections allowed (default False); bias: input bias (default False).
 
     State shape ``(B, 2, n)`` holding ``(v, i)``; output: spikes ``z`` of shape ``(B, n)``.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> cell = ns.cells.LIF(n_in=3, n_hidden=6, density=0.5, tau_mem=0.01, w_in_scale=20.0)
+        >>> xs = (np.random.default_rng(0).random((40, 2, 3)) < 0.2).astype(float)   # input spikes
+        >>> model = ns.Model(cell, n_out=2)
+        >>> params = model.init(seed=0)
+        >>> {k: v.shape for k, v in params.items() if k.startswith("cell.")}
+        {'cell.w_rec': (1, 6, 6), 'cell.w_in': (1, 6, 3)}
+        >>> traj = model.run(params, xs)
+        >>> traj.events.shape                # (T, B, n_hidden), which units emitted an event
+        (40, 2, 6)
+        >>> round(float(traj.events.mean()), 3)  # spikes per unit and step
+        0.373
     """
 
     state_names = ("v", "i")
@@ -122,3 +150,8 @@ class LIF(_Spiking):
         dout = np.zeros_like(state)
         dout[:, 0] = self.gate.grad(x)
         return z, dout, x > 0
+
+    def compiled_spec(self):
+        """See :meth:`~neurosnap.cells.base.Cell.compiled_spec`."""
+        from ..engine import codes
+        return self._spiking_spec(codes.LIF) if type(self) is LIF else None

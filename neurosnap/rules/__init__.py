@@ -1,4 +1,6 @@
-"""Credit-assignment rules: :class:`BPTT`, :class:`RTRL` (one file each, theory in ``docs/theory/``)."""
+"""Credit-assignment rules: :class:`RTRL`, :class:`SnAp`, :class:`BPTT`, :class:`UORO`, :class:`RFLO`,
+:class:`EProp` and the plasticity rules :class:`STDP`, :class:`RSTDP` (one file each; the equations
+are on the theory pages, ``docs/theory/``)."""
 from .base import Rule
 from .bptt import BPTT
 from .eprop import EProp

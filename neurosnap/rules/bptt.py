@@ -29,12 +29,25 @@ class BPTTState:
 
 @dataclass(frozen=True)
 class BPTT(Rule):
-    """Backpropagation through time, optionally truncated.
+    """Backpropagation through time, optionally truncated (``docs/theory/bptt.md`` eq. (2)-(4)).
 
     Args:
         truncation: ``None`` (whole sequence, gradient at its end) or a window length ``k >= 1``.
 
     Memory grows linearly with the window length (it stores every step record).
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> model = ns.Model(ns.cells.EGRU(n_in=3, n_hidden=6, density=0.5), n_out=2)
+        >>> params = model.init(seed=0)
+        >>> xs = np.random.default_rng(0).normal(size=(30, 2, 3)); ys = np.zeros((30, 2), dtype=int)
+        >>> _, exact = ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT())
+        >>> _, g = ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT(truncation=30))  # k >= T: full
+        >>> max(float(abs(g[k] - exact[k]).max()) for k in params)
+        0.0
+        >>> _, g5 = ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT(truncation=5))  # windows of 5
+        >>> bool(np.allclose(g5["readout.weight"], exact["readout.weight"]))    # the readout stays exact
+        True
     """
 
     truncation: int | None = None

@@ -68,7 +68,8 @@ class InfluenceState:
 
 @dataclass(frozen=True)
 class RTRL(Rule):
-    """Exact RTRL.
+    """Exact real-time recurrent learning: the influence recursion ``M_t = J_t M_{t-1} + Mbar_t``
+    (``docs/theory/rtrl.md`` eq. (4)) carried forward online, gradient ``sum_t c_t^T M_t`` (eq. (6)).
 
     Args:
         sparse: exploit activity and weight sparsity without approximation (default True); False
@@ -78,6 +79,19 @@ class RTRL(Rule):
     settings give the same gradient to round-off; per step and sequence ``sparse=True`` costs
     ``P`` times (local non-zeros + one per connection from a unit inside the surrogate's support +
     credit non-zeros), ``sparse=False`` costs ``(S n)^2 P`` (see :meth:`cost`).
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> model = ns.Model(ns.cells.EGRU(n_in=3, n_hidden=6, density=0.5), n_out=2)
+        >>> params = model.init(seed=0)
+        >>> xs = np.random.default_rng(0).normal(size=(30, 2, 3)); ys = np.zeros((30, 2), dtype=int)
+        >>> _, exact = ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT())
+        >>> _, g = ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL())            # sparse engine
+        >>> _, g_dense = ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL(sparse=False))
+        >>> max(float(abs(g[k] - exact[k]).max()) for k in params) < 1e-10          # == BPTT
+        True
+        >>> max(float(abs(g[k] - g_dense[k]).max()) for k in params) < 1e-10        # sparse == dense
+        True
     """
 
     sparse: bool = True

@@ -213,6 +213,16 @@ class RSTDP(_Pairing):
         tau_eligibility: eligibility time constant.
         tau_reward: time constant of the reward baseline; ``None``: no baseline (``δ = r``).
         lr: scale of the modulated update.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> model = ns.Model(ns.cells.LIF(2, 4, w_in_scale=40.0), n_out=2)
+        >>> params = model.init(seed=0)
+        >>> xs = (np.random.default_rng(0).random((50, 1, 2)) < 0.3).astype(float)
+        >>> ys = np.zeros((50, 1), int)
+        >>> _, g = ns.sequence_grad(model, params, xs, ys, ns.rules.RSTDP(a_plus=0.01, tau_eligibility=0.05))
+        >>> sorted(g) == sorted(params)
+        True
     """
 
     tau_eligibility: float = 0.2

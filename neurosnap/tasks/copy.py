@@ -32,6 +32,13 @@ class Copy(Task):
         threshold_bits: advance when the mean copy loss is below this (bits per character).
         window: number of batches averaged before deciding to advance.
         sample_lengths: draw lengths in ``{max(L-5,1), ..., L}`` instead of always ``L``.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> task = ns.tasks.Copy(start_length=3)
+        >>> batch = task.sample(np.random.default_rng(0), 4)
+        >>> batch.xs.shape, batch.ys.shape, batch.mask.shape     # (T, B, n_in), targets, (T, B)
+        ((7, 4, 4), (7, 4), (7, 4))
     """
 
     n_in, n_out, loss, metric = 4, 2, "cross_entropy", "level"

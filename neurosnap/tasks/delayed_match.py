@@ -49,6 +49,13 @@ class DelayedMatch(_common.HeldOut, Task):
         report: steps of the report window (>= 1).
         onset: silent steps before the first stimulus (>= 0).
         eval_size: number of held-out trials used by :meth:`evaluate` (0: no evaluation).
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> task = ns.tasks.DelayedMatch(delay=5)
+        >>> batch = task.sample(np.random.default_rng(0), 4)
+        >>> batch.xs.shape, batch.ys.shape, batch.mask.shape     # (T, B, n_in), targets, (T, B)
+        ((20, 4, 2), (20, 4), (20, 4))
     """
 
     n_in, n_out, loss, metric = 2, 2, "cross_entropy", "accuracy"

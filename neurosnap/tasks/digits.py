@@ -58,6 +58,13 @@ class Digits(Task):
     Args:
         seed: seed of the train / validation / test split.
         val_fraction, test_fraction: sizes of the held-out splits (each in (0, 1), sum < 1).
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> task = ns.tasks.Digits(seed=0)
+        >>> batch = task.sample(np.random.default_rng(0), 4)
+        >>> batch.xs.shape, batch.ys.shape, batch.mask.shape     # (T, B, n_in), targets, (T, B)
+        ((8, 4, 8), (8, 4), (8, 4))
     """
 
     n_in, n_out, loss, metric = 8, 10, "cross_entropy", "accuracy"

@@ -58,6 +58,13 @@ class Evidence(_common.HeldOut, Task):
         dt: time step (seconds).
         cue_duration, cue_interval, delay, recall_duration: durations (seconds), see module docstring.
         eval_size: number of held-out trials used by :meth:`evaluate` (0: no evaluation).
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> task = ns.tasks.Evidence(n_inputs=20, n_cues=3, delay=0.2)
+        >>> batch = task.sample(np.random.default_rng(0), 4)
+        >>> batch.xs.shape, batch.ys.shape, batch.mask.shape     # (T, B, n_in), targets, (T, B)
+        ((800, 4, 20), (800, 4), (800, 4))
     """
 
     n_out, loss, metric = 2, "cross_entropy", "accuracy"

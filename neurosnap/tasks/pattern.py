@@ -51,6 +51,13 @@ class Pattern(Task):
         duration: length of the pattern (seconds).
         periods: periods of the sines (seconds), each ``<= duration``.
         seed: seed of the frozen input and the target.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> task = ns.tasks.Pattern(n_inputs=20, duration=0.2, periods=(0.2, 0.1))
+        >>> batch = task.sample(np.random.default_rng(0), 4)
+        >>> batch.xs.shape, batch.ys.shape, batch.mask.shape     # (T, B, n_in), targets, (T, B)
+        ((200, 4, 20), (200, 4, 1), (200, 4))
     """
 
     loss, metric = "mse", "nmse"

@@ -22,6 +22,13 @@ class Spiral(Task):
         length: sequence length ``L`` (default 17).
         n_samples: size of the data set (default 10,000).
         seed: seed of the data set and its split.
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> task = ns.tasks.Spiral(n_samples=200)
+        >>> batch = task.sample(np.random.default_rng(0), 4)
+        >>> batch.xs.shape, batch.ys.shape, batch.mask.shape     # (T, B, n_in), targets, (T, B)
+        ((17, 4, 2), (17, 4), (17, 4))
     """
 
     n_in, n_out, loss, metric = 2, 2, "cross_entropy", "accuracy"

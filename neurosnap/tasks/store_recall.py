@@ -87,6 +87,13 @@ class StoreRecall(_common.HeldOut, Task):
         rate: firing rate of an active group (Hz, ``rate * dt <= 1``).
         dt: time step (seconds).
         eval_size: number of held-out trials used by :meth:`evaluate` (0: no evaluation).
+
+    Examples:
+        >>> import numpy as np, neurosnap as ns
+        >>> task = ns.tasks.StoreRecall(n_inputs=20, seq_len=4, tau_char=20)
+        >>> batch = task.sample(np.random.default_rng(0), 4)
+        >>> batch.xs.shape, batch.ys.shape, batch.mask.shape     # (T, B, n_in), targets, (T, B)
+        ((80, 4, 20), (80, 4), (80, 4))
     """
 
     n_out, loss, metric = 2, "cross_entropy", "accuracy"
