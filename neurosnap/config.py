@@ -271,7 +271,7 @@ def _build_model(table, task):
         raise ConfigError("[model] needs n_hidden")
     options = table.get("cell_options", {})
     if not isinstance(options, dict):
-        raise ConfigError(f"[model.cell_options] must be a table of the cell's keywords, e.g. "
+        raise ConfigError(f"[model] cell_options must be a table of the cell's keywords, e.g. "
                           f"cell_options = {{ threshold = 0.3 }}, got {options!r}")
     options = dict(options)
     _check_keys("[model.cell_options]", options, _keywords(CELLS[name]), f" for {name}")
