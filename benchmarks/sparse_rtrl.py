@@ -13,13 +13,21 @@ measures, in one process:
 
 Combinations whose estimated time exceeds ``--budget`` seconds are skipped and reported with their
 estimate. Extra checks: ``--memory`` (peak memory at T = 1,000 vs 100,000), ``--anchor`` (LeakyRNN,
-float32, batch 1, dense, for the speed anchors of ``/work/shared/notes/speed-anchors.md``),
+float32, batch 1, dense, for the project's speed anchors),
 ``--target`` (the issue's target configurations, more steps).
+
+``--dtype float32`` runs the sweep and the targets in single precision; ``--scale`` times EGRU
+n = 512, density 0.05, ~15 % events in float32 (sparse and dense exact RTRL, same process) and
+reports the influence memory; ``--no-peak`` skips the sweep's traced-memory pass (time only).
 
 Run with one thread for BLAS and numba (fairness)::
 
     NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \\
         python benchmarks/sparse_rtrl.py --quick
+
+The script removes ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` from its own environment before
+numpy loads, so that OpenBLAS picks its kernel for this CPU (the dense reference is then as fast as
+this machine's BLAS allows); the BLAS in use is recorded with ``threadpoolctl``.
 """
 from __future__ import annotations
 
@@ -35,24 +43,29 @@ import tracemalloc
 
 for _var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+#: OpenBLAS settings this process removes before numpy loads (recorded in the results)
+_REMOVED_BLAS_ENV = {v: os.environ.pop(v) for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+                     if v in os.environ}
 
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import neurosnap as ns  # noqa: E402
 from neurosnap.rules import BPTT, RTRL, SnAp  # noqa: E402
+from neurosnap.rules import rtrl as rtrl_module  # noqa: E402
 from neurosnap.sparse import kernels, patterns  # noqa: E402
 from neurosnap.sparse import stats as nstats  # noqa: E402
 
 RULES = {
     "dense": lambda: RTRL(sparse=False),
     "sparse": lambda: RTRL(),
+    "gather": lambda: RTRL(kernel="gather"),     # the generic block kernel on the same storage
     "snap1": lambda: SnAp(1),
     "snap2": lambda: SnAp(2),
     "bptt": lambda: BPTT(),
 }
 #: multiply-adds per second assumed when estimating a run before deciding to skip it
-ASSUMED_RATE = {"dense": 15e9, "sparse": 3e9, "snap1": 1e9, "snap2": 2e9, "bptt": 1e9}
+ASSUMED_RATE = {"dense": 15e9, "sparse": 3e9, "gather": 3e9, "snap1": 1e9, "snap2": 2e9, "bptt": 1e9}
 N_IN = 4
 
 
@@ -125,7 +138,7 @@ def estimate_seconds_per_step(model, params, rule_name, xs):
         dense = nstats.dense_rtrl_macs(rec, P)
         if name == "dense":
             m, rate = dense, ASSUMED_RATE["dense"]
-        elif name == "sparse":
+        elif name in ("sparse", "gather"):
             m, rate = nstats.exact_sparse_macs(rec, graph, c.layout), ASSUMED_RATE["sparse"]
             if rtrl_module.DENSE_SWITCH * m > dense:
                 m, rate = dense, ASSUMED_RATE["dense"]
@@ -180,6 +193,7 @@ def measure(model, params, rule, xs, *, warmup, state=None, costs=True, memory=T
     rule_t, full_t, timed, counted = _loop(model, params, rule, xs, warmup, state, costs)
     out = {"rule_ms": 1e3 * rule_t / timed, "full_ms": 1e3 * full_t / timed, "steps": timed}
     if memory:
+        rtrl_module._POOL.free.clear()        # the sparse engine's buffers must be allocated anew
         gc.collect()
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
@@ -195,14 +209,15 @@ def measure(model, params, rule, xs, *, warmup, state=None, costs=True, memory=T
 # -------------------------------------------------------------------------------------------------
 def sweep(args, log):
     rows = []
+    dt = np.dtype(args.dtype).type
     for n in args.n:
         for density in args.density:
             for act in args.activity:
-                model, params = make_model(n, density)
+                model, params = make_model(n, density, dtype=dt)
                 params = calibrate_activity(model, params, act)
-                burn = inputs(args.burn, seed=1)
+                burn = inputs(args.burn, seed=1, dtype=dt)
                 state, _, _ = run_cell(model, params, burn)
-                xs = inputs(args.warmup + args.steps, seed=2)
+                xs = inputs(args.warmup + args.steps, seed=2, dtype=dt)
                 for name in args.rules:
                     macs, sec = estimate_seconds_per_step(model, params, name, xs[:3])
                     est = sec * (args.warmup + args.steps)
@@ -215,10 +230,11 @@ def sweep(args, log):
                         rows.append(row)
                         continue
                     row.update(measure(model, params, RULES[name](), xs, warmup=args.warmup,
-                                       state=state))
+                                       state=state, memory=not args.no_peak))
                     rows.append(row)
                     log(f"n={n} d={density} a={act} {name}: rule {row['rule_ms']:.3f} ms "
-                        f"full {row['full_ms']:.3f} ms peak {row['peak_mb']:.2f} MB "
+                        f"full {row['full_ms']:.3f} ms "
+                        f"peak {row.get('peak_mb', float('nan')):.2f} MB "
                         f"macs {row.get('macs', float('nan')):.3g} ev {row.get('event_fraction', 0):.2f} "
                         f"sup {row.get('support_fraction', 0):.2f}")
     return rows
@@ -246,10 +262,11 @@ def stream_floor(model, steps):
 def targets(args, log):
     """The issue's target configurations, with more steps."""
     out = {}
-    model, params = make_model(128, 0.1)
+    dt = np.dtype(args.dtype).type
+    model, params = make_model(128, 0.1, dtype=dt)
     params = calibrate_activity(model, params, 0.2)
-    state, _, _ = run_cell(model, params, inputs(args.burn, seed=1))
-    xs = inputs(args.target_warmup + args.target_steps, seed=3)
+    state, _, _ = run_cell(model, params, inputs(args.burn, seed=1, dtype=dt))
+    xs = inputs(args.target_warmup + args.target_steps, seed=3, dtype=dt)
     for name in ("dense", "sparse", "snap1", "snap2", "bptt"):
         out[f"n128_d0.1_a0.2_{name}"] = r = measure(model, params, RULES[name](), xs,
                                                     warmup=args.target_warmup, state=state)
@@ -259,22 +276,41 @@ def targets(args, log):
     # sensitivity (not a target): the same network with a narrower surrogate support
     for width in (0.1,):
         gate = ns.gates.Heaviside(ns.gates.Triangle(gamma=0.7, width=width))
-        model_w, params_w = make_model(128, 0.1, gate=gate)
+        model_w, params_w = make_model(128, 0.1, gate=gate, dtype=dt)
         params_w = calibrate_activity(model_w, params_w, 0.2)
-        state_w, _, _ = run_cell(model_w, params_w, inputs(args.burn, seed=1))
+        state_w, _, _ = run_cell(model_w, params_w, inputs(args.burn, seed=1, dtype=dt))
         for name in ("dense", "sparse"):
             out[f"n128_d0.1_a0.2_width{width}_{name}"] = r = measure(
                 model_w, params_w, RULES[name](), xs, warmup=args.target_warmup, state=state_w)
             log(f"sensitivity width={width} {name}: {r}")
     for density in (1.0, 0.1):
-        model, params = make_model(256, density)
+        model, params = make_model(256, density, dtype=dt)
         params = calibrate_activity(model, params, 0.2)
-        state, _, _ = run_cell(model, params, inputs(args.burn, seed=1))
-        xs = inputs(args.target_warmup + args.target_steps, seed=4)
+        state, _, _ = run_cell(model, params, inputs(args.burn, seed=1, dtype=dt))
+        xs = inputs(args.target_warmup + args.target_steps, seed=4, dtype=dt)
         for name in ("snap1", "bptt"):
             out[f"n256_d{density}_a0.2_{name}"] = r = measure(
                 model, params, RULES[name](), xs, warmup=args.target_warmup, state=state)
             log(f"target n=256 d={density} a=0.2 {name}: {r}")
+    return out
+
+
+def scale(args, log):
+    """EGRU n = 512, density 0.05, ~15 % events, float32: sparse and dense exact RTRL in one run,
+    plus the influence memory (the sparse engine keeps two buffers, swapped every step)."""
+    out = {}
+    model, params = make_model(512, 0.05, dtype=np.float32)
+    params = calibrate_activity(model, params, 0.15)
+    state, _, _ = run_cell(model, params, inputs(args.burn, seed=1, dtype=np.float32))
+    xs = inputs(args.scale_warmup + args.scale_steps, seed=7, dtype=np.float32)
+    c = model.cell
+    for name in ("sparse", "dense"):
+        r = measure(model, params, RULES[name](), xs, warmup=args.scale_warmup, state=state,
+                    memory=False)
+        buffers = 2 if name == "sparse" else 1
+        r["influence_mb"] = buffers * c.n_state * c.n_hidden * c.layout.size * 4 / 2**20
+        out[f"n512_d0.05_a0.15_f32_{name}"] = r
+        log(f"scale n=512 d=0.05 a=0.15 float32 {name}: {r}")
     return out
 
 
@@ -341,11 +377,12 @@ def render_compact(results) -> str:
         k = (r["n"], r["density"], r["target_activity"])
         if k not in keys:
             keys.append(k)
-    names = ("dense", "sparse", "snap1", "snap2", "bptt")
+    names = tuple(m for m in ("dense", "sparse", "snap1", "snap2", "bptt")
+                  if any(r["rule"] == m for r in rows))
     out = ["| n | d | events | support | " + " | ".join(f"{m} ms" for m in names)
-           + " | update speed-up sparse vs dense | MAC ratio dense/sparse | peak MB "
-           + "/".join(names) + " |",
-           "|---|---|---|---|" + "---|" * len(names) + "---|---|---|"]
+           + " | update speed-up sparse vs dense | MAC ratio dense/sparse | speed-up / MAC ratio"
+           + " | peak MB " + "/".join(names) + " |",
+           "|---|---|---|---|" + "---|" * len(names) + "---|---|---|---|"]
     for k in keys:
         by = {r["rule"]: r for r in rows if (r["n"], r["density"], r["target_activity"]) == k}
         meas = [r for r in by.values() if not r.get("skipped")]
@@ -361,9 +398,11 @@ def render_compact(results) -> str:
             else:
                 cells.append(_fmt(r["full_ms"], ".3f"))
         d, s = by.get("dense"), by.get("sparse")
+        eff = "-"
         if d and s and not d.get("skipped") and not s.get("skipped"):
             speed = _fmt(d["rule_ms"] / s["rule_ms"], ".2f")
             ratio = _fmt(d["macs"] / s["macs"], ".1f")
+            eff = _fmt((d["rule_ms"] / s["rule_ms"]) / (d["macs"] / s["macs"]), ".2f")
         elif s and not s.get("skipped") and d:
             speed = "-"
             ratio = _fmt(d["est_macs"] / s["macs"], ".1f")
@@ -372,7 +411,7 @@ def render_compact(results) -> str:
         peaks = "/".join(_fmt(by[m].get("peak_mb"), ".2f") if m in by and not by[m].get("skipped")
                          else "-" for m in names)
         out.append(f"| {k[0]} | {k[1]} | {ev} | {sup} | " + " | ".join(cells)
-                   + f" | {speed} | {ratio} | {peaks} |")
+                   + f" | {speed} | {ratio} | {eff} | {peaks} |")
     return "\n".join(out) + "\n"
 
 
@@ -396,7 +435,7 @@ def render(results) -> str:
                        f"{_fmt(r['peak_mb'], '.2f')} | {_fmt(r.get('macs'))} | "
                        f"{_fmt(r.get('influence_nnz'))} |")
         out.append("")
-    for key in ("target", "anchor"):
+    for key in ("target", "scale", "anchor"):
         block = results.get(key) or {}
         if block:
             out.append("| configuration | rule ms/step | full ms/step | peak MB | MACs/step | "
@@ -438,6 +477,14 @@ def main(argv=None):
     ap.add_argument("--memory", action="store_true", help="peak memory vs sequence length")
     ap.add_argument("--mem-lengths", type=int, nargs="+", default=[1_000, 100_000])
     ap.add_argument("--bptt-lengths", type=int, nargs="+", default=[1_000, 10_000])
+    ap.add_argument("--dtype", default="float64", choices=["float64", "float32"],
+                    help="precision of the sweep and the target runs")
+    ap.add_argument("--no-peak", action="store_true",
+                    help="sweep: skip the traced peak-memory pass (time only)")
+    ap.add_argument("--scale", action="store_true",
+                    help="EGRU n=512, density 0.05, ~15%% events, float32: sparse vs dense")
+    ap.add_argument("--scale-steps", type=int, default=20)
+    ap.add_argument("--scale-warmup", type=int, default=10)
     ap.add_argument("--anchor", action="store_true", help="LeakyRNN float32 dense anchors")
     ap.add_argument("--anchor-steps", type=int, default=100)
     ap.add_argument("--anchor-warmup", type=int, default=10)
@@ -455,7 +502,14 @@ def main(argv=None):
     def log(msg):
         print(msg, flush=True)
 
+    try:
+        from threadpoolctl import threadpool_info
+        blas = [{k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+                for i in threadpool_info()]
+    except ImportError:                                    # pragma: no cover - optional
+        blas = "threadpoolctl not installed"
     meta = {"date": datetime.date.today().isoformat(), "python": platform.python_version(),
+            "dtype": args.dtype, "blas": blas, "removed_env": _REMOVED_BLAS_ENV,
             "machine": platform.machine(), "cpus": os.cpu_count(), "numpy": np.__version__,
             "argv": sys.argv, "threads": {v: os.environ.get(v) for v in
                                           ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
@@ -465,6 +519,8 @@ def main(argv=None):
         results["sweep"] = sweep(args, log)
     if args.target:
         results["target"] = targets(args, log)
+    if args.scale:
+        results["scale"] = scale(args, log)
     if args.memory:
         results["memory"] = memory_check(args, log)
     if args.anchor:

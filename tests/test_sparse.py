@@ -7,7 +7,6 @@ import pytest
 import neurosnap as ns
 from neurosnap.core.record import StateJacobian
 from neurosnap.rules import BPTT, RTRL
-from neurosnap.rules import rtrl as rtrl_module
 from neurosnap.sparse import kernels
 from neurosnap.sparse.events import EventDrive
 
@@ -156,12 +155,19 @@ def test_block_step_needs_two_buffers():
 
 
 # -- sparse exact RTRL == dense RTRL ----------------------------------------------------------------
-@pytest.fixture(params=["kernel", "blas", "auto"])
-def engine(request, monkeypatch):
-    """Force the sparse engine's numba kernel or its BLAS path, or leave the choice automatic."""
-    switch = {"kernel": 0.0, "blas": float("inf"), "auto": rtrl_module.DENSE_SWITCH}[request.param]
-    monkeypatch.setattr(rtrl_module, "DENSE_SWITCH", switch)
-    return request.param
+ENGINES = {
+    "panels": {"dense_switch": 0.0},                             # the panel kernel, every step
+    "gather": {"dense_switch": 0.0, "kernel": "gather"},         # the generic block kernel
+    "small-panels": {"dense_switch": 0.0, "tile_bytes": 1},      # panels of 64 columns
+    "blas": {"dense_switch": float("inf")},                      # BLAS on the panels, every step
+    "auto": {},                                                  # the default choice
+}
+
+
+@pytest.fixture(params=list(ENGINES))
+def engine(request):
+    """A factory of sparse ``RTRL`` rules forcing one of the engine's paths."""
+    return lambda: RTRL(**ENGINES[request.param])
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -170,7 +176,7 @@ def engine(request, monkeypatch):
 def test_sparse_rtrl_equals_dense_rtrl(cell, density, T, engine):
     for gate in _gates(cell):
         model, params, xs, ys = _problem(cell, gate, density=density, T=T, B=3)
-        l1, g_sparse = ns.sequence_grad(model, params, xs, ys, RTRL())
+        l1, g_sparse = ns.sequence_grad(model, params, xs, ys, engine())
         l2, g_dense = ns.sequence_grad(model, params, xs, ys, RTRL(sparse=False))
         assert l1 == pytest.approx(l2, rel=1e-12)
         assert _maxdiff(g_sparse, g_dense) <= 1e-10
@@ -181,7 +187,7 @@ def test_sparse_rtrl_equals_dense_rtrl(cell, density, T, engine):
 def test_sparse_rtrl_equals_bptt(cell, engine):
     for gate in _gates(cell):
         model, params, xs, ys = _problem(cell, gate, T=9)
-        _, g1 = ns.sequence_grad(model, params, xs, ys, RTRL())
+        _, g1 = ns.sequence_grad(model, params, xs, ys, engine())
         _, g2 = ns.sequence_grad(model, params, xs, ys, BPTT())
         assert _maxdiff(g1, g2) <= 1e-10
 
@@ -189,11 +195,11 @@ def test_sparse_rtrl_equals_bptt(cell, engine):
 def test_sparse_rtrl_influence_matches_dense_with_mask_and_loss_mask(engine):
     model, params, xs, ys = _problem("EGRU", n=11, density=0.2, T=8, autapses=False)
     mask = np.random.default_rng(5).random(ys.shape) < 0.6
-    _, g1 = ns.sequence_grad(model, params, xs, ys, RTRL(), mask=mask)
+    _, g1 = ns.sequence_grad(model, params, xs, ys, engine(), mask=mask)
     _, g2 = ns.sequence_grad(model, params, xs, ys, RTRL(sparse=False), mask=mask)
     assert _maxdiff(g1, g2) <= 1e-10
     # the stored influence, read back densely, is the same matrix
-    rules = [RTRL(), RTRL(sparse=False)]
+    rules = [engine(), RTRL(sparse=False)]
     states = [r.init(model, params, 3) for r in rules]
     cp = model.cell_params(params)
     s = model.cell.initial_state(3)
@@ -209,9 +215,9 @@ def test_sparse_rtrl_float32_close_to_float64(engine):
     model64, params, xs, ys = _problem("EGRU", n=10, T=6)
     model32 = ns.Model(model64.cell, n_out=2, dtype=np.float32)
     p32 = {k: v.astype(np.float32) for k, v in params.items()}
-    _, g32 = ns.sequence_grad(model32, p32, xs.astype(np.float32), ys, RTRL())
+    _, g32 = ns.sequence_grad(model32, p32, xs.astype(np.float32), ys, engine())
     _, g32d = ns.sequence_grad(model32, p32, xs.astype(np.float32), ys, RTRL(sparse=False))
-    _, g64 = ns.sequence_grad(model64, params, xs, ys, RTRL())
+    _, g64 = ns.sequence_grad(model64, params, xs, ys, engine())
     for k in g64:
         assert g32[k].dtype == np.float32
         np.testing.assert_allclose(g32[k], g64[k], rtol=1e-3, atol=1e-4)

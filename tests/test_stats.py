@@ -37,8 +37,9 @@ def _records(model, params, xs):
     return out
 
 
-def _brute_force_sparse_macs(rec, mask, layout):
-    """Count the sparse exact step's multiply-adds from the dense arrays, one entry at a time."""
+def _brute_force_sparse_macs(rec, mask, layout, live=None):
+    """Count the sparse exact step's multiply-adds from the dense arrays, one entry at a time;
+    ``live`` ``(B, P)``: the columns multiplied (default all)."""
     js, jp = rec.jac_state, rec.jac_params
     B, S, _, n = js.local.shape
     P = layout.size
@@ -55,7 +56,7 @@ def _brute_force_sparse_macs(rec, mask, layout):
                 for j in range(n):
                     if mask[k, j]:
                         per_col += int(np.count_nonzero(js.dout[b, :, j]))      # recurrent
-        total += P * per_col
+        total += (P if live is None else int(live[b].sum())) * per_col
         for p in range(P):                                                       # immediate
             if layout.kind[p] == 0:
                 v = jp.y_prev[b, layout.pre[p]]
@@ -108,7 +109,7 @@ def test_sparse_rtrl_macs_counted_from_active_units_and_fan_out(cell, monkeypatc
     monkeypatch.setattr(rtrl_module, "DENSE_SWITCH", 0.0)       # always the sparse kernel
     model, params, xs, ys = _problem(cell, density=0.4)
     c = model.cell
-    rule = RTRL()
+    rule = RTRL(dense_switch=0.0, kernel="gather")             # multiplies every column
     st = rule.init(model, params, xs.shape[1])
     graph = kernels.RecurrentGraph(c.mask)
     for rec in _records(model, params, xs):
@@ -140,8 +141,8 @@ def test_activity_sparsity_reduces_counted_macs(monkeypatch):
     quiet = dict(params)
     quiet["cell.bias"] = params["cell.bias"].copy()
     quiet["cell.bias"][2] = -30.0                # candidate ~ -1: c far below threshold, no support
-    _, _, loud = ns.sequence_grad(model, params, xs, ys, RTRL(), stats=True)
-    _, _, calm = ns.sequence_grad(model, quiet, xs, ys, RTRL(), stats=True)
+    _, _, loud = ns.sequence_grad(model, params, xs, ys, RTRL(dense_switch=0.0), stats=True)
+    _, _, calm = ns.sequence_grad(model, quiet, xs, ys, RTRL(dense_switch=0.0), stats=True)
     assert calm["support_fraction"] < loud["support_fraction"]
     assert calm["macs"] < loud["macs"]
     P, n = model.cell.layout.size, 40
@@ -156,7 +157,8 @@ def test_snap_costs(cell, monkeypatch):
     S, P = c.n_state, c.layout.size
     _, _, s1 = ns.sequence_grad(model, params, xs, ys, SnAp(1), stats=True)
     _, _, s2 = ns.sequence_grad(model, params, xs, ys, SnAp(2), stats=True)
-    _, _, sr = ns.sequence_grad(model, params, xs, ys, RTRL(), stats=True)
+    _, _, sr = ns.sequence_grad(model, params, xs, ys, RTRL(dense_switch=0.0, kernel="gather"),
+                                stats=True)                    # every column, as SnAp
     assert s1["influence_size"] == S * P
     G = c.n_gates
     assert s1["macs"] == S * S * P + 2 * S * P + c.n_hidden * S * (G + S)
@@ -207,3 +209,29 @@ def test_step_stats_missing_counts_are_nan_and_meter_means():
                "influence_size": 2.0, "macs": 30.0})
     means = meter.means()
     assert means["event_fraction"] == pytest.approx(0.3) and means["macs"] == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_panel_kernel_counts_only_the_columns_it_multiplies(cell):
+    """The panel kernel does not multiply the columns of presynaptic units and inputs that have
+    been silent since the sequence started (still exactly zero): its count leaves them out."""
+    model, params, xs, ys = _problem(cell, density=0.4)
+    c = model.cell
+    B, n = xs.shape[1], c.n_hidden
+    rule = RTRL(dense_switch=0.0)
+    st = rule.init(model, params, B)
+    seen_y = np.zeros((B, n), bool)
+    seen_x = np.zeros((B, c.n_in), bool)
+    fewer = False
+    for rec in _records(model, params, xs):
+        st, _ = rule.step(st, rec, np.ones_like(rec.dout) * rec.dout, params=params)
+        live = np.ones((B, c.layout.size), bool)
+        rec_cols, inp_cols = c.layout.kind == 0, c.layout.kind == 1
+        live[:, rec_cols] = seen_y[:, c.layout.pre[rec_cols]]
+        live[:, inp_cols] = seen_x[:, c.layout.pre[inp_cols]]
+        cost = rule.cost(st, rec)
+        assert cost["macs"] == pytest.approx(_brute_force_sparse_macs(rec, c.mask, c.layout, live))
+        fewer |= cost["macs"] < _brute_force_sparse_macs(rec, c.mask, c.layout)
+        seen_y |= rec.jac_params.y_prev != 0
+        seen_x |= rec.jac_params.x != 0
+    assert fewer

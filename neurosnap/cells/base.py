@@ -191,8 +191,8 @@ class Cell(abc.ABC):
 
         Returns:
             ``(cell_code, gate_code, gate_params (2,), hyper (10,))``: integer codes of
-            :mod:`neurosnap.engine.codes` and float64 hyperparameters. The NumPy
-            :meth:`_local` / :meth:`_output` stay the reference the compiled step is tested against.
+            :mod:`neurosnap.engine.codes` and float64 hyperparameters. The cell's NumPy
+            dynamics stay the reference the compiled step is tested against.
         """
 
     def __repr__(self):

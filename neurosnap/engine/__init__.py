@@ -237,7 +237,8 @@ def _run(model, rule, params_t, data, state, acc, outs, opt_t, ctl, batch_size, 
             work = (np.zeros((S_, nnz), dt), np.zeros(n_, np.bool_), np.zeros(nptr, np.int64),
                     np.zeros(nsrc, dt), np.zeros(nsrc, np.int64), np.zeros(nsrc, np.int64))
             code = codes.BLOCK
-            switch = float(_rtrl.DENSE_SWITCH) if exact and rows >= BLAS_MIN_ROWS else 0.0
+            knob = getattr(rule, "dense_switch", _rtrl.DENSE_SWITCH)     # SnAp: the default
+            switch = float(knob) if exact and rows >= BLAS_MIN_ROWS else 0.0
             size = plan[-1]
             dense = (rows, rows) if switch > 0 else (1, 1)
             bufs = (np.zeros(size, dt), np.zeros(size, dt), np.zeros((1, 1, 1), dt),
@@ -298,7 +299,7 @@ _PARAM_KEYS = ("cell.w_rec", "cell.w_in", "cell.bias", "readout.weight", "readou
 
 
 def run_batch(loop, batch, steps, update_every):
-    """Compiled ``_Loop.run_batch`` of :mod:`neurosnap.train`: one batch of sequences, optimizer
+    """Compiled batch loop of :func:`neurosnap.train`: one batch of sequences, optimizer
     updates included; same return value and side effects on ``loop`` as the reference."""
     from ..optim import SGD
     from ..tasks.base import Batch

@@ -39,7 +39,7 @@ from ._step import (
 )
 from .codes import BLOCK, NO_OPT, RFLO, SNAP1
 
-_jit = numba.njit(cache=True, nogil=True)
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 #: unsigned indices: no negative-index test in the inner loops (see neurosnap.sparse.kernels)
 _u = numba.uint64
 
@@ -93,7 +93,7 @@ def _update(params, layout, acc, opt, ctl, batch_size, t):  # pragma: no cover -
 # -------------------------------------------------------------------------------------------------
 # SnAp-1, RFLO, e-prop: one (B, S, P) trace
 # -------------------------------------------------------------------------------------------------
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _trace_range(e2, core, q0, m, vbuf, Dm, f, sig, tmp, S):  # pragma: no cover - numba
     """Columns ``q0 .. q0+m-1`` of one example's trace ``e2 (S, P)`` whose presynaptic factors
     are ``vbuf[:m]``: ``e2[:, q] = f v_q + Dm e2[:, q]``, then ``core[q] += sig . e2[:, q]``
@@ -386,7 +386,7 @@ def run_influence(code, plan, work, bufs, perm, switch, data, cell, params, grap
         use_blas = False
         if code == BLOCK and switch > 0:
             use_blas = switch * _per_column(local, drec, dout_prev, dout, graph[4],
-                                            edge_pre) > B * (S * n) ** 2
+                                            edge_pre).sum() > B * (S * n) ** 2
         if use_blas:                   # dense steps of the exact plan: BLAS on the same storage
             dense_step(old.reshape((B, S * n, P)), nxt.reshape((B, S * n, P)), J, cred, gtmp,
                        graph, kind, gate, post, pre, params[0], local, drec, dinp, dout_prev,

@@ -25,11 +25,11 @@ from .codes import (
     TRIANGLE,
 )
 
-_jit = numba.njit(cache=True, nogil=True)
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
 # -- gates ----------------------------------------------------------------------------------------
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def gate_forward(gk, gp, x):  # pragma: no cover - numba
     """Event value of pre-threshold ``x``: Heaviside ``1[x > 0]`` or ``sigmoid(beta x)``."""
     if gk == SMOOTH:
@@ -37,7 +37,7 @@ def gate_forward(gk, gp, x):  # pragma: no cover - numba
     return 1.0 if x > 0 else 0.0
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def gate_grad(gk, gp, x):  # pragma: no cover - numba
     """Derivative used for credit: triangle, fast-sigmoid surrogate or the sigmoid's own."""
     if gk == TRIANGLE:
@@ -295,7 +295,7 @@ def all_finite(a):  # pragma: no cover - numba
 
 
 # -- immediate influence --------------------------------------------------------------------------
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def pre_value(kind, pre, b, y_prev, x):  # pragma: no cover - numba
     """Presynaptic factor of a parameter column: ``y_prev``, ``x`` or 1 (bias)."""
     if kind == REC:

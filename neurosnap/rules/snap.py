@@ -124,7 +124,7 @@ class SnAp(Rule):
                              graph=graph, order=1, grad=grad)
         rows = patterns.snap_rows(cell.mask, self.n)
         if all(len(r) == cell.n_hidden for r in rows):      # full pattern: exact RTRL (eq. (9))
-            exact = _rtrl.RTRL().init(model, params, batch)
+            exact = _rtrl.RTRL(dense_switch=_rtrl.DENSE_SWITCH).init(model, params, batch)
             return SnApState(data=exact.data, layout=layout, graph=graph, order=self.n,
                              grad=grad, exact=exact)
         plan = kernels.BlockPlan.from_rowsets(layout, graph, S, batch, rows)

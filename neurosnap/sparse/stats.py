@@ -134,35 +134,44 @@ def _plan_macs(local_nz, dout_nz, drec_nz, cred_nz, blk_ncol, blk_rowset, rs_row
     return total
 
 
-def exact_sparse_macs(record, graph, layout) -> float:
-    """Multiply-adds of sparse exact RTRL (all ``n`` rows, all ``P`` columns), per sequence.
+def exact_sparse_macs(record, graph, layout, live_columns=None) -> float:
+    """Multiply-adds of sparse exact RTRL (all ``n`` rows), per sequence.
 
     Equal to :func:`plan_macs` on :meth:`~neurosnap.sparse.kernels.BlockPlan.dense`, computed
     directly: ``P (sum_k local_nz_k + sum_{j -> k} drec_nz_k dout_nz_j + sum_k cred_nz_k)``
-    ``+ S (columns with a non-zero presynaptic factor)`` (snap eq. (8)).
+    ``+ S (columns with a non-zero presynaptic factor)`` (snap eq. (8)). With ``live_columns``
+    (shape ``(B,)``, the columns the panel kernel multiplied for each batch entry; the others are
+    still exactly zero) the ``P`` of each batch entry is replaced by its count.
     """
     B = record.events.shape[0]
     S = record.jac_state.local.shape[1]
-    per_col = kernel_macs_per_column(record, graph)
-    return float(layout.size * per_col + S * _immediate_columns(record, layout).sum()) / B
+    per_col = kernel_macs_per_column_by_batch(record, graph)
+    cols = np.full(B, layout.size) if live_columns is None else np.asarray(live_columns)
+    total = float(np.dot(per_col.astype(np.float64), cols.astype(np.float64)))
+    return (total + S * float(_immediate_columns(record, layout).sum())) / B
 
 
 def kernel_macs_per_column(record, graph) -> int:
     """Multiply-adds per stored column of one sparse exact step on all rows, summed over the batch
     (the ``P``-proportional part of :func:`exact_sparse_macs`; cheap: ``O(B (S^2 n + nnz))``)."""
+    return int(kernel_macs_per_column_by_batch(record, graph).sum())
+
+
+def kernel_macs_per_column_by_batch(record, graph) -> np.ndarray:
+    """:func:`kernel_macs_per_column` for each batch entry, shape ``(B,)``."""
     js = record.jac_state
-    return int(_per_column(js.local, js.drec, js.dout, record.dout, graph.edge_post,
-                           graph.edge_pre))
+    return _per_column(js.local, js.drec, js.dout, record.dout, graph.edge_post, graph.edge_pre)
 
 
 @numba.njit(cache=True)
 def _per_column(local, drec, dout, dout_new, edge_post, edge_pre):  # pragma: no cover - numba
     B, S, _, n = local.shape
     G = drec.shape[2]
-    total = 0
+    out = np.zeros(B, dtype=np.int64)
     dnz = np.zeros(n, dtype=np.int64)
     rnz = np.zeros(n, dtype=np.int64)
     for b in range(B):
+        total = 0
         for k in range(n):
             c_local = 0
             c_dout = 0
@@ -185,7 +194,8 @@ def _per_column(local, drec, dout, dout_new, edge_post, edge_pre):  # pragma: no
             total += c_local + c_cred
         for e in range(edge_post.shape[0]):
             total += rnz[edge_post[e]] * dnz[edge_pre[e]]
-    return total
+        out[b] = total
+    return out
 
 
 def dense_rtrl_macs(record, P) -> float:
