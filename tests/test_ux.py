@@ -148,10 +148,8 @@ def test_compare_plot_has_one_legend_with_seed_counts(tmp_path):
     from neurosnap.compare import Results, plot
     curve = {"step": [10, 20, 30], "level": [1, 2, 2], "loss": [0.7, 0.5, 0.4],
              "macs": [100, 200, 300]}
-    other = {"step": [10, 20, 30], "level": [1, 1, 2], "loss": [0.7, 0.6, 0.5],
-             "macs": [1000, 2000, 3000]}
     res = Results([], metric="level", curves={("SnAp:n=1", 0): curve, ("SnAp:n=1", 1): curve,
-                                              ("RTRL", 0): other})
+                                              ("RTRL", 0): curve})
     fig = plot(res, tmp_path / "curves.png")
     assert len(fig.legends) == 1 and not any(ax.get_legend() for ax in fig.axes)
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
