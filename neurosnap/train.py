@@ -285,17 +285,18 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
         if bar is not None:
             bar.close()
     history.flush_pending()
-    if not history.rows:
+    interrupted = stop.raised and loop.t < steps
+    if not history.rows and not interrupted:
         raise ValueError(f"steps={steps} ended before any step that counts in the loss; sequences "
                          f"of this task are longer, so increase steps")
-    if path is not None and loop.t != last_saved:
+    if path is not None and (loop.t != last_saved or (interrupted and not path.exists())):
         if complete:
             _save(path, loop, rng, task, history, signature, time.perf_counter() - start)
         elif boundary[0]["t"] != last_saved:
             # The budget ended inside a sequence: checkpoint the boundary before it, so that a
             # resume with a larger budget replays that sequence exactly as an uninterrupted run.
             _save_snapshot(path, boundary[0], signature, boundary[1])
-    history.interrupted = stop.raised and loop.t < steps
+    history.interrupted = interrupted
     history.params = loop.params
     return history
 
