@@ -60,14 +60,15 @@ def _limits():
 @pytest.fixture(autouse=True, scope="module")
 def _warm():
     """Compile the numba kernels once (cached on disk) so that no case pays for compilation."""
-    for cell in ("LIF", "EGRU"):
-        model = ns.Model(ns.cells.CELLS[cell](2, 4, 0.5), n_out=2)
-        params, xs = model.init(0), np.ones((3, 1, 2))
-        for rule in RULES.values():
-            ns.sequence_grad(model, params, xs, np.zeros((3, 1), int), rule())
-        ns.simulate(model, params, xs, "events")
-    ns.train(ns.Model(ns.cells.EGRU(4, 5), n_out=2), ns.rules.RTRL(), ns.optim.Adam(1e-2),
-             ns.tasks.Copy(), steps=5)
+    for dtype in (np.float64, np.float32):        # numba compiles once per dtype
+        for cell in ("LIF", "EGRU"):
+            model = ns.Model(ns.cells.CELLS[cell](2, 4, 0.5), n_out=2, dtype=dtype)
+            params, xs = model.init(0), np.ones((3, 1, 2), dtype)
+            for rule in RULES.values():
+                ns.sequence_grad(model, params, xs, np.zeros((3, 1), int), rule())
+            ns.simulate(model, params, xs, "events")
+        ns.train(ns.Model(ns.cells.EGRU(4, 5), n_out=2, dtype=dtype), ns.rules.RTRL(),
+                 ns.optim.Adam(1e-2), ns.tasks.Copy(), steps=5)
 
 
 class _Quiet(tuple):
