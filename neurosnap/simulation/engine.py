@@ -52,14 +52,14 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from .cells.alif import ALIF
-from .cells.leaky_rnn import LeakyRNN
-from .cells.lif import LIF
-from .core import npz, validate
-from .gates import Heaviside
-from .io._model import model_config, network_hash
-from .model import Model
-from .tasks.base import Batch, Task
+from ..cells.alif import ALIF
+from ..cells.leaky_rnn import LeakyRNN
+from ..cells.lif import LIF
+from ..core import npz, validate
+from ..gates import Heaviside
+from ..io._model import model_config, network_hash
+from ..model import Model
+from ..tasks.base import Batch, Task
 
 FORMAT = "neurosnap-recording"
 FORMAT_VERSION = 1
@@ -798,7 +798,7 @@ class _EventRunner:
     """LIF/ALIF with a Heaviside gate: event-driven numba kernel on EventLIF's CSR."""
 
     def __init__(self, model, params, batch, var_idx, units, want_events):
-        from .sparse.lif_events import EventLIF
+        from ..sparse.lif_events import EventLIF
         ev = EventLIF(model, params)
         self.model, self.B, self.n = model, batch, model.cell.n_hidden
         self.csr = (ev.out_ptr, ev.out_post, ev.out_w, ev.w_in_t, ev.bias)
@@ -1123,7 +1123,7 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
     source.reset()
     bar = None
     if progress:
-        from .core.progress import progress_bar
+        from ..core.progress import progress_bar
         bar = progress_bar(steps, unit_scale=True)
     t = 0
     try:
@@ -1185,7 +1185,7 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
 
 
 def _version():
-    from . import __version__
+    from .. import __version__
     return __version__
 
 
@@ -1289,8 +1289,8 @@ def _cli_source(spec, model, task, args):
 def _cli_main(args) -> int:
     import sys
 
-    from . import config as config_mod
-    from .cli import FILE_ERRORS, _describe, _prepare_out
+    from .. import config as config_mod
+    from ..cli import FILE_ERRORS, _describe, _prepare_out
     try:
         path = config_mod.resolve(args.config)
         cfg = config_mod.apply_overrides(config_mod.load(path), args.overrides)
@@ -1320,7 +1320,7 @@ def _cli_main(args) -> int:
         return 2
     pictures = []
     if not args.no_plots:
-        from .plot import save_panels
+        from ..plot import save_panels
         pictures = save_panels(rec, out)
     print(_cli_summary(rec, spec, out, pictures))
     return 0
