@@ -16,7 +16,7 @@ from .model import Model, Trajectory
 from .simulation import simulate
 from .train import History, train
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["cells", "encode", "gates", "optim", "rules", "tasks", "Model", "Trajectory", "History",
            "sequence_grad", "train", "__version__", "simulate", "simulation", "plot", "io"]
