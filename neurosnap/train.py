@@ -92,7 +92,7 @@ class History:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        from .plot import _readable_log_axis
+        from .plot import readable_log_axis, smooth
 
         steps = self.column("step")
         fig = Figure(figsize=(10, 3.8), layout="constrained")
@@ -100,19 +100,19 @@ class History:
         axes = fig.subplots(1, 2)
         smoothed = len(steps) >= 25
         note = " (mean of 25 rows)" if smoothed else ""
-        loss = np.asarray(_smooth(self.column("loss")), dtype=float)
+        loss = np.asarray(smooth(self.column("loss")), dtype=float)
         axes[0].plot(steps, loss, lw=1)
         axes[0].set(xlabel="time steps", ylabel=f"loss per counted step{note}")
         finite = loss[np.isfinite(loss)]
         if len(finite) and (finite > 0).all():
             axes[0].set_yscale("log")
-            _readable_log_axis(axes[0].yaxis, finite)
+            readable_log_axis(axes[0].yaxis, finite)
         if self.metric == "level":
             axes[1].step(steps, self.column("level"), where="post", lw=1.5, color="C1")
             axes[1].set(xlabel="time steps", ylabel="curriculum level")
             axes[1].yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         else:
-            axes[1].plot(steps, _smooth(self.column(self.metric)), lw=1.5, color="C1")
+            axes[1].plot(steps, smooth(self.column(self.metric)), lw=1.5, color="C1")
             axes[1].set(xlabel="time steps", ylabel=f"{self.metric}{note}")
         for ax in axes:
             ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter())
@@ -120,13 +120,6 @@ class History:
             fig.suptitle(title)
         fig.savefig(path, dpi=120)
         return fig
-
-
-def _smooth(values, width=25):
-    if len(values) < width:
-        return values
-    kernel = np.ones(width) / width
-    return np.convolve(values, kernel, mode="valid").tolist() + [np.nan] * (width - 1)
 
 
 def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update_every: int = 1,
@@ -253,7 +246,7 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
             if path is not None:
                 boundary = (_snapshot(loop, rng, task, history), time.perf_counter() - start)
             batch = task.sample(rng, batch_size)
-            # overflow is not warned about here: _check_finite turns it into a FloatingPointError
+            # overflow is not warned about here: validate.training_finite turns it into a FloatingPointError
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 batch, logits, losses, complete = loop.run_batch(batch, steps, update_every)
             if not batch.mask.any() and loop.t >= steps:
@@ -261,7 +254,7 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
             row = {"step": loop.t, "updates": loop.updates, "wall": time.perf_counter() - start}
             with np.errstate(over="ignore", invalid="ignore"):
                 metrics = {k: float(v) for k, v in task.observe(batch, logits, losses).items()}
-            _check_finite(loop.t, loss=metrics.get("loss", 0.0))
+            validate.training_finite(loop.t, loss=metrics.get("loss", 0.0))
             row.update(metrics)
             if loop.meter is not None:
                 row.update(loop.meter.means())
@@ -370,7 +363,7 @@ def _save_snapshot(path, snap, signature, wall):
     arrays.update({"pending/core": snap["core"], "pending/readout.weight": snap["g_wout"],
                    "pending/readout.bias": snap["g_bout"]})
     for name, value in arrays.items():         # never replace a good checkpoint by a bad one
-        _check_finite(snap["t"], **{name: value})
+        validate.training_finite(snap["t"], **{name: value})
     meta = {"signature": signature, "t": snap["t"], "updates": snap["updates"],
             "since_update": snap["since_update"], "rng": snap["rng"], "task": snap["task"],
             "rows": snap["rows"][:snap["n_rows"]], "pending": snap["pending"], "scalars": scalars,
@@ -456,7 +449,7 @@ class _Loop:
                 break
             state, y, record = cell.step_record(cp, state, xs[k])
             loss, logits, dlogits, dy = model.step_loss(self.params, y, ys[k], mask[k])
-            _check_finite(self.t, state=state, loss=loss)
+            validate.training_finite(self.t, state=state, loss=loss)
             logits_seq[k] = logits
             losses[k] = loss
             self.g_wout += dlogits.T @ y
@@ -468,7 +461,7 @@ class _Loop:
             self.t += 1
             self.since_update += 1
             if g is not None:
-                _check_finite(self.t, gradient=g)
+                validate.training_finite(self.t, gradient=g)
                 self.core += g
                 if not rule.online:
                     self._apply()
@@ -478,12 +471,7 @@ class _Loop:
                 cp = model.cell_params(self.params)
         rule_state, g = rule.flush(rule_state, params=self.params)
         if g is not None:
-            _check_finite(self.t, gradient=g)
+            validate.training_finite(self.t, gradient=g)
             self.core += g
             self._apply()
         return Batch(xs=xs, ys=ys, mask=mask), logits_seq, losses, complete
-
-
-def _check_finite(t, **arrays):
-    validate.finite(f"train at time step {t}", _hint="training stopped, the last checkpoint (if "
-                    "any) is intact", **arrays)

@@ -17,6 +17,7 @@ import numpy as np
 from .. import config as config_mod
 from .._version import __version__
 from ..checkpoint import CheckpointError
+from ..experiments.report import fmt
 from ..train import train
 from . import simulate as simulate_cmd
 from .common import (FILE_ERRORS, Formatter, UsageError, describe_error, prepare_out,
@@ -290,7 +291,7 @@ def _compare(args) -> int:
     workers = _workers(args.workers, 1)
     with setup_errors(f"configuration {args.config}"):
         path = config_mod.resolve(args.config)
-        plan = cmp._plan(path, args.rules, seeds=args.seeds, steps=args.steps,
+        plan = cmp.plan_comparison(path, args.rules, seeds=args.seeds, steps=args.steps,
                          overrides=args.overrides, workers=workers)
     out = prepare_out(Path(args.out) if args.out else Path("runs") / f"compare-{path.stem}",
                        COMPARE_OUTPUTS, args.resume, args.overwrite, subdir="runs")
@@ -299,13 +300,13 @@ def _compare(args) -> int:
     def report(row, reused):
         done.append(row)
         status = ("ok" if row["status"] == "ok" else "FAILED")
-        what = (f"final {row['metric']} {cmp._fmt(row['final'])}, {cmp._fmt(row['steps_per_s'], 3)} "
+        what = (f"final {row['metric']} {fmt(row['final'])}, {fmt(row['steps_per_s'], 3)} "
                 f"steps/s" if row["status"] == "ok" else row["error"])
         print(f"[{len(done)}/{total}] {status:<6} {row['rule']} seed {row['seed']}: {what}"
               + (" (finished earlier, reused)" if reused else ""), flush=True)
 
     try:
-        results = cmp._execute(plan, out=out, progress=args.progress, resume=args.resume,
+        results = cmp.run_plan(plan, out=out, progress=args.progress, resume=args.resume,
                                on_result=report)
     except KeyboardInterrupt:
         print(f"neurosnap: interrupted after {len(done)} of {total} runs; "
@@ -332,7 +333,7 @@ def _sweep(args) -> int:
     overrides = list(args.overrides) + ([f"train.steps={args.steps}"] if args.steps is not None else [])
     with setup_errors(f"configuration {args.config}"):
         path = config_mod.resolve(args.config)
-        plan = sw._plan(path, args.grid, workers=workers, overrides=overrides)
+        plan = sw.plan_sweep(path, args.grid, workers=workers, overrides=overrides)
     out = prepare_out(Path(args.out) if args.out else Path("runs") / f"sweep-{path.stem}",
                        SWEEP_OUTPUTS, args.resume, args.overwrite, subdir="points")
     total, done = len(plan["points"]), []
@@ -343,7 +344,7 @@ def _sweep(args) -> int:
                                                          else ""), flush=True)
 
     try:
-        rows = sw._execute(plan, scheduler=args.scheduler, out=out, resume=args.resume,
+        rows = sw.run_plan(plan, scheduler=args.scheduler, out=out, resume=args.resume,
                            on_result=report, progress=args.progress)
     except KeyboardInterrupt:
         print(f"neurosnap: interrupted after {len(done)} of {total} grid points; "

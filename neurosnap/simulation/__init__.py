@@ -11,7 +11,7 @@ steps, carrying the state across chunks. It records
   ``rate_bin`` steps, ``(n_bins, B)``; the last bin may be shorter and is normalised by its length.
 
 LIF and ALIF cells with a Heaviside gate run event-driven (a numba kernel with the CSR of
-:class:`neurosnap.sparse.lif_events.EventLIF`: per step ``O(n)`` for the membranes plus
+:class:`neurosnap.simulation.lif_events.EventLIF`: per step ``O(n)`` for the membranes plus
 ``O(events x fan-out)``); their events equal ``model.run``'s, their states equal it up to the
 summation order of the synaptic input (round-off). Every other cell (EGRU, LeakyRNN, Smooth gates)
 runs ``model.cell.step``, bit-identical to ``model.run``.

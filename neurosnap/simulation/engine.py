@@ -50,7 +50,7 @@ class EventRunner:
     """LIF/ALIF with a Heaviside gate: event-driven numba kernel on EventLIF's CSR."""
 
     def __init__(self, model, params, batch, var_idx, units, want_events):
-        from ..sparse.lif_events import EventLIF
+        from .lif_events import EventLIF
         ev = EventLIF(model, params)
         self.model, self.B, self.n = model, batch, model.cell.n_hidden
         self.csr = (ev.out_ptr, ev.out_post, ev.out_w, ev.w_in_t, ev.bias)
@@ -110,7 +110,7 @@ def lif_chunk(xs, t_begin, t0, v, cur, a, rec, inp, prev, n_prev, out_ptr, out_p
                want_events, spk_step, spk_unit, spk_batch, n_spk_arr, counts, units, var_codes,
                st_out):
     """Steps ``t_begin..`` of a chunk in place on the carried state (same floating-point operations
-    as ``neurosnap.sparse.lif_events._simulate``); returns the step it stopped at (the chunk's end,
+    as ``neurosnap.simulation.lif_events._simulate``); returns the step it stopped at (the chunk's end,
     or earlier when the event buffer could overflow)."""
     k, B, n_in = xs.shape
     n = bias.shape[0]

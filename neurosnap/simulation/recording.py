@@ -93,7 +93,7 @@ class Recording:
 
     @property
     def network_hash(self) -> str:
-        """SHA-256 of the network (``neurosnap.io._model.network_hash``)."""
+        """SHA-256 of the network (``neurosnap.io.codec.network_hash``)."""
         return self.meta["network_hash"]
 
     def _get(self, key, what):

@@ -16,7 +16,7 @@ from ..cells.leaky_rnn import LeakyRNN
 from ..cells.lif import LIF
 from ..core import files, npz, validate
 from ..gates import Heaviside
-from ..io._model import model_config, network_hash
+from ..io.codec import model_config, network_hash
 from ..model import Model
 from .engine import EventRunner, StepRunner
 from .recording import FORMAT, FORMAT_VERSION, ChunkStore, RateBinner, Recording
