@@ -33,6 +33,8 @@ LAYERS = [
 
 #: private names still imported across modules in files other branches own this round;
 #: (importer, imported module, name) — each to become public when those branches merge
+KNOWN_PRIVATE_ATTRIBUTES: set[str] = set()
+
 KNOWN_PRIVATE = {
     ("neurosnap.cells.alif", "neurosnap.cells.lif", "_Spiking"),
     ("neurosnap.engine._loops", "neurosnap.sparse.kernels", "_block_step"),
@@ -160,3 +162,34 @@ def test_the_checks_catch_what_they_are_for():
     assert _is_private("_smooth") and not _is_private("__version__") and not _is_private("smooth")
     with pytest.raises(AssertionError, match="belongs to no layer"):
         _layer("neurosnap.somewhere_new")
+
+
+def _private_attribute_uses():
+    """``alias._name`` where ``alias`` is a neurosnap module bound by an import of the module."""
+    for src, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        package = src if path.name == "__init__.py" else src.rpartition(".")[0]
+        aliases = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[:len(package.split(".")) - node.level + 1] \
+                    if node.level else []
+                target = ".".join(base + ([node.module] if node.module else []))
+                for alias in node.names:
+                    if f"{target}.{alias.name}" in MODULES:
+                        aliases[alias.asname or alias.name] = f"{target}.{alias.name}"
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                    and node.value.id in aliases and _is_private(node.attr):
+                dst = aliases[node.value.id]
+                owner = dst.rpartition(".")[0]
+                if src.startswith(dst) or \
+                        (node.attr in {p.stem for p in PACKAGE.rglob("_*.py")}
+                         and src.startswith(owner)):
+                    continue
+                yield f"{src}:{node.lineno} uses {dst}.{node.attr}"
+
+
+def test_no_private_attributes_of_other_modules():
+    found = sorted(set(_private_attribute_uses()) - KNOWN_PRIVATE_ATTRIBUTES)
+    assert not found, "private names used across modules:\n" + "\n".join(found)
