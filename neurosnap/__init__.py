@@ -14,7 +14,8 @@ from . import io, plot, simulation
 from .grad import sequence_grad
 from .model import Model, Trajectory
 from .simulation import simulate
-from .train import History, train
+from .history import History
+from .train import train
 
 from ._version import __version__
 

@@ -17,6 +17,7 @@ import numpy as np
 from .. import config as config_mod
 from .._version import __version__
 from ..checkpoint import CheckpointError
+from ..core import files
 from ..experiments.report import fmt
 from ..train import train
 from . import simulate as simulate_cmd
@@ -227,7 +228,7 @@ def _train(args) -> int:
     with setup_errors(f"cannot write the results into {out}"):
         history.to_csv(out / "metrics.csv")
         history.plot(out / "learning_curve.png", title=_title(model, rule, task, train_kwargs))
-        np.savez(out / "params.npz", **history.params)
+        files.atomic_savez(out / "params.npz", history.params)
         summary = _summary(model, rule, task, history, train_kwargs, resumed_at)
         summary.update(task.evaluate(model, history.params))
         with open(out / "metrics.json", "w") as f:

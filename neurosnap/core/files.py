@@ -1,4 +1,8 @@
-"""Pickle-free files written atomically: a reader never sees a half-written file."""
+"""Pickle-free files written atomically: a reader never sees a half-written file.
+
+Every ``.npz`` that neurosnap writes (training checkpoints, ``params.npz``, recordings) goes through
+:func:`atomic_savez`; every one it reads goes through :mod:`neurosnap.core.npz` (headers checked,
+``allow_pickle=False``)."""
 from __future__ import annotations
 
 import json
@@ -26,16 +30,26 @@ def publish(tmp, path) -> None:
     os.replace(tmp, path)
 
 
-def atomic_savez(path: Path, arrays) -> None:
+def atomic_savez(path: Path, arrays, durable: bool = False) -> None:
     """Write ``arrays`` (name -> array) as an uncompressed ``.npz`` to ``path`` through a temporary
-    file in the same directory (no object arrays: numpy refuses to pickle in ``np.savez`` readers
-    that load with ``allow_pickle=False``)."""
+    file in the same directory renamed over it. ``durable``: flush the file and the directory to
+    disk before returning (checkpoints survive a power cut)."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    if durable:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
