@@ -117,7 +117,7 @@ junk = st.one_of(reals, st.none(), st.booleans(), st.text(max_size=3),
                  st.just(np.float64(0.5)), st.just(np.int64(3)), st.just(np.array([1.0, 2.0])))
 small_ints = st.one_of(st.integers(-2, 6), st.sampled_from(HUGE_INTS), junk)
 
-CELL_KWARGS = {name: sorted(config._keywords(cls) - {"gate"})
+CELL_KWARGS = {name: sorted(config.keywords(cls) - {"gate"})
                for name, cls in ns.cells.CELLS.items()}
 
 
@@ -149,7 +149,7 @@ def test_cells_models_init_run(cls, n_in, n_hidden, density, data, dtype):
 
 # -- 2. tasks ---------------------------------------------------------------------------------------
 TASKS = {k: v for k, v in ns.tasks.TASKS.items() if k != "digits"}      # digits reads a data set
-TASK_KWARGS = {name: sorted(config._keywords(cls)) for name, cls in TASKS.items()}
+TASK_KWARGS = {name: sorted(config.keywords(cls)) for name, cls in TASKS.items()}
 
 
 @_settings(200)
