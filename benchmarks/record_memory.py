@@ -63,6 +63,7 @@ class _Sampler(threading.Thread):
 def child(args):
     import neurosnap as ns
     from neurosnap import simulation as sim
+    from neurosnap.simulation.recording import RateBinner
 
     dtype = getattr(np, args.dtype)
     cell = ns.cells.LIF(100, args.n, 100 / args.n, dt=1e-3, tau_mem=0.02, tau_syn=0.005,
@@ -80,7 +81,7 @@ def child(args):
     # instrumentation only: when the first chunk's rates are binned (setup done, stepping under
     # way), note the peaks so far and restart them, to separate setup from the stepping loop
     loop = {}
-    push = sim._RateBinner.push
+    push = RateBinner.push
 
     def first_push(self, counts):
         if not loop:
@@ -90,7 +91,7 @@ def child(args):
             sampler.peak = _rss()
         return push(self, counts)
 
-    sim._RateBinner.push = first_push
+    RateBinner.push = first_push
     tracemalloc.start()
     t0 = time.perf_counter()
     rec = ns.simulate(model, params, source, "events,v", steps=args.steps, units=list(range(10)),
@@ -100,7 +101,7 @@ def child(args):
     tracemalloc.stop()
     sampler.stop.set()
     sampler.join()
-    sim._RateBinner.push = push
+    RateBinner.push = push
     size = os.path.getsize(os.path.join(out, "recording.npz"))
     shutil.rmtree(out)
     row = {"n": args.n, "steps": args.steps, "dtype": args.dtype, "chunk_steps": args.chunk_steps,

@@ -8,7 +8,7 @@ projecting to every unit. All simulators get the *same* weights and input spikes
 ``ns.Model`` through the adapters.
 
 Timed (wall clock, the network/CSR already built, compilation caches warm):
-- ``neurosnap-events``: :class:`neurosnap.sparse.lif_events.EventLIF` (numba, event-driven);
+- ``neurosnap-events``: :class:`neurosnap.simulation.lif_events.EventLIF` (numba, event-driven);
 - ``neurosnap-model.run``: the generic ``model.run`` (dense drive), up to ``--model-run-max-n``;
 - ``brian2-numpy`` and ``brian2-cython``: ``Network.run`` of the adapter's network, its per-run code
   generation included (Cython's cache under ``.cache/brian2``, warmed by an untimed short run); the
@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 import neurosnap as ns
-from neurosnap.sparse.lif_events import EventLIF
+from neurosnap.simulation.lif_events import EventLIF
 
 N_IN = 100
 SIMULATORS = ("neurosnap-events", "neurosnap-model.run", "brian2-numpy", "brian2-cython", "norse")

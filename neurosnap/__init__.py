@@ -14,9 +14,10 @@ from . import io, plot, simulation
 from .grad import sequence_grad
 from .model import Model, Trajectory
 from .simulation import simulate
-from .train import History, train
+from .history import History
+from .train import train
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["cells", "encode", "gates", "optim", "rules", "tasks", "Model", "Trajectory", "History",
            "sequence_grad", "train", "__version__", "simulate", "simulation", "plot", "io"]

@@ -12,13 +12,11 @@ format versions are rejected with a clear error, and :func:`load_training` check
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .core import npz, validate
+from .core import describe, files, npz, validate
 
 FORMAT_VERSION = 1
 META_KEY = "__meta__.json"
@@ -41,22 +39,7 @@ def save(path, arrays: dict[str, np.ndarray], meta: dict) -> None:
     payload = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
     meta = dict(meta, format_version=FORMAT_VERSION)
     payload[META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    files.atomic_savez(path, payload, durable=True)
 
 
 def load(path) -> tuple[dict[str, np.ndarray], dict]:
@@ -244,3 +227,81 @@ def restore_task(path, task, state) -> None:
         task.load_state_dict(state)
     except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"checkpoint {path}: invalid task state: {exc}") from None
+
+
+# -- the state of a training run ---------------------------------------------------------------
+def _unflatten(prefix, arrays, scalars):
+    tree = {}
+    for source in (arrays, scalars):
+        for name, value in source.items():
+            if not name.startswith(prefix + "/"):
+                continue
+            keys = name[len(prefix) + 1:].split("/")
+            node = tree
+            for key in keys[:-1]:
+                node = node.setdefault(key, {})
+            node[keys[-1]] = value
+    return tree
+
+
+def snapshot(loop, rng, task, history) -> dict:
+    """Everything a training checkpoint holds, copied (parameters and optimizer state are never
+    mutated): the loop's ``params``, ``opt_state``, pending gradients (``core``, ``g_wout``,
+    ``g_bout``) and counters, the random generator's state, the task's ``state_dict()`` and the
+    rows of ``history``."""
+    return {"params": _copy_tree(loop.params), "opt": _copy_tree(loop.opt_state),
+            "core": loop.core.copy(),
+            "g_wout": loop.g_wout.copy(), "g_bout": loop.g_bout.copy(), "t": loop.t,
+            "updates": loop.updates, "since_update": loop.since_update,
+            "rng": rng.bit_generator.state, "task": json.loads(json.dumps(task.state_dict())),
+            "n_rows": len(history.rows), "rows": history.rows, "pending": list(history.pending)}
+
+
+def _copy_tree(tree):
+    if isinstance(tree, dict):
+        return {key: _copy_tree(value) for key, value in tree.items()}
+    return tree.copy() if isinstance(tree, np.ndarray) else tree
+
+
+def save_training(path, snap: dict, signature: dict, wall: float) -> None:
+    """Write a :func:`snapshot` as a training checkpoint (refused, with the last good checkpoint
+    kept, when an array holds NaN or infinity); ``signature`` is the run's settings, ``wall`` its
+    seconds so far."""
+    arrays, scalars = {}, {}
+    _flatten("params", snap["params"], arrays, scalars)
+    _flatten("opt", snap["opt"], arrays, scalars)
+    arrays.update({"pending/core": snap["core"], "pending/readout.weight": snap["g_wout"],
+                   "pending/readout.bias": snap["g_bout"]})
+    for name, value in arrays.items():         # never replace a good checkpoint by a bad one
+        validate.training_finite(snap["t"], **{name: value})
+    meta = {"signature": signature, "t": snap["t"], "updates": snap["updates"],
+            "since_update": snap["since_update"], "rng": snap["rng"], "task": snap["task"],
+            "rows": snap["rows"][:snap["n_rows"]], "pending": snap["pending"], "scalars": scalars,
+            "wall": wall}
+    save(path, arrays, meta)
+
+
+def restore_training(path, loop, rng, task, history, signature: dict) -> float:
+    """Put the training checkpoint at ``path`` back into ``loop``, ``rng``, ``task`` and ``history``
+    (checked against the model, the optimizer state and the run's ``signature``); return the wall
+    seconds the run had taken."""
+    arrays, meta = load_training(path, loop.model, loop.opt_state)
+    recorded = meta.get("signature")
+    changed = describe.differences(recorded if isinstance(recorded, dict) else {}, signature)
+    if changed:
+        raise CheckpointError(
+            f"checkpoint {path} was written with other settings, so resuming would not continue "
+            f"the same run; differing: " + "; ".join(changed)
+            + ". Resume with the checkpoint's settings, or start a new run in another directory")
+    params = {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
+    loop.params = loop.model.check_params(params)
+    loop.opt_state = _unflatten("opt", arrays, meta["scalars"])
+    loop.core = arrays["pending/core"]
+    loop.g_wout = arrays["pending/readout.weight"]
+    loop.g_bout = arrays["pending/readout.bias"]
+    loop.t, loop.updates, loop.since_update = meta["t"], meta["updates"], meta["since_update"]
+    rng.bit_generator.state = meta["rng"]
+    restore_task(path, task, meta["task"])
+    history.rows = meta["rows"]
+    history.pending = meta["pending"]
+    return float(meta["wall"])

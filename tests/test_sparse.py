@@ -8,7 +8,7 @@ import neurosnap as ns
 from neurosnap.core.record import StateJacobian
 from neurosnap.rules import BPTT, RTRL
 from neurosnap.sparse import kernels
-from neurosnap.sparse.events import EventDrive
+from neurosnap.cells.events import EventDrive
 
 CELLS = ["LeakyRNN", "EGRU", "LIF", "ALIF"]
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..core import describe, validate
 from ..core.layout import ParamLayout
 from ..core.record import ParamJacobian, StateJacobian, StepRecord
-from ..sparse.events import EventDrive
+from .events import EventDrive
 
 
 class Cell(abc.ABC):
@@ -155,7 +155,7 @@ class Cell(abc.ABC):
 
     def _drives(self, params, y_prev, x):
         # W_rec @ y_prev gathered from the units with non-zero output when that is cheaper than
-        # the dense product (neurosnap.sparse.events.EventDrive); equal to round-off
+        # the dense product (neurosnap.cells.events.EventDrive); equal to round-off
         rec = self._event_drive(params["w_rec"], y_prev)                     # (B, G, n)
         inp = np.matmul(params["w_in"], x.T).transpose(2, 0, 1)
         if self.has_bias:

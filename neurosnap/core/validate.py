@@ -214,3 +214,10 @@ def _fmt(shape) -> str:
         return ""
     inner = ", ".join("*" if s is None else str(s) for s in shape)
     return f"({inner},)" if len(shape) == 1 else f"({inner})"
+
+
+def training_finite(t: int, **arrays) -> None:
+    """:func:`finite` for the training loop at time step ``t``: the message says that training
+    stopped and that the last checkpoint (if any) is intact."""
+    finite(f"train at time step {t}", _hint="training stopped, the last checkpoint (if "
+           "any) is intact", **arrays)

@@ -251,7 +251,7 @@ def _run(model, rule, params_t, data, state, acc, outs, opt_t, ctl, batch_size, 
         return _loops.run_influence(code, plan, work, bufs, perm, switch, data, cell_t, params_t,
                                     graph, layout, acc, outs, opt_t, ctl, bs)
     if family == "uoro":
-        from ..rules.uoro import _digest
+        from ..rules.uoro import params_digest as _digest
         seed_digest = _digest(digest) if digest is not None else 0
         rng = np.random.default_rng([rule.seed, seed_digest])
         T_run = int(ctl[0])
@@ -303,7 +303,7 @@ def run_batch(loop, batch, steps, update_every):
     updates included; same return value and side effects on ``loop`` as the reference."""
     from ..optim import SGD
     from ..tasks.base import Batch
-    from ..train import _check_finite
+    from ..core.validate import training_finite as _check_finite
     model, rule, opt = loop.model, loop.rule, loop.opt
     xs, ys, mask = model.check_inputs(batch.xs, batch.ys, batch.mask)
     T, B, _ = xs.shape

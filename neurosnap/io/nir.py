@@ -69,7 +69,7 @@ from ..cells.lif import LIF
 from ..core import npz, validate
 from ..gates import Heaviside
 from ..model import Model
-from ._model import build_model, model_config
+from .codec import build_model, model_config
 
 METADATA_VERSION = 1
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .rflo import _TraceRule, learning_credit, trace_cost
+from .rflo import TraceRule, learning_credit, trace_cost
 
 
 @dataclass(frozen=True)
-class EProp(_TraceRule):
+class EProp(TraceRule):
     """E-prop with symmetric or random feedback (``docs/theory/eprop.md``).
 
     Args:

@@ -71,7 +71,7 @@ class TraceState:
 
 
 @dataclass(frozen=True)
-class _TraceRule(Rule):
+class TraceRule(Rule):
     """Shared by RFLO and e-prop: one ``(B, S, P)`` trace per sequence and a feedback pathway."""
 
     feedback: str = "random"
@@ -90,7 +90,7 @@ class _TraceRule(Rule):
 
 
 @dataclass(frozen=True)
-class RFLO(_TraceRule):
+class RFLO(TraceRule):
     """RFLO: per-parameter leaky traces and a random learning signal (``docs/theory/rflo.md``).
 
     Args:

@@ -105,7 +105,7 @@ class UORO(Rule):
         return UOROState(
             s_tilde=np.zeros((batch, cell.n_state, cell.n_hidden), dtype=model.dtype),
             theta_tilde=np.zeros((batch, layout.size), dtype=model.dtype),
-            rng=np.random.default_rng([self.seed, _digest(params)]),
+            rng=np.random.default_rng([self.seed, params_digest(params)]),
             layout=layout,
             n_rec=int(np.count_nonzero(layout.kind == REC)),
         )
@@ -152,7 +152,8 @@ def _ratio(num, den):
     return np.where(ok, np.sqrt(num / np.where(ok, den, 1)), 1).astype(num.dtype)
 
 
-def _digest(params) -> int:
+def params_digest(params) -> int:
+    """A 64-bit digest of ``params`` (names and bytes): the second word of UORO's seed."""
     h = hashlib.blake2b(digest_size=8)
     for name in sorted(params):
         h.update(name.encode())

@@ -2,6 +2,9 @@
 decisions and held-out evaluation on a fixed set of sequences."""
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import numpy as np
 
 from ..core import validate
@@ -123,3 +126,12 @@ class HeldOut:
         if self._heldout is None:
             self._heldout = heldout_batch(self, self.eval_size)
         return heldout(self, model, params, self._heldout)
+
+
+def package_file(package: str, *parts: str) -> str | None:
+    """Path of ``parts`` inside an installed ``package`` (never imported), or None."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(spec.submodule_search_locations[0], *parts)
+    return path if os.path.exists(path) else None

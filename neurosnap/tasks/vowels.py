@@ -32,7 +32,6 @@ import numpy as np
 from ..core import validate
 from . import _common
 from .base import Batch, Task
-from .spiking_digits import _package_file
 
 NAME = "JapaneseVowels"
 N_FEATURES, N_SPEAKERS, MAX_LENGTH = 12, 9, 29
@@ -80,7 +79,7 @@ def load_japanese_vowels(split: str) -> tuple[tuple[np.ndarray, ...], np.ndarray
     split = validate.choice("split", split, ("train", "test"))
     filename = f"{NAME}_{split.upper()}.ts"
     for package in PACKAGES:
-        path = _package_file(package, "datasets", "data", NAME, filename)
+        path = _common.package_file(package, "datasets", "data", NAME, filename)
         if path is not None:
             break
     else:

@@ -7,19 +7,22 @@ traceback); 3 training diverged; 130 interrupted (Ctrl-C/SIGTERM) after saving w
 from __future__ import annotations
 
 import argparse
-import contextlib
 import inspect
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from . import config as config_mod
-from .checkpoint import CheckpointError
-from .train import train
+from .. import config as config_mod
+from .._version import __version__
+from ..checkpoint import CheckpointError
+from ..core import files
+from ..experiments.report import fmt
+from ..train import train
+from . import simulate as simulate_cmd
+from .common import (FILE_ERRORS, Formatter, UsageError, describe_error, prepare_out,
+                     setup_errors)
 
 DESCRIPTION = (
     "Train, compare, sweep and simulate event-driven recurrent and spiking networks described by "
@@ -32,29 +35,12 @@ COMPARE_OUTPUTS = ("results.csv", "results.md", "results.json", "curves.json", "
                    "loss_curves.png")
 SWEEP_OUTPUTS = ("sweep.csv", "sweep.md", "sweep.json")
 
-#: errors of reading configurations and files, reported in one line with exit status 2
-FILE_ERRORS = (OSError, OverflowError, MemoryError, RecursionError, UnicodeDecodeError)
-
-
-class UsageError(ValueError):
-    """A command line that cannot be run as given (exit status 2, one line)."""
-
-
-class _Formatter(argparse.HelpFormatter):
-    """Shows each option's default unless its help already says it."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if ("default" in text or action.default is None or action.default is False
-                or action.default == argparse.SUPPRESS
-                or action.default == [] or not action.option_strings or action.nargs == 0):
-            return text
-        return text + " (default: %(default)s)"
-
+__all__ = ["main", "build_parser", "UsageError", "FILE_ERRORS", "DESCRIPTION", "TRAIN_OUTPUTS",
+           "COMPARE_OUTPUTS", "SWEEP_OUTPUTS"]
 
 def _user_errors():
-    from .compare import RuleSpecError
-    from .sweep import GridError
+    from ..compare import RuleSpecError
+    from ..sweep import GridError
     return (config_mod.ConfigError, CheckpointError, RuleSpecError, GridError, UsageError)
 
 
@@ -83,7 +69,7 @@ def main(argv=None) -> int:
     except OSError as exc:                            # a file that cannot be read or written
         if args.traceback:
             raise
-        return _error(_describe(exc))
+        return _error(describe_error(exc))
     except Exception as exc:
         if args.traceback:
             raise
@@ -95,25 +81,6 @@ def _error(message, status=2, prefix="neurosnap: error: ") -> int:
     return status
 
 
-def _describe(exc) -> str:
-    """One line for an OSError / MemoryError / ... without Python's repr noise."""
-    if isinstance(exc, OSError) and exc.strerror:
-        where = f": {exc.filename}" if exc.filename else ""
-        return f"{exc.strerror}{where}"
-    if isinstance(exc, RecursionError):
-        return "input nested too deeply"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-@contextlib.contextmanager
-def _setup(what):
-    """Turn the errors of reading configurations and files into one-line usage errors."""
-    try:
-        yield
-    except FILE_ERRORS as exc:
-        raise UsageError(f"{what}: {_describe(exc)}") from None
-
-
 # -------------------------------------------------------------------------------------------------
 # the parser
 # -------------------------------------------------------------------------------------------------
@@ -121,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``neurosnap`` (all subcommands)."""
     shipped = ", ".join(config_mod.shipped())
     parser = argparse.ArgumentParser(
-        prog="neurosnap", description=DESCRIPTION, formatter_class=_Formatter,
+        prog="neurosnap", description=DESCRIPTION, formatter_class=Formatter,
         epilog=f"Shipped configurations: {shipped}. 'neurosnap COMMAND --help' shows the options "
                f"of a command.")
     parser.add_argument("--version", action="version", version=f"neurosnap {__version__}")
@@ -133,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name, help_text):
         return sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:]
-                              + ".", parents=[common], formatter_class=_Formatter)
+                              + ".", parents=[common], formatter_class=Formatter)
 
     p = command("train", "train a model from a TOML configuration")
     p.add_argument("config", metavar="CONFIG",
@@ -182,8 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_dir(p, "skip the grid points an interrupted sweep in DIR already finished")
     _add_progress(p, " of each point (with --workers 1)")
 
-    from .simulation import _cli_add_parser
-    p = _cli_add_parser(sub, parents=[common], formatter_class=_Formatter)
+    p = simulate_cmd.add_parser(sub, parents=[common], formatter_class=Formatter)
     _add_progress(p)
     return parser
 
@@ -221,34 +187,6 @@ def _workers(text, default=None):
     return value
 
 
-def _prepare_out(out: Path, outputs, resume=False, overwrite=False, subdir=None) -> Path:
-    """Check and create the output directory; refuse to mix a new run into an earlier one."""
-    if resume and overwrite:
-        raise UsageError("--resume and --overwrite exclude each other: --resume continues the run "
-                         "in the output directory, --overwrite replaces it")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
-    for name in outputs:
-        if (out / name).exists() and not (out / name).is_file():
-            raise UsageError(f"{out / name} is a directory, where neurosnap writes a file; remove "
-                             f"it or choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not (resume or overwrite):
-        raise UsageError(f"{out} is not empty (an earlier run?); use --resume to continue it, "
-                         f"--overwrite to replace its results, or --out DIR for a new directory")
-    with _setup(f"cannot use --out {out}"):
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):           # writable?
-            pass
-        if overwrite:
-            for name in outputs:
-                if (out / name).is_file():
-                    (out / name).unlink()
-            if subdir is not None and (out / subdir).is_dir():
-                for path in (out / subdir).glob("*.json"):
-                    path.unlink()
-    return out
-
-
 # -------------------------------------------------------------------------------------------------
 # neurosnap train
 # -------------------------------------------------------------------------------------------------
@@ -258,20 +196,20 @@ def _train(args) -> int:
         overrides.append(f"train.steps={args.steps}")
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
-    with _setup(f"configuration {args.config}"):
+    with setup_errors(f"configuration {args.config}"):
         path = config_mod.resolve(args.config)
         cfg = config_mod.apply_overrides(config_mod.load(path), overrides)
         model, rule, opt, task, train_kwargs = config_mod.build(cfg)
         config_mod.check_budget(task, train_kwargs)
-    out = _prepare_out(Path(args.out) if args.out else Path("runs") / path.stem, TRAIN_OUTPUTS,
+    out = prepare_out(Path(args.out) if args.out else Path("runs") / path.stem, TRAIN_OUTPUTS,
                        args.resume, args.overwrite)
     steps = train_kwargs.get("steps", inspect.signature(train).parameters["steps"].default)
     checkpoint = out / "checkpoint.npz"
     resumed_at = None
     if args.resume:
         if checkpoint.is_file():
-            from . import checkpoint as ckpt
-            with _setup(f"cannot read checkpoint {checkpoint}"):
+            from .. import checkpoint as ckpt
+            with setup_errors(f"cannot read checkpoint {checkpoint}"):
                 _, meta = ckpt.load(checkpoint)
             resumed_at = int(meta.get("t", 0)) if isinstance(meta, dict) else 0
             if resumed_at >= steps:
@@ -287,10 +225,10 @@ def _train(args) -> int:
         print(f"neurosnap: interrupted at step {history.rows[-1]['step'] if history.rows else 0}; "
               f"checkpoint saved in {out}/checkpoint.npz, continue with --resume", file=sys.stderr)
         return 130
-    with _setup(f"cannot write the results into {out}"):
+    with setup_errors(f"cannot write the results into {out}"):
         history.to_csv(out / "metrics.csv")
         history.plot(out / "learning_curve.png", title=_title(model, rule, task, train_kwargs))
-        np.savez(out / "params.npz", **history.params)
+        files.atomic_savez(out / "params.npz", history.params)
         summary = _summary(model, rule, task, history, train_kwargs, resumed_at)
         summary.update(task.evaluate(model, history.params))
         with open(out / "metrics.json", "w") as f:
@@ -350,26 +288,26 @@ def _paragraph(s, out) -> str:
 # neurosnap compare / sweep
 # -------------------------------------------------------------------------------------------------
 def _compare(args) -> int:
-    from . import compare as cmp
+    from .. import compare as cmp
     workers = _workers(args.workers, 1)
-    with _setup(f"configuration {args.config}"):
+    with setup_errors(f"configuration {args.config}"):
         path = config_mod.resolve(args.config)
-        plan = cmp._plan(path, args.rules, seeds=args.seeds, steps=args.steps,
+        plan = cmp.plan_comparison(path, args.rules, seeds=args.seeds, steps=args.steps,
                          overrides=args.overrides, workers=workers)
-    out = _prepare_out(Path(args.out) if args.out else Path("runs") / f"compare-{path.stem}",
+    out = prepare_out(Path(args.out) if args.out else Path("runs") / f"compare-{path.stem}",
                        COMPARE_OUTPUTS, args.resume, args.overwrite, subdir="runs")
     total, done = len(plan["items"]), []
 
     def report(row, reused):
         done.append(row)
         status = ("ok" if row["status"] == "ok" else "FAILED")
-        what = (f"final {row['metric']} {cmp._fmt(row['final'])}, {cmp._fmt(row['steps_per_s'], 3)} "
+        what = (f"final {row['metric']} {fmt(row['final'])}, {fmt(row['steps_per_s'], 3)} "
                 f"steps/s" if row["status"] == "ok" else row["error"])
         print(f"[{len(done)}/{total}] {status:<6} {row['rule']} seed {row['seed']}: {what}"
               + (" (finished earlier, reused)" if reused else ""), flush=True)
 
     try:
-        results = cmp._execute(plan, out=out, progress=args.progress, resume=args.resume,
+        results = cmp.run_plan(plan, out=out, progress=args.progress, resume=args.resume,
                                on_result=report)
     except KeyboardInterrupt:
         print(f"neurosnap: interrupted after {len(done)} of {total} runs; "
@@ -391,13 +329,13 @@ def _compare(args) -> int:
 
 
 def _sweep(args) -> int:
-    from . import sweep as sw
+    from .. import sweep as sw
     workers = _workers(args.workers)
     overrides = list(args.overrides) + ([f"train.steps={args.steps}"] if args.steps is not None else [])
-    with _setup(f"configuration {args.config}"):
+    with setup_errors(f"configuration {args.config}"):
         path = config_mod.resolve(args.config)
-        plan = sw._plan(path, args.grid, workers=workers, overrides=overrides)
-    out = _prepare_out(Path(args.out) if args.out else Path("runs") / f"sweep-{path.stem}",
+        plan = sw.plan_sweep(path, args.grid, workers=workers, overrides=overrides)
+    out = prepare_out(Path(args.out) if args.out else Path("runs") / f"sweep-{path.stem}",
                        SWEEP_OUTPUTS, args.resume, args.overwrite, subdir="points")
     total, done = len(plan["points"]), []
 
@@ -407,7 +345,7 @@ def _sweep(args) -> int:
                                                          else ""), flush=True)
 
     try:
-        rows = sw._execute(plan, scheduler=args.scheduler, out=out, resume=args.resume,
+        rows = sw.run_plan(plan, scheduler=args.scheduler, out=out, resume=args.resume,
                            on_result=report, progress=args.progress)
     except KeyboardInterrupt:
         print(f"neurosnap: interrupted after {len(done)} of {total} grid points; "
@@ -421,9 +359,4 @@ def _sweep(args) -> int:
 
 
 def _simulate(args) -> int:
-    from .simulation import _cli_main
-    return _cli_main(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return simulate_cmd.main(args)

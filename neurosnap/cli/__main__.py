@@ -1,0 +1,7 @@
+"""``python -m neurosnap.cli``: the ``neurosnap`` command line."""
+import sys
+
+from . import main
+
+if __name__ == "__main__":
+    sys.exit(main())
