@@ -307,3 +307,68 @@ def test_every_rule_runs_with_refractoriness_and_delay(rule):
     _, g = ns.sequence_grad(model, params, xs, ys, rule)
     assert set(g) == set(params) and all(np.all(np.isfinite(v)) for v in g.values())
     assert any(np.abs(v).max() > 0 for v in g.values())
+
+
+# -- the event-driven simulator (ns.simulate): refractoriness, uniform and per-synapse delays -----
+def _dense_events(rec, T, B, n):
+    ev = np.zeros((T, B, n), dtype=bool)
+    ev[rec.spike_steps, rec.spike_batch, rec.spike_units] = True
+    return ev
+
+
+@pytest.mark.parametrize("kind,overrides", [("LIF", dict(refractory=3e-3)),
+                                            ("ALIF", dict(refractory=4e-3, beta=0.5, delay=3)),
+                                            ("LIF", dict(delay=2, reset="subtract", bias=True))])
+def test_simulate_event_engine_equals_cells(kind, overrides):
+    """ns.simulate's event kernel == model.run (events exactly; v, i, a, r to round-off), in small
+    chunks so that the ring buffer and the counters carry across chunk boundaries."""
+    cls = getattr(ns.cells, kind)
+    model = ns.Model(cls(4, 30, 0.3, seed=2, w_in_scale=25.0, w_rec_scale=5.0, **overrides),
+                     n_out=2)
+    params = model.init(seed=2)
+    if model.cell.has_bias:
+        params["cell.bias"] = np.random.default_rng(0).normal(0, 0.5, params["cell.bias"].shape)
+    xs = _spike_inputs(300, 2, 9, rate=0.1)
+    traj = model.run(params, xs)
+    names = [s for s in model.cell.state_names if s in ("v", "i", "a", "r")]
+    rec = ns.simulate(model, params, xs, record=["events"] + names, engine="event", chunk_steps=37)
+    assert 0.01 < traj.events.mean() < 0.4
+    np.testing.assert_array_equal(_dense_events(rec, 300, 2, 30), traj.events)
+    for s in names:
+        np.testing.assert_allclose(rec.states[s], traj.states[:, :, model.cell.state_names.index(s)],
+                                   rtol=0, atol=1e-9)
+
+
+def test_simulate_per_synapse_delays_equal_brian2_and_uniform_cell():
+    pytest.importorskip("brian2")
+    from neurosnap.adapters import brian2 as adapter
+    model = ns.Model(ns.cells.LIF(4, 30, 0.3, seed=4, w_in_scale=25.0, w_rec_scale=6.0,
+                                  refractory=2e-3), n_out=2)
+    params = model.init(seed=4)
+    xs = _spike_inputs(400, 2, 10, rate=0.1)
+    # a uniform array is the cell's uniform delay
+    uniform = ns.Model(ns.cells.LIF(4, 30, 0.3, seed=4, w_in_scale=25.0, w_rec_scale=6.0,
+                                    refractory=2e-3, delay=3), n_out=2)
+    rec = ns.simulate(model, params, xs, engine="event", delays=np.full((30, 30), 3))
+    np.testing.assert_array_equal(_dense_events(rec, 400, 2, 30), uniform.run(params, xs).events)
+    # random per-synapse delays 1..6: neurosnap's ring buffer == Brian2's per-synapse delays
+    delays = np.random.default_rng(0).integers(1, 7, (30, 30))
+    rec = ns.simulate(model, params, xs, engine="event", delays=delays, chunk_steps=50)
+    ours = _dense_events(rec, 400, 2, 30)
+    events, _ = adapter.simulate(model, params, xs, delays=delays)
+    assert 0.01 < ours.mean() < 0.4
+    np.testing.assert_array_equal(ours, events)
+    assert (ours != model.run(params, xs).events).any(), "the delays changed nothing"
+
+
+def test_simulate_delays_bad_input():
+    model = ns.Model(ns.cells.LIF(2, 5, 1.0), n_out=2)
+    xs = np.zeros((5, 1, 2))
+    with pytest.raises(ValueError, match="delays"):
+        ns.simulate(model, None, xs, delays=np.zeros((5, 5), int))
+    with pytest.raises(ValueError, match="delays"):
+        ns.simulate(model, None, xs, delays=np.ones((4, 5), int))
+    with pytest.raises(ValueError, match="delays"):
+        ns.simulate(model, None, xs, delays=np.ones((5, 5), int), engine="step")
+    with pytest.raises(ValueError, match="q1"):
+        ns.simulate(ns.Model(ns.cells.LIF(2, 5, 1.0, delay=2), n_out=2), None, xs, record="q1")

@@ -47,16 +47,47 @@ class StepRunner:
 
 
 class EventRunner:
-    """LIF/ALIF with a Heaviside gate: event-driven numba kernel on EventLIF's CSR."""
+    """LIF/ALIF with a Heaviside gate: event-driven numba kernel on EventLIF's CSR.
 
-    def __init__(self, model, params, batch, var_idx, units, want_events):
+    Refractoriness (the cell's ``refractory``) and recurrent delays are part of the kernel: a spike
+    of step ``t`` on a synapse with delay ``d`` steps is added to a ring buffer of ``L = max(d)``
+    slots per sequence at slot ``(t + d) mod L`` and enters the current jump of step ``t + d``
+    (``docs/theory/cells.md`` eq. (15)-(20)). ``delays``: per-synapse delays ``(n, n)`` (post, pre)
+    or ``None`` for the cell's uniform ``delay``.
+    """
+
+    #: state variables the kernel holds, by name (the cell's delay buffers are the ring instead)
+    VAR_CODES = {"v": 0, "i": 1, "a": 2, "r": 3}
+
+    def __init__(self, model, params, batch, var_idx, units, want_events, delays=None):
         from .lif_events import EventLIF
-        ev = EventLIF(model, params)
-        self.model, self.B, self.n = model, batch, model.cell.n_hidden
-        self.csr = (ev.out_ptr, ev.out_post, ev.out_w, ev.w_in_t, ev.bias)
+        cell = model.cell
+        ev = EventLIF(model, params, check=False)
+        self.model, self.B, self.n = model, batch, cell.n_hidden
+        if delays is None:                                  # no dense (n, n) array
+            d = np.full(len(ev.out_w), cell.delay, dtype=np.int64)
+        else:
+            pre, post = np.nonzero(cell.mask.T)             # EventLIF's CSR order
+            d = cell.synapse_delays(delays)[post, pre]
+        self.L = int(d.max()) if len(d) else 1
+        # one delay for all: a scalar (no per-synapse read in the scatter, which is bound by
+        # memory traffic); otherwise the narrowest unsigned type
+        self.uniform = self.L if len(d) == 0 or d.min() == self.L else 0
+        self.out_d = (np.zeros(1, np.uint16) if self.uniform
+                      else d.astype(np.uint16 if self.L < 1 << 16 else np.uint32))
+        self.csr = (ev.out_ptr, ev.out_post, ev.out_w, self.out_d, ev.w_in_t, ev.bias)
         self.constants, self.subtract = ev.constants, ev.subtract
+        self.refr = max(cell.refractory_steps - 1, 0)        # counter after a spike: R - 1
         self.v_leak = ev.constants[1]
-        self.var_codes = np.asarray(var_idx, dtype=np.int64)   # 0 v, 1 i, 2 a (state order)
+        codes = []
+        for idx in var_idx:
+            name = cell.state_names[idx]
+            if name not in self.VAR_CODES:
+                raise ValueError(f"the event engine does not hold state variable {name!r} (the "
+                                 "delay buffer is a ring of synaptic input there); record it with "
+                                 "engine='step'")
+            codes.append(self.VAR_CODES[name])
+        self.var_codes = np.asarray(codes, dtype=np.int64)
         self.units = np.asarray(units, dtype=np.int64)
         self.want_events = want_events
         cap = max(self.B * self.n, 1 << 17)
@@ -65,10 +96,10 @@ class EventRunner:
         self.v = np.empty((self.B, self.n), dtype)
         self.cur = np.empty((self.B, self.n), dtype)
         self.a = np.empty((self.B, self.n), dtype)
-        self.rec = np.zeros(self.n, dtype)
+        self.cnt = np.zeros((self.B, self.n), np.int64)
+        self.ring = np.zeros((self.B, self.L, self.n), dtype)
         self.inp = np.zeros(self.n, dtype)
-        self.prev = np.empty((self.B, self.n), np.int64)
-        self.n_prev = np.zeros(self.B, np.int64)
+        self.now = np.empty(self.n, np.int64)
         self.reset()
 
     def final_state(self):
@@ -79,11 +110,19 @@ class EventRunner:
         self.v[:] = self.v_leak
         self.cur[:] = 0
         self.a[:] = 0
+        self.cnt[:] = 0
+        self.ring[:] = 0
         v_th, beta = self.constants[0], self.constants[6]
-        for b in range(self.B):                         # spikes z_{-1} of the initial state
-            idx = np.nonzero(self.v[b] - v_th - beta * self.a[b] > 0)[0]
-            self.prev[b, :len(idx)] = idx
-            self.n_prev[b] = len(idx)
+        out_ptr, out_post, out_w, out_d = self.csr[:4]
+        if self.uniform:
+            out_d = np.full(len(out_w), self.uniform, dtype=np.int64)
+        for b in range(self.B):
+            # the network at rest before step 0: its spikes z_{-1}, z_{-2}, ... are in flight, and
+            # those on a synapse of delay d arrive at steps 0 .. d - 1
+            for j in np.nonzero(self.v[b] - v_th - beta * self.a[b] > 0)[0]:
+                for q in range(out_ptr[j], out_ptr[j + 1]):
+                    for s in range(out_d[q]):
+                        self.ring[b, s % self.L, out_post[q]] += out_w[q]
 
     def run(self, xs, t0, emit):
         xs = np.ascontiguousarray(xs, dtype=self.model.dtype)
@@ -93,10 +132,11 @@ class EventRunner:
         n_spk = np.zeros(1, np.int64)
         t = 0
         while t < k:
-            t = lif_chunk(xs, t, t0, self.v, self.cur, self.a, self.rec, self.inp, self.prev,
-                           self.n_prev, *self.csr, *self.constants, self.subtract,
-                           self.want_events, *self.buf, n_spk, counts, self.units,
-                           self.var_codes, st)
+            t = lif_chunk(xs, t, t0, self.v, self.cur, self.a, self.cnt, self.ring, self.inp,
+                          self.now,
+                          *self.csr, *self.constants, self.subtract, self.refr, self.uniform,
+                          self.want_events, *self.buf, n_spk, counts, self.units,
+                          self.var_codes, st)
             m = int(n_spk[0])
             if m:
                 emit(self.buf[0][:m], self.buf[1][:m], self.buf[2][:m])
@@ -105,58 +145,75 @@ class EventRunner:
 
 
 @numba.njit(cache=True)
-def lif_chunk(xs, t_begin, t0, v, cur, a, rec, inp, prev, n_prev, out_ptr, out_post, out_w,
-               w_in_t, bias, v_th, v_leak, v_reset, k_m, decay_syn, rho, beta, subtract,
-               want_events, spk_step, spk_unit, spk_batch, n_spk_arr, counts, units, var_codes,
-               st_out):
-    """Steps ``t_begin..`` of a chunk in place on the carried state (same floating-point operations
-    as ``neurosnap.simulation.lif_events._simulate``); returns the step it stopped at (the chunk's end,
-    or earlier when the event buffer could overflow)."""
+def lif_chunk(xs, t_begin, t0, v, cur, a, cnt, ring, inp, now, out_ptr, out_post, out_w, out_d,
+              w_in_t, bias, v_th, v_leak, v_reset, k_m, decay_syn, rho, beta, subtract, refr,
+              uniform, want_events, spk_step, spk_unit, spk_batch, n_spk_arr, counts, units, var_codes,
+              st_out):
+    """Steps ``t_begin..`` of a chunk in place on the carried state (the cells' floating-point
+    operations, ``neurosnap/cells/lif.py``); returns the step it stopped at (the chunk's end, or
+    earlier when the event buffer could overflow). ``ring[b, (t0 + t) mod L]`` holds the synaptic
+    input arriving at step ``t``; ``cnt`` the refractory counters; ``refr = max(R - 1, 0)``;
+    ``uniform``: the delay of every synapse, or 0 to read ``out_d`` per synapse."""
     k, B, n_in = xs.shape
     n = bias.shape[0]
+    L = ring.shape[1]
     cap = spk_step.shape[0]
     n_spk = n_spk_arr[0]
     for t in range(t_begin, k):
         if want_events and n_spk + B * n > cap:
             n_spk_arr[0] = n_spk
             return t
+        slot = (t0 + t) % L
         for b in range(B):
-            for s in range(n_prev[b]):                      # W_rec z_{t-1}: the spikers' rows
-                j = prev[b, s]
-                for q in range(out_ptr[j], out_ptr[j + 1]):
-                    rec[out_post[q]] += out_w[q]
             for c in range(n_in):                           # W_in x_t: the active channels
                 x = xs[t, b, c]
                 if x != 0:
                     for u in range(n):
                         inp[u] += w_in_t[c, u] * x
-            cnt = 0
+            n_now = 0
+            rec = ring[b, slot]
             for u in range(n):
                 vu = v[b, u]
                 au = a[b, u]
                 v_r = vu
-                if vu - v_th - beta * au > 0:
+                if cnt[b, u] == 0 and vu - v_th - beta * au > 0:    # z_{t-1} (eq. (15))
                     v_r = vu - v_th if subtract else v_reset
                     au = rho * (au + 1)
+                    cu = refr
                 else:
                     au = rho * au
+                    cu = cnt[b, u] - 1 if cnt[b, u] > 0 else 0
                 i_j = cur[b, u] + rec[u] + (inp[u] + bias[u])
-                vn = v_r + k_m * (v_leak - v_r + i_j)
+                if cu == 0:
+                    vn = v_r + k_m * (v_leak - v_r + i_j)
+                else:                                       # clamped while refractory
+                    vn = v_r
                 v[b, u] = vn
                 cur[b, u] = decay_syn * i_j
                 a[b, u] = au
+                cnt[b, u] = cu
                 rec[u] = 0
                 inp[u] = 0
-                if vn - v_th - beta * au > 0:
-                    prev[b, cnt] = u
-                    cnt += 1
+                if cu == 0 and vn - v_th - beta * au > 0:
+                    now[n_now] = u
+                    n_now += 1
                     if want_events:
                         spk_step[n_spk] = t0 + t
                         spk_unit[n_spk] = u
                         spk_batch[n_spk] = b
                         n_spk += 1
-            n_prev[b] = cnt
-            counts[t, b] = cnt
+            for s in range(n_now):      # this step's spikes travel: slot of step t + d
+                j = now[s]
+                if uniform:
+                    dst = slot + uniform
+                    row = ring[b, dst - L if dst >= L else dst]
+                    for q in range(out_ptr[j], out_ptr[j + 1]):
+                        row[out_post[q]] += out_w[q]
+                else:
+                    for q in range(out_ptr[j], out_ptr[j + 1]):
+                        dst = slot + out_d[q]
+                        ring[b, dst - L if dst >= L else dst, out_post[q]] += out_w[q]
+            counts[t, b] = n_now
             for r in range(units.shape[0]):
                 u = units[r]
                 for c in range(var_codes.shape[0]):
@@ -165,7 +222,9 @@ def lif_chunk(xs, t_begin, t0, v, cur, a, rec, inp, prev, n_prev, out_ptr, out_p
                         st_out[t, b, c, r] = v[b, u]
                     elif code == 1:
                         st_out[t, b, c, r] = cur[b, u]
-                    else:
+                    elif code == 2:
                         st_out[t, b, c, r] = a[b, u]
+                    else:
+                        st_out[t, b, c, r] = cnt[b, u]
     n_spk_arr[0] = n_spk
     return k

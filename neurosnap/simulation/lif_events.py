@@ -26,13 +26,18 @@ class EventLIF:
         model: a :class:`~neurosnap.model.Model` whose cell is ``ns.cells.LIF`` or ``ns.cells.ALIF``
             with a Heaviside gate.
         params: its parameter dict; computation runs in ``model.dtype``.
+        check: refuse cells with ``refractory > 0`` or ``delay > 1``, which :meth:`run` does not
+            model (``ns.simulate``'s event engine does, on this class's synapse tables).
     """
 
-    def __init__(self, model, params):
+    def __init__(self, model, params, check: bool = True):
         cell = model.cell
         if not isinstance(cell, (LIF, ALIF)) or not isinstance(cell.gate, Heaviside):
             raise ValueError("simulate_lif_events needs an ns.cells.LIF or ns.cells.ALIF with a "
                              f"Heaviside gate, got {cell!r} with gate {cell.gate!r}")
+        if check and (cell.refractory_steps or cell.delay > 1):
+            raise ValueError("simulate_lif_events runs cells without refractoriness and with "
+                             "delay=1; use ns.simulate (event engine) for refractory= and delay=")
         params = model.check_params(params)
         self.model, dtype = model, model.dtype
         pre, post = np.nonzero(cell.mask.T)                 # sorted by presynaptic unit

@@ -124,7 +124,7 @@ def _resolve_units(units, n, recording_states):
 def simulate(model, params, inputs, record=("events",), *, steps: int | None = None,
              units=None, state_vars=None, rate_bin: int = 10, out=None,
              chunk_steps: int = 10_000, progress: bool = False, engine: str = "auto",
-             batch: int = 1, dt: float | None = None) -> Recording:
+             batch: int = 1, dt: float | None = None, delays=None) -> Recording:
     """Run ``model`` on ``inputs`` and record events, states and rates (module docstring).
 
     Args:
@@ -157,6 +157,11 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
         batch: sequences per sample when ``inputs`` is a task.
         dt: seconds per step for times and rates (default: the cell's ``dt``; cells without one
             count in steps, ``dt = 1``).
+        delays: per-synapse recurrent transmission delays in steps for the event engine, integers
+            ``>= 1`` of shape ``(n, n)`` indexed ``(post, pre)`` like ``w_rec`` (read where the
+            connectivity mask is True): a spike of step ``t`` reaches ``post`` at step
+            ``t + delays[post, pre]``. Default: the cell's uniform ``delay`` (1: the next step).
+            Brian2's adapter takes the same array (``neurosnap.adapters.brian2.simulate``).
 
     Returns:
         a :class:`Recording`.
@@ -211,13 +216,17 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
         raise ValueError(f"engine='event' needs an LIF or ALIF cell with a Heaviside gate, got "
                          f"{cell!r} with gate {getattr(cell, 'gate', None)!r}")
     use_events = eventable and engine != "step"
+    if delays is not None and not use_events:
+        raise ValueError("delays (per-synapse) need the event engine: an LIF or ALIF cell with a "
+                         "Heaviside gate and engine 'auto' or 'event'")
     B, n, dtype = source.batch, cell.n_hidden, model.dtype
     # shorten chunks so that one chunk of recorded states stays under 64 MiB
     row_bytes = B * max(1, len(var_idx) * len(units)) * np.dtype(dtype).itemsize
     chunk_steps = max(1, min(chunk_steps, (64 << 20) // row_bytes))
 
     runner_cls = EventRunner if use_events else StepRunner
-    runner = runner_cls(model, params, B, var_idx, units, "events" in kinds)
+    runner = (EventRunner(model, params, B, var_idx, units, "events" in kinds, delays=delays)
+              if use_events else StepRunner(model, params, B, var_idx, units, "events" in kinds))
     specs = {}
     if "events" in kinds:
         specs.update(spike_steps=(np.int64, ()), spike_units=(np.int32, ()),
