@@ -13,7 +13,9 @@ steps, carrying the state across chunks. It records
 LIF and ALIF cells with a Heaviside gate run event-driven (a numba kernel with the CSR of
 :class:`neurosnap.simulation.lif_events.EventLIF`: per step ``O(n)`` for the membranes plus
 ``O(events x fan-out)``); their events equal ``model.run``'s, their states equal it up to the
-summation order of the synaptic input (round-off). Every other cell (EGRU, LeakyRNN, Smooth gates)
+summation order of the synaptic input (round-off). The kernel models the cells' refractoriness and
+recurrent delays: spikes in flight wait in a ring buffer of synaptic input, with the cell's uniform
+``delay`` or per-synapse ones (``simulate(..., delays=)``). Every other cell (EGRU, LeakyRNN, Smooth gates)
 runs ``model.cell.step``, bit-identical to ``model.run``.
 
 With ``out=DIR`` every chunk's records go to ``DIR/.chunks/`` as ``.npy`` files as soon as they are
