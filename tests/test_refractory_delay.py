@@ -372,3 +372,17 @@ def test_simulate_delays_bad_input():
         ns.simulate(model, None, xs, delays=np.ones((5, 5), int), engine="step")
     with pytest.raises(ValueError, match="q1"):
         ns.simulate(ns.Model(ns.cells.LIF(2, 5, 1.0, delay=2), n_out=2), None, xs, record="q1")
+
+
+def test_config_round_trip_and_nir_refuses():
+    """refractory/delay travel in model configs (params.npz, checkpoints); NIR export refuses them."""
+    from neurosnap.io.codec import build_model, model_config
+    model = _model(ns.cells.ALIF, refractory=3e-3, delay=2)
+    back = build_model(model_config(model))
+    assert back.cell.refractory == 3e-3 and back.cell.delay == 2
+    assert back.cell.state_names == model.cell.state_names
+    pytest.importorskip("nir")
+    from neurosnap.io import nir as nir_io
+    for kw in (dict(refractory=2e-3), dict(delay=3)):
+        with pytest.raises(ValueError, match=next(iter(kw))):
+            nir_io.to_nir(_model(w_in_scale=1.0, **kw), _model().init(seed=0))

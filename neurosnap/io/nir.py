@@ -110,6 +110,10 @@ def check_expressible(model) -> None:
     if cell.v_leak > cell.v_th:
         problems.append(f"v_leak={cell.v_leak} > v_th={cell.v_th} (neurosnap's initial state "
                         "would be a spike, which a NIR graph cannot start with)")
+    if getattr(cell, "refractory_steps", 0):
+        problems.append(f"refractory={cell.refractory} (NIR's CubaLIF has no refractory period)")
+    if getattr(cell, "delay", 1) > 1:
+        problems.append(f"delay={cell.delay} (this export writes undelayed recurrent weights)")
     if problems:
         raise ValueError("NIR cannot express this LIF configuration: " + "; ".join(problems))
 
