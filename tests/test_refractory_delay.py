@@ -399,3 +399,54 @@ def test_online_training_with_refractoriness_and_delay(rule):
     a, b = runs
     assert np.all(np.isfinite(a.column("loss")))
     assert max_abs_diff(a.params, b.params) <= 1e-12
+
+
+def test_norse_lif_refrac_gradient_with_detached_mask_equals_rtrl(monkeypatch):
+    """Norse's LIFRefrac autograd == neurosnap's exact RTRL once Norse's refractory mask and counter
+    are treated as piecewise constant (detached), which is neurosnap's convention; Norse itself
+    differentiates the mask with its surrogate, and its gradient then differs."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("norse")
+    import norse.torch.functional.lif_refrac as lr
+    from norse.torch.functional.lif import LIFParameters, LIFState
+    R, T, B, n = 4, 60, 2, 20
+    cell = ns.cells.LIF(4, n, 0.5, seed=5, w_in_scale=30.0, w_rec_scale=3.0, refractory=R * 1e-3)
+    model = ns.Model(cell, n_out=2, loss="mse")
+    params = model.init(seed=5)
+    xs = _spike_inputs(T, B, 6, rate=0.2)
+    ys = np.random.default_rng(1).normal(size=(T, B, 2))
+    _, g = ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL())
+    f64 = dict(dtype=torch.float64)
+
+    def norse_grads():
+        p = lr.LIFRefracParameters(
+            lif=LIFParameters(tau_syn_inv=torch.tensor(1 / cell.tau_syn, **f64),
+                              tau_mem_inv=torch.tensor(1 / cell.tau_mem, **f64),
+                              v_leak=torch.tensor(0.0, **f64), v_th=torch.tensor(1.0, **f64),
+                              v_reset=torch.tensor(0.0, **f64), method="triangle",
+                              alpha=torch.tensor(0.3, **f64)),
+            rho_reset=torch.tensor(float(R - 1), **f64))
+        z0 = torch.zeros(B, n, **f64)
+        state = lr.LIFRefracState(lif=LIFState(z=z0, v=z0.clone(), i=z0.clone()), rho=z0.clone())
+        w_in = torch.tensor(params["cell.w_in"][0], requires_grad=True)
+        w_rec = torch.tensor(params["cell.w_rec"][0], requires_grad=True)
+        w_out, b_out = torch.tensor(params["readout.weight"]), torch.tensor(params["readout.bias"])
+        loss = 0.0
+        for t in range(T):
+            z, state = lr.lif_refrac_step(torch.tensor(xs[t]), state, w_in, w_rec, p, dt=cell.dt)
+            loss = loss + 0.5 * ((z @ w_out.T + b_out - torch.tensor(ys[t])) ** 2).sum()
+        g_in, g_rec = torch.autograd.grad(loss, [w_in, w_rec])
+        return {"cell.w_in": g_in.numpy()[None], "cell.w_rec": (g_rec.numpy() * cell.mask)[None]}
+
+    ours = {k: g[k] for k in ("cell.w_in", "cell.w_rec")}
+    assert max_abs_diff(norse_grads(), ours) > 1e-2          # Norse's own surrogate through the mask
+
+    def detached(state, z_new, v_new, p):
+        mask = (state.rho > 0).to(v_new.dtype)
+        v_new = (1 - mask) * v_new + mask * state.lif.v
+        z_new = (1 - mask) * z_new
+        zd = z_new.detach()
+        return v_new, z_new, (1 - zd) * torch.relu(state.rho - mask) + zd * p.rho_reset
+
+    monkeypatch.setattr(lr, "compute_refractory_update", detached)
+    assert max_abs_diff(norse_grads(), ours) <= 1e-10
