@@ -12,8 +12,8 @@ order of one step (``docs/theory/cells.md`` eq. (7)-(11)), ``k_m = dt/tau_mem``,
     i_t     = (1 - k_s) i_j
     z_t     = H(v_t - v_th)                                       the output seen by readout and network
 
-With ``refractory > 0`` (``docs/theory/cells.md`` eq. (15)-(18)) a counter ``c`` (in steps) is a third
-state variable, ``R = refractory / dt``; Brian2's ``(unless refractory)`` semantics, the spike step
+With ``refractory > 0`` (``docs/theory/cells.md`` eq. (15)-(18)) a counter ``c`` (steps left, state
+name ``r``) follows the other state variables, ``R = refractory / dt``; Brian2's ``(unless refractory)`` semantics, the spike step
 counting as the first of the ``R`` refractory steps:
 
     z_{t-1} = H(v_{t-1} - v_th) [c_{t-1} = 0]                    no spike while refractory
@@ -40,8 +40,8 @@ class _Spiking(Cell):
 
     def __init__(self, n_in, n_hidden, density=1.0, *, gate=None, dt=1e-3, tau_mem=1e-2,
                  tau_syn=5e-3, v_th=1.0, v_leak=0.0, v_reset=0.0, reset="zero",
-                 detach_reset=True, refractory=0.0, delay=1, autapses=False, bias=False, w_in_scale=1.0,
-                 w_rec_scale=1.0, **kwargs):
+                 detach_reset=True, refractory=0.0, delay=1, autapses=False, bias=False,
+                 w_in_scale=1.0, w_rec_scale=1.0, **kwargs):
         self.gate = make_gate(gate, Triangle(gamma=0.3, width=1.0))
         self.dt = validate.real("dt", dt, low=0.0, low_open=True)
         self.tau_mem = validate.real("tau_mem", tau_mem, low=self.dt, low_name=f"dt={self.dt}")
@@ -54,7 +54,7 @@ class _Spiking(Cell):
             raise TypeError(f"detach_reset must be a bool, got {detach_reset!r}")
         self.detach_reset = detach_reset
         self.refractory = validate.real("refractory", refractory, low=0.0)
-        steps = int(round(self.refractory / self.dt))
+        steps = round(self.refractory / self.dt)
         if abs(steps * self.dt - self.refractory) > 1e-9 * self.dt:
             raise ValueError(f"refractory must be a whole number of steps dt={self.dt}, got "
                              f"{self.refractory!r}")

@@ -46,6 +46,10 @@ class StepRunner:
         return {"state": self.state}
 
 
+#: state variables the event kernel holds, by name (a cell's delay buffers are its ring instead)
+EVENT_STATE_VARS = {"v": 0, "i": 1, "a": 2, "r": 3}
+
+
 class EventRunner:
     """LIF/ALIF with a Heaviside gate: event-driven numba kernel on EventLIF's CSR.
 
@@ -56,8 +60,6 @@ class EventRunner:
     or ``None`` for the cell's uniform ``delay``.
     """
 
-    #: state variables the kernel holds, by name (the cell's delay buffers are the ring instead)
-    VAR_CODES = {"v": 0, "i": 1, "a": 2, "r": 3}
 
     def __init__(self, model, params, batch, var_idx, units, want_events, delays=None):
         from .lif_events import EventLIF
@@ -82,11 +84,11 @@ class EventRunner:
         codes = []
         for idx in var_idx:
             name = cell.state_names[idx]
-            if name not in self.VAR_CODES:
+            if name not in EVENT_STATE_VARS:
                 raise ValueError(f"the event engine does not hold state variable {name!r} (the "
                                  "delay buffer is a ring of synaptic input there); record it with "
                                  "engine='step'")
-            codes.append(self.VAR_CODES[name])
+            codes.append(EVENT_STATE_VARS[name])
         self.var_codes = np.asarray(codes, dtype=np.int64)
         self.units = np.asarray(units, dtype=np.int64)
         self.want_events = want_events

@@ -224,7 +224,6 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
     row_bytes = B * max(1, len(var_idx) * len(units)) * np.dtype(dtype).itemsize
     chunk_steps = max(1, min(chunk_steps, (64 << 20) // row_bytes))
 
-    runner_cls = EventRunner if use_events else StepRunner
     runner = (EventRunner(model, params, B, var_idx, units, "events" in kinds, delays=delays)
               if use_events else StepRunner(model, params, B, var_idx, units, "events" in kinds))
     specs = {}
