@@ -22,6 +22,11 @@ Brian2 steps, Brian2 step ``s`` holding neurosnap step ``s - 1``:
   ``v = v + k_m (v_leak - v + i); i = (1 - k_s) i; a = rho a``, and the membrane is recorded in the
   ``thresholds`` slot, i.e. before the reset, which is what neurosnap's state ``v`` holds.
 
+A cell's ``refractory`` period becomes ``NeuronGroup(refractory=...)``: Brian2's ``not_refractory``
+multiplies the explicit membrane update (``(unless refractory)``) and gates the threshold, which is
+``docs/theory/cells.md`` eq. (15)-(17) step for step. A recurrent delay of ``D`` steps (the cell's
+uniform ``delay`` or per-synapse ``delays=``) becomes a Brian2 synaptic delay of ``D - 1`` steps.
+
 Events and membranes agree with ``model.run`` up to the summation order of the synaptic inputs
 (round-off, ~1e-16 relative). The readout is stored as weight-only ``Synapses`` (no pathway, no cost)
 so that :func:`from_network` returns a complete params dict.
@@ -74,7 +79,8 @@ def check_expressible(model) -> None:
     """Raise ``ValueError`` unless ``model``'s cell can be run in Brian2 by this adapter.
 
     Expressible: :class:`~neurosnap.cells.LIF` and :class:`~neurosnap.cells.ALIF` with a Heaviside gate
-    (any surrogate, reset, density, autapses, bias). Not: ``ns.gates.Smooth`` (graded, non-spike
+    (any surrogate, reset, density, autapses, bias, refractory period, delay; a delay > 1 needs
+    ``v_leak <= v_th``). Not: ``ns.gates.Smooth`` (graded, non-spike
     outputs), EGRU and LeakyRNN (no spiking dynamics).
     """
     cell = model.cell
