@@ -450,3 +450,18 @@ def test_norse_lif_refrac_gradient_with_detached_mask_equals_rtrl(monkeypatch):
 
     monkeypatch.setattr(lr, "compute_refractory_update", detached)
     assert max_abs_diff(norse_grads(), ours) <= 1e-10
+
+
+def test_brian2_refuses_what_it_cannot_hold():
+    pytest.importorskip("brian2")
+    from neurosnap.adapters import brian2 as adapter
+    xs = np.zeros((5, 1, 4))
+    hot = ns.Model(ns.cells.LIF(4, 5, delay=2, v_leak=1.5), n_out=2)
+    with pytest.raises(ValueError, match="v_leak"):
+        adapter.check_expressible(hot)
+    delayed = ns.Model(ns.cells.LIF(4, 5, delay=2), n_out=2)
+    with pytest.raises(ValueError, match="delay=1"):
+        adapter.to_network(delayed, delayed.init(seed=0), xs, stdp=ns.rules.STDP())
+    plain = ns.Model(ns.cells.LIF(4, 5), n_out=2)
+    with pytest.raises(ValueError, match="delays"):
+        adapter.to_network(plain, plain.init(seed=0), xs, delays=np.zeros((5, 5), int))

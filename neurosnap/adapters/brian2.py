@@ -122,6 +122,13 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
     """
     b2 = _brian2()
     check_expressible(model)
+    if stdp is not None and (model.cell.delay > 1 or delays is not None):
+        raise ValueError("the Brian2 STDP formulation is written for delay=1")
+    if delays is not None:                              # checked before any Brian2 object exists
+        if model.cell.v_leak > model.cell.v_th:
+            raise ValueError("delays with v_leak > v_th: neurosnap's network at rest before the "
+                             "first step emits spikes that would still be in flight")
+        delays = model.cell.synapse_delays(delays)
     params = model.check_params(params)
     xs, _, _ = model.check_inputs(xs)
     validate.choice("target", target, TARGETS)
@@ -157,13 +164,6 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
     _connect(s_in, pre.ravel(), post.ravel(), params["cell.w_in"][0], k, n, B)
 
     w_rec = params["cell.w_rec"][0]                     # zero off the mask (model.check_params)
-    if plastic is not None and (cell.delay > 1 or delays is not None):
-        raise ValueError("the Brian2 STDP formulation is written for delay=1")
-    if delays is not None:
-        if cell.v_leak > cell.v_th:
-            raise ValueError("delays with v_leak > v_th: neurosnap's network at rest before the "
-                             "first step emits spikes that would still be in flight")
-        delays = cell.synapse_delays(delays)
     # neurosnap's delay D (steps, 1 = the next step) is a Brian2 transmission delay of D - 1 steps
     s_rec = _synapses(b2, neurons, neurons, "i_syn_post += w", "spike", {}, plastic,
                       NAMES["recurrent_synapses"], weights,
