@@ -151,11 +151,7 @@ class JapaneseVowels(Task):
     def metrics(self, batch, logits, losses) -> dict:
         """``loss``; ``accuracy`` (argmax of the logits summed over the counted steps, one decision
         per utterance) and ``step_accuracy`` (every counted step on its own)."""
-        out = Task.observe(self, batch, logits, losses)
-        out["step_accuracy"] = out.pop("accuracy")
-        correct, counted = _common.window_accuracy(logits, batch.ys, batch.mask, logits.shape[0])
-        out["accuracy"] = correct / max(1, counted)
-        return out
+        return _common.sequence_decision_metrics(self, batch, logits, losses)
 
     def observe(self, batch, logits, losses):
         return self.metrics(batch, logits, losses)
