@@ -27,7 +27,7 @@ up to probe memory length.
 
 Held-out set: :meth:`DelayedMatch.evaluate` on ``eval_size`` fixed trials (``test_accuracy``).
 Small configuration (tests): :meth:`DelayedMatch.small` (``delay=3``, ``T = 13``).
-Source: ``shared/notes/data-and-tasks.md`` §3.3 (verified against the reference code).
+Checked against the reference code of Marschall et al. (``vanilla-rtrl``).
 """
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ Metric: ``accuracy`` at the last step; :meth:`Digits.evaluate` gives ``val_accur
 The task is already small (the default is the test configuration; :meth:`Digits.small` returns it).
 
 The file is read directly, without importing scikit-learn (which takes seconds); it needs the
-``scikit-learn`` package installed. Source: ``shared/notes/data-and-tasks.md`` §1.1 and §3.8.
+``scikit-learn`` package installed. Data: scikit-learn's ``load_digits`` (Alpaydin & Kaynak,
+UCI 1998).
 """
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ Configurations:
   gives ``T = 225``.
 
 Held-out set: :meth:`Evidence.evaluate` on ``eval_size`` fixed trials.
-Source: ``shared/notes/data-and-tasks.md`` §3.5 (verified against the reference code).
+Checked against the e-prop reference code named above.
 """
 from __future__ import annotations
 

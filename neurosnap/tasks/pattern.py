@@ -27,7 +27,7 @@ Configurations:
   readout (tau = 30 ms), plain SGD.
 * small (tests, :meth:`Pattern.small`): 20 inputs, ``dt = 10 ms`` (``T = 100``).
 
-Source: ``shared/notes/data-and-tasks.md`` §3.6 (verified against the reference code).
+Checked against the e-prop reference code named above.
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ Configurations (``dt`` in seconds):
   ``seq_delay=2``, ``rate=100`` (``T = 60``).
 
 Held-out set: :meth:`StoreRecall.evaluate` on ``eval_size`` fixed trials.
-Source: ``shared/notes/data-and-tasks.md`` §3.4 (verified against the reference code).
+Checked against the e-prop reference code named above.
 """
 from __future__ import annotations
 
