@@ -111,7 +111,7 @@ def _toml_literal(value) -> str:
 def grid_points(axes) -> list[list[tuple[str, str]]]:
     """Cartesian product of the axes: ``[[(key, raw), ...], ...]``, the last axis fastest."""
     keys = [k for k, _ in axes]
-    return [list(zip(keys, combo)) for combo in itertools.product(*[v for _, v in axes])]
+    return [list(zip(keys, combo, strict=True)) for combo in itertools.product(*[v for _, v in axes])]
 
 
 def point_config(cfg: dict, point) -> dict:

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import neurosnap as ns
+from neurosnap.cells.events import EventDrive
 from neurosnap.core.record import StateJacobian
 from neurosnap.rules import BPTT, RTRL
 from neurosnap.sparse import kernels
-from neurosnap.cells.events import EventDrive
 
 CELLS = ["LeakyRNN", "EGRU", "LIF", "ALIF"]
 

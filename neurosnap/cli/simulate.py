@@ -9,8 +9,15 @@ import numpy as np
 from .. import config as config_mod
 from ..cells.leaky_rnn import LeakyRNN
 from ..core import validate
-from ..simulation import (ArraySource, BernoulliSource, PoissonSource, TaskSource, load_inputs,
-                          load_params, simulate)
+from ..simulation import (
+    ArraySource,
+    BernoulliSource,
+    PoissonSource,
+    TaskSource,
+    load_inputs,
+    load_params,
+    simulate,
+)
 from .common import FILE_ERRORS, describe_error, prepare_out
 
 

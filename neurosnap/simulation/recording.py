@@ -194,7 +194,7 @@ class Recording:
         return path
 
     @classmethod
-    def load(cls, path) -> "Recording":
+    def load(cls, path) -> Recording:
         """Open a recording directory (or its ``recording.npz`` / ``recording.json``)."""
         path = Path(path)
         if path.suffix in (".npz", ".json"):

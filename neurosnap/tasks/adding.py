@@ -50,7 +50,7 @@ class Adding(_common.HeldOut, Task):
         self.eval_size = validate.positive_int("eval_size", eval_size, minimum=0)
 
     @classmethod
-    def small(cls, **overrides) -> "Adding":
+    def small(cls, **overrides) -> Adding:
         """The fast configuration used by the tests (:attr:`SMALL`), with ``overrides`` applied."""
         return cls(**{**cls.SMALL, **overrides})
 

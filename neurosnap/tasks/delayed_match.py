@@ -73,7 +73,7 @@ class DelayedMatch(_common.HeldOut, Task):
         self.length = self.t_report + self.report
 
     @classmethod
-    def small(cls, **overrides) -> "DelayedMatch":
+    def small(cls, **overrides) -> DelayedMatch:
         """The fast configuration used by the tests (:attr:`SMALL`), with ``overrides`` applied."""
         return cls(**{**cls.SMALL, **overrides})
 

@@ -91,7 +91,7 @@ class Digits(Task):
         self._heldout = {}
 
     @classmethod
-    def small(cls, **overrides) -> "Digits":
+    def small(cls, **overrides) -> Digits:
         """The configuration used by the tests (the default one), with ``overrides`` applied."""
         return cls(**{**cls.SMALL, **overrides})
 

@@ -102,7 +102,7 @@ class Evidence(_common.HeldOut, Task):
                              f"{self.length} steps of dt={self.dt}, more than {2 ** 31 - 1}")
 
     @classmethod
-    def small(cls, **overrides) -> "Evidence":
+    def small(cls, **overrides) -> Evidence:
         """The fast configuration used by the tests (:attr:`SMALL`), with ``overrides`` applied."""
         return cls(**{**cls.SMALL, **overrides})
 

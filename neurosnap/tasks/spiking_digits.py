@@ -145,7 +145,7 @@ class SpikingDigits(Task):
         self._heldout = None
 
     @classmethod
-    def small(cls, **overrides) -> "SpikingDigits":
+    def small(cls, **overrides) -> SpikingDigits:
         """A fast configuration for tests: 7 x 7 images, 8 steps, rate coded (``SMALL``)."""
         return cls(**{**cls.SMALL, **overrides})
 

@@ -126,7 +126,7 @@ class StoreRecall(_common.HeldOut, Task):
         self.groups = np.array_split(np.arange(self.n_in), 4)
 
     @classmethod
-    def small(cls, **overrides) -> "StoreRecall":
+    def small(cls, **overrides) -> StoreRecall:
         """The fast configuration used by the tests (:attr:`SMALL`), with ``overrides`` applied."""
         return cls(**{**cls.SMALL, **overrides})
 

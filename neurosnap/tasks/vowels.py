@@ -116,7 +116,7 @@ class JapaneseVowels(Task):
         self._heldout = None
 
     @classmethod
-    def small(cls, **overrides) -> "JapaneseVowels":
+    def small(cls, **overrides) -> JapaneseVowels:
         """The default configuration (already small: 29 steps, 12 inputs)."""
         return cls(**overrides)
 
