@@ -110,7 +110,7 @@ class Cell(abc.ABC):
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shapes of the cell's parameter arrays, by name."""
         G, n, k = self.n_gates, self.n_hidden, self.n_in
-        shapes = {"w_rec": (G, n, n), "w_in": (G, n, k)}
+        shapes: dict[str, tuple[int, ...]] = {"w_rec": (G, n, n), "w_in": (G, n, k)}
         if self.has_bias:
             shapes["bias"] = (G, n)
         return shapes

@@ -37,7 +37,7 @@ def positive_int(name: str, value, *, minimum: int = 1, maximum: int = MAX_COUNT
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if value > maximum:
+    if value > maximum:  # type: ignore[operator]  # an Integral compares with an int
         raise ValueError(f"{name} must be <= {maximum}, got {_short(value)}")
     return int(value)
 

@@ -66,14 +66,16 @@ def gate_from_config(spec) -> gates.Gate:
         raise ValueError(f"gate kind must be 'heaviside' or 'smooth', got {kind!r}")
     if kind not in ("heaviside", "smooth"):
         raise ValueError(f"gate kind={kind!r} is unknown; expected 'heaviside' or 'smooth'")
-    name = spec.pop("surrogate", "triangle") if kind == "heaviside" else None
-    if kind == "heaviside" and (not isinstance(name, str) or name not in gates.SURROGATES):
-        raise ValueError(f"gate surrogate={name!r} is unknown; expected one of "
-                         f"{sorted(gates.SURROGATES)}")
     try:
         if kind == "smooth":
             return gates.Smooth(**spec)
-        return gates.Heaviside(gates.SURROGATES[name](**spec))
+        name = spec.pop("surrogate", "triangle")
+        if not isinstance(name, str) or name not in gates.SURROGATES:
+            raise LookupError(f"gate surrogate={name!r} is unknown; expected one of "
+                              f"{sorted(gates.SURROGATES)}")
+        return gates.Heaviside(gates.SURROGATES[name](**spec))  # type: ignore[abstract]
+    except LookupError as exc:
+        raise ValueError(exc.args[0]) from None
     except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"gate: {exc}") from None
 
@@ -144,5 +146,5 @@ def network_hash(model, params) -> str:
     for name in sorted(params):
         value = np.ascontiguousarray(params[name])
         h.update(f"{name}|{value.dtype.str}|{value.shape}|".encode())
-        h.update(memoryview(value).cast("B") if value.size else b"")
+        h.update(value.data.cast("B") if value.size else b"")
     return h.hexdigest()

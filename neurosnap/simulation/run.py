@@ -218,7 +218,7 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
 
     runner_cls = EventRunner if use_events else StepRunner
     runner = runner_cls(model, params, B, var_idx, units, "events" in kinds)
-    specs = {}
+    specs: dict[str, tuple[type | np.dtype, tuple[int, ...]]] = {}
     if "events" in kinds:
         specs.update(spike_steps=(np.int64, ()), spike_units=(np.int32, ()),
                      spike_batch=(np.int32, ()))

@@ -88,7 +88,7 @@ class Digits(Task):
         n_train = N - n_val - n_test
         self.splits = {"train": order[:n_train], "val": order[n_train:n_train + n_val],
                        "test": order[n_train + n_val:]}
-        self._heldout = {}
+        self._heldout: dict[str, object] = {}
 
     @classmethod
     def small(cls, **overrides) -> Digits:

@@ -142,7 +142,7 @@ class SpikingDigits(Task):
         self.eval_size = validate.positive_int("eval_size", eval_size, minimum=0)
         if self.eval_size > n_test:
             raise ValueError(f"eval_size must be <= the {n_test} test images, got {eval_size}")
-        self._heldout = None
+        self._heldout: Batch | None = None
 
     @classmethod
     def small(cls, **overrides) -> SpikingDigits:

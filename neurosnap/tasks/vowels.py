@@ -113,7 +113,7 @@ class JapaneseVowels(Task):
             self.mean, self.std = frames.mean(axis=0), frames.std(axis=0)
         else:
             self.mean, self.std = np.zeros(N_FEATURES), np.ones(N_FEATURES)
-        self._heldout = None
+        self._heldout: Batch | None = None
 
     @classmethod
     def small(cls, **overrides) -> JapaneseVowels:
