@@ -215,6 +215,7 @@ def _write_run(path, cfg, spec, seed, output) -> None:
 
 
 def run_plan(plan, out=None, progress=False, resume=False, on_result=None) -> Results:
+    """Run the items of a :func:`plan_comparison` (see :func:`compare` for the arguments)."""
     cfg, items = plan["cfg"], plan["items"]
     outputs = [None] * len(items)
     if out is not None:

@@ -188,6 +188,8 @@ def sweep(config, grid, workers=None, scheduler=None, out=None, overrides=(), re
 
 
 def plan_sweep(config, grid, workers=None, overrides=()) -> dict:
+    """Check every grid point's configuration before any runs; return the plan
+    :func:`run_plan` executes (see :func:`sweep` for the arguments)."""
     cfg = config_mod.apply_overrides(load_config(config), list(overrides))
     axes = parse_grid(grid)
     points = grid_points(axes)
@@ -236,6 +238,7 @@ def _row(point, summary, exc):
 
 
 def run_plan(plan, scheduler=None, out=None, resume=False, on_result=None, progress=False):
+    """Run the points of a :func:`plan_sweep` (see :func:`sweep` for the arguments)."""
     import traceback
     cfg, points, axes = plan["cfg"], plan["points"], plan["axes"]
     rows = [None] * len(points)
