@@ -126,6 +126,7 @@ class HeldOut:
     ``eval_size`` fixed held-out sequences (a seed no training stream can draw)."""
 
     _heldout = None
+    eval_size: int                      # set by the task
 
     def observe(self, batch, logits, losses):
         """The task's :meth:`metrics` of a processed batch (see :meth:`Task.observe`)."""

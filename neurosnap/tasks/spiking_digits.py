@@ -142,10 +142,10 @@ class SpikingDigits(Task):
         self.eval_size = validate.positive_int("eval_size", eval_size, minimum=0)
         if self.eval_size > n_test:
             raise ValueError(f"eval_size must be <= the {n_test} test images, got {eval_size}")
-        self._heldout = None
+        self._heldout: Batch | None = None
 
     @classmethod
-    def small(cls, **overrides) -> "SpikingDigits":
+    def small(cls, **overrides) -> SpikingDigits:
         """A fast configuration for tests: 7 x 7 images, 8 steps, rate coded (``SMALL``)."""
         return cls(**{**cls.SMALL, **overrides})
 

@@ -113,10 +113,10 @@ class JapaneseVowels(Task):
             self.mean, self.std = frames.mean(axis=0), frames.std(axis=0)
         else:
             self.mean, self.std = np.zeros(N_FEATURES), np.ones(N_FEATURES)
-        self._heldout = None
+        self._heldout: Batch | None = None
 
     @classmethod
-    def small(cls, **overrides) -> "JapaneseVowels":
+    def small(cls, **overrides) -> JapaneseVowels:
         """The default configuration (already small: 29 steps, 12 inputs)."""
         return cls(**overrides)
 
