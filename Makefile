@@ -8,7 +8,7 @@ FULL := $(VENV)/.installed-full
 # torchvision requirement cannot be imported beside CPU torch (see docs/getting-started.md).
 PINS := "numpy>=2,<2.4" "pyparsing<3.3" torch==2.13.0
 
-.PHONY: demo test bench docs notebooks clean
+.PHONY: demo test lint bench docs notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: $(CORE)
 
 test: $(FULL)
 	$(BIN)/python -m pytest -q
+
+# lint and types (configured in pyproject.toml); also run by pre-commit (.pre-commit-config.yaml)
+lint: $(FULL)
+	$(BIN)/ruff check neurosnap tests benchmarks
+	$(BIN)/mypy neurosnap
 
 # the documentation site in site/, strict (warnings fail); executes the notebooks at full size
 docs: $(FULL)

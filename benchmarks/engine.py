@@ -33,10 +33,10 @@ import time
 for _var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import numpy as np
+import numpy as np  # noqa: E402 - after the thread settings above
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import neurosnap as ns
+import neurosnap as ns  # noqa: E402
 
 RULES = {
     "RTRL": lambda: ns.rules.RTRL(),

@@ -27,8 +27,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from neurosnap.compare import (Results, compare, fmt_mean_sd, load_results, plot,  # noqa: E402
-                               summarize, write_outputs)
+from neurosnap.compare import (  # noqa: E402
+    Results,
+    compare,
+    fmt_mean_sd,
+    load_results,
+    plot,
+    summarize,
+    write_outputs,
+)
 from neurosnap.rules import RULES  # noqa: E402
 
 CONFIG = ROOT / "models" / "copy-curriculum.toml"

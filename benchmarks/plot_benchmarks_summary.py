@@ -44,10 +44,10 @@ def main():
     axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])]
     for rule, label in LABELS.items():
         color, marker, ls = STYLE[rule]
-        for ax, key in zip(axes[:2], ("full_ms", "peak_mb")):
+        for ax, key in zip(axes[:2], ("full_ms", "peak_mb"), strict=True):
             n, y = series(rule, key)
             ax.plot(n, y, ls, marker=marker, color=color, label=label)
-    for ax, ylabel in zip(axes[:2], ("ms per time step (forward + update), batch 1", "peak memory (MB)")):
+    for ax, ylabel in zip(axes[:2], ("ms per time step (forward + update), batch 1", "peak memory (MB)"), strict=True):
         ax.set(xscale="log", yscale="log", xlabel="units n", ylabel=ylabel)
         ax.set_xticks([32, 64, 128, 256], labels=["32", "64", "128", "256"])
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())

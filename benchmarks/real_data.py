@@ -122,7 +122,7 @@ def plot(rows, path):
     rules = list(dict.fromkeys(r["rule"] for r in rows))
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.6), squeeze=False)
     width = 0.8 / len(rules)
-    for ax, task in zip(axes[0], tasks):
+    for ax, task in zip(axes[0], tasks, strict=True):
         for j, rule in enumerate(rules):
             means, stds = [], []
             for cell in cells:

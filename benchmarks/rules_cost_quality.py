@@ -55,7 +55,7 @@ def measure(n_hidden=32, density=0.2, batches=16, batch_size=8, length=5):
         _, exact = ns.sequence_grad(model, params, batch.xs, batch.ys, ns.rules.BPTT(),
                                     mask=batch.mask)
         e = np.concatenate([exact[k].ravel() for k in keys])
-        for label, (make, seeded) in RULES.items():
+        for label, (make, _seeded) in RULES.items():
             _, g, stats = ns.sequence_grad(model, params, batch.xs, batch.ys, make(b),
                                            mask=batch.mask, stats=True)
             v = np.concatenate([g[k].ravel() for k in keys])
@@ -74,7 +74,7 @@ def plot(data, path):
     import matplotlib.pyplot as plt
 
     floor = 1e-15                      # round-off: an exact rule's error is plotted here
-    markers = dict(zip(data["rules"], "o s D ^ v P X * h".split()))
+    markers = dict(zip(data["rules"], "o s D ^ v P X * h".split(), strict=False))
     fig, ax = plt.subplots(figsize=(8.0, 4.8), constrained_layout=True)
     for i, (label, r) in enumerate(data["rules"].items()):
         macs, err = np.mean(r["macs"]), np.maximum(1.0 - np.array(r["cosine"]), floor)

@@ -98,6 +98,7 @@ def _second():
 
 def norse(model, params, xs):
     import torch
+
     from neurosnap.adapters import norse as adapter
     module = adapter.to_module(model, params)
     x = torch.from_numpy(xs)

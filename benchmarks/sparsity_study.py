@@ -114,7 +114,7 @@ def train_run(sparsity, seed, activity, args):
     hist = {k: [] for k in ("loss", "activity_sparsity", "influence_sparsity",
                             "influence_sparsity_last", "influence_sparsity_existing",
                             "support_fraction")}
-    for it in range(args.iters):
+    for _ in range(args.iters):
         batch = task.sample(rng, args.batch)
         loss, grads, meas = run_batch(model, params, batch, rule)
         params, ost = opt.update(grads, ost, params)
@@ -208,7 +208,7 @@ def plot(runs, args, outdir):
     plt.close(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, activity in zip(axes, (True, False)):
+    for ax, activity in zip(axes, (True, False), strict=True):
         for s in levels:
             rs = [r for r in runs if r["sparsity"] == s and r["activity"] == activity]
             if not rs:

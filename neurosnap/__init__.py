@@ -9,15 +9,13 @@
 >>> bool(max(abs(g_rtrl[k] - g_bptt[k]).max() for k in params) < 1e-10)
 True
 """
-from . import cells, encode, gates, optim, rules, tasks
-from . import io, plot, simulation
+from . import cells, encode, gates, io, optim, plot, rules, simulation, tasks
+from ._version import __version__
 from .grad import sequence_grad
+from .history import History
 from .model import Model, Trajectory
 from .simulation import simulate
-from .history import History
 from .train import train
-
-from ._version import __version__
 
 __all__ = ["cells", "encode", "gates", "optim", "rules", "tasks", "Model", "Trajectory", "History",
            "sequence_grad", "train", "__version__", "simulate", "simulation", "plot", "io"]

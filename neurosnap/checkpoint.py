@@ -191,7 +191,8 @@ def load_training(path, model, opt_state) -> tuple[dict[str, np.ndarray], dict]:
     """
     heads = npz.headers(path, "checkpoint", CheckpointError)
     meta = _read_meta(path, heads)
-    opt_arrays, opt_scalars = {}, {}
+    opt_arrays: dict[str, np.ndarray] = {}
+    opt_scalars: dict[str, object] = {}
     _flatten("opt", opt_state, opt_arrays, opt_scalars)
     check_meta(path, meta, opt_scalars)
     expected = {f"params/{k}": v for k, v in model.param_shapes().items()}
@@ -267,7 +268,8 @@ def save_training(path, snap: dict, signature: dict, wall: float) -> None:
     """Write a :func:`snapshot` as a training checkpoint (refused, with the last good checkpoint
     kept, when an array holds NaN or infinity); ``signature`` is the run's settings, ``wall`` its
     seconds so far."""
-    arrays, scalars = {}, {}
+    arrays: dict[str, np.ndarray] = {}
+    scalars: dict[str, object] = {}
     _flatten("params", snap["params"], arrays, scalars)
     _flatten("opt", snap["opt"], arrays, scalars)
     arrays.update({"pending/core": snap["core"], "pending/readout.weight": snap["g_wout"],

@@ -33,9 +33,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import warnings
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -172,7 +172,7 @@ def plan_comparison(config, rules, seeds=(0,), steps=None, overrides=(), workers
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and not empty, got {seeds}")
     metric = None
-    for spec, (name, kwargs) in zip(rules, parsed):             # fail early on a bad config
+    for spec, (name, kwargs) in zip(rules, parsed, strict=True):             # fail early on a bad config
         check = copy.deepcopy(cfg)
         check["rule"] = {"name": name, **kwargs}
         try:
@@ -215,6 +215,7 @@ def _write_run(path, cfg, spec, seed, output) -> None:
 
 
 def run_plan(plan, out=None, progress=False, resume=False, on_result=None) -> Results:
+    """Run the items of a :func:`plan_comparison` (see :func:`compare` for the arguments)."""
     cfg, items = plan["cfg"], plan["items"]
     outputs = [None] * len(items)
     if out is not None:
@@ -379,7 +380,7 @@ def plot(results, path, key=None, title=""):
         color = f"C{i % 10}"
         label, k = f"{rule} ({len(curves)} seed{'s' if len(curves) != 1 else ''})", 0
         line = None
-        for ax, xkey in zip(axes, ("step", "macs")):
+        for ax, xkey in zip(axes, ("step", "macs"), strict=True):
             xs = [np.asarray(c[xkey], dtype=float) for c in curves if len(c[xkey])]
             if not xs:
                 continue
@@ -413,7 +414,7 @@ def plot(results, path, key=None, title=""):
     axes[0].set(xlabel="time steps", ylabel=key)
     axes[1].set(xlabel="cumulative multiply-adds (learning rule)", ylabel=key)
     axes[0].xaxis.set_major_formatter(matplotlib.ticker.EngFormatter())
-    for ax, xkey in zip(axes, ("step", "macs")):
+    for ax, xkey in zip(axes, ("step", "macs"), strict=True):
         values = np.concatenate(drawn[xkey]) if drawn[xkey] else np.zeros(0)
         if not len(values):
             ax.text(0.5, 0.5, "runs too short for a curve", ha="center", va="center",

@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import gates
 from .cells import CELLS
+from .io.codec import gate_from_config
 from .model import Model
 from .optim import OPTIMIZERS
 from .rules import RULES
@@ -292,23 +292,7 @@ def _build_model(table, task):
 
 
 def _gate(spec):
-    if not isinstance(spec, dict) or "kind" not in spec:
-        raise ConfigError("[model.cell_options] gate must be a table with kind='heaviside' or 'smooth'")
-    spec = dict(spec)
-    kind = spec.pop("kind")
-    if not isinstance(kind, str):
-        raise ConfigError(f"[model.cell_options] gate kind must be 'heaviside' or 'smooth', got {kind!r}")
     try:
-        if kind == "smooth":
-            return gates.Smooth(**spec)
-        if kind == "heaviside":
-            name = spec.pop("surrogate", "triangle")
-            if not isinstance(name, str) or name not in gates.SURROGATES:
-                raise ConfigError(f"[model.cell_options] gate surrogate={name!r} is unknown; expected "
-                                  f"one of {sorted(gates.SURROGATES)}")
-            return gates.Heaviside(gates.SURROGATES[name](**spec))
-    except ConfigError:
-        raise
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ConfigError(f"[model.cell_options] gate: {exc}") from None
-    raise ConfigError(f"[model.cell_options] gate kind={kind!r} is unknown; expected 'heaviside' or 'smooth'")
+        return gate_from_config(spec)
+    except ValueError as exc:
+        raise ConfigError(f"[model.cell_options] {exc}") from None

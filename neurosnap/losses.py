@@ -11,12 +11,6 @@ import numpy as np
 LOSSES = ("cross_entropy", "mse")
 
 
-def loss_and_grad(kind: str, logits: np.ndarray, target: np.ndarray, mask: np.ndarray):
-    """Return ``(loss (scalar), dloss/dlogits (B, n_out))`` summed over masked batch entries."""
-    per_example, grad = per_example_loss_and_grad(kind, logits, target)
-    return float(np.sum(per_example[mask])), mask.astype(logits.dtype)[:, None] * grad
-
-
 def per_example_loss_and_grad(kind: str, logits: np.ndarray, target: np.ndarray):
     """Unmasked per-example loss ``(B,)`` and its gradient ``(B, n_out)``."""
     if kind == "mse":
@@ -28,10 +22,3 @@ def per_example_loss_and_grad(kind: str, logits: np.ndarray, target: np.ndarray)
     grad = np.exp(logp)
     grad[rows, target] -= 1.0
     return -logp[rows, target], grad
-
-
-def predictions_correct(kind: str, logits: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Per-example correctness ``(B,)``: argmax == target (cross-entropy) or all |error| < 0.5 (mse)."""
-    if kind == "mse":
-        return np.all(np.abs(logits - target) < 0.5, axis=1)
-    return logits.argmax(axis=1) == target

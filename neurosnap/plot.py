@@ -13,6 +13,8 @@ canvas), so it works headless and never changes the backend of an interactive se
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 #: most state traces drawn by default (:func:`traces`)
@@ -239,7 +241,8 @@ def summary_figure(rec, path=None, *, title: str | None = None, t_stop=None):
         axes[name].sharex(axes["raster"])
     if t_stop is None:
         t_stop = (min(rec.n_steps, 1000) - 1) * rec.dt
-    panels = [("raster", raster, {"t_stop": t_stop}, "events"),
+    panels: list[tuple[str, Callable[..., object], dict, str]] = [
+              ("raster", raster, {"t_stop": t_stop}, "events"),
               ("rate", rate, {"t_stop": t_stop}, "rate"),
               ("traces", traces, {"t_stop": t_stop}, "states"),
               ("isi", isi_histogram, {}, "events")]

@@ -111,7 +111,7 @@ def _toml_literal(value) -> str:
 def grid_points(axes) -> list[list[tuple[str, str]]]:
     """Cartesian product of the axes: ``[[(key, raw), ...], ...]``, the last axis fastest."""
     keys = [k for k, _ in axes]
-    return [list(zip(keys, combo)) for combo in itertools.product(*[v for _, v in axes])]
+    return [list(zip(keys, combo, strict=True)) for combo in itertools.product(*[v for _, v in axes])]
 
 
 def point_config(cfg: dict, point) -> dict:
@@ -188,6 +188,8 @@ def sweep(config, grid, workers=None, scheduler=None, out=None, overrides=(), re
 
 
 def plan_sweep(config, grid, workers=None, overrides=()) -> dict:
+    """Check every grid point's configuration before any runs; return the plan
+    :func:`run_plan` executes (see :func:`sweep` for the arguments)."""
     cfg = config_mod.apply_overrides(load_config(config), list(overrides))
     axes = parse_grid(grid)
     points = grid_points(axes)
@@ -236,6 +238,7 @@ def _row(point, summary, exc):
 
 
 def run_plan(plan, scheduler=None, out=None, resume=False, on_result=None, progress=False):
+    """Run the points of a :func:`plan_sweep` (see :func:`sweep` for the arguments)."""
     import traceback
     cfg, points, axes = plan["cfg"], plan["points"], plan["axes"]
     rows = [None] * len(points)

@@ -128,7 +128,7 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
                  "update_every": update_every, "log_every": log_every, "stats": stats}
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / "checkpoint.npz"
     wall_offset = 0.0
-    if resume and path.exists():
+    if resume and path is not None and path.exists():     # path is set: checked above
         wall_offset = ckpt.restore_training(path, loop, rng, task, history, signature)
     stop = _StopFlag(enabled=path is not None)
     bar = _progress(steps, progress, loop.t)
@@ -182,7 +182,7 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
         if complete:
             ckpt.save_training(path, ckpt.snapshot(loop, rng, task, history), signature,
                                  time.perf_counter() - start)
-        elif boundary[0]["t"] != last_saved:
+        elif boundary is not None and boundary[0]["t"] != last_saved:
             # The budget ended inside a sequence: checkpoint the boundary before it, so that a
             # resume with a larger budget replays that sequence exactly as an uninterrupted run.
             ckpt.save_training(path, boundary[0], signature, boundary[1])

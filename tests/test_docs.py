@@ -204,7 +204,7 @@ def _same_output(expected, printed):
     a, b = expected.split(), printed.split()
     if len(a) != len(b):
         return False
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         try:
             u, v = float(x), float(y)
         except ValueError:
@@ -222,7 +222,7 @@ def test_getting_started_python_examples_print_what_the_page_says(tmp_path, monk
     blocks = _fenced_blocks((ROOT / "docs" / "getting-started.md").read_text())
     monkeypatch.chdir(tmp_path)                    # the examples write a learning curve
     namespace, checked = {}, 0
-    for (lang, source), (next_lang, expected) in zip(blocks, blocks[1:] + [("", "")]):
+    for (lang, source), (next_lang, expected) in zip(blocks, blocks[1:] + [("", "")], strict=True):
         if lang != "python":
             continue
         exec(compile(source, "getting-started.md", "exec"), namespace)
@@ -246,7 +246,7 @@ def test_the_configuration_quoted_in_the_cli_guide_is_models_egru_copy():
 def test_home_page_example_prints_what_the_page_says(tmp_path, monkeypatch, capsys):
     """The ten-line example on the home page runs and prints the level the page shows."""
     blocks = _fenced_blocks((ROOT / "docs" / "index.md").read_text())
-    pairs = [(src, nxt) for (lang, src), (nlang, nxt) in zip(blocks, blocks[1:])
+    pairs = [(src, nxt) for (lang, src), (nlang, nxt) in zip(blocks, blocks[1:], strict=False)
              if lang == "python" and nlang == "text"]
     assert len(pairs) == 1
     source, expected = pairs[0]

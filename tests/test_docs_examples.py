@@ -121,6 +121,6 @@ def test_neurosnap_commands_in_shell_blocks_parse(page):
 
 @pytest.mark.parametrize("page", _pages("toml"), ids=_id)
 def test_toml_blocks_parse(page):
-    for lang, source, line, skipped in blocks(page):
+    for lang, source, _line, skipped in blocks(page):
         if lang == "toml" and not skipped:
             tomllib.loads(source)

@@ -25,7 +25,7 @@ import neurosnap as ns
 from neurosnap import checkpoint as ckpt
 from neurosnap import config
 from neurosnap.core import validate
-from neurosnap.simulation import Recording, load_inputs, load_params
+from neurosnap.simulation import Recording, load_params
 
 COUNTS = {}
 LIMIT_BYTES = 64 << 20

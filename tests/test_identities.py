@@ -125,7 +125,7 @@ def test_mask_selects_steps():
     # loss over a mask == sum of the losses of its single entries (gradients are linear too)
     _, g_full = ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT(), mask=mask)
     total = {k: np.zeros_like(v) for k, v in params.items()}
-    for t, b in zip(*np.nonzero(mask)):
+    for t, b in zip(*np.nonzero(mask), strict=True):
         single = np.zeros_like(mask)
         single[t, b] = True
         _, g1 = ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT(), mask=single)

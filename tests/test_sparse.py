@@ -1,14 +1,16 @@
 """The sparse exact engine: event-driven forward pass and sparse exact RTRL (issue 3, items 1-2)."""
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
 import neurosnap as ns
+from neurosnap.cells.events import EventDrive
 from neurosnap.core.record import StateJacobian
 from neurosnap.rules import BPTT, RTRL
 from neurosnap.sparse import kernels
-from neurosnap.cells.events import EventDrive
 
 CELLS = ["LeakyRNN", "EGRU", "LIF", "ALIF"]
 
@@ -68,13 +70,25 @@ def test_event_drive_choice_follows_counted_work():
     assert not EventDrive(np.ones((8, 8), bool)).use_events(np.zeros((1, 8)))   # tiny: BLAS
 
 
+def test_event_drive_knobs_travel_with_a_pickled_cell():
+    cell = ns.cells.EGRU(4, 80, 0.2)
+    assert cell.event_drive.crossover == EventDrive.crossover == 0.02
+    cell.event_drive.crossover, cell.event_drive.min_units = 0.5, 8
+    again = pickle.loads(pickle.dumps(cell))
+    assert (again.event_drive.crossover, again.event_drive.min_units) == (0.5, 8)
+    assert EventDrive.crossover == 0.02                          # the class default is untouched
+    y = np.zeros((1, 80))
+    y[0, :12] = 1.0                   # 12 events x ~16 targets: > 0.02 x 80 x 80, < 0.5 x 80 x 80
+    assert again.event_drive.use_events(y) and not cell.event_drive.__class__(cell.mask).use_events(y)
+
+
 @pytest.mark.parametrize("cell", CELLS)
-def test_cell_forward_event_path_equals_dense(cell, monkeypatch):
+def test_cell_forward_event_path_equals_dense(cell):
     model, params, xs, _ = _problem(cell, n=72, density=0.15, B=2, T=15)
-    monkeypatch.setattr(EventDrive, "crossover", 10.0)          # always gather events
-    monkeypatch.setattr(EventDrive, "min_units", 1)
+    drive = model.cell.event_drive
+    drive.crossover, drive.min_units = 10.0, 1                   # always gather events
     events = model.run(params, xs)
-    monkeypatch.setattr(EventDrive, "crossover", -1.0)          # always the dense product
+    drive.crossover = -1.0                                      # always the dense product
     dense = model.run(params, xs)
     np.testing.assert_allclose(events.states, dense.states, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(events.events, dense.events)

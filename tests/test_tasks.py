@@ -11,8 +11,7 @@ import pytest
 
 import neurosnap as ns
 from neurosnap import config as config_mod
-from neurosnap.tasks import TASKS
-from neurosnap.tasks import _common
+from neurosnap.tasks import TASKS, _common
 from neurosnap.tasks.delayed_match import MATCH, NON_MATCH
 from neurosnap.tasks.digits import load_digits
 from neurosnap.tasks.evidence import LEFT, NOISE, RECALL_CUE, RIGHT
@@ -61,7 +60,7 @@ def test_batch_contract(name, batch_size):
 def test_deterministic_given_rng(name):
     a = make(name).sample(np.random.default_rng(3), 4)
     b = make(name).sample(np.random.default_rng(3), 4)
-    for x, y in zip((a.xs, a.ys, a.mask), (b.xs, b.ys, b.mask)):
+    for x, y in zip((a.xs, a.ys, a.mask), (b.xs, b.ys, b.mask), strict=True):
         np.testing.assert_array_equal(x, y)
     if name not in ("pattern", "copy"):               # pattern is frozen; copy at level 1 has 2^4 draws
         c = make(name).sample(np.random.default_rng(4), 4)

@@ -66,7 +66,9 @@ class Cell(abc.ABC):
         #: ``(post, pre)`` index arrays of the existing recurrent weights
         self.mask_indices = np.nonzero(self.mask)
         self.layout = ParamLayout(self.mask, len(self.gate_names), self.n_in, self.has_bias)
-        self._event_drive = EventDrive(self.mask)     # outgoing connections, for _drives
+        #: the recurrent drive gathered from events (:class:`~neurosnap.cells.events.EventDrive`),
+        #: with its tuning knobs ``crossover`` and ``min_units``
+        self.event_drive = EventDrive(self.mask)
 
     # -- connectivity and parameters -------------------------------------------------------------
     @property
@@ -108,7 +110,7 @@ class Cell(abc.ABC):
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shapes of the cell's parameter arrays, by name."""
         G, n, k = self.n_gates, self.n_hidden, self.n_in
-        shapes = {"w_rec": (G, n, n), "w_in": (G, n, k)}
+        shapes: dict[str, tuple[int, ...]] = {"w_rec": (G, n, n), "w_in": (G, n, k)}
         if self.has_bias:
             shapes["bias"] = (G, n)
         return shapes
@@ -156,7 +158,7 @@ class Cell(abc.ABC):
     def _drives(self, params, y_prev, x):
         # W_rec @ y_prev gathered from the units with non-zero output when that is cheaper than
         # the dense product (neurosnap.cells.events.EventDrive); equal to round-off
-        rec = self._event_drive(params["w_rec"], y_prev)                     # (B, G, n)
+        rec = self.event_drive(params["w_rec"], y_prev)                     # (B, G, n)
         inp = np.matmul(params["w_in"], x.T).transpose(2, 0, 1)
         if self.has_bias:
             inp = inp + params["bias"]

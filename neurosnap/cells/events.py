@@ -21,6 +21,8 @@ class EventDrive:
 
     Args:
         mask: ``(n, n)`` booleans, ``mask[post, pre]``.
+        crossover: see the attribute (default: the class attribute, measured).
+        min_units: see the attribute (default: the class attribute).
 
     Attributes:
         indptr, indices: CSC of the mask: the targets of unit ``j`` are
@@ -33,12 +35,20 @@ class EventDrive:
             weights column by column costs 20-50x more per multiply-add than BLAS's row-wise
             product, so the gather wins only below ~2-3% of the dense work, and below 64 units
             call overheads dominate either way.
+        min_units: below this many units the dense product is always used.
+
+    ``crossover`` and ``min_units`` are instance attributes, so a cell pickled to a sweep worker
+    carries the values it was tuned with (``cell.event_drive.crossover = ...``); the class
+    attributes hold the measured defaults.
     """
 
     crossover = 0.02
     min_units = 64
 
-    def __init__(self, mask: np.ndarray):
+    def __init__(self, mask: np.ndarray, crossover: float | None = None,
+                 min_units: int | None = None):
+        self.crossover = float(EventDrive.crossover if crossover is None else crossover)
+        self.min_units = int(EventDrive.min_units if min_units is None else min_units)
         mask = np.asarray(mask, dtype=bool)
         n = mask.shape[0]
         pre, post = np.nonzero(mask.T)                 # sorted by presynaptic unit

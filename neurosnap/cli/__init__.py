@@ -21,8 +21,7 @@ from ..core import files
 from ..experiments.report import fmt
 from ..train import train
 from . import simulate as simulate_cmd
-from .common import (FILE_ERRORS, Formatter, UsageError, describe_error, prepare_out,
-                     setup_errors)
+from .common import FILE_ERRORS, Formatter, UsageError, describe_error, prepare_out, setup_errors
 
 DESCRIPTION = (
     "Train, compare, sweep and simulate event-driven recurrent and spiking networks described by "

@@ -9,12 +9,21 @@ import numpy as np
 from .. import config as config_mod
 from ..cells.leaky_rnn import LeakyRNN
 from ..core import validate
-from ..simulation import (ArraySource, BernoulliSource, PoissonSource, TaskSource, load_inputs,
-                          load_params, simulate)
+from ..simulation import (
+    ArraySource,
+    BernoulliSource,
+    PoissonSource,
+    TaskSource,
+    load_inputs,
+    load_params,
+    simulate,
+)
 from .common import FILE_ERRORS, describe_error, prepare_out
 
 
 def add_parser(sub, **kwargs):
+    """Register ``neurosnap simulate`` on the subcommand parsers ``sub`` (``kwargs`` go to
+    ``add_parser``); return its parser."""
     p = sub.add_parser("simulate", help="simulate a configured network and record what it did",
                        description="Simulate a configured network and record what it did. The "
                        "recording and pictures replace those of an earlier simulate run in --out.",
@@ -76,6 +85,8 @@ def parse_units(text, n):
 
 
 def input_source(spec, model, task, args):
+    """The :class:`~neurosnap.simulation.Source` of ``--input SPEC`` for ``model`` (``task``: the
+    configuration's task; ``args``: seed and batch)."""
     cell = model.cell
     kind, _, rest = spec.partition(":")
     opts = {}
@@ -111,6 +122,8 @@ def input_source(spec, model, task, args):
 
 
 def main(args) -> int:
+    """Run ``neurosnap simulate`` with parsed ``args``; return the exit status (2: a bad
+    configuration, argument or file, in one line)."""
     try:
         path = config_mod.resolve(args.config)
         cfg = config_mod.apply_overrides(config_mod.load(path), args.overrides)
@@ -147,6 +160,7 @@ def main(args) -> int:
 
 
 def summary(rec, spec, out, pictures) -> str:
+    """The paragraph printed after a simulation: size, speed, events, where the files are."""
     m, meta = rec.meta["model"], rec.meta
     seconds = meta["time_unit"] == "s"
     duration = f" ({rec.n_steps * rec.dt:g} s at dt = {rec.dt * 1e3:g} ms)" if seconds else ""

@@ -155,7 +155,7 @@ def read(path, what: str, select=None, error=ValueError) -> dict[str, np.ndarray
         with zipfile.ZipFile(path) as zf:
             for key in keys:
                 head = found[key]
-                with zf.open(head.info) as f:
+                with zf.open(head.info) as f:  # type: ignore[arg-type]  # set for every member
                     arrays[key] = _data(f, head)
     except _READ_ERRORS as exc:
         raise _fail(error, what, path, f"member {key!r} is unreadable or truncated "

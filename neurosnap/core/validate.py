@@ -37,7 +37,7 @@ def positive_int(name: str, value, *, minimum: int = 1, maximum: int = MAX_COUNT
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if value > maximum:
+    if value > maximum:  # type: ignore[operator]  # an Integral compares with an int
         raise ValueError(f"{name} must be <= {maximum}, got {_short(value)}")
     return int(value)
 
@@ -196,7 +196,7 @@ def array(name: str, value, *, ndim=None, shape=None, dtype=None, finite=True, i
     if ndim is not None and value.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {value.shape}")
     if shape is not None:
-        if value.ndim != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape)):
+        if value.ndim != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape, strict=True)):
             raise ValueError(f"{name} must have shape {_fmt(shape)}, got {value.shape}")
     if value.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {value.shape}")

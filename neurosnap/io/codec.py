@@ -1,4 +1,5 @@
-"""A model's configuration as plain JSON data, and back (used by recordings and NIR metadata).
+"""A model's configuration as plain JSON data, and back (used by recordings and NIR metadata), and
+the one reader of gate tables (also used by :mod:`neurosnap.config`).
 
 The description has the shape of a ``[model]`` table of a TOML configuration (``neurosnap.config``)
 plus what a task would otherwise supply::
@@ -52,21 +53,31 @@ def gate_config(gate) -> dict:
     raise ValueError(f"gate {gate!r} cannot be described (unknown gate or surrogate class)")
 
 
-def _gate_from_config(spec) -> gates.Gate:
-    if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
+def gate_from_config(spec) -> gates.Gate:
+    """The gate a ``{"kind": ...}`` table describes (:func:`gate_config`'s format, the
+    ``[model.cell_options] gate`` of a configuration; ``surrogate`` defaults to ``"triangle"``).
+    ``ValueError`` naming the key for a table that describes no gate."""
+    if not isinstance(spec, dict) or "kind" not in spec:
         raise ValueError(f"gate must be a table with kind='heaviside' or 'smooth', got "
                          f"{str(spec)[:60]}")
     spec = dict(spec)
     kind = spec.pop("kind")
-    if kind == "smooth":
-        return gates.Smooth(**spec)
-    if kind == "heaviside":
-        name = spec.pop("surrogate", None)
+    if not isinstance(kind, str):
+        raise ValueError(f"gate kind must be 'heaviside' or 'smooth', got {kind!r}")
+    if kind not in ("heaviside", "smooth"):
+        raise ValueError(f"gate kind={kind!r} is unknown; expected 'heaviside' or 'smooth'")
+    try:
+        if kind == "smooth":
+            return gates.Smooth(**spec)
+        name = spec.pop("surrogate", "triangle")
         if not isinstance(name, str) or name not in gates.SURROGATES:
-            raise ValueError(f"gate surrogate={name!r} is unknown; expected one of "
-                             f"{sorted(gates.SURROGATES)}")
-        return gates.Heaviside(gates.SURROGATES[name](**spec))
-    raise ValueError(f"unknown gate kind {kind!r}")
+            raise LookupError(f"gate surrogate={name!r} is unknown; expected one of "
+                              f"{sorted(gates.SURROGATES)}")
+        return gates.Heaviside(gates.SURROGATES[name](**spec))  # type: ignore[abstract]
+    except LookupError as exc:
+        raise ValueError(exc.args[0]) from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"gate: {exc}") from None
 
 
 def _plain(value):
@@ -116,7 +127,7 @@ def build_model(config: dict) -> Model:
     options = dict(options)
     try:
         if "gate" in options:
-            options["gate"] = _gate_from_config(options["gate"])
+            options["gate"] = gate_from_config(options["gate"])
         cell = cls(config["n_in"], config["n_hidden"], config["density"], **options)
         return Model(cell, config["n_out"], loss=config["loss"], dtype=getattr(np, config["dtype"]))
     except (TypeError, ValueError) as exc:
@@ -135,5 +146,5 @@ def network_hash(model, params) -> str:
     for name in sorted(params):
         value = np.ascontiguousarray(params[name])
         h.update(f"{name}|{value.dtype.str}|{value.shape}|".encode())
-        h.update(memoryview(value).cast("B") if value.size else b"")
+        h.update(value.data.cast("B") if value.size else b"")
     return h.hexdigest()

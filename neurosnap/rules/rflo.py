@@ -116,9 +116,6 @@ class RFLO(TraceRule):
         eLife 8, e43299.
     """
 
-    feedback: str = "random"
-    seed: int = 0
-
     def step(self, state, record, credit, *, params, dlogits=None, **extras):
         layout, eps = state.layout, state.eligibility
         local = record.jac_state.local

@@ -44,8 +44,7 @@ The pieces: :mod:`neurosnap.simulation.sources` (input streams), :mod:`neurosnap
 """
 from .recording import FORMAT, FORMAT_VERSION, Recording
 from .run import ENGINES, RECORD_KINDS, load_params, simulate
-from .sources import (ArraySource, BernoulliSource, PoissonSource, Source, TaskSource,
-                      load_inputs)
+from .sources import ArraySource, BernoulliSource, PoissonSource, Source, TaskSource, load_inputs
 
 __all__ = ["simulate", "Recording", "Source", "PoissonSource", "BernoulliSource", "ArraySource",
            "TaskSource", "load_inputs", "load_params", "FORMAT", "FORMAT_VERSION", "RECORD_KINDS",

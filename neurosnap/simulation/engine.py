@@ -18,9 +18,12 @@ class StepRunner:
         self.reset()
 
     def reset(self):
+        """Back to the cell's initial state (a new sequence)."""
         self.state = self.cell.initial_state(self.B, self.model.dtype)
 
     def run(self, xs, t0, emit):
+        """Steps ``xs (k, B, n_in)`` from time step ``t0``: ``emit(steps, units, batch)`` gets the
+        events; returns per-step event counts ``(k, B)`` and recorded states ``(k, B, V, U)``."""
         k = len(xs)
         counts = np.zeros((k, self.B), dtype=np.int64)
         st = np.empty((k, self.B, len(self.var_idx), len(self.units)), dtype=self.model.dtype)
@@ -109,6 +112,7 @@ class EventRunner:
         return {"v": self.v, "i": self.cur, "a": self.a}
 
     def reset(self):
+        """Back to the initial state (rest potential, no current, no adaptation)."""
         self.v[:] = self.v_leak
         self.cur[:] = 0
         self.a[:] = 0
@@ -127,6 +131,7 @@ class EventRunner:
                         self.ring[b, s % self.L, out_post[q]] += out_w[q]
 
     def run(self, xs, t0, emit):
+        """As :meth:`StepRunner.run`, event-driven."""
         xs = np.ascontiguousarray(xs, dtype=self.model.dtype)
         k = len(xs)
         counts = np.zeros((k, self.B), dtype=np.int64)

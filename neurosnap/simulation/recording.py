@@ -194,7 +194,7 @@ class Recording:
         return path
 
     @classmethod
-    def load(cls, path) -> "Recording":
+    def load(cls, path) -> Recording:
         """Open a recording directory (or its ``recording.npz`` / ``recording.json``)."""
         path = Path(path)
         if path.suffix in (".npz", ".json"):
@@ -332,6 +332,7 @@ class ChunkStore:
             self.chunk_dir.mkdir(parents=True)
 
     def append(self, key, array):
+        """Add rows of ``key`` (written to a chunk file once ``FLUSH_BYTES`` are pending)."""
         if len(array) == 0:
             return
         self.pending[key].append(np.array(array, dtype=self.specs[key][0], copy=True))
@@ -349,6 +350,7 @@ class ChunkStore:
         self.pending[key], self.pending_bytes[key] = [], 0
 
     def flush_all(self):
+        """Write every pending row to chunk files (disk mode)."""
         if self.out is not None:
             for key in self.specs:
                 self._flush(key)
@@ -398,6 +400,7 @@ class RateBinner:
         self.acc, self.filled = np.zeros(batch, dtype=np.int64), 0
 
     def push(self, counts):
+        """Rates of the bins completed by ``counts`` ``(k, B)``, shape ``(bins, B)``."""
         out, pos, k = [], 0, len(counts)
         while pos < k:
             take = min(self.width - self.filled, k - pos)
@@ -410,6 +413,7 @@ class RateBinner:
         return np.array(out, dtype=np.float64).reshape(len(out), len(self.acc))
 
     def finish(self):
+        """The rate of the last, partial bin (normalised by its length), ``(0 or 1, B)``."""
         if self.filled == 0:
             return np.zeros((0, len(self.acc)))
         return (self.acc * (self.scale / self.filled))[None].astype(np.float64)

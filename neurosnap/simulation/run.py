@@ -226,7 +226,7 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
 
     runner = (EventRunner(model, params, B, var_idx, units, "events" in kinds, delays=delays)
               if use_events else StepRunner(model, params, B, var_idx, units, "events" in kinds))
-    specs = {}
+    specs: dict[str, tuple[type | np.dtype, tuple[int, ...]]] = {}
     if "events" in kinds:
         specs.update(spike_steps=(np.int64, ()), spike_units=(np.int32, ()),
                      spike_batch=(np.int32, ()))
@@ -285,7 +285,7 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
     wall = time.perf_counter() - start
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "neurosnap_version": __version__,
         "dt": dt, "time_unit": time_unit, "n_steps": steps, "batch": B, "n_units": n,
         "n_in": cell.n_in, "n_events": n_events,

@@ -26,8 +26,8 @@ from .delayed_match import DelayedMatch
 from .digits import Digits
 from .evidence import Evidence
 from .pattern import Pattern
-from .spiral import Spiral
 from .spiking_digits import SpikingDigits
+from .spiral import Spiral
 from .store_recall import StoreRecall
 from .vowels import JapaneseVowels
 

@@ -56,6 +56,18 @@ def poisson(rng: np.random.Generator, prob: np.ndarray) -> np.ndarray:
     return (rng.random(prob.shape) < prob).astype(np.float64)
 
 
+def sequence_decision_metrics(task, batch, logits: np.ndarray, losses: np.ndarray) -> dict:
+    """Metrics of a task with one class per sequence: ``loss``; ``accuracy``, one decision per
+    sequence (argmax of the logits summed over its counted steps, :func:`window_accuracy`); and
+    ``step_accuracy``, every counted step on its own. ``logits (T, B, n_out)``, ``losses (T, B)``."""
+    from .base import Task
+    out = Task.observe(task, batch, logits, losses)
+    out["step_accuracy"] = out.pop("accuracy")
+    correct, counted = window_accuracy(logits, batch.ys, batch.mask, logits.shape[0])
+    out["accuracy"] = correct / max(1, counted)
+    return out
+
+
 def window_accuracy(logits: np.ndarray, ys: np.ndarray, mask: np.ndarray, window: int) -> tuple:
     """Decisions over windows of ``window`` steps: argmax of the summed logits on masked steps.
 
@@ -114,6 +126,7 @@ class HeldOut:
     ``eval_size`` fixed held-out sequences (a seed no training stream can draw)."""
 
     _heldout = None
+    eval_size: int                      # set by the task
 
     def observe(self, batch, logits, losses):
         """The task's :meth:`metrics` of a processed batch (see :meth:`Task.observe`)."""

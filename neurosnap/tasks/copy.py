@@ -55,7 +55,7 @@ class Copy(Task):
             raise TypeError(f"sample_lengths must be a bool, got {sample_lengths!r}")
         self.sample_lengths = sample_lengths
         self.level = self.start_length
-        self._recent = deque(maxlen=self.window)
+        self._recent: deque[float] = deque(maxlen=self.window)
 
     def sample(self, rng, batch_size):
         """A batch whose sequences share one length ``L`` (padded sequences are never used)."""

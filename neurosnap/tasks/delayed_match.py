@@ -27,7 +27,7 @@ up to probe memory length.
 
 Held-out set: :meth:`DelayedMatch.evaluate` on ``eval_size`` fixed trials (``test_accuracy``).
 Small configuration (tests): :meth:`DelayedMatch.small` (``delay=3``, ``T = 13``).
-Source: ``shared/notes/data-and-tasks.md`` §3.3 (verified against the reference code).
+Checked against the reference code of Marschall et al. (``vanilla-rtrl``).
 """
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ class DelayedMatch(_common.HeldOut, Task):
         self.length = self.t_report + self.report
 
     @classmethod
-    def small(cls, **overrides) -> "DelayedMatch":
+    def small(cls, **overrides) -> DelayedMatch:
         """The fast configuration used by the tests (:attr:`SMALL`), with ``overrides`` applied."""
         return cls(**{**cls.SMALL, **overrides})
 

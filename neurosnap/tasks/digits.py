@@ -15,7 +15,8 @@ Metric: ``accuracy`` at the last step; :meth:`Digits.evaluate` gives ``val_accur
 The task is already small (the default is the test configuration; :meth:`Digits.small` returns it).
 
 The file is read directly, without importing scikit-learn (which takes seconds); it needs the
-``scikit-learn`` package installed. Source: ``shared/notes/data-and-tasks.md`` §1.1 and §3.8.
+``scikit-learn`` package installed. Data: scikit-learn's ``load_digits`` (Alpaydin & Kaynak,
+UCI 1998).
 """
 from __future__ import annotations
 
@@ -87,10 +88,10 @@ class Digits(Task):
         n_train = N - n_val - n_test
         self.splits = {"train": order[:n_train], "val": order[n_train:n_train + n_val],
                        "test": order[n_train + n_val:]}
-        self._heldout = {}
+        self._heldout: dict[str, object] = {}
 
     @classmethod
-    def small(cls, **overrides) -> "Digits":
+    def small(cls, **overrides) -> Digits:
         """The configuration used by the tests (the default one), with ``overrides`` applied."""
         return cls(**{**cls.SMALL, **overrides})
 

@@ -33,7 +33,7 @@ Configurations:
   gives ``T = 225``.
 
 Held-out set: :meth:`Evidence.evaluate` on ``eval_size`` fixed trials.
-Source: ``shared/notes/data-and-tasks.md`` §3.5 (verified against the reference code).
+Checked against the e-prop reference code named above.
 """
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ class Evidence(_common.HeldOut, Task):
                              f"{self.length} steps of dt={self.dt}, more than {2 ** 31 - 1}")
 
     @classmethod
-    def small(cls, **overrides) -> "Evidence":
+    def small(cls, **overrides) -> Evidence:
         """The fast configuration used by the tests (:attr:`SMALL`), with ``overrides`` applied."""
         return cls(**{**cls.SMALL, **overrides})
 

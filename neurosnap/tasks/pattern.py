@@ -27,7 +27,7 @@ Configurations:
   readout (tau = 30 ms), plain SGD.
 * small (tests, :meth:`Pattern.small`): 20 inputs, ``dt = 10 ms`` (``T = 100``).
 
-Source: ``shared/notes/data-and-tasks.md`` §3.6 (verified against the reference code).
+Checked against the e-prop reference code named above.
 """
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ class Pattern(Task):
         self.target = np.stack([self._sum_of_sines(rng) for _ in range(self.n_out)], axis=-1)
 
     @classmethod
-    def small(cls, **overrides) -> "Pattern":
+    def small(cls, **overrides) -> Pattern:
         """The fast configuration used by the tests (:attr:`SMALL`), with ``overrides`` applied."""
         return cls(**{**cls.SMALL, **overrides})
 
@@ -93,7 +93,7 @@ class Pattern(Task):
         amplitudes = rng.uniform(0.5, 2.0, size=n)
         phases = rng.uniform(0.0, 2 * np.pi, size=n)
         y = np.zeros(self.length)
-        for period, a, phi in zip(self.periods, amplitudes, phases):
+        for period, a, phi in zip(self.periods, amplitudes, phases, strict=True):
             cycles = int(np.floor(self.duration / period + 1e-9))
             y += a * np.sin(np.linspace(phi, phi + 2 * np.pi * cycles, self.length))
         y -= y[0]

@@ -142,10 +142,10 @@ class SpikingDigits(Task):
         self.eval_size = validate.positive_int("eval_size", eval_size, minimum=0)
         if self.eval_size > n_test:
             raise ValueError(f"eval_size must be <= the {n_test} test images, got {eval_size}")
-        self._heldout = None
+        self._heldout: Batch | None = None
 
     @classmethod
-    def small(cls, **overrides) -> "SpikingDigits":
+    def small(cls, **overrides) -> SpikingDigits:
         """A fast configuration for tests: 7 x 7 images, 8 steps, rate coded (``SMALL``)."""
         return cls(**{**cls.SMALL, **overrides})
 
@@ -194,11 +194,7 @@ class SpikingDigits(Task):
     def metrics(self, batch, logits, losses) -> dict:
         """``loss``; ``accuracy`` (argmax of the logits summed over the counted steps, one decision
         per image) and ``step_accuracy`` (every counted step on its own)."""
-        out = Task.observe(self, batch, logits, losses)
-        out["step_accuracy"] = out.pop("accuracy")
-        correct, counted = _common.window_accuracy(logits, batch.ys, batch.mask, logits.shape[0])
-        out["accuracy"] = correct / max(1, counted)
-        return out
+        return _common.sequence_decision_metrics(self, batch, logits, losses)
 
     def observe(self, batch, logits, losses):
         return self.metrics(batch, logits, losses)

@@ -35,7 +35,7 @@ Configurations (``dt`` in seconds):
   ``seq_delay=2``, ``rate=100`` (``T = 60``).
 
 Held-out set: :meth:`StoreRecall.evaluate` on ``eval_size`` fixed trials.
-Source: ``shared/notes/data-and-tasks.md`` §3.4 (verified against the reference code).
+Checked against the e-prop reference code named above.
 """
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ class StoreRecall(_common.HeldOut, Task):
         self.groups = np.array_split(np.arange(self.n_in), 4)
 
     @classmethod
-    def small(cls, **overrides) -> "StoreRecall":
+    def small(cls, **overrides) -> StoreRecall:
         """The fast configuration used by the tests (:attr:`SMALL`), with ``overrides`` applied."""
         return cls(**{**cls.SMALL, **overrides})
 

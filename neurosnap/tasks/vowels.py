@@ -113,10 +113,10 @@ class JapaneseVowels(Task):
             self.mean, self.std = frames.mean(axis=0), frames.std(axis=0)
         else:
             self.mean, self.std = np.zeros(N_FEATURES), np.ones(N_FEATURES)
-        self._heldout = None
+        self._heldout: Batch | None = None
 
     @classmethod
-    def small(cls, **overrides) -> "JapaneseVowels":
+    def small(cls, **overrides) -> JapaneseVowels:
         """The default configuration (already small: 29 steps, 12 inputs)."""
         return cls(**overrides)
 
@@ -151,11 +151,7 @@ class JapaneseVowels(Task):
     def metrics(self, batch, logits, losses) -> dict:
         """``loss``; ``accuracy`` (argmax of the logits summed over the counted steps, one decision
         per utterance) and ``step_accuracy`` (every counted step on its own)."""
-        out = Task.observe(self, batch, logits, losses)
-        out["step_accuracy"] = out.pop("accuracy")
-        correct, counted = _common.window_accuracy(logits, batch.ys, batch.mask, logits.shape[0])
-        out["accuracy"] = correct / max(1, counted)
-        return out
+        return _common.sequence_decision_metrics(self, batch, logits, losses)
 
     def observe(self, batch, logits, losses):
         return self.metrics(batch, logits, losses)
