@@ -26,10 +26,10 @@ import time
 for _var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import numpy as np
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import neurosnap as ns
+import neurosnap as ns  # noqa: E402
 
 RULES = {"RTRL-dense": lambda: ns.rules.RTRL(sparse=False), "RTRL": lambda: ns.rules.RTRL(),
          "BPTT": lambda: ns.rules.BPTT()}
@@ -79,7 +79,7 @@ def main(argv=None):
     params = model.init(seed=0)
     comp = [f"{_time(model, params, xs, ys, r, 'compiled', args.repeat):.3f}" for r in RULES.values()]
     print("compiled engine, D = 1, no refractoriness: " + ", ".join(
-        f"{name} {ms} ms/step" for name, ms in zip(RULES, comp)))
+        f"{name} {ms} ms/step" for name, ms in zip(RULES, comp, strict=True)))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import max_abs_diff, random_params
 
 import neurosnap as ns
-from conftest import max_abs_diff, random_params
 from neurosnap.core.layout import INP, REC
 
 
@@ -52,7 +52,7 @@ def test_refractory_semantics(cls, R):
     ev, v, c = traj.events, traj.states[:, :, 0], traj.states[:, :, -1]
     T = ev.shape[0]
     clamped = 0
-    for t, b, j in zip(*np.nonzero(ev)):
+    for t, b, j in zip(*np.nonzero(ev), strict=True):
         for k in range(1, R):
             if t + k < T:
                 assert not ev[t + k, b, j]
@@ -181,8 +181,12 @@ def test_norse_lif_refrac_forward_matches_and_adapter_refuses():
     torch = pytest.importorskip("torch")
     pytest.importorskip("norse")
     from norse.torch.functional.lif import LIFParameters, LIFState
-    from norse.torch.functional.lif_refrac import (LIFRefracParameters, LIFRefracState,
-                                                   lif_refrac_step)
+    from norse.torch.functional.lif_refrac import (
+        LIFRefracParameters,
+        LIFRefracState,
+        lif_refrac_step,
+    )
+
     from neurosnap.adapters import norse as na
     R = 4
     model = _model(n=20, refractory=R * 1e-3, seed=5)
