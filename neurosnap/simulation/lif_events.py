@@ -30,7 +30,7 @@ class EventLIF:
             model (``ns.simulate``'s event engine does, on this class's synapse tables).
     """
 
-    def __init__(self, model, params, check: bool = True):
+    def __init__(self, model, params, check=True):
         cell = model.cell
         if not isinstance(cell, (LIF, ALIF)) or not isinstance(cell.gate, Heaviside):
             raise ValueError("simulate_lif_events needs an ns.cells.LIF or ns.cells.ALIF with a "
