@@ -62,6 +62,10 @@ class _Spiking(Cell):
         self.refractory_steps = steps
         #: recurrent transmission delay in steps (1: a spike reaches its targets at the next step)
         self.delay = validate.positive_int("delay", delay, minimum=1)
+        # each delay step adds state variables, and a step's Jacobian is (S, S) per unit
+        n_state = 2 + (1 if steps else 0) + (2 if steps else 1) * (self.delay - 1)
+        validate.memory("delay", delay, 8 * n_state ** 2,
+                        f"the ({n_state}, {n_state}) per-unit state Jacobian of one step")
         # state layout: base variables, the counter r (refractory > 0), the delayed gate arguments
         # q1..q{D-1} (delay > 1) and, with both, the delayed not-refractory flags f1..f{D-1}
         names = type(self).state_names
