@@ -186,7 +186,7 @@ class Model:
             state, hidden[t] = self.cell.step(cp, state, xs[t])
             states[t] = state
         outputs = hidden @ params["readout.weight"].T + params["readout.bias"]
-        events = self.cell.output(states.reshape(T * B, S, n))[1].reshape(T, B, n)
+        events = self.cell.output(states.reshape(T * B, S, n), cp)[1].reshape(T, B, n)
         validate.finite("Model.run", states=states, outputs=outputs)
         return Trajectory(outputs=outputs, hidden=hidden, events=events, states=states)
 

@@ -65,7 +65,8 @@ class Cell(abc.ABC):
         self.mask = self._make_mask()
         #: ``(post, pre)`` index arrays of the existing recurrent weights
         self.mask_indices = np.nonzero(self.mask)
-        self.layout = ParamLayout(self.mask, len(self.gate_names), self.n_in, self.has_bias)
+        self.layout = ParamLayout(self.mask, len(self.gate_names), self.n_in, self.has_bias,
+                                  has_threshold=bool(getattr(self, "learn_threshold", False)))
         self._event_drive = EventDrive(self.mask)     # outgoing connections, for _drives
 
     # -- connectivity and parameters -------------------------------------------------------------
@@ -120,9 +121,9 @@ class Cell(abc.ABC):
     # -- one step --------------------------------------------------------------------------------
     def step(self, params: dict, state: np.ndarray, x: np.ndarray):
         """One step: ``(state (B, S, n), x (B, n_in)) -> (new_state (B, S, n), out (B, n))``."""
-        y_prev = self._output(state, jac=False)[0]
-        new, *_ = self._local(state, *self._drives(params, y_prev, x), jac=False)
-        return new, self._output(new, jac=False)[0]
+        y_prev = self._out(params, state, jac=False)[0]
+        new, *_ = self._loc(params, state, *self._drives(params, y_prev, x), jac=False)
+        return new, self._out(params, new, jac=False)[0]
 
     def step_record(self, params: dict, state: np.ndarray, x: np.ndarray):
         """One step with its :class:`~neurosnap.core.record.StepRecord`.
@@ -135,23 +136,42 @@ class Cell(abc.ABC):
         Returns:
             ``(new_state (B, S, n), out (B, n), record)``.
         """
-        y_prev, dout_prev, _ = self._output(state, jac=True)
+        y_prev, dout_prev, _ = self._out(params, state, jac=True)
         rec, inp = self._drives(params, y_prev, x)
-        new, local, drec, dinp = self._local(state, rec, inp, jac=True)
-        y, dout, events = self._output(new, jac=True)
+        new, local, drec, dinp = self._loc(params, state, rec, inp, jac=True)
+        y, dout, events = self._out(params, new, jac=True)
+        thr = self._threshold_terms(params, state, new, rec, inp)   # learned thresholds only
+        dthr, dy_thr_prev, dy_thr = (None, None, None) if thr is None else thr
         record = StepRecord(
             events=events,
             support=np.any(dout != 0, axis=1),
             dout=dout,
             jac_state=StateJacobian(local=local, drec=drec, w_rec=params["w_rec"], dout=dout_prev),
-            jac_params=ParamJacobian(drec=drec, dinp=dinp, y_prev=y_prev, x=x),
+            jac_params=ParamJacobian(drec=drec, dinp=dinp, y_prev=y_prev, x=x, dthr=dthr,
+                                     dy_thr_prev=dy_thr_prev),
+            dy_thr=dy_thr,
         )
         return new, y, record
 
-    def output(self, state: np.ndarray):
-        """Event output of a state ``(B, S, n)``: ``(y (B, n), events (B, n) bool)``."""
-        y, _, events = self._output(state, jac=True)
+    def output(self, state: np.ndarray, params: dict | None = None):
+        """Event output of a state ``(B, S, n)``: ``(y (B, n), events (B, n) bool)``; ``params`` (the
+        cell's parameter dict) is needed only by cells with learned output parameters (EGRU with
+        ``learn_threshold=True``)."""
+        y, _, events = self._out(params, state, jac=True)
         return y, events
+
+    # hooks for cells whose local dynamics or output read parameters other than the weights
+    # (EGRU with learn_threshold=True); the default ignores ``params``
+    def _out(self, params, state, jac: bool):
+        return self._output(state, jac)
+
+    def _loc(self, params, state, rec, inp, jac: bool):
+        return self._local(state, rec, inp, jac)
+
+    def _threshold_terms(self, params, state, new, rec, inp):
+        """``(dthr (B, S, n), dy_thr_prev (B, n), dy_thr (B, n))`` for a learned threshold, else
+        None (see :class:`~neurosnap.core.record.ParamJacobian`)."""
+        return None
 
     def _drives(self, params, y_prev, x):
         # W_rec @ y_prev gathered from the units with non-zero output when that is cheaper than

@@ -118,6 +118,9 @@ class UORO(Rule):
         nu = (2 * state.rng.integers(0, 2, size=s.shape) - 1).astype(s.dtype)
         imm = layout.immediate(record.jac_params)                            # (B, S, P)
         nu_m = np.einsum("bap,bap->bp", nu[:, :, layout.post], imm)          # Mbar_t^T nu
+        if layout.n_thr:             # learned thresholds: the non-local part of Mbar_t^T nu too
+            nu_m[:, layout.thr_cols] += layout.nonlocal_vjp(nu, record.jac_params,
+                                                            record.jac_state.w_rec)
         rho0 = _ratio(_norm(theta), _norm(js))                              # eq. (4)
         rho1 = _ratio(_norm(nu_m), np.full(B, np.sqrt(nu[0].size), dtype=s.dtype))
         s = rho0[:, None, None] * js + rho1[:, None, None] * nu              # eq. (2)
