@@ -13,8 +13,16 @@ last step. "Compute-adjusted iterations" are the cumulative influence density, s
 Without activity sparsity the event output is replaced by ``y = c`` (the paper's ``output_fn = 1``
 ablation: the gate is always open and carries no surrogate).
 
+The thresholds are learned per unit, ``theta = sigmoid(theta_raw)`` (``EGRU(learn_threshold=True)``),
+initialised as in the paper's code, ``theta_raw ~ N(0, 1) - 1`` (``--threshold-init paper``);
+``--no-learn-threshold`` gives the fixed threshold 0.3 of the earlier run. With
+``--measure-every k`` the sparsities are measured (with RTRL) on every k-th iteration and the last
+one; the other iterations take the same gradient from BPTT (equal to RTRL to round-off, tested)
+and carry the last measured values, so the cumulative density is a step-function estimate.
+
     python benchmarks/sparsity_study.py                    # 10 levels x 5 seeds x 2 modes
     python benchmarks/sparsity_study.py --seeds 2 --iters 600 --sparsity 0 0.5 0.9   # quick
+    python benchmarks/sparsity_study.py --engine dense --measure-every 10 --json study.json
 
 Figures go to ``docs/figures/sparsity-*.png``, numbers to ``--json``.
 """
@@ -194,6 +202,10 @@ def summarise(runs, args):
                 "support_fraction_end": stat("support_fraction"),
                 "loss_end": stat("loss"),
                 "test_accuracy": float(np.mean([r["test_accuracy"] for r in rs])),
+                "threshold_mean_end": (float(np.mean([r["threshold_mean"] for r in rs]))
+                                       if "threshold_mean" in rs[0] else None),
+                "threshold_min_end": (float(np.min([r["threshold_min"] for r in rs]))
+                                      if "threshold_min" in rs[0] else None),
                 "cum_density_total": float(np.mean([np.sum(1 - np.asarray(r["influence_sparsity"]))
                                                      for r in rs])),
                 "solved_runs": int(np.sum(np.isfinite(its))),

@@ -172,7 +172,7 @@ def test_eprop_traces_with_total_learning_signal_give_the_exact_gradient(kind):
             total = total + np.einsum("gij,bgi->bj", params["cell.w_rec"], delta)
         state, _ = rule.step(state, record, credit, params=params, dlogits=dlogits)
         trace = np.einsum("bap,bap->bp", record.dout[:, :, layout.post], state.eligibility)
-        if layout.n_thr:          # a threshold also acts on y_t directly (cells eq. (10))
+        if layout.n_thr:          # a threshold also acts on y_t directly (cells eq. (16))
             trace[:, layout.thr_cols] += record.dy_thr[:, layout.post[layout.thr_cols]]
         grad += np.einsum("bp,bp->p", total[:, layout.post], trace)
     exact = _cell_vec(model, _grad(model, params, xs, ys, mask, ns.rules.BPTT()))

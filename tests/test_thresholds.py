@@ -1,4 +1,4 @@
-"""Learned EGRU thresholds (``EGRU(learn_threshold=True)``, ``docs/theory/cells.md`` eq. (9)-(16)).
+"""Learned EGRU thresholds (``EGRU(learn_threshold=True)``, ``docs/theory/cells.md`` eq. (15)-(21)).
 
 theta = sigmoid(theta_raw), one per unit, stored raw in ``params["cell.threshold"]``. Its influence
 has a local immediate part, a non-local part through the unit's previous output (rows of its
@@ -145,7 +145,7 @@ def test_detach_reset_drops_only_the_reset_term():
 @pytest.mark.parametrize("order", [1, 2, 3])
 def test_snap_keeps_the_entries_reachable_within_n_steps(order):
     """theta_j's immediate influence spans j and its postsynaptic units (R_1[:, j]); SnAp-n keeps
-    R_n[:, j] for it (snap eq. (12)), one hop more than for a weight of unit j."""
+    R_n[:, j] for it (snap eq. (13)), one hop more than for a weight of unit j."""
     model, params, xs, ys, mask = _problem(density=0.34, n_hidden=8, T=6)
     rule = ns.rules.SnAp(n=order)
     state = rule.init(model, params, xs.shape[1])

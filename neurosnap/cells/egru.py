@@ -12,7 +12,7 @@ Update order (``docs/theory/cells.md`` eq. (2)-(6)), state ``c`` (before its res
 
 With ``learn_threshold=True`` the threshold is a per-unit parameter ``theta = sigmoid(theta_raw)``
 (as in arXiv 2303.05641), stored raw in ``params["threshold"]``; its Jacobian terms are
-``docs/theory/cells.md`` eq. (11)-(14).
+``docs/theory/cells.md`` eq. (15)-(20).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class EGRU(Cell):
             shape ``(n,)``, holds the *raw* value ``theta_raw`` and the threshold is
             ``theta = sigmoid(theta_raw)`` (the paper's parametrisation), initialised to
             ``logit(threshold)`` so that it starts at ``threshold``. Its gradient is exact
-            (``docs/theory/cells.md`` eq. (11)-(14)), including the non-local term through the
+            (``docs/theory/cells.md`` eq. (15)-(20)), including the non-local term through the
             unit's previous output. False (default): a fixed threshold, no extra parameter.
         **kwargs: ``seed``, ``autapses``, ``bias``, ``w_in_scale``, ``w_rec_scale``.
 
@@ -108,7 +108,7 @@ class EGRU(Cell):
         return self._local(state, rec, inp, jac, self._theta(params))
 
     def _threshold_terms(self, params, state, new, rec, inp):
-        """Learned threshold terms, as derivatives by the raw parameter (cells eq. (11)-(14))."""
+        """Learned threshold terms, as derivatives by the raw parameter (cells eq. (15)-(20))."""
         if not self.learn_threshold:
             return None
         theta = self._theta(params)
@@ -117,9 +117,9 @@ class EGRU(Cell):
         u = _sigmoid(rec[:, 0] + inp[:, 0])
         o = self.gate.forward(c - theta)
         gp = self.gate.grad(c - theta)
-        dc_r = 0.0 * c if self.detach_reset else -o + theta * gp   # d c_r / d theta   (eq. (11))
-        dthr = ((1 - u) * dc_r * dsig)[:, None, :]                  # local Mbar       (eq. (12))
-        dy_thr_prev = -c * gp * dsig                                # d y_{t-1}/dtheta (eq. (10))
+        dc_r = 0.0 * c if self.detach_reset else -o + theta * gp   # d c_r / d theta   (eq. (17))
+        dthr = ((1 - u) * dc_r * dsig)[:, None, :]                  # local Mbar       (eq. (18))
+        dy_thr_prev = -c * gp * dsig                                # d y_{t-1}/dtheta (eq. (16))
         c_new = new[:, 0]
         dy_thr = -c_new * self.gate.grad(c_new - theta) * dsig
         return dthr, dy_thr_prev, dy_thr

@@ -9,7 +9,7 @@ A learned per-unit threshold ``threshold[i]`` (kind THR, EGRU with ``learn_thres
 one exception: besides its local immediate influence on unit ``i`` (rows of ``post[p] == i``), it
 changes unit ``i``'s output ``y_{t-1}[i]``, which reaches ``i``'s postsynaptic units through
 ``W_rec`` at step ``t``. That non-local part is :meth:`ParamLayout.nonlocal_immediate`
-(``docs/theory/cells.md`` eq. (13)). Threshold columns come last, after the columns of
+(``docs/theory/cells.md`` eq. (19)). Threshold columns come last, after the columns of
 :attr:`ParamLayout.base`, the layout without them that the numba kernels run on.
 """
 from __future__ import annotations
@@ -94,7 +94,7 @@ class ParamLayout:
         """The threshold columns' non-local immediate influence, ``(B, S, n, n_thr)`` or None.
 
         ``theta_j`` changes ``y_{t-1}[j]`` by ``dy_thr_prev[j]``, which reaches unit ``i`` through
-        ``W_rec[g][i, j]`` (``docs/theory/cells.md`` eq. (13)):
+        ``W_rec[g][i, j]`` (``docs/theory/cells.md`` eq. (19)):
         ``Mbar_nl[b, a, i, j] = sum_g drec[b, a, g, i] W_rec[g][i, j] dy_thr_prev[b, j]``. Dense
         reference form (``O(S G n^2)``); the sparse engines use :func:`nonlocal_edges`."""
         if not self.n_thr:
@@ -104,7 +104,7 @@ class ParamLayout:
     def nonlocal_vjp(self, lam: np.ndarray, jac_params, w_rec: np.ndarray) -> np.ndarray:
         """``lam^T Mbar_nl`` per example, ``(B, n_thr)``, for ``lam (B, S, n)``: the back-projection
         ``W_rec^T (lam . drec)`` at unit ``j`` times ``dy_thr_prev[j]`` (``docs/theory/cells.md``
-        eq. (16)); cost of one transposed recurrent product."""
+        eq. (21)); cost of one transposed recurrent product."""
         delta = np.einsum("ban,bagn->bgn", lam, jac_params.drec)
         back = np.einsum("bgi,gij->bj", delta, w_rec)
         return (back * jac_params.dy_thr_prev)[:, self.pre[self._thr]]
@@ -148,7 +148,7 @@ class ParamLayout:
     def readout_direct(self, record, dy: np.ndarray):
         """``dL_t/dtheta`` through the event output ``y_t`` with the state held fixed, ``(P,)``, or
         None when the layout has no threshold: ``sum_b dy[b, i] dy_thr[b, i]`` in the threshold
-        columns (``docs/theory/cells.md`` eq. (14)). The training loops add it to every rule's
+        columns (``docs/theory/cells.md`` eq. (20)). The training loops add it to every rule's
         gradient, like the readout's own gradient; ``dy (B, n)`` is ``dL_t/dy_t``."""
         if not self.n_thr:
             return None

@@ -62,7 +62,7 @@ class ParamJacobian:
     ``dinp[a, g, i] * x[k]`` and for ``b[g][i]`` it is ``dinp[a, g, i]``.
 
     With a learned threshold (EGRU ``learn_threshold=True``) the record also carries its terms
-    (``docs/theory/cells.md`` eq. (12)-(13)): the local part ``Mbar[(a, i), theta_i] = dthr[a, i]``
+    (``docs/theory/cells.md`` eq. (18)-(19)): the local part ``Mbar[(a, i), theta_i] = dthr[a, i]``
     and the derivative of the previous output ``dy_thr_prev[j] = dy_{t-1}[j] / dtheta_j``, from
     which :meth:`~neurosnap.core.layout.ParamLayout.nonlocal_immediate` builds the non-local part.
 

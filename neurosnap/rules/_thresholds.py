@@ -1,4 +1,4 @@
-"""Influence of learned thresholds for the sparse engines (``docs/theory/cells.md`` eq. (15)).
+"""Influence of learned thresholds for the sparse engines (``docs/theory/cells.md`` eq. (19)).
 
 A threshold column ``theta_j`` of ``M`` is not confined to its own unit: its immediate influence
 has a local part (unit ``j``'s rows, ``dthr``) and a non-local part through ``y_{t-1}[j]`` on ``j``'s

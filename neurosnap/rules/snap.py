@@ -16,6 +16,9 @@ variables) and parameter ``p`` iff ``R_{n-1}[k, post[p]]`` (snap eq. (5)) and ru
 - Once ``n - 1`` reaches the largest distance in the connectivity graph the pattern is full and
   SnAp-n *is* exact RTRL (snap eq. (9)); from a zero influence it is exact for the first ``n`` steps
   (snap eq. (10)).
+- A learned EGRU threshold's immediate influence already reaches its unit's postsynaptic units, so
+  SnAp-n keeps ``R_n`` for it, one hop more (snap eq. (13)); its columns are a separate
+  ``(B, S, n, n)`` block (:mod:`neurosnap.rules._thresholds`).
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ class SnApState:
             state of the sparse exact RTRL engine the rule runs instead (same numbers, and it may
             use BLAS on dense steps), else None.
         thr, thr_keep, thr_layout: learned thresholds (else None): their ``(B, S, n, n)`` block,
-            its pattern ``R_n`` (``docs/theory/snap.md`` eq. (12)) and the full layout; ``layout``
+            its pattern ``R_n`` (``docs/theory/snap.md`` eq. (13)) and the full layout; ``layout``
             is then the layout without them, which the kernels run on.
     """
 
@@ -135,7 +138,7 @@ class SnAp(Rule):
             return SnApState(data=exact.data, layout=layout, graph=graph, order=self.n,
                              grad=grad, exact=exact)
         thr = {}
-        if full.n_thr:       # threshold theta_j: rows reachable from j within n steps (eq. (12))
+        if full.n_thr:       # threshold theta_j: rows reachable from j within n steps (eq. (13))
             keep = patterns.reachability(cell.mask, self.n)[:, full.post[full.thr_cols]]
             thr = dict(thr=_thresholds.new_block(full, batch, S, dtype), thr_keep=keep,
                        thr_layout=full)

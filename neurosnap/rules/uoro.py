@@ -14,7 +14,9 @@ advanced with fresh random signs ``nu_t`` in {-1, +1}^(S n) and two positive res
 
 so that ``E_nu[s_tilde_t theta_tilde_t^T] = M_t`` given the past (uoro eq. 6): the gradient is an
 unbiased estimate of RTRL's. ``J_t s_tilde`` is one Jacobian-vector product through the step record
-(:func:`jac_matvec`), ``Mbar_t^T nu`` one contraction of the immediate influence.
+(:func:`jac_matvec`), ``Mbar_t^T nu`` one contraction of the immediate influence; for a learned
+EGRU threshold it includes the non-local part (``docs/theory/cells.md`` eq. (19), contracted as in
+eq. (21)), so the estimate stays unbiased.
 """
 from __future__ import annotations
 
