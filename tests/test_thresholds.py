@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import make_batch, make_cell, random_params
 
 import neurosnap as ns
 from neurosnap import engine as ns_engine
-from conftest import make_batch, make_cell, random_params
 from neurosnap.sparse.patterns import reachability, saturation_order
 
 TOL = 1e-10
@@ -66,7 +66,6 @@ def test_bad_learn_threshold_arguments_are_named():
     with pytest.raises(ValueError, match="threshold"):
         ns.cells.EGRU(2, 3, learn_threshold=True, threshold=1.5)
     model = ns.Model(ns.cells.EGRU(2, 3, learn_threshold=True), n_out=2)
-    params = model.init(seed=0)
     with pytest.raises(ValueError, match="threshold"):
         model.cell.output(np.zeros((1, 1, 3)))          # the output needs the thresholds
 
@@ -146,12 +145,12 @@ def test_detach_reset_drops_only_the_reset_term():
 def test_snap_keeps_the_entries_reachable_within_n_steps(order):
     """theta_j's immediate influence spans j and its postsynaptic units (R_1[:, j]); SnAp-n keeps
     R_n[:, j] for it (snap eq. (13)), one hop more than for a weight of unit j."""
-    model, params, xs, ys, mask = _problem(density=0.34, n_hidden=8, T=6)
+    model, params, xs, _, _ = _problem(density=0.34, n_hidden=8, T=6)
     rule = ns.rules.SnAp(n=order)
     state = rule.init(model, params, xs.shape[1])
     cp, s = model.cell_params(params), model.cell.initial_state(xs.shape[1])
     for t in range(xs.shape[0]):
-        s, y, record = model.cell.step_record(cp, s, xs[t])
+        s, _, record = model.cell.step_record(cp, s, xs[t])
         state, _ = rule.step(state, record, np.zeros_like(record.dout), params=params)
     layout = model.cell.layout
     M = state.influence[..., layout.thr_cols]                  # (B, S, n, n)
@@ -226,7 +225,7 @@ def test_model_run_events_use_the_learned_thresholds():
 
 def test_training_learns_the_thresholds_and_checkpoints_round_trip(tmp_path):
     model = ns.Model(ns.cells.EGRU(4, 8, learn_threshold=True), n_out=2)
-    kw = dict(seed=3, steps=300)
+    kw = {"seed": 3, "steps": 300}
     h = ns.train(model, ns.rules.RTRL(), ns.optim.Adam(1e-2), ns.tasks.Copy(), **kw)
     assert np.abs(h.params["cell.threshold"] - model.init(seed=3)["cell.threshold"]).max() > 0
     ns.train(model, ns.rules.RTRL(), ns.optim.Adam(1e-2), ns.tasks.Copy(), seed=3, steps=150,

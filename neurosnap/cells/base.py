@@ -171,7 +171,6 @@ class Cell(abc.ABC):
     def _threshold_terms(self, params, state, new, rec, inp):
         """``(dthr (B, S, n), dy_thr_prev (B, n), dy_thr (B, n))`` for a learned threshold, else
         None (see :class:`~neurosnap.core.record.ParamJacobian`)."""
-        return None
 
     def _drives(self, params, y_prev, x):
         # W_rec @ y_prev gathered from the units with non-zero output when that is cheaper than

@@ -140,8 +140,8 @@ class SnAp(Rule):
         thr = {}
         if full.n_thr:       # threshold theta_j: rows reachable from j within n steps (eq. (13))
             keep = patterns.reachability(cell.mask, self.n)[:, full.post[full.thr_cols]]
-            thr = dict(thr=_thresholds.new_block(full, batch, S, dtype), thr_keep=keep,
-                       thr_layout=full)
+            thr = {"thr": _thresholds.new_block(full, batch, S, dtype), "thr_keep": keep,
+                   "thr_layout": full}
         if self.n == 1:
             return SnApState(data=np.zeros((batch, S, layout.size), dtype=dtype), layout=layout,
                              graph=graph, order=1, grad=grad, **thr)
