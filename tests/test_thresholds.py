@@ -247,3 +247,12 @@ def test_config_cell_options(tmp_path):
     assert model.cell.learn_threshold is True
     params = model.init(seed=0)
     np.testing.assert_allclose(1 / (1 + np.exp(-params["cell.threshold"])), 0.25, atol=1e-15)
+
+
+def test_model_description_round_trip():
+    from neurosnap.io._model import build_model, model_config
+    model = ns.Model(ns.cells.EGRU(3, 5, density=0.6, learn_threshold=True, threshold=0.2), n_out=2)
+    again = build_model(model_config(model))
+    assert again.cell.learn_threshold is True and again.cell.threshold == 0.2
+    assert again.param_shapes() == model.param_shapes()
+    assert again.cell.config() == model.cell.config()
