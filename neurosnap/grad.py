@@ -96,6 +96,9 @@ def _reference(model, params, xs, ys, rule, mask, meter):
                                   dlogits=dlogits)
         if g is not None:
             core += g
+        direct = layout.readout_direct(record, dy)          # learned thresholds only
+        if direct is not None:
+            core += direct
         if meter is not None:
             meter.add(step_stats(record, rule, rule_state))
     rule_state, g = rule.flush(rule_state, params=params)

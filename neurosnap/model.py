@@ -37,7 +37,9 @@ class Model:
         dtype: ``np.float64`` (default, exactness) or ``np.float32`` (speed), same code path.
 
     Parameters are a flat dict with dotted names: ``cell.w_rec (G, n, n)``, ``cell.w_in (G, n, n_in)``,
-    ``cell.bias (G, n)`` (if the cell has a bias), ``readout.weight (n_out, n)``, ``readout.bias (n_out,)``.
+    ``cell.bias (G, n)`` (if the cell has a bias), ``cell.threshold (n,)`` (EGRU with
+    ``learn_threshold=True``, raw: the threshold is its sigmoid), ``readout.weight (n_out, n)``,
+    ``readout.bias (n_out,)``.
 
     Examples:
         >>> import numpy as np, neurosnap as ns
@@ -186,7 +188,7 @@ class Model:
             state, hidden[t] = self.cell.step(cp, state, xs[t])
             states[t] = state
         outputs = hidden @ params["readout.weight"].T + params["readout.bias"]
-        events = self.cell.output(states.reshape(T * B, S, n))[1].reshape(T, B, n)
+        events = self.cell.output(states.reshape(T * B, S, n), cp)[1].reshape(T, B, n)
         validate.finite("Model.run", states=states, outputs=outputs)
         return Trajectory(outputs=outputs, hidden=hidden, events=events, states=states)
 

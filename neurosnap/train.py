@@ -271,6 +271,9 @@ class _Loop:
             self.g_bout += dlogits.sum(axis=0)
             rule_state, g = rule.step(rule_state, record, dy[:, None, :] * record.dout,
                                       params=self.params, dlogits=dlogits)
+            direct = cell.layout.readout_direct(record, dy)     # learned thresholds only
+            if direct is not None:
+                self.core += direct
             if self.meter is not None:
                 self.meter.add(step_stats(record, rule, rule_state))
             self.t += 1

@@ -20,13 +20,15 @@ GATES = ("heaviside", "smooth")
 _KIND_KWARGS = {
     "LeakyRNN": (ns.cells.LeakyRNN, dict(alpha=0.7, w_rec_scale=1.5, w_in_scale=1.5)),
     "EGRU": (ns.cells.EGRU, dict(w_rec_scale=2.0, w_in_scale=3.0)),
+    # learned per-unit thresholds (not in ALL_KINDS; the suites that cover it name it)
+    "EGRU-thr": (ns.cells.EGRU, dict(w_rec_scale=2.0, w_in_scale=3.0, learn_threshold=True)),
     "LIF": (ns.cells.LIF, dict(w_in_scale=30.0, w_rec_scale=5.0)),
     "LIF-subtract": (ns.cells.LIF, dict(w_in_scale=30.0, w_rec_scale=5.0, reset="subtract")),
     "ALIF": (ns.cells.ALIF, dict(w_in_scale=30.0, w_rec_scale=5.0)),
     "ALIF-subtract": (ns.cells.ALIF, dict(w_in_scale=30.0, w_rec_scale=5.0, reset="subtract")),
 }
 
-SMOOTH_BETA = {"EGRU": 8.0, "LIF": 3.0, "LIF-subtract": 3.0, "ALIF": 3.0, "ALIF-subtract": 3.0}
+SMOOTH_BETA = {"EGRU": 8.0, "EGRU-thr": 8.0, "LIF": 3.0, "LIF-subtract": 3.0, "ALIF": 3.0, "ALIF-subtract": 3.0}
 
 
 def cell_configs(gates=GATES, kinds=ALL_KINDS):
@@ -65,13 +67,19 @@ def make_cell(kind: str, gate: str = "heaviside", *, n_in: int = 3, n_hidden: in
 
 
 def random_params(model, seed: int = 0, bias_scale: float = 0.3):
-    """``model.init(seed)`` with random (instead of zero) biases, so that every term is exercised."""
+    """``model.init(seed)`` with random (instead of zero) biases, and per-unit learned thresholds
+    spread around their initial value, so that every term is exercised."""
     params = model.init(seed=seed)
     rng = np.random.default_rng(seed + 1000)
     for name in params:
         if name.endswith("bias"):
             params[name] = (params[name] + bias_scale * rng.standard_normal(params[name].shape)
                             ).astype(model.dtype)
+    if "cell.threshold" in params:        # raw thresholds: theta = sigmoid(raw) around 0.3
+        rng_t = np.random.default_rng(seed + 2000)
+        params["cell.threshold"] = (params["cell.threshold"]
+                                    + 0.5 * rng_t.standard_normal(params["cell.threshold"].shape)
+                                    ).astype(model.dtype)
     return params
 
 

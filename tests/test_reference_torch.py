@@ -33,7 +33,8 @@ def reference_cell(cell):
         return ref.LeakyRNN(alpha=cell.alpha)
     gate = reference_gate(cell.gate)
     if isinstance(cell, ns.cells.EGRU):
-        return ref.EGRU(gate=gate, threshold=cell.threshold, detach_reset=cell.detach_reset)
+        return ref.EGRU(gate=gate, threshold=cell.threshold, detach_reset=cell.detach_reset,
+                        learn_threshold=cell.learn_threshold)
     common = dict(gate=gate, dt=cell.dt, tau_mem=cell.tau_mem, tau_syn=cell.tau_syn, v_th=cell.v_th,
                   v_leak=cell.v_leak, v_reset=cell.v_reset, reset=cell.reset,
                   detach_reset=cell.detach_reset, refractory_steps=cell.refractory_steps,
@@ -82,6 +83,10 @@ def test_torch_autograd_equals_bptt_and_rtrl(kind, gate, seed):
 VARIANTS = [
     ("EGRU", "heaviside", dict(detach_reset=True)),
     ("EGRU", "smooth", dict(threshold=0.5)),
+    ("EGRU-thr", "heaviside", {}),
+    ("EGRU-thr", "fast_sigmoid", dict(autapses=False)),
+    ("EGRU-thr", "smooth", dict(threshold=0.5)),
+    ("EGRU-thr", "heaviside", dict(detach_reset=True)),
     ("LIF", "heaviside", dict(detach_reset=False, bias=True)),
     ("LIF-subtract", "fast_sigmoid", dict(detach_reset=False, v_leak=0.2, v_reset=-0.1)),
     ("LIF", "smooth", dict(v_reset=0.3, detach_reset=False, tau_syn=2e-3)),

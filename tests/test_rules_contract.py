@@ -28,7 +28,7 @@ import neurosnap as ns
 from conftest import make_batch, make_cell, random_params
 
 T, B, N_HIDDEN, N_IN, N_OUT = 7, 3, 5, 3, 3
-CELL_KINDS = ("LeakyRNN", "EGRU", "LIF", "ALIF")
+CELL_KINDS = ("LeakyRNN", "EGRU", "EGRU-thr", "LIF", "ALIF")
 
 
 def _rules_under_test():

@@ -25,8 +25,8 @@ import neurosnap as ns
 from conftest import make_batch, make_cell, random_params
 from neurosnap.rules.rflo import random_feedback
 
-CELL_KINDS = ("LeakyRNN", "EGRU", "LIF", "ALIF")
-SINGLE_VARIABLE = ("LeakyRNN", "EGRU")
+CELL_KINDS = ("LeakyRNN", "EGRU", "EGRU-thr", "LIF", "ALIF")
+SINGLE_VARIABLE = ("LeakyRNN", "EGRU", "EGRU-thr")
 TOL = 1e-12
 
 
@@ -59,13 +59,29 @@ def _steps(model, params, xs, ys, mask):
     return out
 
 
-def _dense_immediate(layout, record, S, n):
-    """Mbar_t as a dense ``(B, S n, P)`` array, rows ordered ``(state variable, unit)``."""
+def _dense_immediate(layout, record, S, n, nonlocal_=True):
+    """Mbar_t as a dense ``(B, S n, P)`` array, rows ordered ``(state variable, unit)``; with
+    ``nonlocal_=False`` only the rows of each parameter's own unit (what RFLO keeps: for learned
+    thresholds it drops the term through ``y_{t-1}``)."""
     imm = layout.immediate(record.jac_params)
     B, _, P = imm.shape
     out = np.zeros((B, S * n, P))
     for a in range(S):
         out[:, a * n + layout.post, np.arange(P)] = imm[:, a]
+    if nonlocal_ and layout.n_thr:
+        nl = layout.nonlocal_immediate(record.jac_params, record.jac_state.w_rec)   # (B,S,n,n)
+        out[:, :, layout.thr_cols] += nl.reshape(B, S * n, -1)
+    return out
+
+
+def _direct(model, params, xs, ys, mask):
+    """The readout's direct threshold term every training loop adds (zero without thresholds)."""
+    layout = model.cell.layout
+    out = np.zeros(layout.size)
+    for record, credit, dlogits in _steps(model, params, xs, ys, mask):
+        d = layout.readout_direct(record, dlogits @ params["readout.weight"])
+        if d is not None:
+            out += d
     return out
 
 
@@ -99,7 +115,7 @@ def test_bptt_truncation_at_least_T_is_full_bptt(kind, extra):
 def test_truncated_bptt_is_windowed_forward_mode(kind, k):
     model, params, xs, ys, mask = _problem(kind, T=8)
     layout, S, n = model.cell.layout, model.cell.n_state, model.cell.n_hidden
-    expected = np.zeros(layout.size)
+    expected = _direct(model, params, xs, ys, mask)
     for t, (record, credit, _) in enumerate(_steps(model, params, xs, ys, mask)):
         if t % k == 0:
             M = np.zeros((xs.shape[1], S * n, layout.size))        # gradient cut at the window start
@@ -116,7 +132,7 @@ def _bptt_local_only(model, params, xs, ys, mask):
     """BPTT with a stop-gradient on recurrent events: lam_{t-1} = c_{t-1} + local_t^T lam_t."""
     layout = model.cell.layout
     steps = _steps(model, params, xs, ys, mask)
-    grad = np.zeros(layout.size)
+    grad = _direct(model, params, xs, ys, mask)
     lam = np.zeros_like(steps[0][1])
     for record, credit, _ in reversed(steps):
         lam = lam + credit
@@ -156,6 +172,8 @@ def test_eprop_traces_with_total_learning_signal_give_the_exact_gradient(kind):
             total = total + np.einsum("gij,bgi->bj", params["cell.w_rec"], delta)
         state, _ = rule.step(state, record, credit, params=params, dlogits=dlogits)
         trace = np.einsum("bap,bap->bp", record.dout[:, :, layout.post], state.eligibility)
+        if layout.n_thr:          # a threshold also acts on y_t directly (cells eq. (22))
+            trace[:, layout.thr_cols] += record.dy_thr[:, layout.post[layout.thr_cols]]
         grad += np.einsum("bp,bp->p", total[:, layout.post], trace)
     exact = _cell_vec(model, _grad(model, params, xs, ys, mask, ns.rules.BPTT()))
     assert _max_diff(grad, exact) <= TOL
@@ -180,11 +198,11 @@ def test_eprop_equals_bptt_when_recurrence_is_only_through_own_state(kind):
 def _rflo_dense(model, params, xs, ys, mask, feedback):
     """RFLO by definition: E_t = diag(local_t) E_{t-1} + Mbar_t, grad = sum_t (L_t dout_t)^T E_t."""
     layout, S, n = model.cell.layout, model.cell.n_state, model.cell.n_hidden
-    grad = np.zeros(layout.size)
+    grad = _direct(model, params, xs, ys, mask)
     E = np.zeros((xs.shape[1], S * n, layout.size))
     for record, _, dlogits in _steps(model, params, xs, ys, mask):
         decay = np.diagonal(_dense_local(record), axis1=1, axis2=2)          # (B, S n)
-        E = decay[:, :, None] * E + _dense_immediate(layout, record, S, n)
+        E = decay[:, :, None] * E + _dense_immediate(layout, record, S, n, nonlocal_=False)
         signal = (dlogits @ feedback)[:, None, :] * record.dout            # (B, S, n)
         grad += np.einsum("bs,bsp->p", signal.reshape(len(signal), -1), E)
     return grad

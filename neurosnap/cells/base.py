@@ -65,7 +65,8 @@ class Cell(abc.ABC):
         self.mask = self._make_mask()
         #: ``(post, pre)`` index arrays of the existing recurrent weights
         self.mask_indices = np.nonzero(self.mask)
-        self.layout = ParamLayout(self.mask, len(self.gate_names), self.n_in, self.has_bias)
+        self.layout = ParamLayout(self.mask, len(self.gate_names), self.n_in, self.has_bias,
+                                  has_threshold=bool(getattr(self, "learn_threshold", False)))
         #: the recurrent drive gathered from events (:class:`~neurosnap.cells.events.EventDrive`),
         #: with its tuning knobs ``crossover`` and ``min_units``
         self.event_drive = EventDrive(self.mask)
@@ -122,9 +123,9 @@ class Cell(abc.ABC):
     # -- one step --------------------------------------------------------------------------------
     def step(self, params: dict, state: np.ndarray, x: np.ndarray):
         """One step: ``(state (B, S, n), x (B, n_in)) -> (new_state (B, S, n), out (B, n))``."""
-        y_prev = self._drive_output(state, jac=False)[0]
-        new, *_ = self._local(state, *self._drives(params, y_prev, x), jac=False)
-        return new, self._output(new, jac=False)[0]
+        y_prev = self._drive_output(state, jac=False, params=params)[0]
+        new, *_ = self._loc(params, state, *self._drives(params, y_prev, x), jac=False)
+        return new, self._out(params, new, jac=False)[0]
 
     def step_record(self, params: dict, state: np.ndarray, x: np.ndarray):
         """One step with its :class:`~neurosnap.core.record.StepRecord`.
@@ -137,23 +138,41 @@ class Cell(abc.ABC):
         Returns:
             ``(new_state (B, S, n), out (B, n), record)``.
         """
-        y_prev, dout_prev, _ = self._drive_output(state, jac=True)
+        y_prev, dout_prev, _ = self._drive_output(state, jac=True, params=params)
         rec, inp = self._drives(params, y_prev, x)
-        new, local, drec, dinp = self._local(state, rec, inp, jac=True)
-        y, dout, events = self._output(new, jac=True)
+        new, local, drec, dinp = self._loc(params, state, rec, inp, jac=True)
+        y, dout, events = self._out(params, new, jac=True)
+        thr = self._threshold_terms(params, state, new, rec, inp)   # learned thresholds only
+        dthr, dy_thr_prev, dy_thr = (None, None, None) if thr is None else thr
         record = StepRecord(
             events=events,
             support=np.any(dout != 0, axis=1),
             dout=dout,
             jac_state=StateJacobian(local=local, drec=drec, w_rec=params["w_rec"], dout=dout_prev),
-            jac_params=ParamJacobian(drec=drec, dinp=dinp, y_prev=y_prev, x=x),
+            jac_params=ParamJacobian(drec=drec, dinp=dinp, y_prev=y_prev, x=x, dthr=dthr,
+                                     dy_thr_prev=dy_thr_prev),
+            dy_thr=dy_thr,
         )
         return new, y, record
 
-    def output(self, state: np.ndarray):
-        """Event output of a state ``(B, S, n)``: ``(y (B, n), events (B, n) bool)``."""
-        y, _, events = self._output(state, jac=True)
+    def output(self, state: np.ndarray, params: dict | None = None):
+        """Event output of a state ``(B, S, n)``: ``(y (B, n), events (B, n) bool)``; ``params`` (the
+        cell's parameter dict) is needed only by cells with learned output parameters (EGRU with
+        ``learn_threshold=True``)."""
+        y, _, events = self._out(params, state, jac=True)
         return y, events
+
+    # hooks for cells whose local dynamics or output read parameters other than the weights
+    # (EGRU with learn_threshold=True); the default ignores ``params``
+    def _out(self, params, state, jac: bool):
+        return self._output(state, jac)
+
+    def _loc(self, params, state, rec, inp, jac: bool):
+        return self._local(state, rec, inp, jac)
+
+    def _threshold_terms(self, params, state, new, rec, inp):
+        """``(dthr (B, S, n), dy_thr_prev (B, n), dy_thr (B, n))`` for a learned threshold, else
+        None (see :class:`~neurosnap.core.record.ParamJacobian`)."""
 
     def _drives(self, params, y_prev, x):
         # W_rec @ y_prev gathered from the units with non-zero output when that is cheaper than
@@ -182,10 +201,10 @@ class Cell(abc.ABC):
     def _output(self, state, jac: bool):
         """Event output of a state: ``(y (B, n), dout (B, S, n) or None, events (B, n) bool)``."""
 
-    def _drive_output(self, state, jac: bool):
+    def _drive_output(self, state, jac: bool, params=None):
         """What the recurrent synapses transmit from a state, same returns as :meth:`_output`; the
         event output itself unless transmission is delayed (LIF/ALIF ``delay > 1``)."""
-        return self._output(state, jac)
+        return self._out(params, state, jac)
 
     def config(self) -> dict:
         """Every constructor argument of this cell (defaults included) as JSON data, under

@@ -91,7 +91,7 @@ class _Spiking(Cell):
             state[:, self._if:self._if + self.delay - 1] = 1.0
         return state
 
-    def _drive_output(self, state, jac):
+    def _drive_output(self, state, jac, params=None):
         """``z_{t-D}`` from the oldest delayed gate argument (eq. (19)-(20)); ``_output`` if D = 1."""
         if self.delay == 1:
             return self._output(state, jac)

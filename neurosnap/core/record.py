@@ -61,17 +61,26 @@ class ParamJacobian:
     ``Mbar[(a, i), W_rec[g][i, j]] = drec[a, g, i] * y_prev[j]``; for ``W_in[g][i, k]`` it is
     ``dinp[a, g, i] * x[k]`` and for ``b[g][i]`` it is ``dinp[a, g, i]``.
 
+    With a learned threshold (EGRU ``learn_threshold=True``) the record also carries its terms
+    (``docs/theory/cells.md`` eq. (24)-(25)): the local part ``Mbar[(a, i), theta_i] = dthr[a, i]``
+    and the derivative of the previous output ``dy_thr_prev[j] = dy_{t-1}[j] / dtheta_j``, from
+    which :meth:`~neurosnap.core.layout.ParamLayout.nonlocal_immediate` builds the non-local part.
+
     Attributes:
         drec: shape ``(B, S, G, n)``.
         dinp: shape ``(B, S, G, n)``.
         y_prev: shape ``(B, n)``, presynaptic event output of the previous step.
         x: shape ``(B, n_in)``, the input of this step.
+        dthr: shape ``(B, S, n)`` or None (no learned threshold).
+        dy_thr_prev: shape ``(B, n)`` or None.
     """
 
     drec: np.ndarray
     dinp: np.ndarray
     y_prev: np.ndarray
     x: np.ndarray
+    dthr: np.ndarray | None = None
+    dy_thr_prev: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,9 @@ class StepRecord:
             by the next step's Jacobian).
         jac_state: :class:`StateJacobian`, J_t.
         jac_params: :class:`ParamJacobian`, Mbar_t.
+        dy_thr: shape ``(B, n)``, ``dy_t / dtheta`` for the new state with a learned threshold
+            (the readout's direct dependence, see
+            :meth:`~neurosnap.core.layout.ParamLayout.readout_direct`), else None.
     """
 
     events: np.ndarray
@@ -93,3 +105,4 @@ class StepRecord:
     dout: np.ndarray
     jac_state: StateJacobian
     jac_params: ParamJacobian
+    dy_thr: np.ndarray | None = None

@@ -77,6 +77,9 @@ class BPTT(Rule):
             lam = lam + credit
             imm = layout.immediate(record.jac_params)                       # (B, S, P)
             grad += np.einsum("bap,bap->p", lam[:, :, layout.post], imm)   # eq. (3)
+            if layout.n_thr:         # learned thresholds: non-local Mbar (cells eq. (25), (27))
+                grad[layout.thr_cols] += layout.nonlocal_vjp(
+                    lam, record.jac_params, record.jac_state.w_rec).sum(axis=0)
             lam = record.jac_state.matvec_transpose(lam)                    # eq. (2)
         state.records.clear()
         state.credits.clear()

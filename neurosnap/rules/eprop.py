@@ -13,6 +13,10 @@ partial one, ``L_t = W_out^T dL_t/do_t`` (symmetric feedback, ``L_t dout_t`` is 
 ``B_fb^T dL_t/do_t`` (random feedback, :func:`neurosnap.rules.rflo.random_feedback`). With symmetric
 feedback the gradient equals BPTT with the recurrent part of ``J_t`` removed from the backward pass
 (eprop eq. 5), and exact BPTT when that part vanishes, e.g. zero recurrent weights (eprop eq. 6).
+
+A learned EGRU threshold keeps its local immediate influence in eq. (2) and, like every term through
+the recurrent weights, loses the non-local one through ``y_{t-1}`` (``docs/theory/cells.md``
+eq. (24)-(25)); the training loop adds its direct readout term (cells eq. (26)).
 """
 from __future__ import annotations
 

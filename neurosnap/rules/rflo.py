@@ -15,6 +15,10 @@ by a fixed random feedback matrix ``B_fb`` of shape ``(n_out, n)``:
 For :class:`~neurosnap.cells.LeakyRNN` eq. (2) is Murray's ``B_t = (1 - alpha) B_{t-1} + alpha
 phi'(u_t) h_{t-1}^T`` (rflo eq. 1). ``feedback="symmetric"`` uses the true readout (the credit
 ``c_t`` as given) instead of ``B_fb``.
+
+A learned EGRU threshold keeps its local immediate influence in eq. (2) and drops the non-local one
+through ``y_{t-1}`` (``docs/theory/cells.md`` eq. (24)-(25)); the training loop adds its direct
+readout term (cells eq. (26)) with the true readout.
 """
 from __future__ import annotations
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..sparse import kernels
 from ..sparse import stats as _stats
+from . import _thresholds
 from .base import Rule
 
 #: default of ``RTRL.dense_switch``: the sparse engine uses BLAS on the dense Jacobian when
@@ -120,6 +121,10 @@ class InfluenceState:
             still exactly zero), or None when all ``P`` were.
         skipped: (batch entry, panel) pairs skipped as exactly zero so far.
         dense_switch, kernel: the rule's settings the engine runs with.
+        thr: learned thresholds with the sparse engine: the ``(B, S, n, n)`` block of their
+            influence columns, kept apart from the panels (:mod:`neurosnap.rules._thresholds`);
+            else None. ``layout`` is then the layout without them (``ParamLayout.base``) and
+            ``thr_layout`` the full one.
     """
 
     data: np.ndarray
@@ -138,6 +143,8 @@ class InfluenceState:
     dense_switch: float = DENSE_SWITCH
     kernel: str = "panels"
     _imm_off: np.ndarray | None = None
+    thr: np.ndarray | None = None
+    thr_layout: object = None
 
     @property
     def influence(self) -> np.ndarray:
@@ -145,7 +152,8 @@ class InfluenceState:
         copy read out of the panels for the sparse engine."""
         if self.plan is None:
             return self.data
-        return self.plan.to_dense(self.data.reshape(-1))
+        M = self.plan.to_dense(self.data.reshape(-1))
+        return M if self.thr is None else np.concatenate([M, self.thr], axis=3)
 
     @property
     def shape(self) -> tuple:
@@ -153,7 +161,7 @@ class InfluenceState:
         if self.plan is None:
             return self.data.shape
         p = self.plan
-        return (p.B, p.S, p.n, len(p.perm))
+        return (p.B, p.S, p.n, len(p.perm) + (0 if self.thr is None else self.thr.shape[3]))
 
 
 @dataclass(frozen=True)
@@ -216,11 +224,12 @@ class RTRL(Rule):
         cell = model.cell
         layout = cell.layout
         shape = (batch, cell.n_state, cell.n_hidden, layout.size)
+        full, layout = layout, layout.base          # the sparse engine's panels: no thresholds
         graph = kernels.RecurrentGraph(cell.mask)
         grad = np.zeros(layout.size, dtype=model.dtype)
         if not self.sparse:
-            return InfluenceState(data=np.zeros(shape, model.dtype), layout=layout, graph=graph,
-                                  grad=grad)
+            return InfluenceState(data=np.zeros(shape, model.dtype), layout=full, graph=graph,
+                                  grad=np.zeros(full.size, dtype=model.dtype))
         S, n, P = cell.n_state, cell.n_hidden, layout.size
         tile = kernels.tile_columns(S, n, P, np.dtype(model.dtype).itemsize, self.tile_bytes)
         plan = kernels.BlockPlan.dense(layout, graph, S, batch, chunk=tile, panels=True,
@@ -231,7 +240,9 @@ class RTRL(Rule):
         state = InfluenceState(data=data, layout=layout, graph=graph, plan=plan, grad=grad,
                                spare=spare, work=work, zero_flags=[f0, f1],
                                fired=work.new_fired(batch),
-                               dense_switch=float(self.dense_switch), kernel=self.kernel)
+                               dense_switch=float(self.dense_switch), kernel=self.kernel,
+                               thr=_thresholds.new_block(full, batch, S, model.dtype),
+                               thr_layout=full if full.n_thr else None)
         weakref.finalize(state, _POOL.give, key, pairs)
         return state
 
@@ -243,9 +254,12 @@ class RTRL(Rule):
             J = record.jac_state.to_dense()                                     # (B, Sn, Sn)
             M = np.matmul(J, M.reshape(B, S * n, P)).reshape(B, S, n, P)
             M[:, :, layout.post, np.arange(P)] += layout.immediate(record.jac_params)  # + Mbar_t
+            if layout.n_thr:                   # learned thresholds: non-local part of Mbar_t
+                M[:, :, :, layout.thr_cols] += layout.nonlocal_immediate(
+                    record.jac_params, record.jac_state.w_rec)
             state.data = M
             return state, np.einsum("ban,banp->p", credit, M)                  # eq. (6)
-        return state, exact_step(state, record, credit)
+        return state, sparse_step(state, record, credit)
 
     def cost(self, state, record):
         """Influence non-zeros stored, numbers stored and multiply-adds of the last step, per
@@ -253,13 +267,26 @@ class RTRL(Rule):
         kernel only over the columns it multiplied, see ``InfluenceState.live_cols``), or the
         dense product's on steps the sparse engine handed to BLAS."""
         B, S, n, P = state.shape
-        out = {"influence_nnz": np.count_nonzero(state.data) / B, "influence_size": float(S * n * P)}
+        nnz = np.count_nonzero(state.data) + (0 if state.thr is None
+                                              else np.count_nonzero(state.thr))
+        out = {"influence_nnz": nnz / B, "influence_size": float(S * n * P)}
         if self.sparse and not state.last_blas:
             out["macs"] = _stats.exact_sparse_macs(record, state.graph, state.layout,
                                                    state.live_cols)
         else:
             out["macs"] = _stats.dense_rtrl_macs(record, P)
         return out
+
+
+def sparse_step(state, record, credit) -> np.ndarray:
+    """:func:`exact_step` plus, with learned thresholds, the exact step of their separate block
+    (:func:`neurosnap.rules._thresholds.block_step`); the gradient ``(P,)`` in layout order."""
+    g = exact_step(state, record, credit)
+    if state.thr is None:
+        return g
+    state.thr, g_thr = _thresholds.block_step(state.thr, record, credit, state.graph,
+                                              state.thr_layout)
+    return np.concatenate([g, g_thr])
 
 
 def exact_step(state, record, credit) -> np.ndarray:
@@ -304,7 +331,8 @@ def _blas_panels(state, record, credit) -> None:
     """``spare = J_t data + Mbar_t`` with BLAS, panel by panel, and ``grad += c_t^T spare``
     (``grad`` in storage order)."""
     plan, layout = state.plan, state.layout
-    B, S, n, P = state.shape
+    B, S, n = plan.B, plan.S, plan.n
+    P = len(plan.perm)
     dt = state.data.dtype
     J = record.jac_state.to_dense().astype(dt, copy=False).reshape(B, S, n, S, n)
     old = state.data.reshape(B, S, n * P)

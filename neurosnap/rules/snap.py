@@ -16,6 +16,9 @@ variables) and parameter ``p`` iff ``R_{n-1}[k, post[p]]`` (snap eq. (5)) and ru
 - Once ``n - 1`` reaches the largest distance in the connectivity graph the pattern is full and
   SnAp-n *is* exact RTRL (snap eq. (9)); from a zero influence it is exact for the first ``n`` steps
   (snap eq. (10)).
+- A learned EGRU threshold's immediate influence already reaches its unit's postsynaptic units, so
+  SnAp-n keeps ``R_n`` for it, one hop more (snap eq. (13)); its columns are a separate
+  ``(B, S, n, n)`` block (:mod:`neurosnap.rules._thresholds`).
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import numpy as np
 from ..core import validate
 from ..sparse import kernels, patterns
 from ..sparse import stats as _stats
+from . import _thresholds
 from . import rtrl as _rtrl
 from .base import Rule
 
@@ -45,6 +49,9 @@ class SnApState:
         exact: when the pattern is all of ``M`` (snap eq. (9), strongly connected graph), the
             state of the sparse exact RTRL engine the rule runs instead (same numbers, and it may
             use BLAS on dense steps), else None.
+        thr, thr_keep, thr_layout: learned thresholds (else None): their ``(B, S, n, n)`` block,
+            its pattern ``R_n`` (``docs/theory/snap.md`` eq. (13)) and the full layout; ``layout``
+            is then the layout without them, which the kernels run on.
     """
 
     data: np.ndarray
@@ -55,6 +62,9 @@ class SnApState:
     spare: np.ndarray | None = None
     grad: np.ndarray | None = None
     exact: object = None
+    thr: np.ndarray | None = None
+    thr_keep: np.ndarray | None = None
+    thr_layout: object = None
 
     @property
     def influence(self) -> np.ndarray:
@@ -62,20 +72,22 @@ class SnApState:
         if self.exact is not None:
             return self.exact.influence
         if self.plan is not None:
-            return self.plan.to_dense(self.data)
-        B, S, P = self.data.shape
-        out = np.zeros((B, S, self.graph.n, P), dtype=self.data.dtype)
-        out[:, :, self.layout.post, np.arange(P)] = self.data
-        return out
+            out = self.plan.to_dense(self.data)
+        else:
+            B, S, P = self.data.shape
+            out = np.zeros((B, S, self.graph.n, P), dtype=self.data.dtype)
+            out[:, :, self.layout.post, np.arange(P)] = self.data
+        return out if self.thr is None else np.concatenate([out, self.thr], axis=3)
 
     @property
     def stored(self) -> int:
         """Numbers stored per sequence (batch element)."""
         if self.exact is not None:
-            return int(np.prod(self.exact.data.shape[1:]))
+            return int(np.prod(self.exact.shape[1:]))
+        thr = 0 if self.thr is None else int(np.count_nonzero(self.thr_keep)) * self.thr.shape[1]
         if self.plan is not None:
-            return self.plan.stored_per_sequence()
-        return int(np.prod(self.data.shape[1:]))
+            return self.plan.stored_per_sequence() + thr
+        return int(np.prod(self.data.shape[1:])) + thr
 
 
 @dataclass(frozen=True)
@@ -116,25 +128,31 @@ class SnAp(Rule):
 
     def init(self, model, params, batch):
         cell = model.cell
-        layout, S, dtype = cell.layout, cell.n_state, model.dtype
+        full, S, dtype = cell.layout, cell.n_state, model.dtype
+        layout = full.base                     # the kernels' columns: thresholds kept apart
         graph = kernels.RecurrentGraph(cell.mask)
         grad = np.zeros(layout.size, dtype=dtype)
-        if self.n == 1:
-            return SnApState(data=np.zeros((batch, S, layout.size), dtype=dtype), layout=layout,
-                             graph=graph, order=1, grad=grad)
         rows = patterns.snap_rows(cell.mask, self.n)
-        if all(len(r) == cell.n_hidden for r in rows):      # full pattern: exact RTRL (eq. (9))
+        if self.n > 1 and all(len(r) == cell.n_hidden for r in rows):   # exact RTRL (eq. (9))
             exact = _rtrl.RTRL(dense_switch=_rtrl.DENSE_SWITCH).init(model, params, batch)
             return SnApState(data=exact.data, layout=layout, graph=graph, order=self.n,
                              grad=grad, exact=exact)
+        thr = {}
+        if full.n_thr:       # threshold theta_j: rows reachable from j within n steps (eq. (13))
+            keep = patterns.reachability(cell.mask, self.n)[:, full.post[full.thr_cols]]
+            thr = {"thr": _thresholds.new_block(full, batch, S, dtype), "thr_keep": keep,
+                   "thr_layout": full}
+        if self.n == 1:
+            return SnApState(data=np.zeros((batch, S, layout.size), dtype=dtype), layout=layout,
+                             graph=graph, order=1, grad=grad, **thr)
         plan = kernels.BlockPlan.from_rowsets(layout, graph, S, batch, rows)
         return SnApState(data=np.zeros(plan.size, dtype=dtype), layout=layout, graph=graph,
                          order=self.n, plan=plan, spare=np.zeros(plan.size, dtype=dtype),
-                         grad=grad)
+                         grad=grad, **thr)
 
     def step(self, state, record, credit, *, params, dlogits=None, **extras):
         if state.exact is not None:                                        # snap eq. (9)
-            g = _rtrl.exact_step(state.exact, record, credit)
+            g = _rtrl.sparse_step(state.exact, record, credit)
             state.data = state.exact.data
             return state, g
         grad = state.grad
@@ -142,20 +160,27 @@ class SnAp(Rule):
         if state.plan is None:                                            # snap eq. (7)
             kernels.snap1_step(state.data, state.layout, state.graph, record.jac_state,
                                record.jac_params, credit, grad)
-            return state, grad.copy()
-        kernels.block_step(state.data, state.spare, state.plan, state.graph, record.jac_state,
-                           record.jac_params, credit, grad)                # snap eq. (6)
-        state.data, state.spare = state.spare, state.data
-        out = np.empty_like(grad)
-        out[state.plan.perm] = grad
-        return state, out
+            out = grad.copy()
+        else:
+            kernels.block_step(state.data, state.spare, state.plan, state.graph,
+                               record.jac_state, record.jac_params, credit, grad)  # eq. (6)
+            state.data, state.spare = state.spare, state.data
+            out = np.empty_like(grad)
+            out[state.plan.perm] = grad
+        if state.thr is None:
+            return state, out
+        state.thr, g_thr = _thresholds.block_step(state.thr, record, credit, state.graph,
+                                                  state.thr_layout, keep=state.thr_keep)
+        return state, np.concatenate([out, g_thr])
 
     def cost(self, state, record):
         """Influence non-zeros stored, numbers stored and multiply-adds of the last step, per sequence."""
         if state.exact is not None:
             return _rtrl.RTRL().cost(state.exact, record)
         B = len(record.events)
-        out = {"influence_nnz": np.count_nonzero(state.data) / B,
+        nnz = np.count_nonzero(state.data) + (0 if state.thr is None
+                                              else np.count_nonzero(state.thr))
+        out = {"influence_nnz": nnz / B,
                "influence_size": float(state.stored)}
         if state.plan is None:
             out["macs"] = _stats.snap1_macs(record, state.layout.size)

@@ -14,7 +14,9 @@ advanced with fresh random signs ``nu_t`` in {-1, +1}^(S n) and two positive res
 
 so that ``E_nu[s_tilde_t theta_tilde_t^T] = M_t`` given the past (uoro eq. 6): the gradient is an
 unbiased estimate of RTRL's. ``J_t s_tilde`` is one Jacobian-vector product through the step record
-(:func:`jac_matvec`), ``Mbar_t^T nu`` one contraction of the immediate influence.
+(:func:`jac_matvec`), ``Mbar_t^T nu`` one contraction of the immediate influence; for a learned
+EGRU threshold it includes the non-local part (``docs/theory/cells.md`` eq. (25), contracted as in
+eq. (27)), so the estimate stays unbiased.
 """
 from __future__ import annotations
 
@@ -118,6 +120,9 @@ class UORO(Rule):
         nu = (2 * state.rng.integers(0, 2, size=s.shape) - 1).astype(s.dtype)
         imm = layout.immediate(record.jac_params)                            # (B, S, P)
         nu_m = np.einsum("bap,bap->bp", nu[:, :, layout.post], imm)          # Mbar_t^T nu
+        if layout.n_thr:             # learned thresholds: the non-local part of Mbar_t^T nu too
+            nu_m[:, layout.thr_cols] += layout.nonlocal_vjp(nu, record.jac_params,
+                                                            record.jac_state.w_rec)
         rho0 = _ratio(_norm(theta), _norm(js))                              # eq. (4)
         rho1 = _ratio(_norm(nu_m), np.full(B, np.sqrt(nu[0].size), dtype=s.dtype))
         s = rho0[:, None, None] * js + rho1[:, None, None] * nu              # eq. (2)

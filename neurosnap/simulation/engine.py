@@ -31,7 +31,7 @@ class StepRunner:
         for j in range(k):
             self.state, _ = self.cell.step(self.cp, self.state, xs[j])
             if self.want_events:
-                ev = self.cell.output(self.state)[1]
+                ev = self.cell.output(self.state, self.cp)[1]
                 counts[j] = ev.sum(axis=1)
                 b, u = np.nonzero(ev)
                 if len(u):

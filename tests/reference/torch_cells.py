@@ -93,26 +93,33 @@ class LeakyRNN:
 @dataclass(frozen=True)
 class EGRU:
     """Event-based GRU: ``y = H(c - theta) c``; reset ``c_r = c - o theta`` after an event;
-    gates ``u``, ``r``, candidate ``z = tanh(r * (W_c y) + V_c x + b_c)``; ``c_t = u z + (1-u) c_r``."""
+    gates ``u``, ``r``, candidate ``z = tanh(r * (W_c y) + V_c x + b_c)``; ``c_t = u z + (1-u) c_r``.
+    With ``learn_threshold`` the threshold is ``sigmoid(p["cell.threshold"])``, one per unit."""
 
     gate: Gate
     threshold: float = 0.3
     detach_reset: bool = False
+    learn_threshold: bool = False
     n_state = 1
 
     def initial_state(self, batch, n, dtype):
         return (torch.zeros(batch, n, dtype=dtype),)
 
-    def output(self, state):
+    def theta(self, p):
+        return torch.sigmoid(p["cell.threshold"]) if self.learn_threshold else self.threshold
+
+    def output(self, state, p=None):
         (c,) = state
-        return self.gate(c - self.threshold) * c
+        return self.gate(c - self.theta(p)) * c
 
     def step(self, p, state, x):
         (c,) = state
-        o = self.gate(c - self.threshold)
+        theta = self.theta(p)
+        o = self.gate(c - theta)
         y = o * c                                            # only y enters the recurrence
         o_reset = o.detach() if self.detach_reset else o
-        c_r = c - o_reset * self.threshold
+        theta_reset = theta.detach() if (self.detach_reset and self.learn_threshold) else theta
+        c_r = c - o_reset * theta_reset
         u = torch.sigmoid(_rec(p, 0, y) + _inp(p, 0, x))
         r = torch.sigmoid(_rec(p, 1, y) + _inp(p, 1, x))
         z = torch.tanh(r * _rec(p, 2, y) + _inp(p, 2, x))
@@ -271,7 +278,7 @@ def sequence_loss(cell, p, xs, ys, mask, loss, truncation=None):
         if truncation is not None and t > 0 and t % truncation == 0:
             state = tuple(s.detach() for s in state)
         state = cell.step(p, state, xs[t])
-        y = cell.output(state)
+        y = cell.output(state, p) if isinstance(cell, EGRU) else cell.output(state)
         logits = y @ p["readout.weight"].T + p["readout.bias"]
         m = mask[t].to(xs.dtype)
         if loss == "cross_entropy":
