@@ -250,7 +250,7 @@ def test_config_cell_options(tmp_path):
 
 
 def test_model_description_round_trip():
-    from neurosnap.io._model import build_model, model_config
+    from neurosnap.io.codec import build_model, model_config
     model = ns.Model(ns.cells.EGRU(3, 5, density=0.6, learn_threshold=True, threshold=0.2), n_out=2)
     again = build_model(model_config(model))
     assert again.cell.learn_threshold is True and again.cell.threshold == 0.2
