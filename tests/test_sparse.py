@@ -264,3 +264,21 @@ def test_dense_switch_follows_counted_work(monkeypatch):
         s, _, rec = model.cell.step_record(cp, s, xs[t])
         st, _ = rule.step(st, rec, rec.dout, params=params)
     assert st.blas_steps == 0
+
+
+def test_one_connectivity_index_per_cell():
+    """The cell builds its graph once; the event drive, the rules and the engine share it."""
+    from neurosnap import engine
+    from neurosnap.core.graph import RecurrentGraph
+    cell = ns.cells.EGRU(n_in=2, n_hidden=12, density=0.3, seed=4)
+    model = ns.Model(cell, n_out=2, loss="mse")
+    params = model.init(seed=0)
+    g = cell.graph
+    assert isinstance(g, RecurrentGraph)
+    ref = RecurrentGraph(cell.mask)
+    for name in ("indptr", "indices", "csc_edge", "in_ptr", "edge_post", "edge_pre", "self_edge"):
+        np.testing.assert_array_equal(getattr(g, name), getattr(ref, name))
+    assert cell.event_drive.indptr is g.indptr and cell.event_drive.indices is g.indices
+    assert ns.rules.RTRL().init(model, params, 2).graph is g
+    assert ns.rules.SnAp(n=1).init(model, params, 2).graph is g
+    assert engine._graph(cell)[0] is g.indptr

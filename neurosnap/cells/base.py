@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..core import describe, validate
+from ..core.graph import RecurrentGraph
 from ..core.layout import ParamLayout
 from ..core.record import ParamJacobian, StateJacobian, StepRecord
 from .events import EventDrive
@@ -65,11 +66,14 @@ class Cell(abc.ABC):
         self.mask = self._make_mask()
         #: ``(post, pre)`` index arrays of the existing recurrent weights
         self.mask_indices = np.nonzero(self.mask)
+        #: the connectivity index (:class:`~neurosnap.core.graph.RecurrentGraph`), built once here;
+        #: the event drive, the sparse engine, SnAp, the cost counters and the compiled loops use it
+        self.graph = RecurrentGraph(self.mask)
         self.layout = ParamLayout(self.mask, len(self.gate_names), self.n_in, self.has_bias,
                                   has_threshold=bool(getattr(self, "learn_threshold", False)))
         #: the recurrent drive gathered from events (:class:`~neurosnap.cells.events.EventDrive`),
         #: with its tuning knobs ``crossover`` and ``min_units``
-        self.event_drive = EventDrive(self.mask)
+        self.event_drive = EventDrive(self.graph)
 
     # -- connectivity and parameters -------------------------------------------------------------
     @property

@@ -15,12 +15,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..core.graph import RecurrentGraph
+
 
 class EventDrive:
     """The recurrent drive of one cell, built once from its mask.
 
     Args:
-        mask: ``(n, n)`` booleans, ``mask[post, pre]``.
+        mask: ``(n, n)`` booleans, ``mask[post, pre]``, or the cell's connectivity index
+            (:class:`~neurosnap.core.graph.RecurrentGraph`, whose CSC is used as it is).
         crossover: see the attribute (default: the class attribute, measured).
         min_units: see the attribute (default: the class attribute).
 
@@ -45,16 +48,15 @@ class EventDrive:
     crossover = 0.02
     min_units = 64
 
-    def __init__(self, mask: np.ndarray, crossover: float | None = None,
+    def __init__(self, mask: np.ndarray | RecurrentGraph, crossover: float | None = None,
                  min_units: int | None = None):
         self.crossover = float(EventDrive.crossover if crossover is None else crossover)
         self.min_units = int(EventDrive.min_units if min_units is None else min_units)
-        mask = np.asarray(mask, dtype=bool)
-        n = mask.shape[0]
-        pre, post = np.nonzero(mask.T)                 # sorted by presynaptic unit
+        graph = mask if isinstance(mask, RecurrentGraph) else RecurrentGraph(mask)
+        n = graph.n
         self.n = n
-        self.indices = post.astype(np.int64)
-        self.indptr = np.searchsorted(pre, np.arange(n + 1)).astype(np.int64)
+        self.indices = graph.indices
+        self.indptr = graph.indptr
         self.nnz = len(self.indices)
         self.mean_fan_out = self.nnz / max(n, 1)
 

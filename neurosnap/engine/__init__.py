@@ -107,8 +107,7 @@ def _static(cell, key, build):
 
 def _graph(cell):
     def build():
-        from ..sparse.kernels import RecurrentGraph
-        g = RecurrentGraph(cell.mask)
+        g = cell.graph
         return (g.indptr, g.indices, g.csc_edge, g.edge_pre, g.edge_post, g.self_edge, g.in_ptr)
     return _static(cell, ("graph",), build)
 
@@ -147,8 +146,8 @@ def _plan(cell, order, batch):
     exact)``; ``exact``: the plan is all of ``M`` (stored as ``(B, S, n, P)``)."""
     def build():
         from ..sparse import kernels, patterns
-        from ..sparse.kernels import BlockPlan, RecurrentGraph
-        graph = RecurrentGraph(cell.mask)
+        from ..sparse.kernels import BlockPlan
+        graph = cell.graph
         S = cell.n_state
         plan, exact = None, True
         if order >= 2:

@@ -225,7 +225,7 @@ class RTRL(Rule):
         layout = cell.layout
         shape = (batch, cell.n_state, cell.n_hidden, layout.size)
         full, layout = layout, layout.base          # the sparse engine's panels: no thresholds
-        graph = kernels.RecurrentGraph(cell.mask)
+        graph = cell.graph
         grad = np.zeros(layout.size, dtype=model.dtype)
         if not self.sparse:
             return InfluenceState(data=np.zeros(shape, model.dtype), layout=full, graph=graph,

@@ -130,7 +130,7 @@ class SnAp(Rule):
         cell = model.cell
         full, S, dtype = cell.layout, cell.n_state, model.dtype
         layout = full.base                     # the kernels' columns: thresholds kept apart
-        graph = kernels.RecurrentGraph(cell.mask)
+        graph = cell.graph
         grad = np.zeros(layout.size, dtype=dtype)
         rows = patterns.snap_rows(cell.mask, self.n)
         if self.n > 1 and all(len(r) == cell.n_hidden for r in rows):   # exact RTRL (eq. (9))
