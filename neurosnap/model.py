@@ -1,12 +1,13 @@
 """A recurrent cell plus a linear readout and a per-step loss."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .cells.base import Cell
 from .core import validate
+from .core.structure import Structure
 from .losses import LOSSES, per_example_loss_and_grad
 
 
@@ -191,6 +192,11 @@ class Model:
         events = self.cell.output(states.reshape(T * B, S, n), cp)[1].reshape(T, B, n)
         validate.finite("Model.run", states=states, outputs=outputs)
         return Trajectory(outputs=outputs, hidden=hidden, events=events, states=states)
+
+    def structure(self) -> Structure:
+        """What learning rules may know of the model besides its step records: the cell's
+        :meth:`~neurosnap.cells.base.Cell.structure` with ``n_out`` filled in."""
+        return replace(self.cell.structure(), n_out=self.n_out)
 
     def config(self) -> dict:
         """Every setting of the model as JSON data: the cell's :meth:`~neurosnap.cells.base.Cell.config`,

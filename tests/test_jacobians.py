@@ -5,7 +5,7 @@
 - ``layout.immediate(record.jac_params)`` (B, S, P) == d step / d theta, column p in rows (a, post[p])
   and exactly zero in the rows of every other unit;
 - ``record.dout`` == d out(s_t) / d s_t and ``record.jac_state.dout`` == d out(s_{t-1}) / d s_{t-1};
-- ``matvec_transpose(lam) == to_dense().T @ lam`` and the sparse influence kernel == dense product,
+- ``matvec(v) == to_dense() @ v``, ``matvec_transpose(lam) == to_dense().T @ lam`` and the sparse influence kernel == dense product,
   for Heaviside (surrogate) gates too.
 """
 from __future__ import annotations
@@ -135,7 +135,8 @@ def test_dout_matches_finite_differences(kind):
 
 @pytest.mark.parametrize("kind,gate", cell_configs(gates=("heaviside", "fast_sigmoid", "smooth")))
 def test_record_consistency(kind, gate):
-    """step == step_record; matvec_transpose == dense transpose; events/support bookkeeping."""
+    """step == step_record; matvec and matvec_transpose == the dense Jacobian and its transpose;
+    events/support bookkeeping."""
     cell = make_cell(kind, gate, n_hidden=6, density=0.5, seed=2)
     cp, state, x = _setup(cell, seed=4)
     new, y, record = cell.step_record(cp, state, x)
@@ -148,6 +149,9 @@ def test_record_consistency(kind, gate):
     dense = record.jac_state.to_dense()
     expect = np.einsum("bij,bi->bj", dense, lam.reshape(B, S * n)).reshape(B, S, n)
     np.testing.assert_allclose(record.jac_state.matvec_transpose(lam), expect, rtol=0, atol=1e-12)
+    v = rng.standard_normal((B, S, n))
+    expect = np.einsum("bij,bj->bi", dense, v.reshape(B, S * n)).reshape(B, S, n)
+    np.testing.assert_allclose(record.jac_state.matvec(v), expect, rtol=0, atol=1e-12)
     # events and support
     assert record.events.dtype == np.bool_ and record.events.shape == (B, n)
     np.testing.assert_array_equal(record.support, np.any(record.dout != 0, axis=1))

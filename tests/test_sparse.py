@@ -1,6 +1,7 @@
 """The sparse exact engine: event-driven forward pass and sparse exact RTRL (issue 3, items 1-2)."""
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import numpy as np
@@ -282,3 +283,15 @@ def test_one_connectivity_index_per_cell():
     assert ns.rules.RTRL().init(model, params, 2).graph is g
     assert ns.rules.SnAp(n=1).init(model, params, 2).graph is g
     assert engine._graph(cell)[0] is g.indptr
+
+
+def test_model_structure_is_what_rules_read():
+    """Rules take sizes, layout, graph and dt from ``model.structure()``, not from the cell object."""
+    lif = ns.Model(ns.cells.LIF(n_in=2, n_hidden=5, dt=5e-4), n_out=3, loss="mse")
+    s = lif.structure()
+    assert (s.cell, s.n_in, s.n_hidden, s.n_state, s.n_out, s.dt) == ("LIF", 2, 5,
+                                                                      lif.cell.n_state, 3, 5e-4)
+    assert s.graph is lif.cell.graph and s.layout is lif.cell.layout
+    assert ns.Model(ns.cells.EGRU(n_in=2, n_hidden=5), n_out=2).structure().dt is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.n_out = 4

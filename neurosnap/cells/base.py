@@ -16,6 +16,7 @@ import numpy as np
 from ..core import describe, validate
 from ..core.graph import RecurrentGraph
 from ..core.layout import ParamLayout
+from ..core.structure import Structure
 from ..core.record import ParamJacobian, StateJacobian, StepRecord
 from .events import EventDrive
 
@@ -85,6 +86,15 @@ class Cell(abc.ABC):
     def n_gates(self) -> int:
         """Number of recurrent drives ``G`` (each has its own ``w_rec``, ``w_in``, ``bias``)."""
         return len(self.gate_names)
+
+    def structure(self) -> Structure:
+        """The cell's public structure for learning rules (:class:`~neurosnap.core.structure.Structure`,
+        ``n_out=0``): sizes, mask, connectivity index (``graph``), layout and time step ``dt``
+        (``None`` for cells without one)."""
+        dt = getattr(self, "dt", None)
+        return Structure(cell=type(self).__name__, n_in=self.n_in, n_hidden=self.n_hidden,
+                         n_state=self.n_state, n_out=0, mask=self.mask, graph=self.graph,
+                         layout=self.layout, dt=None if dt is None else float(dt))
 
     def _make_mask(self) -> np.ndarray:
         n = self.n_hidden

@@ -45,6 +45,18 @@ class StateJacobian:
         diag = np.einsum("bacn,nm->bancm", self.local, eye)
         return (off + diag).reshape(B, S * n, S * n)
 
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        """``J_t v`` for ``v`` of shape ``(B, S, n)`` without forming the dense Jacobian (rtrl eq. 3);
+        the UORO forward step (uoro eq. 2).
+
+        Returns:
+            Shape ``(B, S, n)``: ``local v`` per unit plus ``drec W_rec (dout . v)`` (the recurrence).
+        """
+        out = np.einsum("bacn,bcn->ban", self.local, v)
+        y = np.einsum("bcj,bcj->bj", self.dout, v)                   # change of the event output
+        rec = np.einsum("gij,bj->bgi", self.w_rec, y)                # change of the recurrent drive
+        return out + np.einsum("bagi,bgi->bai", self.drec, rec)
+
     def matvec_transpose(self, lam: np.ndarray) -> np.ndarray:
         """``J_t^T lam`` for ``lam`` of shape ``(B, S, n)``; the BPTT step (bptt eq. 2)."""
         out = np.einsum("bacn,ban->bcn", self.local, lam)

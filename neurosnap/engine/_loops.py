@@ -556,7 +556,7 @@ def uoro_step(s_t, theta, js, yv, recv, nu_m, nu, graph, kind, gate, post, pre, 
     P = kind.shape[0]
     indptr, indices = graph[0], graph[1]
     for b in range(B):
-        # J_t s_tilde (uoro.jac_matvec)
+        # J_t s_tilde (StateJacobian.matvec)
         for i in range(n):
             for a in range(S):
                 r = 0.0

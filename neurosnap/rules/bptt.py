@@ -58,7 +58,7 @@ class BPTT(Rule):
             validate.positive_int("truncation", self.truncation)
 
     def init(self, model, params, batch):
-        return BPTTState(layout=model.cell.layout)
+        return BPTTState(layout=model.structure().layout)
 
     def step(self, state, record, credit, *, params, dlogits=None, **extras):
         state.records.append(record)

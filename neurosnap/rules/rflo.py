@@ -86,7 +86,8 @@ class TraceRule(Rule):
         validate.positive_int("seed", self.seed, minimum=0)
 
     def init(self, model, params, batch):
-        cell, layout = model.cell, model.cell.layout
+        cell = model.structure()
+        layout = cell.layout
         fb = (random_feedback(self.seed, model.n_out, cell.n_hidden, model.dtype)
               if self.feedback == "random" else None)
         eps = np.zeros((batch, cell.n_state, layout.size), dtype=model.dtype)

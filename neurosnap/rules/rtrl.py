@@ -221,7 +221,7 @@ class RTRL(Rule):
             raise ValueError(f"tile_bytes must be positive, got {tb!r}")
 
     def init(self, model, params, batch):
-        cell = model.cell
+        cell = model.structure()
         layout = cell.layout
         shape = (batch, cell.n_state, cell.n_hidden, layout.size)
         full, layout = layout, layout.base          # the sparse engine's panels: no thresholds

@@ -127,7 +127,7 @@ class SnAp(Rule):
         validate.positive_int("n", self.n)
 
     def init(self, model, params, batch):
-        cell = model.cell
+        cell = model.structure()
         full, S, dtype = cell.layout, cell.n_state, model.dtype
         layout = full.base                     # the kernels' columns: thresholds kept apart
         graph = cell.graph

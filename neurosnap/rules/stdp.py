@@ -109,9 +109,9 @@ class _Pairing(Rule):
         self.init(model, None, 1)
 
     def init(self, model, params, batch):
-        cell = model.cell
-        dt = getattr(cell, "dt", 1.0)
-        d_pre, d_post = self.decays(dt, None if hasattr(cell, "dt") else type(cell).__name__)
+        cell = model.structure()
+        dt = 1.0 if cell.dt is None else cell.dt
+        d_pre, d_post = self.decays(dt, cell.cell if cell.dt is None else None)
         layout = cell.layout
         rec_cols = np.flatnonzero(layout.kind == REC)
         inp_cols = np.flatnonzero(layout.kind == INP) if self.input_weights else np.zeros(0, int)
@@ -238,11 +238,12 @@ class RSTDP(_Pairing):
 
     def init(self, model, params, batch):
         state = super().init(model, params, batch)
-        dt = getattr(model.cell, "dt", 1.0)
+        structure = model.structure()
+        dt = 1.0 if structure.dt is None else structure.dt
         state.eligibility = np.zeros((batch, state.layout.size), model.dtype)
         state.decay_eligibility = self._factor(dt, self.tau_eligibility, "tau_eligibility",
-                                               None if hasattr(model.cell, "dt")
-                                               else type(model.cell).__name__)
+                                               structure.cell if structure.dt is None
+                                               else None)
         state.baseline = np.zeros(batch, model.dtype)
         if self.tau_reward is not None:
             if dt > self.tau_reward:

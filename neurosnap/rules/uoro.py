@@ -14,7 +14,7 @@ advanced with fresh random signs ``nu_t`` in {-1, +1}^(S n) and two positive res
 
 so that ``E_nu[s_tilde_t theta_tilde_t^T] = M_t`` given the past (uoro eq. 6): the gradient is an
 unbiased estimate of RTRL's. ``J_t s_tilde`` is one Jacobian-vector product through the step record
-(:func:`jac_matvec`), ``Mbar_t^T nu`` one contraction of the immediate influence; for a learned
+(:meth:`~neurosnap.core.record.StateJacobian.matvec`), ``Mbar_t^T nu`` one contraction of the immediate influence; for a learned
 EGRU threshold it includes the non-local part (``docs/theory/cells.md`` eq. (25), contracted as in
 eq. (27)), so the estimate stays unbiased.
 """
@@ -28,22 +28,6 @@ import numpy as np
 from ..core import validate
 from ..core.layout import REC
 from .base import Rule
-
-
-def jac_matvec(jac_state, v: np.ndarray) -> np.ndarray:
-    """``J_t v`` for ``v`` of shape ``(B, S, n)`` without forming the dense Jacobian (rtrl eq. 3).
-
-    Args:
-        jac_state: a :class:`~neurosnap.core.record.StateJacobian`.
-        v: shape ``(B, S, n)``.
-
-    Returns:
-        Shape ``(B, S, n)``: ``local v`` per unit plus ``drec W_rec (dout . v)`` (the recurrence).
-    """
-    out = np.einsum("bacn,bcn->ban", jac_state.local, v)
-    y = np.einsum("bcj,bcj->bj", jac_state.dout, v)                   # change of the event output
-    rec = np.einsum("gij,bj->bgi", jac_state.w_rec, y)                # change of the recurrent drive
-    return out + np.einsum("bagi,bgi->bai", jac_state.drec, rec)
 
 
 @dataclass
@@ -103,7 +87,8 @@ class UORO(Rule):
         validate.positive_int("seed", self.seed, minimum=0)
 
     def init(self, model, params, batch):
-        cell, layout = model.cell, model.cell.layout
+        cell = model.structure()
+        layout = cell.layout
         return UOROState(
             s_tilde=np.zeros((batch, cell.n_state, cell.n_hidden), dtype=model.dtype),
             theta_tilde=np.zeros((batch, layout.size), dtype=model.dtype),
@@ -116,7 +101,7 @@ class UORO(Rule):
         layout = state.layout
         s, theta = state.s_tilde, state.theta_tilde
         B = s.shape[0]
-        js = jac_matvec(record.jac_state, s)
+        js = record.jac_state.matvec(s)
         nu = (2 * state.rng.integers(0, 2, size=s.shape) - 1).astype(s.dtype)
         imm = layout.immediate(record.jac_params)                            # (B, S, P)
         nu_m = np.einsum("bap,bap->bp", nu[:, :, layout.post], imm)          # Mbar_t^T nu
