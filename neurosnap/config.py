@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .cells import CELLS
-from .io.codec import gate_from_config
+from .io.codec import build_cell, cell_keywords, gate_from_config
 from .model import Model
 from .optim import OPTIMIZERS
 from .rules import RULES
@@ -276,7 +276,7 @@ def _build_model(table, task):
         raise ConfigError(f"[model] cell_options must be a table of the cell's keywords, e.g. "
                           f"cell_options = {{ threshold = 0.3 }}, got {options!r}")
     options = dict(options)
-    _check_keys("[model.cell_options]", options, keywords(CELLS[name]), f" for {name}")
+    _check_keys("[model.cell_options]", options, set(cell_keywords(CELLS[name])), f" for {name}")
     _check_numbers("[model]", {k: v for k, v in table.items() if k != "cell_options"})
     _check_numbers("[model.cell_options]", options)
     if "gate" in options:
@@ -285,7 +285,7 @@ def _build_model(table, task):
     if not isinstance(dtype, str) or dtype not in ("float32", "float64"):
         raise ConfigError(f"[model] dtype must be 'float32' or 'float64', got {dtype!r}")
     try:
-        cell = CELLS[name](task.n_in, table["n_hidden"], table.get("density", 1.0), **options)
+        cell = build_cell(name, task.n_in, table["n_hidden"], table.get("density", 1.0), options)
         return Model(cell, task.n_out, loss=task.loss, dtype=getattr(np, dtype))
     except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"[model] {exc}") from None

@@ -245,3 +245,22 @@ def test_norse_default_float32_import_agrees_with_a_float32_model():
     events = model.run(params, xs).events
     assert outputs.dtype == np.float32 and events.sum() > 1000
     assert np.mean(spikes == events) > 0.999
+
+
+def test_network_hash_unchanged_by_the_shared_codec():
+    """``network_hash`` (stored in recordings) is byte-identical to the one computed before the
+    config and JSON codecs shared one cell builder (values computed on the previous version)."""
+    from neurosnap.io.codec import build_model, model_config, network_hash
+    models = [
+        ns.Model(ns.cells.EGRU(n_in=3, n_hidden=7, density=0.5, seed=2), n_out=2),
+        ns.Model(ns.cells.EGRU(n_in=3, n_hidden=7, gate=ns.gates.Smooth(4.0), learn_threshold=True),
+                 n_out=3, loss="mse", dtype=np.float32),
+        ns.Model(ns.cells.LeakyRNN(n_in=2, n_hidden=5, density=0.4, seed=1), n_out=2),
+    ]
+    expect = ["cee1789673a4f6c6b0eaacdfeb148f2f7a051c6c35026a52dd264cc2e36144f7",
+              "1d6b7cf2d7ed5bcdd5caf709385cd823ccd309e98f771c8136c9afc022bbae2e",
+              "15d063ab9bda190ec5a6b3843ae8f581bf028f37ed39465be8fdb4e8f04b5a7e"]
+    for model, digest in zip(models, expect, strict=True):
+        params = model.init(seed=0)
+        assert network_hash(model, params) == digest
+        assert network_hash(build_model(model_config(model)), params) == digest

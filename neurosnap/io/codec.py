@@ -23,13 +23,16 @@ import numpy as np
 
 from .. import gates
 from ..cells import CELLS
+from ..cells.base import Cell
 from ..model import Model
 
 _SKIP = {"self", "n_in", "n_hidden", "density"}
 _ATTRIBUTE = {"bias": "has_bias"}          # constructor keyword -> attribute holding its value
 
 
-def _cell_keywords(cls):
+def cell_keywords(cls) -> list[str]:
+    """The keyword arguments of cell class ``cls`` a description may set (``cell_options``): every
+    constructor argument along its MRO except ``n_in``, ``n_hidden`` and ``density``."""
     names = []
     for klass in cls.__mro__:
         if "__init__" in vars(klass):
@@ -94,7 +97,7 @@ def model_config(model) -> dict:
     """JSON-serialisable description of ``model`` (module docstring)."""
     cell = model.cell
     options = {}
-    for name in _cell_keywords(type(cell)):
+    for name in cell_keywords(type(cell)):
         value = getattr(cell, _ATTRIBUTE.get(name, name))
         options[name] = gate_config(value) if name == "gate" else _plain(value)
     return {"cell": type(cell).__name__, "n_in": cell.n_in, "n_hidden": cell.n_hidden,
@@ -111,27 +114,46 @@ def build_model(config: dict) -> Model:
                       "cell_options"} - set(config))
     if missing:
         raise ValueError(f"model configuration lacks {missing}")
-    options = config["cell_options"]
-    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
-        raise ValueError("model configuration: cell_options must be an object")
-    if not isinstance(config["cell"], str) or config["cell"] not in CELLS:
-        raise ValueError(f"model configuration: unknown cell {config['cell']!r}; expected one of "
-                         f"{sorted(CELLS)}")
     if config["dtype"] not in ("float32", "float64"):
         raise ValueError(f"model configuration: dtype must be 'float32' or 'float64', got "
                          f"{config['dtype']!r}")
-    cls = CELLS[config["cell"]]
-    unknown = sorted(set(options) - set(_cell_keywords(cls)))
-    if unknown:
-        raise ValueError(f"model configuration: unknown cell_options {unknown} for {config['cell']}")
-    options = dict(options)
     try:
-        if "gate" in options:
-            options["gate"] = gate_from_config(options["gate"])
-        cell = cls(config["n_in"], config["n_hidden"], config["density"], **options)
+        cell = build_cell(config["cell"], config["n_in"], config["n_hidden"], config["density"],
+                          config["cell_options"])
         return Model(cell, config["n_out"], loss=config["loss"], dtype=getattr(np, config["dtype"]))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"model configuration: {exc}") from None
+
+
+def build_cell(name, n_in, n_hidden, density, options) -> Cell:
+    """The cell ``CELLS[name](n_in, n_hidden, density, **options)``, the one path from a
+    description (this module's ``cell_options``, a configuration's ``[model]`` table) to a cell.
+
+    Args:
+        name: a key of :data:`neurosnap.cells.CELLS`.
+        n_in, n_hidden, density: the cell's sizes and weight density.
+        options: the other keywords (:func:`cell_keywords`); ``gate`` as a table
+            (:func:`gate_from_config`) or a gate.
+
+    Raises:
+        ValueError: naming the key, for an unknown cell or keyword, a gate table that describes no
+            gate, or a value the cell refuses.
+    """
+    if not isinstance(name, str) or name not in CELLS:
+        raise ValueError(f"unknown cell {name!r}; expected one of {sorted(CELLS)}")
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise ValueError("cell_options must be an object")
+    cls = CELLS[name]
+    unknown = sorted(set(options) - set(cell_keywords(cls)))
+    if unknown:
+        raise ValueError(f"unknown cell_options {unknown} for {name}")
+    options = dict(options)
+    if isinstance(options.get("gate"), dict):
+        options["gate"] = gate_from_config(options["gate"])
+    try:
+        return cls(n_in, n_hidden, density, **options)
+    except (TypeError, OverflowError) as exc:
+        raise ValueError(str(exc)) from None
 
 
 def network_hash(model, params) -> str:
