@@ -37,8 +37,6 @@ KNOWN_PRIVATE_ATTRIBUTES: set[str] = set()
 
 KNOWN_PRIVATE = {
     ("neurosnap.cells.alif", "neurosnap.cells.lif", "_Spiking"),
-    ("neurosnap.engine._loops", "neurosnap.sparse.kernels", "_block_step"),
-    ("neurosnap.engine._loops", "neurosnap.sparse.stats", "_per_column"),
 }
 
 

@@ -12,6 +12,7 @@ from neurosnap.cells.events import EventDrive
 from neurosnap.core.record import StateJacobian
 from neurosnap.rules import BPTT, RTRL
 from neurosnap.sparse import kernels
+from reference import sparse_products
 
 CELLS = ["LeakyRNN", "EGRU", "LIF", "ALIF"]
 
@@ -109,7 +110,7 @@ def test_propagate_influence_matches_reference_and_dense(cell):
         M = rng.normal(size=(2, c.n_state, c.n_hidden, 11))
         js = rec.jac_state
         dense = np.matmul(js.to_dense(), M.reshape(2, -1, 11)).reshape(M.shape)
-        ref = kernels.propagate_influence_reference(M, js, graph)
+        ref = sparse_products.propagate_influence_reference(M, js, graph)
         fast = kernels.propagate_influence(M, js, graph)
         np.testing.assert_allclose(ref, dense, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(fast, dense, rtol=1e-12, atol=1e-12)

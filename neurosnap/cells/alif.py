@@ -51,14 +51,13 @@ class ALIF(_Spiking):
 
     def __init__(self, n_in: int, n_hidden: int, density: float = 1.0, *, tau_adapt: float = 0.2,
                  beta: float = 1.8, detach_adaptation: bool = False, **kwargs):
-        dt = kwargs.get("dt", 1e-3)
-        dt = validate.real("dt", dt)
-        self.tau_adapt = validate.real("tau_adapt", tau_adapt, low=dt, low_name=f"dt={dt}")
+        super().__init__(n_in, n_hidden, density, **kwargs)     # validates dt
+        self.tau_adapt = validate.real("tau_adapt", tau_adapt, low=self.dt,
+                                       low_name=f"dt={self.dt}")
         self.beta = validate.real("beta", beta, low=0.0)
         if not isinstance(detach_adaptation, bool):
             raise TypeError(f"detach_adaptation must be a bool, got {detach_adaptation!r}")
         self.detach_adaptation = detach_adaptation
-        super().__init__(n_in, n_hidden, density, **kwargs)
 
     def _local(self, state, rec, inp, jac):
         v, i, a = state[:, 0], state[:, 1], state[:, 2]

@@ -27,8 +27,8 @@ import numba
 import numpy as np
 
 from ..core.layout import REC
-from ..sparse.kernels import _block_step
-from ..sparse.stats import _per_column
+from ..sparse.kernels import block_step_arrays
+from ..sparse.stats import macs_per_column_arrays
 from ._step import (
     all_finite,
     apply_update,
@@ -348,7 +348,8 @@ def run_influence(code, plan, work, bufs, perm, switch, data, cell, params, grap
                   opt, ctl, batch_size):  # pragma: no cover - numba
     """Chunk loop of exact RTRL and SnAp-n >= 2.
 
-    ``code == BLOCK``: the sparse exact kernel :func:`neurosnap.sparse.kernels._block_step` on the
+    ``code == BLOCK``: the sparse exact kernel
+    :func:`neurosnap.sparse.kernels.block_step_arrays` on the
     block ``plan`` (a tuple of its index arrays; exact RTRL or a SnAp-n pattern); ``perm`` maps its
     storage columns to parameters. ``code == DENSE``: the dense Jacobian times ``M (B, S n, P)``.
     ``work``: the kernel's scratch arrays ``(coef, active, src_ptr, src_f, src_c, src_jj)``;
@@ -385,19 +386,20 @@ def run_influence(code, plan, work, bufs, perm, switch, data, cell, params, grap
         total += loss
         use_blas = False
         if code == BLOCK and switch > 0:
-            use_blas = switch * _per_column(local, drec, dout_prev, dout, graph[4],
-                                            edge_pre).sum() > B * (S * n) ** 2
+            use_blas = switch * macs_per_column_arrays(local, drec, dout_prev, dout, graph[4],
+                                                       edge_pre).sum() > B * (S * n) ** 2
         if use_blas:                   # dense steps of the exact plan: BLAS on the same storage
             dense_step(old.reshape((B, S * n, P)), nxt.reshape((B, S * n, P)), J, cred, gtmp,
                        graph, kind, gate, post, pre, params[0], local, drec, dinp, dout_prev,
                        y_prev, xs[t], credit, acc[0])
             old, nxt = nxt, old
         elif code == BLOCK:
-            _block_step(old, nxt, blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0,
-                        blk_rowset, rs_rowptr, rs_units, rs_eptr, rs_ejj, rs_ee, col_kind,
-                        col_gate, col_post, col_pre, col_row, indptr, indices, csc_edge, edge_pre,
-                        local, drec, params[0], dout_prev, drec, dinp, y_prev, xs[t], credit,
-                        grad_store, True, coef, active, src_ptr, src_f, src_c, src_jj)
+            block_step_arrays(old, nxt, blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0,
+                              blk_rowset, rs_rowptr, rs_units, rs_eptr, rs_ejj, rs_ee, col_kind,
+                              col_gate, col_post, col_pre, col_row, indptr, indices, csc_edge,
+                              edge_pre, local, drec, params[0], dout_prev, drec, dinp, y_prev,
+                              xs[t], credit, grad_store, True, coef, active, src_ptr, src_f,
+                              src_c, src_jj)
             old, nxt = nxt, old
         else:
             dense_step(M, M2, J, cred, gtmp, graph, kind, gate, post, pre, params[0], local, drec,

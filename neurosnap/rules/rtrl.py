@@ -234,7 +234,7 @@ class RTRL(Rule):
         tile = kernels.tile_columns(S, n, P, np.dtype(model.dtype).itemsize, self.tile_bytes)
         plan = kernels.BlockPlan.dense(layout, graph, S, batch, chunk=tile, panels=True,
                                        perm=kernels.presynaptic_order(layout))
-        pairs, key = _POOL.take(cell, model.dtype, plan)
+        pairs, key = _POOL.take(model.cell, model.dtype, plan)   # buffers live as long as the cell
         (data, f0), (spare, f1) = pairs
         work = kernels.ExactWork(layout, graph, plan, model.dtype)
         state = InfluenceState(data=data, layout=layout, graph=graph, plan=plan, grad=grad,

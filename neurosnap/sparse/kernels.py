@@ -20,8 +20,7 @@ unit ``q`` whose rows are the units reachable from ``q`` within ``n - 1`` steps.
 One kernel call (:func:`block_step`) does a whole rule step: ``M' = J_t M + Mbar_t`` written into a
 second buffer of the same plan (the two buffers are swapped by the rule, so nothing is allocated
 per step) and ``grad += c_t^T M'`` (rtrl eq. 4 and 6). :func:`propagate_influence` (``J_t M``
-only) is checked against the NumPy reference :func:`propagate_influence_reference` and against the
-dense product.
+only) is checked by the test suite against a NumPy reference and against the dense product.
 
 Implementation notes (measured on the 2-core benchmark machine, ``docs/benchmarks.md``): a row is
 written in passes that each combine up to eight source rows (fewer passes over the destination), the
@@ -239,7 +238,7 @@ def block_step(old, new, plan, graph, jac_state, jac_params, credit, grad_store,
         credit = np.zeros((plan.B, S, n), dtype=dt)
     js, jp = jac_state, jac_params
     w = plan.workspace(dt, graph)
-    _block_step(old, new, plan.blk_base, plan.blk_bstride, plan.blk_rstride, plan.blk_ncol,
+    block_step_arrays(old, new, plan.blk_base, plan.blk_bstride, plan.blk_rstride, plan.blk_ncol,
                 plan.blk_col0, plan.blk_rowset, plan.rs_rowptr, plan.rs_units, plan.rs_eptr,
                 plan.rs_ejj, plan.rs_ee, plan.col_kind, plan.col_gate, plan.col_post, plan.col_pre,
                 plan.col_row, graph.indptr, graph.indices, graph.csc_edge, graph.edge_pre,
@@ -254,11 +253,14 @@ def _c(a, dtype):
 
 
 @numba.njit(cache=True, nogil=True)
-def _block_step(old, new, blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0, blk_rowset,
-                rs_rowptr, rs_units, rs_eptr, rs_ejj, rs_ee, col_kind, col_gate, col_post, col_pre,
-                col_row, indptr, indices, csc_edge, edge_pre, local, drec, w_rec, dout, jp_drec,
-                jp_dinp, y_prev, x, credit, grad, immediate, coef, active, src_ptr, src_f,
-                src_c, src_jj):  # pragma: no cover - numba
+def block_step_arrays(old, new, blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0, blk_rowset,
+                      rs_rowptr, rs_units, rs_eptr, rs_ejj, rs_ee, col_kind, col_gate, col_post,
+                      col_pre, col_row, indptr, indices, csc_edge, edge_pre, local, drec, w_rec,
+                      dout, jp_drec, jp_dinp, y_prev, x, credit, grad, immediate, coef, active,
+                      src_ptr, src_f, src_c, src_jj):  # pragma: no cover - numba
+    """The compiled body of :func:`block_step` on the plain arrays of a :class:`BlockPlan`, a
+    :class:`~neurosnap.core.graph.RecurrentGraph` and a step record (called from other compiled
+    loops, ``neurosnap.engine``); arguments as :func:`block_step` unpacks them."""
     B, S, _, n = local.shape
     G = w_rec.shape[0]
     zero = old.dtype.type(0.0)
@@ -954,30 +956,8 @@ def _snap1_step(M, kind, gate, post, pre, self_edge, local, drec, w_rec, dout, j
 
 
 # -------------------------------------------------------------------------------------------------
-# plain products (tests, reference)
+# plain product (learned thresholds' non-local influence, neurosnap.rules._thresholds)
 # -------------------------------------------------------------------------------------------------
-def propagate_influence_reference(M, jac_state, graph):
-    """NumPy reference of :func:`propagate_influence`; shapes as there."""
-    out = np.einsum("bacn,bcnp->banp", jac_state.local, M)
-    B = M.shape[0]
-    for b in range(B):
-        active = np.flatnonzero(np.any(jac_state.dout[b] != 0, axis=0))
-        if active.size == 0:
-            continue
-        Y = np.einsum("cj,cjp->jp", jac_state.dout[b][:, active], M[b][:, active])   # (|A|, P)
-        W = jac_state.w_rec[:, :, active] * graph_mask(graph)[None, :, active]     # (G, n, |A|)
-        coef = np.einsum("agi,gij->aij", jac_state.drec[b], W)                      # (S, n, |A|)
-        out[b] += coef @ Y
-    return out
-
-
-def graph_mask(graph) -> np.ndarray:
-    """The boolean mask ``(n, n)`` of a :class:`RecurrentGraph`."""
-    mask = np.zeros((graph.n, graph.n), dtype=bool)
-    mask[graph.edge_post, graph.edge_pre] = True
-    return mask
-
-
 def propagate_influence(M, jac_state, graph):
     """``J_t M`` for ``M`` of shape ``(B, S, n, P)``, exploiting activity and weight sparsity.
 

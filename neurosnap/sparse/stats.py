@@ -43,8 +43,7 @@ def step_stats(record, rule, rule_state) -> dict[str, float]:
         "event_fraction": float(np.mean(record.events)),
         "support_fraction": float(np.mean(record.support)),
     }
-    cost = rule.cost(rule_state, record) if hasattr(rule, "cost") else None
-    cost = cost or {}
+    cost = rule.cost(rule_state, record)              # every Rule has one ({} by default)
     for key in ("influence_nnz", "influence_size", "macs"):
         value = cost.get(key)
         out[key] = float("nan") if value is None else float(value)
@@ -160,11 +159,13 @@ def kernel_macs_per_column(record, graph) -> int:
 def kernel_macs_per_column_by_batch(record, graph) -> np.ndarray:
     """:func:`kernel_macs_per_column` for each batch entry, shape ``(B,)``."""
     js = record.jac_state
-    return _per_column(js.local, js.drec, js.dout, record.dout, graph.edge_post, graph.edge_pre)
+    return macs_per_column_arrays(js.local, js.drec, js.dout, record.dout, graph.edge_post, graph.edge_pre)
 
 
 @numba.njit(cache=True)
-def _per_column(local, drec, dout, dout_new, edge_post, edge_pre):  # pragma: no cover - numba
+def macs_per_column_arrays(local, drec, dout, dout_new, edge_post, edge_pre):  # pragma: no cover
+    """The compiled body of :func:`kernel_macs_per_column_by_batch` on plain arrays (also called
+    from the compiled loops, ``neurosnap.engine``): shape ``(B,)`` int64."""
     B, S, _, n = local.shape
     G = drec.shape[2]
     out = np.zeros(B, dtype=np.int64)

@@ -1,1 +1,2 @@
-"""Independent oracles for the exactness suite (no neurosnap imports in here)."""
+"""Independent oracles for the exactness suite (``torch_cells.py`` imports nothing of neurosnap),
+and the test-only products of the sparse kernels (``sparse_products.py``)."""
