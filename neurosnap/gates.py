@@ -76,7 +76,8 @@ class FastSigmoid(Surrogate):
         return self.gamma / (1.0 + self.slope * np.abs(x)) ** 2
 
 
-SURROGATES = {"triangle": Triangle, "fast_sigmoid": FastSigmoid}
+SURROGATES: dict[str, type[Triangle] | type[FastSigmoid]] = {"triangle": Triangle,
+                                                           "fast_sigmoid": FastSigmoid}
 
 
 def make_surrogate(spec) -> Surrogate:

@@ -127,7 +127,7 @@ def test_train_compiled_equals_reference(kind, gate, opt, update_every):
                          seed=2, batch_size=2, engine=e) for e in ("compiled", "reference")]
         _assert_close(runs[0].params, runs[1].params, TOL, name)
         assert len(runs[0].rows) == len(runs[1].rows)
-        for r0, r1 in zip(runs[0].rows, runs[1].rows):
+        for r0, r1 in zip(runs[0].rows, runs[1].rows, strict=True):
             assert set(r0) == set(r1)
             for key in r0:
                 if key != "wall":
@@ -144,7 +144,7 @@ def test_train_uoro_compiled_equals_reference_before_parameters_change():
     runs = [ns.train(model, ns.rules.UORO(seed=4), ns.optim.SGD(0.1), ns.tasks.Copy(), steps=30,
                      update_every=100, seed=1, batch_size=2, engine=e)
             for e in ("compiled", "reference")]
-    for r0, r1 in zip(runs[0].rows, runs[1].rows):
+    for r0, r1 in zip(runs[0].rows, runs[1].rows, strict=True):
         assert abs(r0["loss"] - r1["loss"]) <= TOL
 
 

@@ -230,7 +230,7 @@ def test_zero_flags_carry_known_zero_panels_across_steps():
     rec_cols = c.layout.kind == 0
     assert np.all(dense[:, :, :, rec_cols] == 7.0)       # trusted as zero: not rewritten
     imm = c.layout.immediate(rec.jac_params)                        # (B, S, P)
-    for q, (c0, nc) in enumerate(zip(plan.blk_col0, plan.blk_ncol)):
+    for q, (c0, nc) in enumerate(zip(plan.blk_col0, plan.blk_ncol, strict=True)):
         written = np.any(imm[:, :, c0:c0 + nc] != 0, axis=(1, 2))
         np.testing.assert_array_equal(znew[:, q], np.where(written, 0, 1))
     assert znew.sum() > 0 and (znew == 0).sum() > 0
@@ -396,7 +396,7 @@ def test_silent_columns_are_not_rewritten_when_new_is_known_zero_there():
     # dead columns of panels with a live column are not written at all (a panel that is all zero
     # in ``old`` takes the zero-panel path instead and is rewritten as zeros)
     panel_of = np.empty(P, dtype=int)
-    for q, (c0, nc) in enumerate(zip(plan.blk_col0, plan.blk_ncol)):
+    for q, (c0, nc) in enumerate(zip(plan.blk_col0, plan.blk_ncol, strict=True)):
         panel_of[plan.perm[c0:c0 + nc]] = q
     live_panel = np.zeros((B, len(plan.blk_col0)), bool)
     for b in range(B):

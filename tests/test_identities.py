@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import (
+    ALL_KINDS,
+    THRESHOLD_KINDS,
+    cell_configs,
+    make_batch,
+    make_cell,
+    max_abs_diff,
+    random_params,
+    sequence_loss,
+)
 
 import neurosnap as ns
-from conftest import (ALL_KINDS, THRESHOLD_KINDS, cell_configs, make_batch, make_cell,
-                      max_abs_diff, random_params, sequence_loss)
 
 TOL = 1e-10
 B = 3
@@ -222,7 +230,8 @@ def test_float32_same_code_path(kind):
 # -- edge sizes (property-based) --------------------------------------------------------------------
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=25, deadline=None, derandomize=True, database=None)

@@ -7,10 +7,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import neurosnap as ns  # noqa: E402
-from neurosnap.core.layout import BIAS, INP, REC  # noqa: E402
 from conftest import cell_configs, make_batch, make_cell, max_abs_diff, random_params  # noqa: E402
 from reference import torch_cells as ref  # noqa: E402
+
+import neurosnap as ns  # noqa: E402
+from neurosnap.core.layout import BIAS, INP, REC  # noqa: E402
 
 TOL = 1e-10
 

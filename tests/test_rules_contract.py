@@ -23,9 +23,9 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import make_batch, make_cell, random_params
 
 import neurosnap as ns
-from conftest import make_batch, make_cell, random_params
 
 T, B, N_HIDDEN, N_IN, N_OUT = 7, 3, 5, 3, 3
 CELL_KINDS = ("LeakyRNN", "EGRU", "EGRU-thr", "LIF", "ALIF")

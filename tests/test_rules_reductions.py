@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import make_batch, make_cell, random_params
 
 import neurosnap as ns
-from conftest import make_batch, make_cell, random_params
 from neurosnap.rules.rflo import random_feedback
 
 CELL_KINDS = ("LeakyRNN", "EGRU", "EGRU-thr", "LIF", "ALIF")
@@ -78,7 +78,7 @@ def _direct(model, params, xs, ys, mask):
     """The readout's direct threshold term every training loop adds (zero without thresholds)."""
     layout = model.cell.layout
     out = np.zeros(layout.size)
-    for record, credit, dlogits in _steps(model, params, xs, ys, mask):
+    for record, _credit, dlogits in _steps(model, params, xs, ys, mask):
         d = layout.readout_direct(record, dlogits @ params["readout.weight"])
         if d is not None:
             out += d

@@ -6,13 +6,13 @@ import pickle
 
 import numpy as np
 import pytest
+from reference import sparse_products
 
 import neurosnap as ns
 from neurosnap.cells.events import EventDrive
 from neurosnap.core.record import StateJacobian
 from neurosnap.rules import BPTT, RTRL
 from neurosnap.sparse import kernels
-from reference import sparse_products
 
 CELLS = ["LeakyRNN", "EGRU", "LIF", "ALIF"]
 

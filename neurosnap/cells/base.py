@@ -16,8 +16,8 @@ import numpy as np
 from ..core import describe, validate
 from ..core.graph import RecurrentGraph
 from ..core.layout import ParamLayout
-from ..core.structure import Structure
 from ..core.record import ParamJacobian, StateJacobian, StepRecord
+from ..core.structure import Structure
 from .events import EventDrive
 
 
@@ -138,7 +138,8 @@ class Cell(abc.ABC):
     def step(self, params: dict, state: np.ndarray, x: np.ndarray):
         """One step: ``(state (B, S, n), x (B, n_in)) -> (new_state (B, S, n), out (B, n))``."""
         y_prev = self._drive_output(state, jac=False, params=params)[0]
-        new, *_ = self._loc(params, state, *self._drives(params, y_prev, x), jac=False)
+        rec, inp = self._drives(params, y_prev, x)
+        new, *_ = self._loc(params, state, rec, inp, jac=False)
         return new, self._out(params, new, jac=False)[0]
 
     def step_record(self, params: dict, state: np.ndarray, x: np.ndarray):

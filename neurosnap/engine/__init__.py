@@ -137,7 +137,7 @@ def _check_structure(cell):
               for j in range(4)]
     got = [lay.kind, lay.gate, lay.post, lay.pre]
     if any(not np.array_equal(np.asarray(a, np.int64), np.asarray(b, np.int64))
-           for a, b in zip(expect, got)):
+           for a, b in zip(expect, got, strict=True)):
         raise RuntimeError("ParamLayout's column order changed; update neurosnap.engine._loops")
 
 
@@ -300,9 +300,9 @@ _PARAM_KEYS = ("cell.w_rec", "cell.w_in", "cell.bias", "readout.weight", "readou
 def run_batch(loop, batch, steps, update_every):
     """Compiled batch loop of :func:`neurosnap.train`: one batch of sequences, optimizer
     updates included; same return value and side effects on ``loop`` as the reference."""
+    from ..core.validate import training_finite as _check_finite
     from ..optim import SGD
     from ..tasks.base import Batch
-    from ..core.validate import training_finite as _check_finite
     model, rule, opt = loop.model, loop.rule, loop.opt
     xs, ys, mask = model.check_inputs(batch.xs, batch.ys, batch.mask)
     T, B, _ = xs.shape
@@ -337,15 +337,16 @@ def run_batch(loop, batch, steps, update_every):
     acc = (loop.core, loop.g_wout, loop.g_bout)
     _run(model, rule, params_t, data, state, acc, outs, opt_t, ctl, loop.batch_size,
          digest=params)
-    new_params = {k: v for k, v in zip(_PARAM_KEYS, params_t) if k in params}
+    new_params = {k: v for k, v in zip(_PARAM_KEYS, params_t, strict=True) if k in params}
     if ctl[3] != loop.updates:
         loop.params = new_params
+        names = keys_of(params)
         if isinstance(opt, SGD):
-            loop.opt_state = {"velocity": dict(zip(keys_of(params), _pick(opt_t[3], params)))}
+            loop.opt_state = {"velocity": dict(zip(names, _pick(opt_t[3], params), strict=True))}
         else:
             loop.opt_state = {"count": int(opt_t[2][0]),
-                              "mu": dict(zip(keys_of(params), _pick(opt_t[3], params))),
-                              "nu": dict(zip(keys_of(params), _pick(opt_t[4], params)))}
+                              "mu": dict(zip(names, _pick(opt_t[3], params), strict=True)),
+                              "nu": dict(zip(names, _pick(opt_t[4], params), strict=True))}
     err = int(ctl[4])
     loop.t = int(ctl[5]) if err else loop.t + T_run
     loop.updates, loop.since_update = int(ctl[3]), int(ctl[2])
@@ -361,7 +362,7 @@ def keys_of(params):
 
 
 def _pick(arrays, params):
-    return [a for k, a in zip(_PARAM_KEYS, arrays) if k in params]
+    return [a for k, a in zip(_PARAM_KEYS, arrays, strict=True) if k in params]
 
 
 __all__ = ["ENGINES", "check_engine", "codes", "run_batch", "sequence_grad", "supports"]

@@ -76,7 +76,7 @@ def gate_from_config(spec) -> gates.Gate:
         if not isinstance(name, str) or name not in gates.SURROGATES:
             raise LookupError(f"gate surrogate={name!r} is unknown; expected one of "
                               f"{sorted(gates.SURROGATES)}")
-        return gates.Heaviside(gates.SURROGATES[name](**spec))  # type: ignore[abstract]
+        return gates.Heaviside(gates.SURROGATES[name](**spec))
     except LookupError as exc:
         raise ValueError(exc.args[0]) from None
     except (TypeError, ValueError, OverflowError) as exc:

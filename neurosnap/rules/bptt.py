@@ -73,7 +73,7 @@ class BPTT(Rule):
         layout = state.layout
         grad = np.zeros(layout.size, dtype=state.credits[0].dtype)
         lam = np.zeros_like(state.credits[0])
-        for record, credit in zip(reversed(state.records), reversed(state.credits)):
+        for record, credit in zip(reversed(state.records), reversed(state.credits), strict=True):
             lam = lam + credit
             imm = layout.immediate(record.jac_params)                       # (B, S, P)
             grad += np.einsum("bap,bap->p", lam[:, :, layout.post], imm)   # eq. (3)

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.graph import RecurrentGraph
+from ..core.layout import ParamLayout
 from ..sparse import kernels
 from ..sparse import stats as _stats
 from . import _thresholds
@@ -83,7 +85,7 @@ def _zero_panels(buf, flags, plan):
     """Zero the panels of ``buf (B, S n P)`` not flagged as known zero, then flag them all."""
     S, n = plan.S, plan.n
     view = buf.reshape(plan.B, S, -1)
-    for b, q in zip(*np.nonzero(flags == 0)):
+    for b, q in zip(*np.nonzero(flags == 0), strict=True):
         lo = plan.blk_col0[q] * n
         view[b, :, lo:lo + n * plan.blk_ncol[q]] = 0
     flags[:] = 1
@@ -128,9 +130,9 @@ class InfluenceState:
     """
 
     data: np.ndarray
-    layout: object
-    graph: object
-    plan: object = None
+    layout: ParamLayout
+    graph: RecurrentGraph
+    plan: kernels.BlockPlan | None = None
     grad: np.ndarray | None = None
     spare: np.ndarray | None = None
     blas_steps: int = 0
@@ -144,7 +146,7 @@ class InfluenceState:
     kernel: str = "panels"
     _imm_off: np.ndarray | None = None
     thr: np.ndarray | None = None
-    thr_layout: object = None
+    thr_layout: ParamLayout | None = None
 
     @property
     def influence(self) -> np.ndarray:
@@ -338,9 +340,9 @@ def _blas_panels(state, record, credit) -> None:
     old = state.data.reshape(B, S, n * P)
     new = state.spare.reshape(B, S, n * P)
     if state._imm_off is None:             # storage column -> its entry in its unit's row
-        q = np.repeat(np.arange(len(plan.blk_col0)), plan.blk_ncol)
-        c0, nc = plan.blk_col0[q], plan.blk_ncol[q]
-        state._imm_off = c0 * n + plan.col_post * nc + (np.arange(P) - c0)
+        block = np.repeat(np.arange(len(plan.blk_col0)), plan.blk_ncol)   # per storage column
+        col0, ncol = plan.blk_col0[block], plan.blk_ncol[block]
+        state._imm_off = col0 * n + plan.col_post * ncol + (np.arange(P) - col0)
     Jp = J[:, 0, :, 0, :] if S == 1 else J.transpose(0, 1, 3, 2, 4)          # (B,n,n)|(B,S,S,n,n)
     for q in range(len(plan.blk_col0)):
         lo, nc = plan.blk_col0[q] * n, plan.blk_ncol[q]

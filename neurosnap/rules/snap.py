@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core import validate
+from ..core.graph import RecurrentGraph
+from ..core.layout import ParamLayout
 from ..sparse import kernels, patterns
 from ..sparse import stats as _stats
 from . import _thresholds
@@ -55,16 +57,16 @@ class SnApState:
     """
 
     data: np.ndarray
-    layout: object
-    graph: object
+    layout: ParamLayout
+    graph: RecurrentGraph
     order: int
-    plan: object = None
+    plan: kernels.BlockPlan | None = None
     spare: np.ndarray | None = None
     grad: np.ndarray | None = None
-    exact: object = None
+    exact: _rtrl.InfluenceState | None = None
     thr: np.ndarray | None = None
     thr_keep: np.ndarray | None = None
-    thr_layout: object = None
+    thr_layout: ParamLayout | None = None
 
     @property
     def influence(self) -> np.ndarray:
@@ -84,7 +86,8 @@ class SnApState:
         """Numbers stored per sequence (batch element)."""
         if self.exact is not None:
             return int(np.prod(self.exact.shape[1:]))
-        thr = 0 if self.thr is None else int(np.count_nonzero(self.thr_keep)) * self.thr.shape[1]
+        thr = (0 if self.thr is None or self.thr_keep is None      # thr_keep is set with thr
+               else int(np.count_nonzero(self.thr_keep)) * self.thr.shape[1])
         if self.plan is not None:
             return self.plan.stored_per_sequence() + thr
         return int(np.prod(self.data.shape[1:])) + thr

@@ -44,6 +44,11 @@ CHUNK = 512
 # -------------------------------------------------------------------------------------------------
 # block plans
 # -------------------------------------------------------------------------------------------------
+def _cat(parts) -> np.ndarray:
+    """The int64 concatenation of ``parts`` (empty: an empty array)."""
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
 class BlockPlan:
     """Storage layout of a (possibly pattern-restricted) influence matrix, plus kernel metadata.
 
@@ -83,12 +88,11 @@ class BlockPlan:
                 rs_eptr.append(rs_eptr[-1] + int(keep.sum()))
             rs_units.append(units)
             rs_rowptr.append(rs_rowptr[-1] + len(units))
-        cat = (lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64))
         self.rs_rowptr = np.asarray(rs_rowptr, dtype=np.int64)
-        self.rs_units = cat(rs_units)
+        self.rs_units = _cat(rs_units)
         self.rs_eptr = np.asarray(rs_eptr, dtype=np.int64)
-        self.rs_ejj = cat(rs_ejj)
-        self.rs_ee = cat(rs_ee)
+        self.rs_ejj = _cat(rs_ejj)
+        self.rs_ee = _cat(rs_ee)
         # per storage column: parameter metadata and the local row of its postsynaptic unit
         self.col_kind = layout.kind[self.perm].astype(np.int64)
         self.col_gate = layout.gate[self.perm]
@@ -195,7 +199,6 @@ class BlockPlan:
 
     def from_dense(self, M: np.ndarray) -> np.ndarray:
         """A flat buffer holding the entries of ``M (B, S, n, P)`` inside the pattern."""
-        B, S = self.B, self.S
         data = np.zeros(self.size, dtype=M.dtype)
         for q in range(len(self.blk_base)):
             units, idx = self._index(q)

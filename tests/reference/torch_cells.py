@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-
 # -- gates ----------------------------------------------------------------------------------------
 
 
@@ -300,7 +299,7 @@ def bptt_grads(cell, params, xs, ys, mask, loss, truncation=None):
     mask_t = torch.tensor(np.asarray(mask, dtype=bool))
     total = sequence_loss(cell, p, xs_t, ys_t, mask_t, loss, truncation)
     grads = torch.autograd.grad(total, list(p.values()))
-    return float(total.detach()), {k: g.numpy() for k, g in zip(p, grads)}
+    return float(total.detach()), {k: g.numpy() for k, g in zip(p, grads, strict=True)}
 
 
 def step_jacobians(cell, params, state, x):
@@ -317,7 +316,7 @@ def step_jacobians(cell, params, state, x):
     names = list(p)
 
     def f(s_, *ps):
-        return step_stacked(cell, dict(zip(names, ps)), s_, xt)
+        return step_stacked(cell, dict(zip(names, ps, strict=True)), s_, xt)
 
     jac = torch.autograd.functional.jacobian(f, (s, *p.values()))
     js = jac[0]                                                  # (B, S, n, B, S, n)
