@@ -11,7 +11,7 @@ gradient accumulation, and, in training, the optimizer update every ``update_eve
 - ``params = (w_rec (G, n, n), w_in (G, n, n_in), bias (G, n), w_out (n_out, n), b_out (n_out,))``
   (updated in place by the optimizer)
 - ``graph = (indptr, indices, csc_edge, edge_pre, edge_post, self_edge, in_ptr)``
-  (:class:`~neurosnap.sparse.kernels.RecurrentGraph`)
+  (:class:`~neurosnap.core.graph.RecurrentGraph`)
 - ``layout = (kind, gate, post, pre)`` (:class:`~neurosnap.core.layout.ParamLayout`, int64)
 - ``acc = (core (P,), g_wout, g_bout)`` gradient accumulators (layout order)
 - ``outs = (logits (T, B, n_out), losses (T, B) float64)``

@@ -31,7 +31,7 @@ def block_step(M, record, credit, graph, layout, keep=None):
         M: ``(B, S, n, n)`` threshold block (column ``j`` is ``theta_j``), replaced.
         record: the step record (with ``jac_params.dthr`` and ``dy_thr_prev``).
         credit: ``(B, S, n)``, ``dL_t/ds_t``.
-        graph: :class:`~neurosnap.sparse.kernels.RecurrentGraph` of the cell's mask.
+        graph: :class:`~neurosnap.core.graph.RecurrentGraph` of the cell's mask.
         layout: the cell's layout (with thresholds).
         keep: None (exact) or a boolean ``(n, n)`` pattern ``keep[i, j]`` (SnAp).
 

@@ -106,7 +106,7 @@ class InfluenceState:
             a pool when the state is garbage-collected and serve the next ``init`` of the same
             cell: copy ``data`` to keep it beyond the state's life.
         layout: the cell's :class:`~neurosnap.core.layout.ParamLayout`.
-        graph: :class:`~neurosnap.sparse.kernels.RecurrentGraph` of the cell's mask.
+        graph: :class:`~neurosnap.core.graph.RecurrentGraph` of the cell's mask.
         plan: :class:`~neurosnap.sparse.kernels.BlockPlan` (sparse engine) or None (dense).
         grad: scratch gradient accumulator, shape ``(P,)``.
         spare: the sparse engine's second buffer (the next step is written there, then swapped).

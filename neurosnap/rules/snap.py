@@ -43,7 +43,7 @@ class SnApState:
     Attributes:
         data: ``(B, S, P)`` for SnAp-1; for ``n >= 2`` the flat buffer of ``plan``.
         layout: the cell's :class:`~neurosnap.core.layout.ParamLayout`.
-        graph: :class:`~neurosnap.sparse.kernels.RecurrentGraph` of the cell's mask.
+        graph: :class:`~neurosnap.core.graph.RecurrentGraph` of the cell's mask.
         order: the SnAp order ``n``.
         plan: :class:`~neurosnap.sparse.kernels.BlockPlan` (``n >= 2``) or None.
         spare: second buffer of ``plan`` (``n >= 2``).
