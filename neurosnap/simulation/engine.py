@@ -11,15 +11,25 @@ import numpy as np
 class StepRunner:
     """Any cell: ``model.cell.step``, as in ``model.run`` (bit-identical)."""
 
-    def __init__(self, model, params, batch, var_idx, units, want_events):
+    def __init__(self, model, params, batch, var_idx, units, want_events, init=None):
         self.model, self.cell, self.B = model, model.cell, batch
+        self.init = init or {}
         self.cp = model.cell_params(params)
         self.var_idx, self.units, self.want_events = var_idx, units, want_events
         self.reset()
 
     def reset(self):
-        """Back to the cell's initial state (a new sequence)."""
-        self.state = self.cell.initial_state(self.B, self.model.dtype)
+        """Back to the initial state (a new sequence): the cell's, with the variables of ``init``
+        (name -> ``(B, n)``) set; the delayed gate arguments then hold that state's, as the
+        event engine's in-flight spikes do (the network held in it before step 0)."""
+        cell = self.cell
+        self.state = cell.initial_state(self.B, self.model.dtype)
+        for name, val in self.init.items():
+            self.state[:, cell.state_names.index(name)] = val
+        if self.init and getattr(cell, "delay", 1) > 1:
+            q = self.state[:, 0] - cell.v_th - getattr(cell, "beta", 0.0) * (
+                self.state[:, 2] if "a" in cell.state_names else 0.0)
+            self.state[:, cell._iq:cell._iq + cell.delay - 1] = q[:, None]
 
     def run(self, xs, t0, emit):
         """Steps ``xs (k, B, n_in)`` from time step ``t0``: ``emit(steps, units, batch)`` gets the
@@ -64,8 +74,10 @@ class EventRunner:
     """
 
 
-    def __init__(self, model, params, batch, var_idx, units, want_events, delays=None):
+    def __init__(self, model, params, batch, var_idx, units, want_events, delays=None,
+                 init=None):
         from .lif_events import EventLIF
+        self.init = init or {}
         cell = model.cell
         ev = EventLIF(model, params, check=False)
         self.model, self.B, self.n = model, batch, cell.n_hidden
@@ -112,11 +124,14 @@ class EventRunner:
         return {"v": self.v, "i": self.cur, "a": self.a}
 
     def reset(self):
-        """Back to the initial state (rest potential, no current, no adaptation)."""
+        """Back to the initial state (rest potential, no current, no adaptation, not refractory;
+        or the values of ``init``, name -> ``(B, n)``)."""
         self.v[:] = self.v_leak
         self.cur[:] = 0
         self.a[:] = 0
         self.cnt[:] = 0
+        for name, val in self.init.items():       # given initial values, (B, n)
+            {"v": self.v, "i": self.cur, "a": self.a, "r": self.cnt}[name][:] = val
         self.ring[:] = 0
         v_th, beta = self.constants[0], self.constants[6]
         out_ptr, out_post, out_w, out_d = self.csr[:4]
