@@ -57,6 +57,8 @@ NAMES = {
     "spikes": "neurosnap_spikes",
     "membrane": "neurosnap_membrane",
     "xs": "neurosnap_xs",
+    "init": "neurosnap_init",
+    "init_clock": "neurosnap_init_clock",
 }
 TARGETS = ("numpy", "cython")
 DEFAULT_CACHE_DIR = Path(".cache") / "brian2"
@@ -95,7 +97,7 @@ def check_expressible(model) -> None:
 
 
 def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None, stdp=None,
-               delays=None):
+               delays=None, initial_state=None):
     """Build a ``brian2.Network`` reproducing ``model.run(params, xs)`` step for step.
 
     Args:
@@ -115,6 +117,14 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
             ``(n, n)`` indexed ``(post, pre)`` like ``w_rec`` (read where the connectivity mask is
             True), as ``ns.simulate(..., delays=)`` takes them; default: the cell's uniform
             ``delay``. Synapse ``(post, pre)`` gets Brian2's ``delay = (delays[post, pre] - 1) dt``.
+        initial_state: optional state at step 0 instead of the rest state, as
+            ``ns.simulate(..., initial_state=)`` takes it: a dict ``"v"``, ``"i"`` (ALIF ``"a"``)
+            to scalars, ``(n,)`` or ``(B, n)`` arrays (the refractory counter ``"r"`` is refused:
+            Brian2 holds it as a last spike time). The values are written by a ``run_regularly``
+            on a clock of its own that ticks once, at Brian2 step 0 right after the update code,
+            so that step 0's threshold sees them (units above threshold give ``z_{-1}``) as
+            neurosnap's does. With delays (``delay > 1`` or ``delays=``) every unit must start
+            below threshold (Brian2 has no spikes in flight before its first step).
 
     Returns:
         The network; run it for ``T + 1`` steps (step 0 is the initial state), e.g.
@@ -132,11 +142,24 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
     params = model.check_params(params)
     xs, _, _ = model.check_inputs(xs)
     validate.choice("target", target, TARGETS)
+    init = {}
+    if initial_state is not None:                       # simulate's checks, before any Brian2
+        from ..simulation.run import check_initial_state
+        init = check_initial_state(initial_state, model.cell, xs.shape[1], model.dtype)
+        if "r" in init:
+            raise ValueError("initial_state: the Brian2 adapter does not take the refractory "
+                             "counter 'r' (Brian2 holds a last spike time)")
+        c = model.cell
+        x = init.get("v", c.v_leak) - c.v_th - (c.beta * init["a"] if "a" in init else 0.0)
+        if (c.delay > 1 or delays is not None) and np.any(x > 0):
+            raise ValueError("initial_state: with delays every unit must start below threshold "
+                             "(Brian2 has no spikes in flight before its first step)")
     if batch_index is not None:
         validate.positive_int("batch_index", batch_index, minimum=0)
         if batch_index >= xs.shape[1]:
             raise ValueError(f"batch_index must be < B={xs.shape[1]}, got {batch_index}")
         xs = xs[:, batch_index:batch_index + 1]
+        init = {key: val[batch_index:batch_index + 1] for key, val in init.items()}
     codeobj = _codeobj_class(target, cache_dir)
     cell = model.cell
     T, B, k = xs.shape
@@ -147,7 +170,16 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
     # the model's precision for the neurons and the weights (STDP traces and times stay float64)
     typed, weights = dict(common, dtype=model.dtype), dict(common, dtype={"w": model.dtype})
 
-    neurons = _neurons(b2, cell, B, typed)
+    names = {"v": "v", "i": "i_syn", "a": "a"}
+    neurons = _neurons(b2, cell, B, typed, [names[key] for key in init])
+    if init:
+        for key, val in init.items():
+            setattr(neurons, f"{names[key]}_init", np.asarray(val, model.dtype).ravel())
+        # a clock that ticks once in the run: at Brian2 step 0, after the update code (order 2)
+        once = b2.Clock((T + 2) * dt, name=NAMES["init_clock"])
+        neurons.run_regularly("\n".join(f"{names[key]} = {names[key]}_init" for key in init),
+                              clock=once, when="groups", order=2, name=NAMES["init"],
+                              codeobj_class=codeobj)
     if cell.has_bias:                                   # part of the jump, like W_in x_t
         neurons.bias = np.tile(params["cell.bias"][0], B)
         neurons.run_regularly("i_syn = i_syn + bias", when="synapses", name=NAMES["bias"],
@@ -190,11 +222,12 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
     return b2.Network(*objects, name="neurosnap_network")
 
 
-def simulate(model, params, xs, target="numpy", cache_dir=None, delays=None):
+def simulate(model, params, xs, target="numpy", cache_dir=None, delays=None,
+             initial_state=None):
     """Run ``model`` on ``xs`` in Brian2 (all ``B`` sequences in one network).
 
     Args:
-        model, params, target, cache_dir, delays: as in :func:`to_network`.
+        model, params, target, cache_dir, delays, initial_state: as in :func:`to_network`.
         xs: inputs, shape ``(T, B, n_in)``.
 
     Returns:
@@ -205,7 +238,7 @@ def simulate(model, params, xs, target="numpy", cache_dir=None, delays=None):
     xs, _, _ = model.check_inputs(xs)
     T, B, _ = xs.shape
     net = to_network(model, params, xs, batch_index=None, target=target, cache_dir=cache_dir,
-                     delays=delays)
+                     delays=delays, initial_state=initial_state)
     run(net, model, T)
     return read_run(net, model, T, B)
 
@@ -308,8 +341,9 @@ def _no_clock(common):
     return {"codeobj_class": common["codeobj_class"]}
 
 
-def _neurons(b2, cell, B, common):
-    """The neuron group with neurosnap's explicit update, threshold and reset code."""
+def _neurons(b2, cell, B, common, init_vars=()):
+    """The neuron group with neurosnap's explicit update, threshold and reset code (and a constant
+    ``<var>_init`` for each of ``init_vars``)."""
     alif = isinstance(cell, ALIF)
     eqs = """
     v : 1
@@ -321,6 +355,7 @@ def _neurons(b2, cell, B, common):
     v_leak : 1 (shared, constant)
     v_reset : 1 (shared, constant)
     """
+    eqs += "".join(f"{var}_init : 1 (constant)\n" for var in init_vars)
     update = "v = v + k_m * (v_leak - v + i_syn)\ni_syn = (1 - k_s) * i_syn"
     refractory = {}
     if cell.refractory_steps:

@@ -120,7 +120,7 @@ def _resolve_units(units, n, recording_states):
     return arr.astype(np.int64)
 
 
-def _resolve_initial_state(initial_state, cell, batch, dtype):
+def check_initial_state(initial_state, cell, batch, dtype):
     """``initial_state`` (``simulate``'s argument) as a dict name -> ``(batch, n)`` array."""
     if initial_state is None:
         return {}
@@ -272,7 +272,7 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
     row_bytes = B * max(1, len(var_idx) * len(units)) * np.dtype(dtype).itemsize
     chunk_steps = max(1, min(chunk_steps, (64 << 20) // row_bytes))
 
-    init = _resolve_initial_state(initial_state, cell, B, dtype)
+    init = check_initial_state(initial_state, cell, B, dtype)
     runner = (EventRunner(model, params, B, var_idx, units, "events" in kinds, delays=delays,
                           init=init)
               if use_events else StepRunner(model, params, B, var_idx, units, "events" in kinds,
