@@ -129,7 +129,7 @@ def check_initial_state(initial_state, cell, batch, dtype):
                         f"{type(initial_state).__name__}")
     allowed = list(cell.state_names)
     if isinstance(cell, (LIF, ALIF)):                   # not the delay buffers q*, f*
-        allowed = [s for s in allowed if s in ("v", "i", "a", "r")]
+        allowed = [s for s in allowed if s in ("v", "i", "i_inh", "a", "r")]
     n = cell.n_hidden
     out = {}
     for name, val in initial_state.items():
@@ -180,7 +180,7 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
             task ``Batch``.
         record: names to record: ``"events"`` (spike lists; implies ``"rate"``), ``"rate"``
             (population rate only), ``"states"`` (the ``state_vars``), or state variable names
-            directly (``"v"``, ``"i"``, ``"a"``, ``"c"``, ``"h"``); a tuple or a comma-separated
+            directly (``"v"``, ``"i"``, ``"i_inh"``, ``"a"``, ``"c"``, ``"h"``); a tuple or a comma-separated
             string.
         steps: number of steps; required for unbounded sources, at most the length of finite ones
             (default: all of it).
@@ -204,7 +204,8 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
             ``t + delays[post, pre]``. Default: the cell's uniform ``delay`` (1: the next step).
             Brian2's adapter takes the same array (``neurosnap.adapters.brian2.simulate``).
         initial_state: the state at step 0 (and after each reset of a task's sequences) instead
-            of the cell's rest state: a dict from base state variable names (``"v"``, ``"i"``;
+            of the cell's rest state: a dict from base state variable names (``"v"``, ``"i"``,
+            ``"i_inh"`` with LIF's ``tau_syn_inh``;
             ALIF ``"a"``; ``"r"``, the refractory counter in steps, when ``refractory > 0``) to
             scalars, arrays ``(n,)`` (every sequence) or ``(B, n)``; names left out keep their rest value.
             Units above threshold in it fire before step 0: their spikes are in flight (with
