@@ -184,3 +184,29 @@ def test_per_synapse_delays_equal_uniform_cell():
     uniform = _model(n=30, refractory=2e-3, delay=3)
     rec = ns.simulate(model, params, xs, engine="event", delays=np.full((30, 30), 3))
     np.testing.assert_array_equal(_dense(rec, 200, 1, 30), uniform.run(params, xs).events)
+
+
+@pytest.mark.parametrize("overrides", [dict(refractory=3e-3), dict(delay=2, bias=True)])
+def test_brian2_identical_spikes(overrides):
+    """The Brian2 adapter (numpy target, float64) with two synaptic variables: spikes identical to
+    model.run and to the event engine from a random initial state; params read back."""
+    pytest.importorskip("brian2")
+    from neurosnap.adapters import brian2 as adapter
+    model = _model(n=30, **overrides)
+    params = _dale_params(model, seed=5)
+    if model.cell.has_bias:
+        params["cell.bias"] = np.random.default_rng(3).normal(0, 0.5, params["cell.bias"].shape)
+    xs = _spikes(200, 2, 6, rate=0.1)
+    traj = model.run(params, xs)
+    events, v = adapter.simulate(model, params, xs)
+    assert 0.01 < traj.events.mean() < 0.4
+    np.testing.assert_array_equal(events, traj.events)
+    np.testing.assert_allclose(v, traj.states[:, :, 0], rtol=0, atol=1e-9)
+    init = {"v": np.random.default_rng(7).uniform(0, 0.99, (2, 30)), "i_inh": -0.2}
+    rec = ns.simulate(model, params, xs, engine="event", initial_state=init)
+    events, _ = adapter.simulate(model, params, xs, initial_state=init)
+    np.testing.assert_array_equal(events, _dense(rec, 200, 2, 30))
+    net = adapter.to_network(model, params, xs)
+    back = adapter.from_network(net, model)
+    for key in params:
+        np.testing.assert_array_equal(back[key], params[key])
