@@ -9,14 +9,19 @@ ms), refractory 5 ms, dt 0.1 ms, random initial potentials uniform in [Vr, Vt], 
 Runs (each timed, wall clock, numba and Brian2 caches warm; one process, so ratios are fair):
 
 - ``neurosnap``: ``ns.simulate`` (event-driven numba kernel), forward Euler in neurosnap's order
-  (``docs/theory/cells.md``), for every seed;
+  (``docs/theory/cells.md``), for every seed; the wall clock includes ``ns.simulate``'s setup
+  (argument checks, a hash of the weights, the synapse tables from the dense ``(2, n, n)``
+  weights), which is also measured alone (a 10-step call) and reported separately;
 - ``brian2-euler``: the Brian2 adapter's network (``neurosnap.adapters.brian2``, numpy target),
   neurosnap's explicit Euler update: identical spike trains expected (seed 0);
 - ``brian2-exact``: Brian2's own CUBA code (``dv/dt = (ge + gi - (v - El))/taum`` with
   ``(unless refractory)`` on all three variables, ``method='exact'``, numpy target) on the same
   synapses and initial potentials, for every seed: a different integration scheme (exact
   integration of the linear ODEs; the currents also frozen while refractory, as in the example),
-  so its spike trains diverge; rates and CV of ISI are compared with the seed-to-seed spread.
+  so its spike trains diverge; rates and CV of ISI are compared with the seed-to-seed spread;
+- ``brian2-exact-free``: the same with ``(unless refractory)`` on ``v`` only (the currents keep
+  integrating while refractory, as in neurosnap): separates the integration scheme from the
+  refractory semantics.
 
 Usage::
 
@@ -107,8 +112,10 @@ def run_brian2_euler(model, params, v0, T):
     return step[keep], np.asarray(spikes.i[:], np.int64)[keep], wall
 
 
-def run_brian2_exact(model, params, v0, T):
-    """Brian2's CUBA example code on the same synapses and initial potentials."""
+def run_brian2_exact(model, params, v0, T, frozen=True):
+    """Brian2's CUBA example code on the same synapses and initial potentials; ``frozen=False``
+    drops ``(unless refractory)`` from ge and gi (neurosnap's and the adapter's semantics: the
+    currents keep integrating while the membrane is clamped)."""
     import brian2 as b2
     b2.prefs.codegen.target = "numpy"
     cell, n = model.cell, model.cell.n_hidden
@@ -121,6 +128,9 @@ def run_brian2_exact(model, params, v0, T):
     dge/dt = -ge/taue : volt (unless refractory)
     dgi/dt = -gi/taui : volt (unless refractory)
     """
+    if not frozen:
+        eqs = "\n".join(line.replace(" (unless refractory)", "") if "dg" in line else line
+                         for line in eqs.split("\n"))
     clock = b2.Clock(cell.dt * b2.second)
     group = b2.NeuronGroup(n, eqs, threshold="v>Vt", reset="v = Vr",
                            refractory=cell.refractory * b2.second, method="exact",
@@ -170,26 +180,37 @@ def main(argv=None):
     if not args.no_brian2:
         run_brian2_euler(model, params, v0, 20)
         run_brian2_exact(model, params, v0, 20)
-    per_kind: dict[str, list] = {"neurosnap": [], "brian2-exact": [], "brian2-euler": []}
+        run_brian2_exact(model, params, v0, 20, frozen=False)
+    per_kind: dict[str, list] = {"neurosnap": [], "brian2-exact": [], "brian2-exact-free": [],
+                                 "brian2-euler": []}
     for seed in range(args.seeds):
         model, params, v0 = build(args.n, seed)
         T = int(round(args.seconds / model.cell.dt))
         dt = model.cell.dt
         runs = {"neurosnap": run_neurosnap(model, params, v0, T)}
+        # ns.simulate's per-call setup (checks, weight hash, CSR build from the dense (2, n, n)
+        # weights): a 10-step call; Brian2's network building is not timed either
+        setup = min(run_neurosnap(model, params, v0, 10)[2] for _ in range(2))
+        results["runs"][f"neurosnap-setup/seed{seed}"] = {"wall_s": setup}
         if not args.no_brian2:
             if seed == 0:
                 runs["brian2-euler"] = run_brian2_euler(model, params, v0, T)
             runs["brian2-exact"] = run_brian2_exact(model, params, v0, T)
+            runs["brian2-exact-free"] = run_brian2_exact(model, params, v0, T, frozen=False)
         for kind, (st, un, wall) in runs.items():
             rates, cvs = stats(st, un, args.n, args.seconds, dt)
             per_kind[kind].append((rates, cvs))
             entry = {"wall_s": wall, "s_per_sim_s": wall / args.seconds, "spikes": int(len(st)),
                      "mean_rate_hz": float(rates.mean()), "median_cv": float(np.median(cvs))
                      if len(cvs) else None, "n_cv": int(len(cvs))}
+            if kind == "neurosnap":
+                entry["loop_s_per_sim_s"] = (wall - setup) / args.seconds
             results["runs"][f"{kind}/seed{seed}"] = entry
             print(f"seed {seed} {kind:13s} {wall:8.2f} s wall ({wall / args.seconds:7.2f} s per "
                   f"simulated s), {len(st)} spikes, rate {rates.mean():.2f} Hz, median CV "
-                  f"{entry['median_cv']}", flush=True)
+                  f"{entry['median_cv']}"
+                  + (f"; without the setup ({setup:.2f} s): {entry['loop_s_per_sim_s']:.2f} s per "
+                     "simulated s" if kind == "neurosnap" else ""), flush=True)
         if "brian2-euler" in runs:
             a, b = (_sorted(*runs[k][:2]) for k in ("neurosnap", "brian2-euler"))
             same = a.shape == b.shape and np.array_equal(a, b)
@@ -210,13 +231,17 @@ def figure(per_kind, path, args):
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     styles = {"neurosnap": dict(color="C0", lw=2.2),
               "brian2-euler": dict(color="C1", lw=1.2, ls="--"),
-              "brian2-exact": dict(color="C2", lw=1.4)}
+              "brian2-exact": dict(color="C2", lw=1.4),
+              "brian2-exact-free": dict(color="C3", lw=1.0, ls=":")}
     labels = {"neurosnap": "neurosnap (Euler)", "brian2-euler": "Brian2, adapter (Euler)",
-              "brian2-exact": "Brian2, example code (exact)"}
+              "brian2-exact": "Brian2, example code (exact)",
+              "brian2-exact-free": "Brian2, exact, currents not frozen"}
     all_rates = np.concatenate([r for runs in per_kind.values() for r, _ in runs])
     rbins = np.linspace(0, np.percentile(all_rates, 99.5) + 1, 40)
     cbins = np.linspace(0, 2.0, 40)
     for kind, runs in per_kind.items():
+        if not runs:
+            continue
         for k, (rates, cvs) in enumerate(runs):
             lab = labels[kind] + (f" ({len(runs)} seeds)" if len(runs) > 1 else "") if k == 0 \
                 else None
