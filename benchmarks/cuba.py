@@ -228,7 +228,7 @@ def figure(per_kind, path, args):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
     styles = {"neurosnap": dict(color="C0", lw=2.2),
               "brian2-euler": dict(color="C1", lw=1.2, ls="--"),
               "brian2-exact": dict(color="C2", lw=1.4),
@@ -237,7 +237,9 @@ def figure(per_kind, path, args):
               "brian2-exact": "Brian2, example code (exact)",
               "brian2-exact-free": "Brian2, exact, currents not frozen"}
     all_rates = np.concatenate([r for runs in per_kind.values() for r, _ in runs])
-    rbins = np.linspace(0, np.percentile(all_rates, 99.5) + 1, 40)
+    # rates are spike counts / duration: one bin per count
+    top = int(np.ceil(np.percentile(all_rates, 99.5) * args.seconds)) + 1
+    rbins = (np.arange(top + 1) - 0.5) / args.seconds
     cbins = np.linspace(0, 2.0, 40)
     for kind, runs in per_kind.items():
         if not runs:
@@ -249,10 +251,16 @@ def figure(per_kind, path, args):
                          alpha=1.0 if k == 0 else 0.5, **styles[kind])
             axes[1].hist(cvs, bins=cbins, histtype="step", density=True,
                          alpha=1.0 if k == 0 else 0.5, **styles[kind])
+            axes[2].plot(rates.mean(), np.median(cvs), "o" if kind != "brian2-euler" else "x",
+                         color=styles[kind]["color"], ms=7 if kind == "neurosnap" else 5,
+                         label=labels[kind] if k == 0 else None)
     axes[0].set_xlabel("firing rate (Hz)")
     axes[0].set_ylabel("density of neurons")
     axes[1].set_xlabel("CV of ISI (neurons with >= 3 spikes)")
     axes[0].legend(fontsize=8)
+    axes[2].set_xlabel("mean rate (Hz)")
+    axes[2].set_ylabel("median CV of ISI")
+    axes[2].set_title("one point per network (seed)", fontsize=9)
     fig.suptitle(f"CUBA, {args.n} neurons, {args.seconds:g} s, dt 0.1 ms: neurosnap vs Brian2 "
                  "(same weights and initial potentials; the Euler curves coincide)", fontsize=9)
     fig.tight_layout()
