@@ -210,3 +210,29 @@ def test_brian2_identical_spikes(overrides):
     back = adapter.from_network(net, model)
     for key in params:
         np.testing.assert_array_equal(back[key], params[key])
+
+
+def test_param_jacobian_matches_finite_differences():
+    """The immediate influence of every parameter of both drives (w_rec, w_in, bias of gates 0
+    and 1) against central differences of one step."""
+    model = _model(n=5, gate=ns.gates.Smooth(0.5), detach_reset=False, bias=True)
+    cell = model.cell
+    cp = model.cell_params(random_params(model, seed=6))
+    rng = np.random.default_rng(8)
+    state = cell.initial_state(2)
+    state[:, 0] = rng.uniform(0, 1.5, (2, 5))
+    state[:, 1:3] = rng.normal(0, 1, (2, 2, 5))
+    x = _spikes(1, 2, 4, rate=0.6)[0]
+    _, _, record = cell.step_record(cp, state, x)
+    layout, eps = cell.layout, 1e-6
+    imm = layout.immediate(record.jac_params)
+    assert layout.size == 2 * (cell.mask.sum() + 5 * cell.n_in + 5)
+    vec = layout.from_dict(cp)
+    for p in range(layout.size):
+        vp, vm = vec.copy(), vec.copy()
+        vp[p] += eps
+        vm[p] -= eps
+        diff = (cell.step(layout.to_dict(vp, np.float64), state, x)[0]
+                - cell.step(layout.to_dict(vm, np.float64), state, x)[0]) / (2 * eps)
+        np.testing.assert_allclose(imm[:, :, p], diff[:, :, layout.post[p]], rtol=1e-6, atol=1e-8)
+    assert np.abs(imm[:, 2]).max() > 0.5                 # gate 1 reaches i_inh
