@@ -236,3 +236,17 @@ def test_param_jacobian_matches_finite_differences():
                 - cell.step(layout.to_dict(vm, np.float64), state, x)[0]) / (2 * eps)
         np.testing.assert_allclose(imm[:, :, p], diff[:, :, layout.post[p]], rtol=1e-6, atol=1e-8)
     assert np.abs(imm[:, 2]).max() > 0.5                 # gate 1 reaches i_inh
+
+
+@pytest.mark.parametrize("overrides", [dict(detach_reset=False), dict(refractory=3e-3, bias=True),
+                                       dict(delay=3)])
+def test_torch_autograd_equals_bptt_and_rtrl(overrides):
+    """The torch twin (tests/reference/torch_cells.py, LIF2) differentiated by autograd == BPTT
+    == RTRL over a whole sequence."""
+    pytest.importorskip("torch")
+    from test_reference_torch import _compare
+    model = _model(**overrides)
+    params = random_params(model, seed=3)
+    xs = _spikes(20, 2, 5)
+    ys = np.random.default_rng(0).integers(0, 2, (20, 2))
+    _compare(model, params, xs, ys, np.ones((20, 2)))
