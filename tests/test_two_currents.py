@@ -250,3 +250,16 @@ def test_torch_autograd_equals_bptt_and_rtrl(overrides):
     xs = _spikes(20, 2, 5)
     ys = np.random.default_rng(0).integers(0, 2, (20, 2))
     _compare(model, params, xs, ys, np.ones((20, 2)))
+
+
+def test_nir_and_norse_refuse_the_second_current():
+    model = _model(n=6)
+    params = model.init(seed=0)
+    pytest.importorskip("nir")
+    from neurosnap.io import nir as nir_io
+    with pytest.raises(ValueError, match="tau_syn_inh"):
+        nir_io.to_nir(model, params)
+    pytest.importorskip("norse")
+    from neurosnap.adapters import norse
+    with pytest.raises(ValueError, match="tau_syn_inh"):
+        norse.check_expressible(model)
