@@ -43,6 +43,8 @@ def reference_cell(cell):
     if isinstance(cell, ns.cells.ALIF):
         return ref.ALIF(**common, tau_adapt=cell.tau_adapt, beta=cell.beta,
                         detach_adaptation=cell.detach_adaptation)
+    if isinstance(cell, ns.cells.LIF) and cell.tau_syn_inh is not None:
+        return ref.LIF2(**common, tau_syn_inh=cell.tau_syn_inh)
     if isinstance(cell, ns.cells.LIF):
         return ref.LIF(**common)
     raise TypeError(cell)

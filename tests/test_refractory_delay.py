@@ -469,3 +469,78 @@ def test_brian2_refuses_what_it_cannot_hold():
     plain = ns.Model(ns.cells.LIF(4, 5), n_out=2)
     with pytest.raises(ValueError, match="delays"):
         adapter.to_network(plain, plain.init(seed=0), xs, delays=np.zeros((5, 5), int))
+
+
+# -- ns.simulate from a given initial state (CUBA's random membrane potentials) -----------------
+@pytest.mark.parametrize("kind,overrides", [("LIF", dict(refractory=3e-3)),
+                                            ("ALIF", dict(refractory=4e-3, beta=0.5, delay=3)),
+                                            ("LIF", dict(delay=2, reset="subtract"))])
+def test_simulate_initial_state_event_equals_step(kind, overrides):
+    """initial_state: the event kernel == the step engine (events exactly, states to round-off),
+    some units above threshold at step 0 (spikes in flight) and some refractory; the state
+    changes the spikes, and a rest-valued initial state changes nothing."""
+    cls = getattr(ns.cells, kind)
+    model = ns.Model(cls(4, 30, 0.3, seed=2, w_in_scale=25.0, w_rec_scale=5.0, **overrides),
+                     n_out=2)
+    cell, params = model.cell, model.init(seed=2)
+    xs = _spike_inputs(200, 2, 9, rate=0.1)
+    rng = np.random.default_rng(1)
+    init = {"v": rng.uniform(cell.v_leak, cell.v_th + 0.3 * (cell.v_th - cell.v_leak), (2, 30)),
+            "i": rng.normal(0, 0.2, 30)}
+    if "r" in cell.state_names:
+        init["r"] = rng.integers(0, cell.refractory_steps, (2, 30))
+        init["r"][init["v"] > cell.v_th] = 0
+    names = [s for s in cell.state_names if s in ("v", "i", "a", "r")]
+    ev = ns.simulate(model, params, xs, record=["events"] + names, engine="event",
+                     chunk_steps=37, initial_state=init)
+    st = ns.simulate(model, params, xs, record=["events"] + names, engine="step",
+                     initial_state=init)
+    a = _dense_events(ev, 200, 2, 30)
+    np.testing.assert_array_equal(a, _dense_events(st, 200, 2, 30))
+    for s in names:
+        np.testing.assert_allclose(ev.states[s], st.states[s], rtol=0, atol=1e-9)
+    assert (a != model.run(params, xs).events).any(), "the initial state changed nothing"
+    rest = ns.simulate(model, params, xs, engine="event", initial_state={"v": cell.v_leak})
+    np.testing.assert_array_equal(_dense_events(rest, 200, 2, 30), model.run(params, xs).events)
+
+
+def test_simulate_initial_state_bad_input():
+    model = ns.Model(ns.cells.LIF(2, 5, 1.0, refractory=3e-3, delay=2), n_out=2)
+    xs = np.zeros((5, 1, 2))
+    for bad, match in [([1.0], "dict"), ({"q1": np.zeros(5)}, "q1"), ({"v": np.zeros(4)}, r"\(5,\)"),
+                       ({"v": np.full(5, np.nan)}, "finite"), ({"r": np.full(5, 7)}, "integers"),
+                       ({"r": np.ones(5), "v": np.full(5, 2.0)}, "below threshold")]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            ns.simulate(model, None, xs, initial_state=bad)
+
+
+@pytest.mark.parametrize("kind,overrides", [("LIF", dict(refractory=3e-3)),
+                                            ("ALIF", dict(beta=0.5)),
+                                            ("LIF", dict(delay=3, refractory=2e-3))])
+def test_brian2_identical_spikes_from_initial_state(kind, overrides):
+    """The Brian2 adapter's initial_state: spikes identical to ns.simulate's from the same random
+    state (above threshold at step 0 where there are no delays), membranes to round-off."""
+    pytest.importorskip("brian2")
+    from neurosnap.adapters import brian2 as adapter
+    cls = getattr(ns.cells, kind)
+    model = ns.Model(cls(4, 25, 0.3, seed=3, w_in_scale=25.0, w_rec_scale=4.0, **overrides),
+                     n_out=2)
+    cell, params = model.cell, model.init(seed=3)
+    xs = _spike_inputs(200, 2, 4, rate=0.1)
+    rng = np.random.default_rng(5)
+    top = cell.v_th + (0.3 if cell.delay == 1 else -0.01) * (cell.v_th - cell.v_leak)
+    init = {"v": rng.uniform(cell.v_leak, top, (2, 25)), "i": rng.normal(0, 0.2, 25)}
+    if kind == "ALIF":
+        init["a"] = rng.uniform(0, 0.5, 25)
+    rec = ns.simulate(model, params, xs, record="events,v", engine="event", initial_state=init)
+    events, v = adapter.simulate(model, params, xs, initial_state=init)
+    ours = _dense_events(rec, 200, 2, 25)
+    assert 0.01 < ours.mean() < 0.4
+    assert (ours != model.run(params, xs).events).any(), "the initial state changed nothing"
+    np.testing.assert_array_equal(events, ours)
+    np.testing.assert_allclose(v, rec.states["v"], rtol=0, atol=1e-9)
+    if cell.delay > 1:
+        with pytest.raises(ValueError, match="below threshold"):
+            adapter.simulate(model, params, xs, initial_state={"v": cell.v_th + 1.0})
+    with pytest.raises(ValueError, match="'r'"):
+        adapter.to_network(model, params, xs, initial_state={"r": 0})

@@ -57,6 +57,11 @@ NAMES = {
     "spikes": "neurosnap_spikes",
     "membrane": "neurosnap_membrane",
     "xs": "neurosnap_xs",
+    "init": "neurosnap_init",
+    "bias_inh": "neurosnap_bias_inh",
+    "input_synapses_inh": "neurosnap_input_synapses_inh",
+    "recurrent_synapses_inh": "neurosnap_recurrent_synapses_inh",
+    "init_clock": "neurosnap_init_clock",
 }
 TARGETS = ("numpy", "cython")
 DEFAULT_CACHE_DIR = Path(".cache") / "brian2"
@@ -79,8 +84,8 @@ def check_expressible(model) -> None:
     """Raise ``ValueError`` unless ``model``'s cell can be run in Brian2 by this adapter.
 
     Expressible: :class:`~neurosnap.cells.LIF` and :class:`~neurosnap.cells.ALIF` with a Heaviside gate
-    (any surrogate, reset, density, autapses, bias, refractory period, delay; a delay > 1 needs
-    ``v_leak <= v_th``). Not: ``ns.gates.Smooth`` (graded, non-spike
+    (any surrogate, reset, density, autapses, bias, refractory period, delay, LIF's second current
+    ``tau_syn_inh``; a delay > 1 needs ``v_leak <= v_th``). Not: ``ns.gates.Smooth`` (graded, non-spike
     outputs), EGRU and LeakyRNN (no spiking dynamics).
     """
     cell = model.cell
@@ -95,7 +100,7 @@ def check_expressible(model) -> None:
 
 
 def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None, stdp=None,
-               delays=None):
+               delays=None, initial_state=None):
     """Build a ``brian2.Network`` reproducing ``model.run(params, xs)`` step for step.
 
     Args:
@@ -115,6 +120,14 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
             ``(n, n)`` indexed ``(post, pre)`` like ``w_rec`` (read where the connectivity mask is
             True), as ``ns.simulate(..., delays=)`` takes them; default: the cell's uniform
             ``delay``. Synapse ``(post, pre)`` gets Brian2's ``delay = (delays[post, pre] - 1) dt``.
+        initial_state: optional state at step 0 instead of the rest state, as
+            ``ns.simulate(..., initial_state=)`` takes it: a dict ``"v"``, ``"i"``, ``"i_inh"``, ``"a"``
+            to scalars, ``(n,)`` or ``(B, n)`` arrays (the refractory counter ``"r"`` is refused:
+            Brian2 holds it as a last spike time). The values are written by a ``run_regularly``
+            on a clock of its own that ticks once, at Brian2 step 0 right after the update code,
+            so that step 0's threshold sees them (units above threshold give ``z_{-1}``) as
+            neurosnap's does. With delays (``delay > 1`` or ``delays=``) every unit must start
+            below threshold (Brian2 has no spikes in flight before its first step).
 
     Returns:
         The network; run it for ``T + 1`` steps (step 0 is the initial state), e.g.
@@ -124,6 +137,10 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
     check_expressible(model)
     if stdp is not None and (model.cell.delay > 1 or delays is not None):
         raise ValueError("the Brian2 STDP formulation is written for delay=1")
+    two = getattr(model.cell, "tau_syn_inh", None) is not None
+    if stdp is not None and two:
+        raise ValueError("the Brian2 STDP formulation is written for one synaptic current "
+                         "(tau_syn_inh=None)")
     if delays is not None:                              # checked before any Brian2 object exists
         if model.cell.v_leak > model.cell.v_th:
             raise ValueError("delays with v_leak > v_th: neurosnap's network at rest before the "
@@ -132,11 +149,24 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
     params = model.check_params(params)
     xs, _, _ = model.check_inputs(xs)
     validate.choice("target", target, TARGETS)
+    init = {}
+    if initial_state is not None:                       # simulate's checks, before any Brian2
+        from ..simulation.run import check_initial_state
+        init = check_initial_state(initial_state, model.cell, xs.shape[1], model.dtype)
+        if "r" in init:
+            raise ValueError("initial_state: the Brian2 adapter does not take the refractory "
+                             "counter 'r' (Brian2 holds a last spike time)")
+        c = model.cell
+        x = init.get("v", c.v_leak) - c.v_th - (c.beta * init["a"] if "a" in init else 0.0)
+        if (c.delay > 1 or delays is not None) and np.any(x > 0):
+            raise ValueError("initial_state: with delays every unit must start below threshold "
+                             "(Brian2 has no spikes in flight before its first step)")
     if batch_index is not None:
         validate.positive_int("batch_index", batch_index, minimum=0)
         if batch_index >= xs.shape[1]:
             raise ValueError(f"batch_index must be < B={xs.shape[1]}, got {batch_index}")
         xs = xs[:, batch_index:batch_index + 1]
+        init = {key: val[batch_index:batch_index + 1] for key, val in init.items()}
     codeobj = _codeobj_class(target, cache_dir)
     cell = model.cell
     T, B, k = xs.shape
@@ -147,11 +177,24 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
     # the model's precision for the neurons and the weights (STDP traces and times stay float64)
     typed, weights = dict(common, dtype=model.dtype), dict(common, dtype={"w": model.dtype})
 
-    neurons = _neurons(b2, cell, B, typed)
+    names = {"v": "v", "i": "i_syn", "a": "a", "i_inh": "i_inh"}
+    neurons = _neurons(b2, cell, B, typed, [names[key] for key in init])
+    if init:
+        for key, val in init.items():
+            setattr(neurons, f"{names[key]}_init", np.asarray(val, model.dtype).ravel())
+        # a clock that ticks once in the run: at Brian2 step 0, after the update code (order 2)
+        once = b2.Clock((T + 2) * dt, name=NAMES["init_clock"])
+        neurons.run_regularly("\n".join(f"{names[key]} = {names[key]}_init" for key in init),
+                              clock=once, when="groups", order=2, name=NAMES["init"],
+                              codeobj_class=codeobj)
     if cell.has_bias:                                   # part of the jump, like W_in x_t
         neurons.bias = np.tile(params["cell.bias"][0], B)
         neurons.run_regularly("i_syn = i_syn + bias", when="synapses", name=NAMES["bias"],
                               codeobj_class=codeobj)
+        if two:
+            neurons.bias_inh = np.tile(params["cell.bias"][1], B)
+            neurons.run_regularly("i_inh = i_inh + bias_inh", when="synapses",
+                                  name=NAMES["bias_inh"], codeobj_class=codeobj)
     objects = [neurons]                                 # its run_regularly objects come along
 
     plastic = _stdp_namespace(stdp, cell, xs, dt) if stdp is not None else None
@@ -162,17 +205,31 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
                      NAMES["input_synapses"], weights)
     pre, post = np.meshgrid(np.arange(k), np.arange(n), indexing="ij")
     _connect(s_in, pre.ravel(), post.ravel(), params["cell.w_in"][0], k, n, B)
+    if two:                                             # gate 1's input weights jump i_inh
+        s_in_inh = _synapses(b2, source, neurons, on_pre.replace("i_syn_post", "i_inh_post"),
+                             on_event, namespace, None, NAMES["input_synapses_inh"], weights)
+        _connect(s_in_inh, pre.ravel(), post.ravel(), params["cell.w_in"][1], k, n, B)
+        objects.append(s_in_inh)
 
-    w_rec = params["cell.w_rec"][0]                     # zero off the mask (model.check_params)
     # neurosnap's delay D (steps, 1 = the next step) is a Brian2 transmission delay of D - 1 steps
-    s_rec = _synapses(b2, neurons, neurons, "i_syn_post += w", "spike", {}, plastic,
-                      NAMES["recurrent_synapses"], weights,
-                      delay=(cell.delay - 1) * dt if delays is None else "per synapse")
     pre, post = np.nonzero(cell.mask.T)
-    _connect(s_rec, pre, post, w_rec, n, n, B)
-    if delays is not None:                              # per synapse, in connection order
-        steps = delays[np.asarray(s_rec.j[:]) % n, np.asarray(s_rec.i[:]) % n] - 1
-        s_rec.delay[:] = steps * dt
+    recurrent = []
+    for g, (var, name) in enumerate([("i_syn", "recurrent_synapses"),
+                                     ("i_inh", "recurrent_synapses_inh")][:2 if two else 1]):
+        w_rec = params["cell.w_rec"][g]                 # zero off the mask (model.check_params)
+        syn = _synapses(b2, neurons, neurons, f"{var}_post += w", "spike", {}, plastic,
+                        NAMES[name], weights,
+                        delay=(cell.delay - 1) * dt if delays is None else "per synapse")
+        # two currents: each holds its nonzero weights only (Dale's law: a unit's spike jumps
+        # one of them); adding zeros would change no sum
+        keep = w_rec[post, pre] != 0 if two else slice(None)
+        _connect(syn, pre[keep], post[keep], w_rec, n, n, B)
+        if delays is not None and len(syn):             # per synapse, in connection order
+            steps = delays[np.asarray(syn.j[:]) % n, np.asarray(syn.i[:]) % n] - 1
+            syn.delay[:] = steps * dt
+        recurrent.append(syn)
+    s_rec = recurrent[0]
+    objects += recurrent[1:]
     for syn in (s_in, s_rec):
         if "tpre" in syn.variables:
             syn.tpre = -1 * b2.second                   # no pre arrival yet
@@ -190,11 +247,12 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
     return b2.Network(*objects, name="neurosnap_network")
 
 
-def simulate(model, params, xs, target="numpy", cache_dir=None, delays=None):
+def simulate(model, params, xs, target="numpy", cache_dir=None, delays=None,
+             initial_state=None):
     """Run ``model`` on ``xs`` in Brian2 (all ``B`` sequences in one network).
 
     Args:
-        model, params, target, cache_dir, delays: as in :func:`to_network`.
+        model, params, target, cache_dir, delays, initial_state: as in :func:`to_network`.
         xs: inputs, shape ``(T, B, n_in)``.
 
     Returns:
@@ -205,7 +263,7 @@ def simulate(model, params, xs, target="numpy", cache_dir=None, delays=None):
     xs, _, _ = model.check_inputs(xs)
     T, B, _ = xs.shape
     net = to_network(model, params, xs, batch_index=None, target=target, cache_dir=cache_dir,
-                     delays=delays)
+                     delays=delays, initial_state=initial_state)
     run(net, model, T)
     return read_run(net, model, T, B)
 
@@ -242,14 +300,18 @@ def from_network(net, model) -> dict[str, np.ndarray]:
     cell, n = model.cell, model.cell.n_hidden
     dtype = model.dtype
     params = {}
-    w_in = np.zeros((cell.n_in, n), dtype)
-    _read(net[NAMES["input_synapses"]], w_in, cell.n_in, n)
-    params["cell.w_in"] = w_in.T[None].copy()
-    w_rec = np.zeros((n, n), dtype)
-    _read(net[NAMES["recurrent_synapses"]], w_rec, n, n)
-    params["cell.w_rec"] = w_rec.T[None].copy()
+    two = getattr(cell, "tau_syn_inh", None) is not None
+    suffixes = ["", "_inh"] if two else [""]
+    w_in = np.zeros((len(suffixes), cell.n_in, n), dtype)
+    w_rec = np.zeros((len(suffixes), n, n), dtype)
+    for g, suffix in enumerate(suffixes):
+        _read(net[NAMES["input_synapses" + suffix]], w_in[g], cell.n_in, n)
+        _read(net[NAMES["recurrent_synapses" + suffix]], w_rec[g], n, n)
+    params["cell.w_in"] = w_in.transpose(0, 2, 1).copy()
+    params["cell.w_rec"] = w_rec.transpose(0, 2, 1).copy()
     if cell.has_bias:
-        params["cell.bias"] = np.asarray(net[NAMES["neurons"]].bias[:n], dtype)[None].copy()
+        params["cell.bias"] = np.stack([np.asarray(net[NAMES["neurons"]].variables[f"bias{x}"]
+                                                   .get_value()[:n], dtype) for x in suffixes])
     w_out = np.zeros((n, model.n_out), dtype)
     _read(net[NAMES["readout_synapses"]], w_out, n, model.n_out)
     params["readout.weight"] = w_out.T.copy()
@@ -308,8 +370,9 @@ def _no_clock(common):
     return {"codeobj_class": common["codeobj_class"]}
 
 
-def _neurons(b2, cell, B, common):
-    """The neuron group with neurosnap's explicit update, threshold and reset code."""
+def _neurons(b2, cell, B, common, init_vars=()):
+    """The neuron group with neurosnap's explicit update, threshold and reset code (and a constant
+    ``<var>_init`` for each of ``init_vars``)."""
     alif = isinstance(cell, ALIF)
     eqs = """
     v : 1
@@ -321,14 +384,21 @@ def _neurons(b2, cell, B, common):
     v_leak : 1 (shared, constant)
     v_reset : 1 (shared, constant)
     """
-    update = "v = v + k_m * (v_leak - v + i_syn)\ni_syn = (1 - k_s) * i_syn"
+    eqs += "".join(f"{var}_init : 1 (constant)\n" for var in init_vars)
+    two = getattr(cell, "tau_syn_inh", None) is not None
+    drive = "i_syn + i_inh" if two else "i_syn"
+    if two:
+        eqs += "i_inh : 1\nk_si : 1 (shared, constant)\n"
+        if cell.has_bias:
+            eqs += "bias_inh : 1 (constant)\n"
+    decay = "i_syn = (1 - k_s) * i_syn" + ("\ni_inh = (1 - k_si) * i_inh" if two else "")
+    update = f"v = v + k_m * (v_leak - v + {drive})\n{decay}"
     refractory = {}
     if cell.refractory_steps:
         # Brian2 adds ``not_refractory`` (updated in the state updater, which runs before this code:
         # order=1 below) and appends ``and not_refractory`` to the threshold; the explicit update
         # clamps v like ``(unless refractory)`` would an ODE, and i_syn keeps integrating.
-        update = ("v = v + int(not_refractory) * k_m * (v_leak - v + i_syn)\n"
-                  "i_syn = (1 - k_s) * i_syn")
+        update = f"v = v + int(not_refractory) * k_m * (v_leak - v + {drive})\n{decay}"
         refractory = dict(refractory=cell.refractory_steps * cell.dt * b2.second)
     threshold = "v - v_th > 0"
     reset = "v = v_reset" if cell.reset == "zero" else "v = v - v_th"
@@ -341,6 +411,8 @@ def _neurons(b2, cell, B, common):
                            name=NAMES["neurons"], **refractory, **common)
     group.k_m = cell.dt / cell.tau_mem
     group.k_s = cell.dt / cell.tau_syn
+    if two:
+        group.k_si = cell.dt / cell.tau_syn_inh
     group.v_th, group.v_leak, group.v_reset = cell.v_th, cell.v_leak, cell.v_reset
     group.v = cell.v_leak
     if alif:

@@ -47,6 +47,8 @@ def check_expressible(model) -> None:
         problems.append("detach_reset=False (Norse never differentiates through the reset)")
     if cell.has_bias:
         problems.append("bias=True (Norse's LIFRecurrentCell has no bias)")
+    if getattr(cell, "tau_syn_inh", None) is not None:
+        problems.append(f"tau_syn_inh={cell.tau_syn_inh} (Norse's LIF has one synaptic current)")
     if cell.refractory_steps:
         problems.append("refractory>0 (Norse's LIFRefrac has the same forward pass with rho_reset = "
                         "R - 1 but differentiates its refractory mask; this adapter builds "

@@ -41,11 +41,20 @@ class _Spiking(Cell):
     def __init__(self, n_in, n_hidden, density=1.0, *, gate=None, dt=1e-3, tau_mem=1e-2,
                  tau_syn=5e-3, v_th=1.0, v_leak=0.0, v_reset=0.0, reset="zero",
                  detach_reset=True, refractory=0.0, delay=1, autapses=False, bias=False,
-                 w_in_scale=1.0, w_rec_scale=1.0, **kwargs):
+                 w_in_scale=1.0, w_rec_scale=1.0, tau_syn_inh=None, **kwargs):
         self.gate = make_gate(gate, Triangle(gamma=0.3, width=1.0))
         self.dt = validate.real("dt", dt, low=0.0, low_open=True)
         self.tau_mem = validate.real("tau_mem", tau_mem, low=self.dt, low_name=f"dt={self.dt}")
         self.tau_syn = validate.real("tau_syn", tau_syn, low=self.dt, low_name=f"dt={self.dt}")
+        #: time constant of the second (inhibitory) synaptic current, or None (one current)
+        self.tau_syn_inh = None
+        if tau_syn_inh is not None:
+            if type(self).state_names != ("v", "i"):
+                raise ValueError(f"tau_syn_inh: a second synaptic current is implemented for LIF "
+                                 f"only, not {type(self).__name__}")
+            self.tau_syn_inh = validate.real("tau_syn_inh", tau_syn_inh, low=self.dt,
+                                             low_name=f"dt={self.dt}")
+            self.gate_names = ("i", "i_inh")      # w_rec[1], w_in[1] (, bias[1]) drive i_inh
         self.v_th = validate.real("v_th", v_th)
         self.v_leak = validate.real("v_leak", v_leak)
         self.v_reset = validate.real("v_reset", v_reset)
@@ -63,12 +72,15 @@ class _Spiking(Cell):
         #: recurrent transmission delay in steps (1: a spike reaches its targets at the next step)
         self.delay = validate.positive_int("delay", delay, minimum=1)
         # each delay step adds state variables, and a step's Jacobian is (S, S) per unit
-        n_state = 2 + (1 if steps else 0) + (2 if steps else 1) * (self.delay - 1)
+        n_base = len(type(self).state_names) + (self.tau_syn_inh is not None)
+        n_state = n_base + (1 if steps else 0) + (2 if steps else 1) * (self.delay - 1)
         validate.memory("delay", delay, 8 * n_state ** 2,
                         f"the ({n_state}, {n_state}) per-unit state Jacobian of one step")
         # state layout: base variables, the counter r (refractory > 0), the delayed gate arguments
         # q1..q{D-1} (delay > 1) and, with both, the delayed not-refractory flags f1..f{D-1}
         names = type(self).state_names
+        if self.tau_syn_inh is not None:
+            names += ("i_inh",)
         self._ir = len(names)
         if steps:
             names += ("r",)
@@ -201,7 +213,8 @@ class _Spiking(Cell):
         reset == "subtract", detach_reset, rho, beta, detach_adaptation]``."""
         from ..engine import codes
         gate = self.gate.compiled_spec()
-        if gate is None or self.refractory_steps or self.delay > 1:   # reference path only
+        if (gate is None or self.refractory_steps or self.delay > 1
+                or self.tau_syn_inh is not None):                      # reference path only
             return None
         hyper = np.zeros(10)
         hyper[:7] = [self.dt / self.tau_mem, self.dt / self.tau_syn, self.v_th, self.v_leak,
@@ -217,6 +230,16 @@ class _Spiking(Cell):
         if m is not None:                         # clamped while refractory
             v_new = np.where(m > 0, v_new, v_r)
         return v_new, (1 - k_s) * i_j
+
+    def _integrate2(self, v_r, i, ih, rec, inp, m=None):
+        """``_integrate`` with the second current: gate 1's drive jumps ``i_inh`` (eq. (28)-(29))."""
+        k_m, k_s, k_si = self.dt / self.tau_mem, self.dt / self.tau_syn, self.dt / self.tau_syn_inh
+        i_j = i + rec[:, 0] + inp[:, 0]
+        ih_j = ih + rec[:, 1] + inp[:, 1]
+        v_new = v_r + k_m * (self.v_leak - v_r + i_j + ih_j)
+        if m is not None:
+            v_new = np.where(m > 0, v_new, v_r)
+        return v_new, (1 - k_s) * i_j, (1 - k_si) * ih_j
 
     def _stack(self, parts, state, g_prev, free_prev, c_new):
         return np.stack(parts + self._tail(state, g_prev, free_prev, c_new), axis=1)
@@ -245,8 +268,16 @@ class LIF(_Spiking):
             ``delay - 1`` delayed gate arguments ``q1, q2, ...`` (and, with refractoriness, the
             delayed not-refractory flags ``f1, f2, ...``) follow the other state variables.
         autapses: self-connections allowed (default False); bias: input bias (default False).
+        tau_syn_inh: time constant of a second synaptic current ``i_inh`` (default None: one
+            current, today's cell). When set the cell has two drives (``n_gates = 2``): the
+            weights ``w_rec[0]``, ``w_in[0]`` (, ``bias[0]``) jump ``i`` (decay ``tau_syn``) and
+            ``w_rec[1]``, ``w_in[1]`` (, ``bias[1]``) jump ``i_inh`` (decay ``tau_syn_inh``); the
+            membrane integrates ``i + i_inh`` (``docs/theory/cells.md`` eq. (28)-(29)). Dale's law
+            (CUBA: excitatory units project through ``w_rec[0]`` only, inhibitory ones through
+            ``w_rec[1]`` only, with negative weights) is a choice of these weights, not a rule of
+            the cell: a synapse may drive both currents. ``model.init`` draws both matrices.
 
-    State shape ``(B, S, n)``: ``(v, i)``, then the refractory counter ``r`` (steps left) when
+    State shape ``(B, S, n)``: ``(v, i)`` (``(v, i, i_inh)`` with ``tau_syn_inh``), then the refractory counter ``r`` (steps left) when
     ``refractory > 0``, then the delay buffers when ``delay > 1`` (``cell.state_names`` lists them);
     ``S = 2`` by default. Output: spikes ``z`` of shape ``(B, n)``.
 
@@ -273,8 +304,14 @@ class LIF(_Spiking):
         z, dz, free = self._spike(v - self.v_th, state, jac)
         v_r, dvr_dv, _ = self._reset(v, z, dz, jac)
         c_new, m = self._counter(state, v - self.v_th, free)
-        v_new, i_new = self._integrate(v_r, i, rec, inp, m)
-        new = self._stack([v_new, i_new], state, v - self.v_th, free, c_new)
+        two = self.tau_syn_inh is not None
+        if two:                                   # eq. (28)-(29): i and i_inh both drive v
+            v_new, i_new, ih_new = self._integrate2(v_r, i, state[:, 2], rec, inp, m)
+            base = [v_new, i_new, ih_new]
+        else:
+            v_new, i_new = self._integrate(v_r, i, rec, inp, m)
+            base = [v_new, i_new]
+        new = self._stack(base, state, v - self.v_th, free, c_new)
         if not jac:
             return new, None, None, None
         k_m, k_s = self.dt / self.tau_mem, self.dt / self.tau_syn
@@ -284,9 +321,15 @@ class LIF(_Spiking):
         local[:, 0, 0] = (1 - km) * dvr_dv
         local[:, 0, 1] = km
         local[:, 1, 1] = 1 - k_s
-        d = np.zeros((B, S, 1, n), dtype=state.dtype)
+        d = np.zeros((B, S, self.n_gates, n), dtype=state.dtype)
         d[:, 0, 0] = km
         d[:, 1, 0] = 1 - k_s
+        if two:
+            k_si = self.dt / self.tau_syn_inh
+            local[:, 0, 2] = km
+            local[:, 2, 2] = 1 - k_si
+            d[:, 0, 1] = km
+            d[:, 2, 1] = 1 - k_si
         self._buffer_jac(local)
         return new, local, d, d.copy()
 

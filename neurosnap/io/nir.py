@@ -114,6 +114,8 @@ def check_expressible(model) -> None:
         problems.append(f"refractory={cell.refractory} (NIR's CubaLIF has no refractory period)")
     if getattr(cell, "delay", 1) > 1:
         problems.append(f"delay={cell.delay} (this export writes undelayed recurrent weights)")
+    if getattr(cell, "tau_syn_inh", None) is not None:
+        problems.append(f"tau_syn_inh={cell.tau_syn_inh} (NIR's CubaLIF has one synaptic current)")
     if problems:
         raise ValueError("NIR cannot express this LIF configuration: " + "; ".join(problems))
 

@@ -35,6 +35,9 @@ class EventLIF:
         if not isinstance(cell, (LIF, ALIF)) or not isinstance(cell.gate, Heaviside):
             raise ValueError("simulate_lif_events needs an ns.cells.LIF or ns.cells.ALIF with a "
                              f"Heaviside gate, got {cell!r} with gate {cell.gate!r}")
+        if getattr(cell, "tau_syn_inh", None) is not None and check:
+            raise ValueError("simulate_lif_events runs cells with one synaptic current; use "
+                             "ns.simulate (event engine) for tau_syn_inh=")
         if check and (cell.refractory_steps or cell.delay > 1):
             raise ValueError("simulate_lif_events runs cells without refractoriness and with "
                              "delay=1; use ns.simulate (event engine) for refractory= and delay=")

@@ -120,11 +120,52 @@ def _resolve_units(units, n, recording_states):
     return arr.astype(np.int64)
 
 
+def check_initial_state(initial_state, cell, batch, dtype):
+    """``initial_state`` (``simulate``'s argument) as a dict name -> ``(batch, n)`` array."""
+    if initial_state is None:
+        return {}
+    if not isinstance(initial_state, dict):
+        raise TypeError(f"initial_state must be a dict from state variable names to arrays, got "
+                        f"{type(initial_state).__name__}")
+    allowed = list(cell.state_names)
+    if isinstance(cell, (LIF, ALIF)):                   # not the delay buffers q*, f*
+        allowed = [s for s in allowed if s in ("v", "i", "i_inh", "a", "r")]
+    n = cell.n_hidden
+    out = {}
+    for name, val in initial_state.items():
+        if name not in allowed:
+            raise ValueError(f"initial_state: {name!r} is not a settable state variable of "
+                             f"{type(cell).__name__}; expected one of {', '.join(allowed)}")
+        arr = np.asarray(val, dtype=dtype)
+        if arr.shape in ((), (n,)):
+            arr = np.broadcast_to(arr, (batch, n))
+        elif arr.shape != (batch, n):
+            raise ValueError(f"initial_state[{name!r}] must be a scalar or have shape ({n},) or "
+                             f"({batch}, {n}), "
+                             f"got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"initial_state[{name!r}] must be finite (no NaN or inf)")
+        if name == "r":
+            steps = getattr(cell, "refractory_steps", 0)
+            if np.any(arr < 0) or np.any(arr > max(steps - 1, 0)) or np.any(arr != np.round(arr)):
+                raise ValueError(f"initial_state['r'] must hold integers in [0, "
+                                 f"{max(steps - 1, 0)}] (refractory steps left)")
+        out[name] = np.array(arr)
+    if "r" in out:                     # the two engines differ on such a unit's first spike
+        v = out.get("v", np.full((batch, n), cell.v_leak))
+        a = out.get("a", 0.0)
+        if np.any((out["r"] > 0) & (v - cell.v_th - getattr(cell, "beta", 0.0) * a > 0)):
+            raise ValueError("initial_state: a unit with r > 0 (refractory) must be below "
+                             "threshold at step 0")
+    return out
+
+
 @validate.guarded
 def simulate(model, params, inputs, record=("events",), *, steps: int | None = None,
              units=None, state_vars=None, rate_bin: int = 10, out=None,
              chunk_steps: int = 10_000, progress: bool = False, engine: str = "auto",
-             batch: int = 1, dt: float | None = None, delays=None) -> Recording:
+             batch: int = 1, dt: float | None = None, delays=None,
+             initial_state=None) -> Recording:
     """Run ``model`` on ``inputs`` and record events, states and rates (module docstring).
 
     Args:
@@ -139,7 +180,7 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
             task ``Batch``.
         record: names to record: ``"events"`` (spike lists; implies ``"rate"``), ``"rate"``
             (population rate only), ``"states"`` (the ``state_vars``), or state variable names
-            directly (``"v"``, ``"i"``, ``"a"``, ``"c"``, ``"h"``); a tuple or a comma-separated
+            directly (``"v"``, ``"i"``, ``"i_inh"``, ``"a"``, ``"c"``, ``"h"``); a tuple or a comma-separated
             string.
         steps: number of steps; required for unbounded sources, at most the length of finite ones
             (default: all of it).
@@ -162,6 +203,14 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
             connectivity mask is True): a spike of step ``t`` reaches ``post`` at step
             ``t + delays[post, pre]``. Default: the cell's uniform ``delay`` (1: the next step).
             Brian2's adapter takes the same array (``neurosnap.adapters.brian2.simulate``).
+        initial_state: the state at step 0 (and after each reset of a task's sequences) instead
+            of the cell's rest state: a dict from base state variable names (``"v"``, ``"i"``,
+            ``"i_inh"`` with LIF's ``tau_syn_inh``;
+            ALIF ``"a"``; ``"r"``, the refractory counter in steps, when ``refractory > 0``) to
+            scalars, arrays ``(n,)`` (every sequence) or ``(B, n)``; names left out keep their rest value.
+            Units above threshold in it fire before step 0: their spikes are in flight (with
+            ``delay > 1``, on every delay); a refractory unit (``r > 0``) must be below threshold. E.g. CUBA's random potentials,
+            ``{"v": rng.uniform(v_reset, v_th, n)}``.
 
     Returns:
         a :class:`Recording`.
@@ -224,8 +273,11 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
     row_bytes = B * max(1, len(var_idx) * len(units)) * np.dtype(dtype).itemsize
     chunk_steps = max(1, min(chunk_steps, (64 << 20) // row_bytes))
 
-    runner = (EventRunner(model, params, B, var_idx, units, "events" in kinds, delays=delays)
-              if use_events else StepRunner(model, params, B, var_idx, units, "events" in kinds))
+    init = check_initial_state(initial_state, cell, B, dtype)
+    runner = (EventRunner(model, params, B, var_idx, units, "events" in kinds, delays=delays,
+                          init=init)
+              if use_events else StepRunner(model, params, B, var_idx, units, "events" in kinds,
+                                            init=init))
     specs: dict[str, tuple[type | np.dtype, tuple[int, ...]]] = {}
     if "events" in kinds:
         specs.update(spike_steps=(np.int64, ()), spike_units=(np.int32, ()),

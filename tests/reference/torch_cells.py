@@ -243,6 +243,34 @@ class ALIF(LIF):
         return (v_new, i_new, a_new) + counter + buf
 
 
+@dataclass(frozen=True)
+class LIF2(LIF):
+    """LIF with a second synaptic current ``i_inh`` driven by gate 1's weights (``tau_syn_inh``)."""
+
+    tau_syn_inh: float = 1e-2
+    n_state = 3
+
+    def initial_state(self, batch, n, dtype):
+        v = torch.full((batch, n), self.v_leak, dtype=dtype)
+        zeros = torch.zeros(batch, n, dtype=dtype)
+        return self._with_tail((v, zeros, zeros.clone()), batch, n, dtype)
+
+    def _n_base(self):
+        return 3 + (1 if self.refractory_steps else 0)
+
+    def step(self, p, state, x):
+        v, i, ih = state[:3]
+        z = self._spike(v - self.v_th, state)
+        v_r = self._reset_v(v, z)
+        z_in, buf = self._delayed(state, z)
+        k_m, k_s = self.dt / self.tau_mem, self.dt / self.tau_syn
+        i_j = i + _rec(p, 0, z_in) + _inp(p, 0, x)
+        ih_j = ih + _rec(p, 1, z_in) + _inp(p, 1, x)
+        v_new = v_r + k_m * (self.v_leak - v_r + i_j + ih_j)
+        v_new, counter = self._refractory(v - self.v_th, state, v_r, v_new)
+        return (v_new, (1 - k_s) * i_j, (1 - self.dt / self.tau_syn_inh) * ih_j) + counter + buf
+
+
 def _rec(p, g, y):
     return y @ p["cell.w_rec"][g].T
 
