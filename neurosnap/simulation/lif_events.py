@@ -72,7 +72,8 @@ class EventLIF:
         n = len(self.bias)
         events = np.zeros((T, B, n), dtype=np.bool_)
         v_out = np.zeros((T if record_v else 0, B, n), dtype=self.model.dtype)
-        _simulate(xs, self.out_ptr, self.out_post, self.out_w, self.w_in_t, self.bias,
+        # mypy reads numba's Dispatcher.__call__ stub, not the jitted signature
+        _simulate(xs, self.out_ptr, self.out_post, self.out_w, self.w_in_t, self.bias,  # type: ignore[call-arg]
                   *self.constants, self.subtract, record_v, events, v_out)
         return (events, v_out) if record_v else events
 
