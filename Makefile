@@ -26,12 +26,15 @@ $(FULL): $(CORE)
 demo: $(CORE)
 	$(BIN)/neurosnap train models/egru-copy.toml --out runs/demo --overwrite
 
-test: $(FULL)
+# lint, formatting and types first (seconds), then the whole suite
+test: lint
 	$(BIN)/python -m pytest -q
 
-# lint and types (configured in pyproject.toml); also run by pre-commit (.pre-commit-config.yaml)
+# lint, format check and types (configured in pyproject.toml); also run by pre-commit
+# (.pre-commit-config.yaml); `ruff format neurosnap tests benchmarks` fixes the formatting
 lint: $(FULL)
 	$(BIN)/ruff check neurosnap tests benchmarks
+	$(BIN)/ruff format --check neurosnap tests benchmarks
 	$(BIN)/mypy neurosnap
 
 # the documentation site in site/, strict (warnings fail); executes the notebooks at full size

@@ -14,6 +14,7 @@ Run (one thread for BLAS and numba)::
 
     python benchmarks/delay_cost.py            # n = 32, T = 40, batch 1, float64
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,12 +32,15 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import neurosnap as ns  # noqa: E402
 
-RULES = {"RTRL-dense": lambda: ns.rules.RTRL(sparse=False), "RTRL": lambda: ns.rules.RTRL(),
-         "BPTT": lambda: ns.rules.BPTT()}
+RULES = {
+    "RTRL-dense": lambda: ns.rules.RTRL(sparse=False),
+    "RTRL": lambda: ns.rules.RTRL(),
+    "BPTT": lambda: ns.rules.BPTT(),
+}
 
 
 def _time(model, params, xs, ys, rule, engine, repeat):
-    ns.sequence_grad(model, params, xs[:3], ys[:3], rule(), engine=engine)      # warm-up
+    ns.sequence_grad(model, params, xs[:3], ys[:3], rule(), engine=engine)  # warm-up
     best = np.inf
     for _ in range(repeat):
         t = time.process_time()
@@ -55,17 +59,23 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     xs = (rng.random((args.T, 1, 4)) < 0.2).astype(np.float64)
     ys = rng.integers(0, 4, (args.T, 1))
-    print(f"# {datetime.date.today()}  {platform.machine()}  Python {platform.python_version()}  "
-          f"numpy {np.__version__}  n={args.n} T={args.T} batch 1 float64  "
-          f"load {os.getloadavg()[0]:.1f}")
-    print("| refractory | delay D | state S | influence entries | "
-          + " | ".join(f"{r} ms/step (x D=1)" for r in RULES) + " |")
+    print(
+        f"# {datetime.date.today()}  {platform.machine()}  Python {platform.python_version()}  "
+        f"numpy {np.__version__}  n={args.n} T={args.T} batch 1 float64  "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        "| refractory | delay D | state S | influence entries | "
+        + " | ".join(f"{r} ms/step (x D=1)" for r in RULES)
+        + " |"
+    )
     print("|---|---|---|---|" + "---|" * len(RULES))
     for refractory in (0.0, 3e-3):
         base = {}
         for D in (int(d) for d in args.delays.split(",")):
-            cell = ns.cells.LIF(4, args.n, w_in_scale=30.0, w_rec_scale=5.0, refractory=refractory,
-                                delay=D)
+            cell = ns.cells.LIF(
+                4, args.n, w_in_scale=30.0, w_rec_scale=5.0, refractory=refractory, delay=D
+            )
             model = ns.Model(cell, n_out=4)
             params = model.init(seed=0)
             cells = []
@@ -73,13 +83,19 @@ def main(argv=None):
                 ms = _time(model, params, xs, ys, rule, "reference", args.repeat)
                 base.setdefault(name, ms)
                 cells.append(f"{ms:.3f} ({ms / base[name]:.2f}x)")
-            print(f"| {refractory * 1e3:g} ms | {D} | {cell.n_state} | "
-                  f"{cell.n_state * args.n * cell.layout.size:,} | " + " | ".join(cells) + " |")
+            print(
+                f"| {refractory * 1e3:g} ms | {D} | {cell.n_state} | "
+                f"{cell.n_state * args.n * cell.layout.size:,} | " + " | ".join(cells) + " |"
+            )
     model = ns.Model(ns.cells.LIF(4, args.n, w_in_scale=30.0, w_rec_scale=5.0), n_out=4)
     params = model.init(seed=0)
-    comp = [f"{_time(model, params, xs, ys, r, 'compiled', args.repeat):.3f}" for r in RULES.values()]
-    print("compiled engine, D = 1, no refractoriness: " + ", ".join(
-        f"{name} {ms} ms/step" for name, ms in zip(RULES, comp, strict=True)))
+    comp = [
+        f"{_time(model, params, xs, ys, r, 'compiled', args.repeat):.3f}" for r in RULES.values()
+    ]
+    print(
+        "compiled engine, D = 1, no refractoriness: "
+        + ", ".join(f"{name} {ms} ms/step" for name, ms in zip(RULES, comp, strict=True))
+    )
 
 
 if __name__ == "__main__":

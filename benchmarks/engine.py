@@ -21,6 +21,7 @@ Run (one thread for BLAS and numba)::
     python benchmarks/engine.py --quick           # n = 16, 64; float32; batch 1 (about a minute)
     python benchmarks/engine.py                   # n = 16..256, float32 and float64, batch 1 and 16
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,16 +83,16 @@ def measure(cell_name, rule_name, n, dtype, batch, args):
     model, params, xs, ys = problem(cell_name, n, dtype, batch, 3)
     S, P = model.cell.n_state, model.cell.layout.size
     if rule_name in INFLUENCE:
-        mb = 2 * batch * S * n * P * np.dtype(dtype).itemsize / 2 ** 20
+        mb = 2 * batch * S * n * P * np.dtype(dtype).itemsize / 2**20
         if mb > args.max_mb:
             return None
         macs = batch * (S * n) ** 2 * P
-        if macs / 5e9 * 3 > args.budget:                     # three reference steps
+        if macs / 5e9 * 3 > args.budget:  # three reference steps
             return None
     rule = RULES[rule_name]()
     out = {}
     for engine in ("compiled", "reference"):
-        ns.sequence_grad(model, params, xs, ys, rule, engine=engine)      # compile / warm up
+        ns.sequence_grad(model, params, xs, ys, rule, engine=engine)  # compile / warm up
         t0 = time.process_time()
         ns.sequence_grad(model, params, xs, ys, rule, engine=engine)
         guess = max((time.process_time() - t0) / 3, 1e-6)
@@ -106,8 +107,11 @@ def blas_info():
         from threadpoolctl import threadpool_info
     except ImportError:
         return "threadpoolctl not installed"
-    return "; ".join(f"{d.get('internal_api')} {d.get('version')} {d.get('architecture')}"
-                     for d in threadpool_info() if d.get("user_api") == "blas")
+    return "; ".join(
+        f"{d.get('internal_api')} {d.get('version')} {d.get('architecture')}"
+        for d in threadpool_info()
+        if d.get("user_api") == "blas"
+    )
 
 
 def main(argv=None):
@@ -123,18 +127,28 @@ def main(argv=None):
     parser.add_argument("--max-steps", type=int, default=2000)
     parser.add_argument("--budget", type=float, default=2.0)
     parser.add_argument("--max-mb", type=float, default=512.0)
-    parser.add_argument("--native-blas", action="store_true",
-                        help="unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for this process")
+    parser.add_argument(
+        "--native-blas",
+        action="store_true",
+        help="unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for this process",
+    )
     args = parser.parse_args(argv)
     if args.native_blas and any(v in os.environ for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")):
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+        }
         os.execve(sys.executable, [sys.executable] + sys.argv, env)
     if args.quick:
         args.n, args.dtype, args.batch = [16, 64], ["float32"], [1]
-    print(f"# neurosnap engine benchmark, {datetime.date.today()}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}")
-    print(f"# BLAS: {blas_info()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
+    print(
+        f"# neurosnap engine benchmark, {datetime.date.today()}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
+    )
+    print(
+        f"# BLAS: {blas_info()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}"
+    )
     print("# ms per step (CPU time), compiled / reference (speed-up)\n")
     for dtype in args.dtype:
         for batch in args.batch:

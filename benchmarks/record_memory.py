@@ -24,6 +24,7 @@ Usage::
     python benchmarks/record_memory.py --steps 100000 1000000 --json results.json
     python benchmarks/record_memory.py --n 2000 --steps 20000     # quick
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,13 +67,28 @@ def child(args):
     from neurosnap.simulation.recording import RateBinner
 
     dtype = getattr(np, args.dtype)
-    cell = ns.cells.LIF(100, args.n, 100 / args.n, dt=1e-3, tau_mem=0.02, tau_syn=0.005,
-                        w_in_scale=6.0, w_rec_scale=4.0, seed=0)
+    cell = ns.cells.LIF(
+        100,
+        args.n,
+        100 / args.n,
+        dt=1e-3,
+        tau_mem=0.02,
+        tau_syn=0.005,
+        w_in_scale=6.0,
+        w_rec_scale=4.0,
+        seed=0,
+    )
     model = ns.Model(cell, 1, loss="mse", dtype=dtype)
     params = model.init(0)
     # warm the numba cache on a tiny run (not measured)
-    ns.simulate(ns.Model(ns.cells.LIF(100, 10, dt=1e-3), 1, loss="mse", dtype=dtype), None,
-                sim.PoissonSource(20.0, 100, 1e-3), steps=10, record="events,v", units=[0])
+    ns.simulate(
+        ns.Model(ns.cells.LIF(100, 10, dt=1e-3), 1, loss="mse", dtype=dtype),
+        None,
+        sim.PoissonSource(20.0, 100, 1e-3),
+        steps=10,
+        record="events,v",
+        units=[0],
+    )
     source = sim.PoissonSource(20.0, 100, 1e-3, seed=0)
     out = tempfile.mkdtemp(prefix="record_memory_", dir=args.dir)
     rss_before = _rss()
@@ -94,8 +110,16 @@ def child(args):
     RateBinner.push = first_push
     tracemalloc.start()
     t0 = time.perf_counter()
-    rec = ns.simulate(model, params, source, "events,v", steps=args.steps, units=list(range(10)),
-                      out=out, chunk_steps=args.chunk_steps)
+    rec = ns.simulate(
+        model,
+        params,
+        source,
+        "events,v",
+        steps=args.steps,
+        units=list(range(10)),
+        out=out,
+        chunk_steps=args.chunk_steps,
+    )
     wall = time.perf_counter() - t0
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -104,18 +128,27 @@ def child(args):
     RateBinner.push = push
     size = os.path.getsize(os.path.join(out, "recording.npz"))
     shutil.rmtree(out)
-    row = {"n": args.n, "steps": args.steps, "dtype": args.dtype, "chunk_steps": args.chunk_steps,
-           "events": rec.n_events, "rate_hz": rec.n_events / (args.n * args.steps * 1e-3),
-           "wall_s": wall, "us_per_step": 1e6 * wall / args.steps,
-           "rss_before_mb": rss_before / 1e6,
-           "rss_peak_mb": max(sampler.peak, loop["setup_rss"]) / 1e6,
-           "rss_growth_mb": (max(sampler.peak, loop["setup_rss"]) - rss_before) / 1e6,
-           "rss_peak_loop_mb": sampler.peak / 1e6,
-           "rss_growth_loop_mb": (sampler.peak - rss_before) / 1e6,
-           "tracemalloc_peak_mb": max(traced_peak, loop["setup_traced"]) / 1e6,
-           "tracemalloc_peak_setup_mb": loop["setup_traced"] / 1e6,
-           "tracemalloc_peak_loop_mb": traced_peak / 1e6, "recording_npz_mb": size / 1e6,
-           "spike_lists_mb": rec.n_events * 16 / 1e6, "dense_raster_mb": args.steps * args.n / 1e6}
+    row = {
+        "n": args.n,
+        "steps": args.steps,
+        "dtype": args.dtype,
+        "chunk_steps": args.chunk_steps,
+        "events": rec.n_events,
+        "rate_hz": rec.n_events / (args.n * args.steps * 1e-3),
+        "wall_s": wall,
+        "us_per_step": 1e6 * wall / args.steps,
+        "rss_before_mb": rss_before / 1e6,
+        "rss_peak_mb": max(sampler.peak, loop["setup_rss"]) / 1e6,
+        "rss_growth_mb": (max(sampler.peak, loop["setup_rss"]) - rss_before) / 1e6,
+        "rss_peak_loop_mb": sampler.peak / 1e6,
+        "rss_growth_loop_mb": (sampler.peak - rss_before) / 1e6,
+        "tracemalloc_peak_mb": max(traced_peak, loop["setup_traced"]) / 1e6,
+        "tracemalloc_peak_setup_mb": loop["setup_traced"] / 1e6,
+        "tracemalloc_peak_loop_mb": traced_peak / 1e6,
+        "recording_npz_mb": size / 1e6,
+        "spike_lists_mb": rec.n_events * 16 / 1e6,
+        "dense_raster_mb": args.steps * args.n / 1e6,
+    }
     print(json.dumps(row))
 
 
@@ -133,26 +166,43 @@ def main():
         args.steps = args.steps[0]
         return child(args)
     rows = []
-    for steps in args.steps:                       # a fresh process per run: clean RSS
-        cmd = [sys.executable, __file__, "--child", "--n", str(args.n), "--steps", str(steps),
-               "--dtype", args.dtype, "--chunk-steps", str(args.chunk_steps)]
+    for steps in args.steps:  # a fresh process per run: clean RSS
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--n",
+            str(args.n),
+            "--steps",
+            str(steps),
+            "--dtype",
+            args.dtype,
+            "--chunk-steps",
+            str(args.chunk_steps),
+        ]
         if args.dir:
             cmd += ["--dir", args.dir]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         r = rows[-1]
-        print(f"N={r['n']:,} T={r['steps']:,}: {r['events']:,} events ({r['rate_hz']:.2f} Hz), "
-              f"wall {r['wall_s']:.1f} s ({r['us_per_step']:.1f} us/step); RSS before "
-              f"{r['rss_before_mb']:.0f} MB, peak {r['rss_peak_mb']:.0f} MB (+{r['rss_growth_mb']:.0f}"
-              f" MB; stepping loop +{r['rss_growth_loop_mb']:.0f} MB); tracemalloc peak "
-              f"{r['tracemalloc_peak_mb']:.1f} MB (setup {r['tracemalloc_peak_setup_mb']:.1f} MB, "
-              f"stepping loop {r['tracemalloc_peak_loop_mb']:.1f} MB); recording.npz "
-              f"{r['recording_npz_mb']:.0f} MB; a dense raster would be {r['dense_raster_mb']:.0f} MB",
-              flush=True)
+        print(
+            f"N={r['n']:,} T={r['steps']:,}: {r['events']:,} events ({r['rate_hz']:.2f} Hz), "
+            f"wall {r['wall_s']:.1f} s ({r['us_per_step']:.1f} us/step); RSS before "
+            f"{r['rss_before_mb']:.0f} MB, peak {r['rss_peak_mb']:.0f} MB (+{r['rss_growth_mb']:.0f}"
+            f" MB; stepping loop +{r['rss_growth_loop_mb']:.0f} MB); tracemalloc peak "
+            f"{r['tracemalloc_peak_mb']:.1f} MB (setup {r['tracemalloc_peak_setup_mb']:.1f} MB, "
+            f"stepping loop {r['tracemalloc_peak_loop_mb']:.1f} MB); recording.npz "
+            f"{r['recording_npz_mb']:.0f} MB; a dense raster would be {r['dense_raster_mb']:.0f} MB",
+            flush=True,
+        )
     if args.json:
-        meta = {"python": platform.python_version(), "numpy": np.__version__,
-                "machine": platform.machine(), "cpus": os.cpu_count(),
-                "date": time.strftime("%Y-%m-%d")}
+        meta = {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "date": time.strftime("%Y-%m-%d"),
+        }
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
 

@@ -22,6 +22,7 @@ Usage::
     python benchmarks/simulate.py                       # the table in docs/benchmarks.md
     python benchmarks/simulate.py --sizes 1000 --repeats 1 --check
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,12 @@ def build(n, density, steps, dtype, seed=0, input_rate=0.02, w_in_mean=0.12, j_e
     post, pre = np.nonzero(cell.mask)
     w_rec = np.zeros((1, n, n), dtype)
     w_rec[0, post, pre] = np.where(pre < int(0.8 * n), j_exc, -g * j_exc) / k
-    params = {"cell.w_rec": w_rec,
-              "cell.w_in": rng.uniform(0, 2 * w_in_mean, (1, n, N_IN)).astype(dtype),
-              "readout.weight": np.zeros((1, n), dtype), "readout.bias": np.zeros(1, dtype)}
+    params = {
+        "cell.w_rec": w_rec,
+        "cell.w_in": rng.uniform(0, 2 * w_in_mean, (1, n, N_IN)).astype(dtype),
+        "readout.weight": np.zeros((1, n), dtype),
+        "readout.bias": np.zeros(1, dtype),
+    }
     xs = (rng.random((steps, 1, N_IN)) < input_rate).astype(dtype)
     return model, params, xs
 
@@ -59,7 +63,7 @@ def build(n, density, steps, dtype, seed=0, input_rate=0.02, w_in_mean=0.12, j_e
 # -- one function per simulator: (setup, run) so that only `run` is timed ------------------------------
 def neurosnap_events(model, params, xs):
     sim = EventLIF(model, params)
-    sim.run(xs[:2])                                     # numba compilation (cached on disk)
+    sim.run(xs[:2])  # numba compilation (cached on disk)
     return lambda: sim.run(xs)
 
 
@@ -70,9 +74,11 @@ def neurosnap_model_run(model, params, xs):
 def brian2_target(target):
     def setup(model, params, xs):
         from neurosnap.adapters import brian2 as adapter
-        if target == "cython":                          # warm the cache with the same code
+
+        if target == "cython":  # warm the cache with the same code
             _brian2_network(adapter, model, params, xs[:2], target).run(
-                3 * model.cell.dt * _second(), namespace={})
+                3 * model.cell.dt * _second(), namespace={}
+            )
         net = _brian2_network(adapter, model, params, xs, target)
 
         def run():
@@ -80,19 +86,28 @@ def brian2_target(target):
             # time spent in the time-step loop alone, without run()'s code generation
             run.loop = sum(float(t) for _, t in net.profiling_info)
             return adapter.read_run(net, model, xs.shape[0], xs.shape[1])[0]
+
         return run
+
     return setup
 
 
 def _brian2_network(adapter, model, params, xs, target):
-    net = adapter.to_network(model, params, xs, batch_index=None, target=target,
-                             cache_dir=os.path.join(".cache", "brian2"))
-    net.remove(net[adapter.NAMES["membrane"]])          # spikes only, like the other simulators
+    net = adapter.to_network(
+        model,
+        params,
+        xs,
+        batch_index=None,
+        target=target,
+        cache_dir=os.path.join(".cache", "brian2"),
+    )
+    net.remove(net[adapter.NAMES["membrane"]])  # spikes only, like the other simulators
     return net
 
 
 def _second():
     import brian2
+
     return brian2.second
 
 
@@ -100,6 +115,7 @@ def norse(model, params, xs):
     import torch
 
     from neurosnap.adapters import norse as adapter
+
     module = adapter.to_module(model, params)
     x = torch.from_numpy(xs)
 
@@ -111,12 +127,17 @@ def norse(model, params, xs):
                 z, state = module(x[t], state)
                 out.append(z)
         return torch.stack(out).numpy() > 0
+
     return run
 
 
-SETUPS = {"neurosnap-events": neurosnap_events, "neurosnap-model.run": neurosnap_model_run,
-          "brian2-numpy": brian2_target("numpy"), "brian2-cython": brian2_target("cython"),
-          "norse": norse}
+SETUPS = {
+    "neurosnap-events": neurosnap_events,
+    "neurosnap-model.run": neurosnap_model_run,
+    "brian2-numpy": brian2_target("numpy"),
+    "brian2-cython": brian2_target("cython"),
+    "norse": norse,
+}
 
 
 def measure(name, model, params, xs, repeats):
@@ -139,8 +160,11 @@ def check_identical(steps, simulators):
     for name in simulators:
         _, _, events = measure(name, model, params, xs, 1)
         same = np.array_equal(events, ref)
-        print(f"check float64 N=1000 d=0.1: {name:20s} identical spikes: {same} "
-              f"({int(events.sum())} vs {int(ref.sum())})", flush=True)
+        print(
+            f"check float64 N=1000 d=0.1: {name:20s} identical spikes: {same} "
+            f"({int(events.sum())} vs {int(ref.sum())})",
+            flush=True,
+        )
         if not same:
             raise SystemExit(f"{name} does not reproduce neurosnap's spike train")
 
@@ -152,8 +176,12 @@ def machine():
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "date": datetime.date.today().isoformat()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "date": datetime.date.today().isoformat(),
+    }
 
 
 def versions():
@@ -161,7 +189,7 @@ def versions():
     for mod in ("numba", "brian2", "torch", "norse"):
         try:
             out[mod] = __import__(mod).__version__
-        except Exception:                               # noqa: BLE001 - report what is there
+        except Exception:  # noqa: BLE001 - report what is there
             out[mod] = None
     return out
 
@@ -180,6 +208,7 @@ def main(argv=None):
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
     import torch
+
     torch.set_num_threads(args.threads)
     print(json.dumps({"machine": machine(), "versions": versions(), "threads": args.threads}))
     if args.check:
@@ -202,8 +231,11 @@ def main(argv=None):
                 if loop is not None:
                     row[f"{name} loop"] = loop
                     extra = f" (time-step loop alone {loop:.3f} s)"
-                print(f"N={n:6d} d={density:<5} {name:20s} {seconds:8.3f} s  "
-                      f"rate {events.mean():.4f}/step{extra}", flush=True)
+                print(
+                    f"N={n:6d} d={density:<5} {name:20s} {seconds:8.3f} s  "
+                    f"rate {events.mean():.4f}/step{extra}",
+                    flush=True,
+                )
             spikes = row["neurosnap-events spikes"] if "neurosnap-events" in row else None
             if spikes is not None:
                 # synaptic events: recurrent spikes x fan-out (= in-degree) + input spikes x N
@@ -213,8 +245,11 @@ def main(argv=None):
     print(json.dumps(rows, indent=1))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "versions": versions(), "args": vars(args),
-                       "rows": rows}, f, indent=1)
+            json.dump(
+                {"machine": machine(), "versions": versions(), "args": vars(args), "rows": rows},
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ file and a PNG plot.
 
     NUMBA_NUM_THREADS=1 python benchmarks/soak.py --steps 1000000 --out docs/figures/soak
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,15 +49,30 @@ def main():
     def sample(row, params):
         if row["step"] - last["step"] >= args.window:
             now = time.perf_counter()
-            samples.append({"step": row["step"], "rss_mib": rss_mib(), "level": row["level"],
-                            "ms_per_step": 1e3 * (now - last["t"]) / (row["step"] - last["step"])})
+            samples.append(
+                {
+                    "step": row["step"],
+                    "rss_mib": rss_mib(),
+                    "level": row["level"],
+                    "ms_per_step": 1e3 * (now - last["t"]) / (row["step"] - last["step"]),
+                }
+            )
             last.update(t=now, step=row["step"])
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as ckdir:
-        history = ns.train(model, rule, ns.optim.Adam(1e-2), ns.tasks.Copy(), steps=args.steps,
-                           seed=0, log_every=args.window, checkpoint_dir=ckdir,
-                           checkpoint_every=100_000, callback=sample)
+        history = ns.train(
+            model,
+            rule,
+            ns.optim.Adam(1e-2),
+            ns.tasks.Copy(),
+            steps=args.steps,
+            seed=0,
+            log_every=args.window,
+            checkpoint_dir=ckdir,
+            checkpoint_every=100_000,
+            callback=sample,
+        )
     wall = time.perf_counter() - start
     rss = np.array([s["rss_mib"] for s in samples])
     ms = np.array([s["ms_per_step"] for s in samples])
@@ -64,20 +80,30 @@ def main():
     warm = max(1, len(samples) // 10)
     growth = (rss[-1] - rss[warm]) / rss[warm]
     result = {
-        "date": str(date.today()), "machine": f"{platform.machine()}, {platform.python_version()}",
-        "rule": repr(rule), "n_hidden": args.n_hidden, "steps": args.steps, "wall_s": wall,
-        "rss_mib_after_warmup": float(rss[warm]), "rss_mib_end": float(rss[-1]),
-        "rss_growth": float(growth), "ms_per_step_median": float(np.median(ms)),
-        "ms_per_step_p10": float(np.percentile(ms, 10)), "ms_per_step_p90": float(np.percentile(ms, 90)),
-        "level_reached": history.final("level"), "history_rows": len(history.rows),
+        "date": str(date.today()),
+        "machine": f"{platform.machine()}, {platform.python_version()}",
+        "rule": repr(rule),
+        "n_hidden": args.n_hidden,
+        "steps": args.steps,
+        "wall_s": wall,
+        "rss_mib_after_warmup": float(rss[warm]),
+        "rss_mib_end": float(rss[-1]),
+        "rss_growth": float(growth),
+        "ms_per_step_median": float(np.median(ms)),
+        "ms_per_step_p10": float(np.percentile(ms, 10)),
+        "ms_per_step_p90": float(np.percentile(ms, 90)),
+        "level_reached": history.final("level"),
+        "history_rows": len(history.rows),
         "samples": samples,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     steps = [s["step"] for s in samples]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     axes[0].plot(steps, rss)
@@ -87,9 +113,11 @@ def main():
     fig.suptitle(f"soak: {args.steps:,} online {repr(rule)} steps, EGRU n={args.n_hidden}")
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=110)
-    print(f"| {args.steps:,} | {repr(rule)} | {wall:.0f} s | {rss[warm]:.1f} -> {rss[-1]:.1f} MiB "
-          f"({100 * growth:+.2f}%) | {np.median(ms):.3f} ms (p10 {np.percentile(ms, 10):.3f}, "
-          f"p90 {np.percentile(ms, 90):.3f}) | level {history.final('level'):.0f} |")
+    print(
+        f"| {args.steps:,} | {repr(rule)} | {wall:.0f} s | {rss[warm]:.1f} -> {rss[-1]:.1f} MiB "
+        f"({100 * growth:+.2f}%) | {np.median(ms):.3f} ms (p10 {np.percentile(ms, 10):.3f}, "
+        f"p90 {np.percentile(ms, 90):.3f}) | level {history.final('level'):.0f} |"
+    )
 
 
 if __name__ == "__main__":

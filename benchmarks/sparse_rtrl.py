@@ -29,6 +29,7 @@ The script removes ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` from its own e
 numpy loads, so that OpenBLAS picks its kernel for this CPU (the dense reference is then as fast as
 this machine's BLAS allows); the BLAS in use is recorded with ``threadpoolctl``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,9 @@ import tracemalloc
 for _var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 #: OpenBLAS settings this process removes before numpy loads (recorded in the results)
-_REMOVED_BLAS_ENV = {v: os.environ.pop(v) for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-                     if v in os.environ}
+_REMOVED_BLAS_ENV = {
+    v: os.environ.pop(v) for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ
+}
 
 import numpy as np  # noqa: E402
 
@@ -59,13 +61,20 @@ from neurosnap.sparse import stats as nstats  # noqa: E402
 RULES = {
     "dense": lambda: RTRL(sparse=False),
     "sparse": lambda: RTRL(),
-    "gather": lambda: RTRL(kernel="gather"),     # the generic block kernel on the same storage
+    "gather": lambda: RTRL(kernel="gather"),  # the generic block kernel on the same storage
     "snap1": lambda: SnAp(1),
     "snap2": lambda: SnAp(2),
     "bptt": lambda: BPTT(),
 }
 #: multiply-adds per second assumed when estimating a run before deciding to skip it
-ASSUMED_RATE = {"dense": 15e9, "sparse": 3e9, "gather": 3e9, "snap1": 1e9, "snap2": 2e9, "bptt": 1e9}
+ASSUMED_RATE = {
+    "dense": 15e9,
+    "sparse": 3e9,
+    "gather": 3e9,
+    "snap1": 1e9,
+    "snap2": 2e9,
+    "bptt": 1e9,
+}
 N_IN = 4
 
 
@@ -129,7 +138,7 @@ def estimate_seconds_per_step(model, params, rule_name, xs):
     if rule_name == "snap2":
         rows = patterns.snap_rows(c.mask, 2)
         if all(len(r) == c.n_hidden for r in rows):
-            name = "sparse"                      # full pattern: SnAp-2 runs the exact engine
+            name = "sparse"  # full pattern: SnAp-2 runs the exact engine
         else:
             plan = kernels.BlockPlan.from_rowsets(c.layout, graph, c.n_state, 1, rows)
     secs, macs = [], []
@@ -166,7 +175,7 @@ def _loop(model, params, rule, xs, warmup, state, costs):
         t0 = time.thread_time()
         s, y, rec = c.step_record(cp, s, xs[t])
         t1 = time.thread_time()
-        credit = rec.dout                                           # dL/dy = 1 for every unit
+        credit = rec.dout  # dL/dy = 1 for every unit
         rstate, g = rule.step(rstate, rec, credit, params=params)
         t2 = time.thread_time()
         if t >= warmup:
@@ -193,7 +202,7 @@ def measure(model, params, rule, xs, *, warmup, state=None, costs=True, memory=T
     rule_t, full_t, timed, counted = _loop(model, params, rule, xs, warmup, state, costs)
     out = {"rule_ms": 1e3 * rule_t / timed, "full_ms": 1e3 * full_t / timed, "steps": timed}
     if memory:
-        rtrl_module._POOL.free.clear()        # the sparse engine's buffers must be allocated anew
+        rtrl_module._POOL.free.clear()  # the sparse engine's buffers must be allocated anew
         gc.collect()
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
@@ -221,22 +230,42 @@ def sweep(args, log):
                 for name in args.rules:
                     macs, sec = estimate_seconds_per_step(model, params, name, xs[:3])
                     est = sec * (args.warmup + args.steps)
-                    row = {"n": n, "density": density, "target_activity": act, "rule": name,
-                           "est_s": est, "est_macs": macs, "est_steps": args.warmup + args.steps}
+                    row = {
+                        "n": n,
+                        "density": density,
+                        "target_activity": act,
+                        "rule": name,
+                        "est_s": est,
+                        "est_macs": macs,
+                        "est_steps": args.warmup + args.steps,
+                    }
                     if est > args.budget:
                         row["skipped"] = True
-                        log(f"skip n={n} d={density} a={act} {name}: estimated {est:.0f} s "
-                            f"({macs:.3g} MACs/step)")
+                        log(
+                            f"skip n={n} d={density} a={act} {name}: estimated {est:.0f} s "
+                            f"({macs:.3g} MACs/step)"
+                        )
                         rows.append(row)
                         continue
-                    row.update(measure(model, params, RULES[name](), xs, warmup=args.warmup,
-                                       state=state, memory=not args.no_peak))
+                    row.update(
+                        measure(
+                            model,
+                            params,
+                            RULES[name](),
+                            xs,
+                            warmup=args.warmup,
+                            state=state,
+                            memory=not args.no_peak,
+                        )
+                    )
                     rows.append(row)
-                    log(f"n={n} d={density} a={act} {name}: rule {row['rule_ms']:.3f} ms "
+                    log(
+                        f"n={n} d={density} a={act} {name}: rule {row['rule_ms']:.3f} ms "
                         f"full {row['full_ms']:.3f} ms "
                         f"peak {row.get('peak_mb', float('nan')):.2f} MB "
                         f"macs {row.get('macs', float('nan')):.3g} ev {row.get('event_fraction', 0):.2f} "
-                        f"sup {row.get('support_fraction', 0):.2f}")
+                        f"sup {row.get('support_fraction', 0):.2f}"
+                    )
     return rows
 
 
@@ -254,9 +283,13 @@ def stream_floor(model, steps):
         np.multiply(old, 0.999, out=new)
         old, new = new, old
     dt = (time.thread_time() - t0) / steps
-    return {"rule_ms": 1e3 * dt, "full_ms": 1e3 * dt, "steps": steps,
-            "bytes_per_step": 3 * size * old.itemsize,
-            "GB_per_s": 3 * size * old.itemsize / dt / 1e9}
+    return {
+        "rule_ms": 1e3 * dt,
+        "full_ms": 1e3 * dt,
+        "steps": steps,
+        "bytes_per_step": 3 * size * old.itemsize,
+        "GB_per_s": 3 * size * old.itemsize / dt / 1e9,
+    }
 
 
 def targets(args, log):
@@ -268,8 +301,9 @@ def targets(args, log):
     state, _, _ = run_cell(model, params, inputs(args.burn, seed=1, dtype=dt))
     xs = inputs(args.target_warmup + args.target_steps, seed=3, dtype=dt)
     for name in ("dense", "sparse", "snap1", "snap2", "bptt"):
-        out[f"n128_d0.1_a0.2_{name}"] = r = measure(model, params, RULES[name](), xs,
-                                                    warmup=args.target_warmup, state=state)
+        out[f"n128_d0.1_a0.2_{name}"] = r = measure(
+            model, params, RULES[name](), xs, warmup=args.target_warmup, state=state
+        )
         log(f"target n=128 d=0.1 a=0.2 {name}: {r}")
     out["n128_d0.1_stream_floor"] = r = stream_floor(model, args.target_steps)
     log(f"streaming floor (rewrite M once per step): {r}")
@@ -281,7 +315,8 @@ def targets(args, log):
         state_w, _, _ = run_cell(model_w, params_w, inputs(args.burn, seed=1, dtype=dt))
         for name in ("dense", "sparse"):
             out[f"n128_d0.1_a0.2_width{width}_{name}"] = r = measure(
-                model_w, params_w, RULES[name](), xs, warmup=args.target_warmup, state=state_w)
+                model_w, params_w, RULES[name](), xs, warmup=args.target_warmup, state=state_w
+            )
             log(f"sensitivity width={width} {name}: {r}")
     for density in (1.0, 0.1):
         model, params = make_model(256, density, dtype=dt)
@@ -290,7 +325,8 @@ def targets(args, log):
         xs = inputs(args.target_warmup + args.target_steps, seed=4, dtype=dt)
         for name in ("snap1", "bptt"):
             out[f"n256_d{density}_a0.2_{name}"] = r = measure(
-                model, params, RULES[name](), xs, warmup=args.target_warmup, state=state)
+                model, params, RULES[name](), xs, warmup=args.target_warmup, state=state
+            )
             log(f"target n=256 d={density} a=0.2 {name}: {r}")
     return out
 
@@ -305,8 +341,9 @@ def scale(args, log):
     xs = inputs(args.scale_warmup + args.scale_steps, seed=7, dtype=np.float32)
     c = model.cell
     for name in ("sparse", "dense"):
-        r = measure(model, params, RULES[name](), xs, warmup=args.scale_warmup, state=state,
-                    memory=False)
+        r = measure(
+            model, params, RULES[name](), xs, warmup=args.scale_warmup, state=state, memory=False
+        )
         buffers = 2 if name == "sparse" else 1
         r["influence_mb"] = buffers * c.n_state * c.n_hidden * c.layout.size * 4 / 2**20
         out[f"n512_d0.05_a0.15_f32_{name}"] = r
@@ -333,8 +370,12 @@ def memory_check(args, log):
     out = {}
     model, params = make_model(32, 0.2)
     params = calibrate_activity(model, params, 0.2)
-    for name, lengths in (("sparse", args.mem_lengths), ("snap1", args.mem_lengths),
-                          ("snap2", args.mem_lengths), ("bptt", args.bptt_lengths)):
+    for name, lengths in (
+        ("sparse", args.mem_lengths),
+        ("snap1", args.mem_lengths),
+        ("snap2", args.mem_lengths),
+        ("bptt", args.bptt_lengths),
+    ):
         for T in lengths:
             xs = inputs(T, seed=5)
             r = measure_memory(model, params, RULES[name](), xs)
@@ -352,9 +393,10 @@ def anchor(args, log):
         for name in ("dense", "sparse", "snap1", "bptt"):
             r = measure(model, params, RULES[name](), xs, warmup=args.anchor_warmup)
             out[f"leaky_f32_n{n}_{name}"] = r
-            log(f"anchor LeakyRNN f32 n={n} {name}: full {r['full_ms']:.3f} ms rule {r['rule_ms']:.3f} ms")
+            log(
+                f"anchor LeakyRNN f32 n={n} {name}: full {r['full_ms']:.3f} ms rule {r['rule_ms']:.3f} ms"
+            )
     return out
-
 
 
 # -------------------------------------------------------------------------------------------------
@@ -377,12 +419,20 @@ def render_compact(results) -> str:
         k = (r["n"], r["density"], r["target_activity"])
         if k not in keys:
             keys.append(k)
-    names = tuple(m for m in ("dense", "sparse", "snap1", "snap2", "bptt")
-                  if any(r["rule"] == m for r in rows))
-    out = ["| n | d | events | support | " + " | ".join(f"{m} ms" for m in names)
-           + " | update speed-up sparse vs dense | MAC ratio dense/sparse | speed-up / MAC ratio"
-           + " | peak MB " + "/".join(names) + " |",
-           "|---|---|---|---|" + "---|" * len(names) + "---|---|---|---|"]
+    names = tuple(
+        m
+        for m in ("dense", "sparse", "snap1", "snap2", "bptt")
+        if any(r["rule"] == m for r in rows)
+    )
+    out = [
+        "| n | d | events | support | "
+        + " | ".join(f"{m} ms" for m in names)
+        + " | update speed-up sparse vs dense | MAC ratio dense/sparse | speed-up / MAC ratio"
+        + " | peak MB "
+        + "/".join(names)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(names) + "---|---|---|---|",
+    ]
     for k in keys:
         by = {r["rule"]: r for r in rows if (r["n"], r["density"], r["target_activity"]) == k}
         meas = [r for r in by.values() if not r.get("skipped")]
@@ -408,10 +458,15 @@ def render_compact(results) -> str:
             ratio = _fmt(d["est_macs"] / s["macs"], ".1f")
         else:
             speed = ratio = "-"
-        peaks = "/".join(_fmt(by[m].get("peak_mb"), ".2f") if m in by and not by[m].get("skipped")
-                         else "-" for m in names)
-        out.append(f"| {k[0]} | {k[1]} | {ev} | {sup} | " + " | ".join(cells)
-                   + f" | {speed} | {ratio} | {eff} | {peaks} |")
+        peaks = "/".join(
+            _fmt(by[m].get("peak_mb"), ".2f") if m in by and not by[m].get("skipped") else "-"
+            for m in names
+        )
+        out.append(
+            f"| {k[0]} | {k[1]} | {ev} | {sup} | "
+            + " | ".join(cells)
+            + f" | {speed} | {ratio} | {eff} | {peaks} |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -420,32 +475,42 @@ def render(results) -> str:
     out = [render_compact(results)] if results.get("sweep") else []
     sweep_rows = results.get("sweep") or [] if results.get("full_table") else []
     if sweep_rows:
-        out.append("| n | density | events | support | rule | rule ms/step | full ms/step | "
-                   "peak MB | MACs/step | influence nnz |")
+        out.append(
+            "| n | density | events | support | rule | rule ms/step | full ms/step | "
+            "peak MB | MACs/step | influence nnz |"
+        )
         out.append("|---|---|---|---|---|---|---|---|---|---|")
         for r in sweep_rows:
             if r.get("skipped"):
-                out.append(f"| {r['n']} | {r['density']} | ~{r['target_activity']} | | "
-                           f"{r['rule']} | skipped (est. {r['est_s']:.0f} s) | | | "
-                           f"{_fmt(r['est_macs'])} | |")
+                out.append(
+                    f"| {r['n']} | {r['density']} | ~{r['target_activity']} | | "
+                    f"{r['rule']} | skipped (est. {r['est_s']:.0f} s) | | | "
+                    f"{_fmt(r['est_macs'])} | |"
+                )
                 continue
-            out.append(f"| {r['n']} | {r['density']} | {_fmt(r.get('event_fraction'), '.2f')} | "
-                       f"{_fmt(r.get('support_fraction'), '.2f')} | {r['rule']} | "
-                       f"{_fmt(r['rule_ms'], '.3f')} | {_fmt(r['full_ms'], '.3f')} | "
-                       f"{_fmt(r['peak_mb'], '.2f')} | {_fmt(r.get('macs'))} | "
-                       f"{_fmt(r.get('influence_nnz'))} |")
+            out.append(
+                f"| {r['n']} | {r['density']} | {_fmt(r.get('event_fraction'), '.2f')} | "
+                f"{_fmt(r.get('support_fraction'), '.2f')} | {r['rule']} | "
+                f"{_fmt(r['rule_ms'], '.3f')} | {_fmt(r['full_ms'], '.3f')} | "
+                f"{_fmt(r['peak_mb'], '.2f')} | {_fmt(r.get('macs'))} | "
+                f"{_fmt(r.get('influence_nnz'))} |"
+            )
         out.append("")
     for key in ("target", "scale", "anchor"):
         block = results.get(key) or {}
         if block:
-            out.append("| configuration | rule ms/step | full ms/step | peak MB | MACs/step | "
-                       "events | support |")
+            out.append(
+                "| configuration | rule ms/step | full ms/step | peak MB | MACs/step | "
+                "events | support |"
+            )
             out.append("|---|---|---|---|---|---|---|")
             for name, r in block.items():
-                out.append(f"| {name} | {_fmt(r['rule_ms'], '.3f')} | {_fmt(r['full_ms'], '.3f')} | "
-                           f"{_fmt(r.get('peak_mb'), '.2f')} | {_fmt(r.get('macs'))} | "
-                           f"{_fmt(r.get('event_fraction'), '.2f')} | "
-                           f"{_fmt(r.get('support_fraction'), '.2f')} |")
+                out.append(
+                    f"| {name} | {_fmt(r['rule_ms'], '.3f')} | {_fmt(r['full_ms'], '.3f')} | "
+                    f"{_fmt(r.get('peak_mb'), '.2f')} | {_fmt(r.get('macs'))} | "
+                    f"{_fmt(r.get('event_fraction'), '.2f')} | "
+                    f"{_fmt(r.get('support_fraction'), '.2f')} |"
+                )
             out.append("")
     mem = results.get("memory") or {}
     if mem:
@@ -466,10 +531,17 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps before timing")
     ap.add_argument("--burn", type=int, default=50, help="cell steps before the rule starts")
-    ap.add_argument("--budget", type=float, default=30.0,
-                    help="skip a measurement whose estimated time exceeds this (seconds)")
-    ap.add_argument("--quick", action="store_true",
-                    help="small subset: n 32 128, density 1 0.1, activity 0.3, 10 steps")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=30.0,
+        help="skip a measurement whose estimated time exceeds this (seconds)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="small subset: n 32 128, density 1 0.1, activity 0.3, 10 steps",
+    )
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--target", action="store_true", help="the issue's target configurations")
     ap.add_argument("--target-steps", type=int, default=60)
@@ -477,20 +549,32 @@ def main(argv=None):
     ap.add_argument("--memory", action="store_true", help="peak memory vs sequence length")
     ap.add_argument("--mem-lengths", type=int, nargs="+", default=[1_000, 100_000])
     ap.add_argument("--bptt-lengths", type=int, nargs="+", default=[1_000, 10_000])
-    ap.add_argument("--dtype", default="float64", choices=["float64", "float32"],
-                    help="precision of the sweep and the target runs")
-    ap.add_argument("--no-peak", action="store_true",
-                    help="sweep: skip the traced peak-memory pass (time only)")
-    ap.add_argument("--scale", action="store_true",
-                    help="EGRU n=512, density 0.05, ~15%% events, float32: sparse vs dense")
+    ap.add_argument(
+        "--dtype",
+        default="float64",
+        choices=["float64", "float32"],
+        help="precision of the sweep and the target runs",
+    )
+    ap.add_argument(
+        "--no-peak", action="store_true", help="sweep: skip the traced peak-memory pass (time only)"
+    )
+    ap.add_argument(
+        "--scale",
+        action="store_true",
+        help="EGRU n=512, density 0.05, ~15%% events, float32: sparse vs dense",
+    )
     ap.add_argument("--scale-steps", type=int, default=20)
     ap.add_argument("--scale-warmup", type=int, default=10)
     ap.add_argument("--anchor", action="store_true", help="LeakyRNN float32 dense anchors")
     ap.add_argument("--anchor-steps", type=int, default=100)
     ap.add_argument("--anchor-warmup", type=int, default=10)
     ap.add_argument("--json", default=None, help="write all results here")
-    ap.add_argument("--render", default=None, metavar="JSON",
-                    help="print the markdown tables of an earlier --json file and exit")
+    ap.add_argument(
+        "--render",
+        default=None,
+        metavar="JSON",
+        help="print the markdown tables of an earlier --json file and exit",
+    )
     args = ap.parse_args(argv)
     if args.render:
         with open(args.render) as fh:
@@ -504,15 +588,25 @@ def main(argv=None):
 
     try:
         from threadpoolctl import threadpool_info
-        blas = [{k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-                for i in threadpool_info()]
-    except ImportError:                                    # pragma: no cover - optional
+
+        blas = [
+            {k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+            for i in threadpool_info()
+        ]
+    except ImportError:  # pragma: no cover - optional
         blas = "threadpoolctl not installed"
-    meta = {"date": datetime.date.today().isoformat(), "python": platform.python_version(),
-            "dtype": args.dtype, "blas": blas, "removed_env": _REMOVED_BLAS_ENV,
-            "machine": platform.machine(), "cpus": os.cpu_count(), "numpy": np.__version__,
-            "argv": sys.argv, "threads": {v: os.environ.get(v) for v in
-                                          ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
+    meta = {
+        "date": datetime.date.today().isoformat(),
+        "python": platform.python_version(),
+        "dtype": args.dtype,
+        "blas": blas,
+        "removed_env": _REMOVED_BLAS_ENV,
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "numpy": np.__version__,
+        "argv": sys.argv,
+        "threads": {v: os.environ.get(v) for v in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
+    }
     log(json.dumps(meta))
     results = {"meta": meta}
     if not args.no_sweep:

@@ -9,6 +9,7 @@
 >>> bool(max(abs(g_rtrl[k] - g_bptt[k]).max() for k in params) < 1e-10)
 True
 """
+
 from . import cells, encode, gates, io, optim, plot, rules, simulation, tasks
 from ._version import __version__
 from .grad import sequence_grad
@@ -17,5 +18,21 @@ from .model import Model, Trajectory
 from .simulation import simulate
 from .train import train
 
-__all__ = ["cells", "encode", "gates", "optim", "rules", "tasks", "Model", "Trajectory", "History",
-           "sequence_grad", "train", "__version__", "simulate", "simulation", "plot", "io"]
+__all__ = [
+    "cells",
+    "encode",
+    "gates",
+    "optim",
+    "rules",
+    "tasks",
+    "Model",
+    "Trajectory",
+    "History",
+    "sequence_grad",
+    "train",
+    "__version__",
+    "simulate",
+    "simulation",
+    "plot",
+    "io",
+]

@@ -1,4 +1,5 @@
 """``python -m neurosnap``: the ``neurosnap`` command line."""
+
 import sys
 
 from .cli import main

@@ -9,6 +9,7 @@ any data (:mod:`neurosnap.core.npz`), never unpickles; object arrays, truncated 
 format versions are rejected with a clear error, and :func:`load_training` checks the metadata
 (:func:`check_meta`) and the arrays against the run that resumes.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,18 @@ META_KEY = "__meta__.json"
 MAX_META_BYTES = 64 << 20
 MAX_DEPTH = 16
 #: Metadata keys of a training checkpoint (:func:`check_meta`).
-REQUIRED = {"signature", "t", "updates", "since_update", "rng", "task", "rows", "pending",
-            "scalars", "wall"}
+REQUIRED = {
+    "signature",
+    "t",
+    "updates",
+    "since_update",
+    "rng",
+    "task",
+    "rows",
+    "pending",
+    "scalars",
+    "wall",
+}
 
 
 class CheckpointError(ValueError):
@@ -50,42 +61,53 @@ def load(path) -> tuple[dict[str, np.ndarray], dict]:
     """
     heads = npz.headers(path, "checkpoint", CheckpointError)
     meta = _read_meta(path, heads)
-    arrays = npz.read(path, "checkpoint", lambda h: [k for k in h if k != META_KEY],
-                      CheckpointError)
+    arrays = npz.read(
+        path, "checkpoint", lambda h: [k for k in h if k != META_KEY], CheckpointError
+    )
     return arrays, meta
 
 
 def _read_meta(path, heads) -> dict:
     head = heads.get(META_KEY)
     if head is None:
-        raise CheckpointError(f"checkpoint {path} has no metadata ({META_KEY}); not a neurosnap "
-                              "checkpoint")
+        raise CheckpointError(
+            f"checkpoint {path} has no metadata ({META_KEY}); not a neurosnap checkpoint"
+        )
     if head.dtype != np.uint8 or len(head.shape) != 1 or head.nbytes > MAX_META_BYTES:
-        raise CheckpointError(f"checkpoint {path} has corrupt metadata: {META_KEY} must be a 1-D "
-                              f"uint8 array of at most {MAX_META_BYTES} bytes, got {head.dtype} "
-                              f"{head.shape}")
+        raise CheckpointError(
+            f"checkpoint {path} has corrupt metadata: {META_KEY} must be a 1-D "
+            f"uint8 array of at most {MAX_META_BYTES} bytes, got {head.dtype} "
+            f"{head.shape}"
+        )
     raw = npz.read(path, "checkpoint", lambda h: [META_KEY], CheckpointError)[META_KEY]
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"checkpoint {path} has corrupt metadata: {exc}") from None
     except RecursionError:
-        raise CheckpointError(f"checkpoint {path} has corrupt metadata: nested too deeply") from None
+        raise CheckpointError(
+            f"checkpoint {path} has corrupt metadata: nested too deeply"
+        ) from None
     if not isinstance(meta, dict):
-        raise CheckpointError(f"checkpoint {path} has corrupt metadata: expected a JSON object, "
-                              f"got {type(meta).__name__}")
+        raise CheckpointError(
+            f"checkpoint {path} has corrupt metadata: expected a JSON object, "
+            f"got {type(meta).__name__}"
+        )
     _check_depth(path, meta)
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path} has format_version {version!r}; this neurosnap "
-                              f"reads version {FORMAT_VERSION}")
+        raise CheckpointError(
+            f"checkpoint {path} has format_version {version!r}; this neurosnap "
+            f"reads version {FORMAT_VERSION}"
+        )
     return meta
 
 
 def _check_depth(path, tree, depth=0):
     if depth > MAX_DEPTH:
-        raise CheckpointError(f"checkpoint {path} has corrupt metadata: nested deeper than "
-                              f"{MAX_DEPTH} levels")
+        raise CheckpointError(
+            f"checkpoint {path} has corrupt metadata: nested deeper than {MAX_DEPTH} levels"
+        )
     children = tree.values() if isinstance(tree, dict) else tree if isinstance(tree, list) else ()
     for child in children:
         _check_depth(path, child, depth + 1)
@@ -105,8 +127,9 @@ def _flatten(prefix, tree, arrays, scalars):
 def _count(path, meta, key, high=validate.MAX_COUNT):
     value = meta.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
-        raise CheckpointError(f"checkpoint {path}: metadata {key!r} must be an integer in "
-                              f"[0, {high}], got {value!r}")
+        raise CheckpointError(
+            f"checkpoint {path}: metadata {key!r} must be an integer in [0, {high}], got {value!r}"
+        )
     return value
 
 
@@ -118,15 +141,19 @@ def _real(path, where, value, low=None):
     except OverflowError:
         raise CheckpointError(f"checkpoint {path}: {where} is out of float range") from None
     if low is not None and not (np.isfinite(value) and value >= low):
-        raise CheckpointError(f"checkpoint {path}: {where} must be finite and >= {low}, got {value}")
+        raise CheckpointError(
+            f"checkpoint {path}: {where} must be finite and >= {low}, got {value}"
+        )
     return value
 
 
 def _rows(path, meta, key, limit):
     rows = meta.get(key)
     if not isinstance(rows, list) or len(rows) > limit:
-        raise CheckpointError(f"checkpoint {path}: metadata {key!r} must be a list of at most "
-                              f"{limit} rows, got {type(rows).__name__}")
+        raise CheckpointError(
+            f"checkpoint {path}: metadata {key!r} must be a list of at most "
+            f"{limit} rows, got {type(rows).__name__}"
+        )
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise CheckpointError(f"checkpoint {path}: metadata {key}[{i}] must be an object")
@@ -149,8 +176,9 @@ def check_meta(path, meta: dict, opt_scalars: dict) -> None:
         raise CheckpointError(f"checkpoint {path}: metadata lacks {missing}")
     signature = meta["signature"]
     if not isinstance(signature, dict):
-        raise CheckpointError(f"checkpoint {path}: metadata 'signature' must be an object (the "
-                              "run's settings)")
+        raise CheckpointError(
+            f"checkpoint {path}: metadata 'signature' must be an object (the run's settings)"
+        )
     t = _count(path, meta, "t")
     _count(path, meta, "updates", t)
     _count(path, meta, "since_update", t)
@@ -161,9 +189,11 @@ def check_meta(path, meta: dict, opt_scalars: dict) -> None:
     _rows(path, meta, "pending", t)
     scalars = meta["scalars"]
     if not isinstance(scalars, dict) or set(scalars) != set(opt_scalars):
-        raise CheckpointError(f"checkpoint {path}: metadata 'scalars' must hold the optimizer "
-                              f"state {sorted(opt_scalars)}, got "
-                              f"{sorted(scalars) if isinstance(scalars, dict) else scalars!r}")
+        raise CheckpointError(
+            f"checkpoint {path}: metadata 'scalars' must hold the optimizer "
+            f"state {sorted(opt_scalars)}, got "
+            f"{sorted(scalars) if isinstance(scalars, dict) else scalars!r}"
+        )
     for name, value in scalars.items():
         if isinstance(opt_scalars[name], int):
             _count(path, scalars, name)
@@ -175,8 +205,9 @@ def check_meta(path, meta: dict, opt_scalars: dict) -> None:
             raise ValueError(f"bit generator {meta['rng']['bit_generator']!r}")
         rng.bit_generator.state = meta["rng"]
     except (TypeError, ValueError, KeyError, OverflowError) as exc:
-        raise CheckpointError(f"checkpoint {path}: metadata 'rng' is not a valid random "
-                              f"generator state ({exc})") from None
+        raise CheckpointError(
+            f"checkpoint {path}: metadata 'rng' is not a valid random generator state ({exc})"
+        ) from None
 
 
 def load_training(path, model, opt_state) -> tuple[dict[str, np.ndarray], dict]:
@@ -197,21 +228,29 @@ def load_training(path, model, opt_state) -> tuple[dict[str, np.ndarray], dict]:
     check_meta(path, meta, opt_scalars)
     expected = {f"params/{k}": v for k, v in model.param_shapes().items()}
     expected.update({k: v.shape for k, v in opt_arrays.items()})
-    expected.update({"pending/core": (model.cell.layout.size,),
-                     "pending/readout.weight": (model.n_out, model.cell.n_hidden),
-                     "pending/readout.bias": (model.n_out,)})
+    expected.update(
+        {
+            "pending/core": (model.cell.layout.size,),
+            "pending/readout.weight": (model.n_out, model.cell.n_hidden),
+            "pending/readout.bias": (model.n_out,),
+        }
+    )
 
     def select(found):
         names = set(found) - {META_KEY}
         if names != set(expected):
-            raise CheckpointError(f"checkpoint {path} does not fit this run: missing "
-                                  f"{sorted(set(expected) - names)}, unexpected "
-                                  f"{sorted(names - set(expected))[:10]}")
+            raise CheckpointError(
+                f"checkpoint {path} does not fit this run: missing "
+                f"{sorted(set(expected) - names)}, unexpected "
+                f"{sorted(names - set(expected))[:10]}"
+            )
         for name, shape in expected.items():
             head = found[name]
             if head.shape != tuple(shape) or head.dtype != model.dtype:
-                raise CheckpointError(f"checkpoint {path}: {name} must be {model.dtype} of shape "
-                                      f"{tuple(shape)}, got {head.dtype} {head.shape}")
+                raise CheckpointError(
+                    f"checkpoint {path}: {name} must be {model.dtype} of shape "
+                    f"{tuple(shape)}, got {head.dtype} {head.shape}"
+                )
         return list(expected)
 
     arrays = npz.read(path, "checkpoint", select, CheckpointError)
@@ -237,7 +276,7 @@ def _unflatten(prefix, arrays, scalars):
         for name, value in source.items():
             if not name.startswith(prefix + "/"):
                 continue
-            keys = name[len(prefix) + 1:].split("/")
+            keys = name[len(prefix) + 1 :].split("/")
             node = tree
             for key in keys[:-1]:
                 node = node.setdefault(key, {})
@@ -250,12 +289,21 @@ def snapshot(loop, rng, task, history) -> dict:
     mutated): the loop's ``params``, ``opt_state``, pending gradients (``core``, ``g_wout``,
     ``g_bout``) and counters, the random generator's state, the task's ``state_dict()`` and the
     rows of ``history``."""
-    return {"params": _copy_tree(loop.params), "opt": _copy_tree(loop.opt_state),
-            "core": loop.core.copy(),
-            "g_wout": loop.g_wout.copy(), "g_bout": loop.g_bout.copy(), "t": loop.t,
-            "updates": loop.updates, "since_update": loop.since_update,
-            "rng": rng.bit_generator.state, "task": json.loads(json.dumps(task.state_dict())),
-            "n_rows": len(history.rows), "rows": history.rows, "pending": list(history.pending)}
+    return {
+        "params": _copy_tree(loop.params),
+        "opt": _copy_tree(loop.opt_state),
+        "core": loop.core.copy(),
+        "g_wout": loop.g_wout.copy(),
+        "g_bout": loop.g_bout.copy(),
+        "t": loop.t,
+        "updates": loop.updates,
+        "since_update": loop.since_update,
+        "rng": rng.bit_generator.state,
+        "task": json.loads(json.dumps(task.state_dict())),
+        "n_rows": len(history.rows),
+        "rows": history.rows,
+        "pending": list(history.pending),
+    }
 
 
 def _copy_tree(tree):
@@ -272,14 +320,27 @@ def save_training(path, snap: dict, signature: dict, wall: float) -> None:
     scalars: dict[str, object] = {}
     _flatten("params", snap["params"], arrays, scalars)
     _flatten("opt", snap["opt"], arrays, scalars)
-    arrays.update({"pending/core": snap["core"], "pending/readout.weight": snap["g_wout"],
-                   "pending/readout.bias": snap["g_bout"]})
-    for name, value in arrays.items():         # never replace a good checkpoint by a bad one
+    arrays.update(
+        {
+            "pending/core": snap["core"],
+            "pending/readout.weight": snap["g_wout"],
+            "pending/readout.bias": snap["g_bout"],
+        }
+    )
+    for name, value in arrays.items():  # never replace a good checkpoint by a bad one
         validate.training_finite(snap["t"], **{name: value})
-    meta = {"signature": signature, "t": snap["t"], "updates": snap["updates"],
-            "since_update": snap["since_update"], "rng": snap["rng"], "task": snap["task"],
-            "rows": snap["rows"][:snap["n_rows"]], "pending": snap["pending"], "scalars": scalars,
-            "wall": wall}
+    meta = {
+        "signature": signature,
+        "t": snap["t"],
+        "updates": snap["updates"],
+        "since_update": snap["since_update"],
+        "rng": snap["rng"],
+        "task": snap["task"],
+        "rows": snap["rows"][: snap["n_rows"]],
+        "pending": snap["pending"],
+        "scalars": scalars,
+        "wall": wall,
+    }
     save(path, arrays, meta)
 
 
@@ -293,9 +354,11 @@ def restore_training(path, loop, rng, task, history, signature: dict) -> float:
     if changed:
         raise CheckpointError(
             f"checkpoint {path} was written with other settings, so resuming would not continue "
-            f"the same run; differing: " + "; ".join(changed)
-            + ". Resume with the checkpoint's settings, or start a new run in another directory")
-    params = {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
+            f"the same run; differing: "
+            + "; ".join(changed)
+            + ". Resume with the checkpoint's settings, or start a new run in another directory"
+        )
+    params = {k[len("params/") :]: v for k, v in arrays.items() if k.startswith("params/")}
     loop.params = loop.model.check_params(params)
     loop.opt_state = _unflatten("opt", arrays, meta["scalars"])
     loop.core = arrays["pending/core"]

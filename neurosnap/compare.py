@@ -28,6 +28,7 @@ Columns of a result row (one per rule and seed):
 Cumulative multiply-adds (the x-axis of the second plot) are ``steps * macs_per_step`` unless the
 training history itself carries a per-step ``macs`` column.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,14 +48,48 @@ from .experiments.specs import RuleSpecError, load_config, parse_rule_spec, pars
 from .experiments.workers import iter_local
 from .plot import readable_log_axis, smooth
 
-__all__ = ["compare", "Results", "SUMMARY_KEYS", "RuleSpecError", "parse_rule_spec", "split_top",
-           "parse_value", "load_config", "run_config", "probe", "run_one", "plan_comparison",
-           "run_plan", "summarize", "fmt_mean_sd", "markdown", "write_csv", "write_outputs",
-           "load_results", "mean_curve", "plot"]
+__all__ = [
+    "compare",
+    "Results",
+    "SUMMARY_KEYS",
+    "RuleSpecError",
+    "parse_rule_spec",
+    "split_top",
+    "parse_value",
+    "load_config",
+    "run_config",
+    "probe",
+    "run_one",
+    "plan_comparison",
+    "run_plan",
+    "summarize",
+    "fmt_mean_sd",
+    "markdown",
+    "write_csv",
+    "write_outputs",
+    "load_results",
+    "mean_curve",
+    "plot",
+]
 
-SUMMARY_KEYS = ("rule", "seed", "status", "metric", "final", "level", "final_loss", "steps", "updates",
-                "wall_s", "steps_per_s", "macs_per_step", "influence_nnz", "event_fraction",
-                "peak_mem_mib", "error")
+SUMMARY_KEYS = (
+    "rule",
+    "seed",
+    "status",
+    "metric",
+    "final",
+    "level",
+    "final_loss",
+    "steps",
+    "updates",
+    "wall_s",
+    "steps_per_s",
+    "macs_per_step",
+    "influence_nnz",
+    "event_fraction",
+    "peak_mem_mib",
+    "error",
+)
 
 
 class Results(list):
@@ -98,13 +133,19 @@ def run_one(cfg: dict, spec: str, seed: int, progress: bool = False) -> dict:
     batch = task.sample(np.random.default_rng([seed, 7919]), train_kwargs.get("batch_size", 1))
     row.update(probe(model, rule, history.params, batch))
     row["status"], row["error"] = "ok", ""
-    return {"row": {k: row.get(k) for k in SUMMARY_KEYS}, "curve": _curve(history, row["macs_per_step"])}
+    return {
+        "row": {k: row.get(k) for k in SUMMARY_KEYS},
+        "curve": _curve(history, row["macs_per_step"]),
+    }
 
 
 def _curve(history, macs_per_step):
     steps = history.column("step")
-    curve = {"step": steps.tolist(), history.metric: history.column(history.metric).tolist(),
-             "loss": history.column("loss").tolist()}
+    curve = {
+        "step": steps.tolist(),
+        history.metric: history.column(history.metric).tolist(),
+        "loss": history.column("loss").tolist(),
+    }
     if any("macs" in r for r in history.rows):
         curve["macs"] = np.cumsum(np.nan_to_num(history.column("macs"))).tolist()
     else:
@@ -115,8 +156,18 @@ def _curve(history, macs_per_step):
 # -------------------------------------------------------------------------------------------------
 # the grid
 # -------------------------------------------------------------------------------------------------
-def compare(config, rules, seeds=(0,), steps=None, overrides=(), out=None, progress=False,
-            workers=1, resume=False, on_result=None) -> Results:
+def compare(
+    config,
+    rules,
+    seeds=(0,),
+    steps=None,
+    overrides=(),
+    out=None,
+    progress=False,
+    workers=1,
+    resume=False,
+    on_result=None,
+) -> Results:
     """Train every rule in ``rules`` for every seed in ``seeds`` on the model and task of ``config``.
 
     Args:
@@ -166,13 +217,15 @@ def plan_comparison(config, rules, seeds=(0,), steps=None, overrides=(), workers
     if not rules:
         raise RuleSpecError("no rule specs given")
     if len(set(rules)) != len(rules):
-        raise RuleSpecError(f"rule specs given twice: {sorted({r for r in rules if rules.count(r) > 1})}")
+        raise RuleSpecError(
+            f"rule specs given twice: {sorted({r for r in rules if rules.count(r) > 1})}"
+        )
     parsed = [parse_rule_spec(spec) for spec in rules]
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and not empty, got {seeds}")
     metric = None
-    for spec, (name, kwargs) in zip(rules, parsed, strict=True):             # fail early on a bad config
+    for spec, (name, kwargs) in zip(rules, parsed, strict=True):  # fail early on a bad config
         check = copy.deepcopy(cfg)
         check["rule"] = {"name": name, **kwargs}
         try:
@@ -196,13 +249,14 @@ def _read_run(path, cfg, spec, seed):
         with open(path) as f:
             data = json.load(f)
     except (OSError, ValueError, RecursionError):
-        return None                                          # torn or foreign: run it again
+        return None  # torn or foreign: run it again
     if not isinstance(data, dict) or data.get("spec") != spec or data.get("seed") != seed:
         return None
     if data.get("config") != json.loads(json.dumps(cfg, default=json_default)):
         raise config_mod.ConfigError(
             f"{path} was written by a comparison with another configuration; use another output "
-            f"directory, or start over without resume (neurosnap compare --overwrite)")
+            f"directory, or start over without resume (neurosnap compare --overwrite)"
+        )
     return {"row": data["row"], "curve": data["curve"]}
 
 
@@ -232,25 +286,40 @@ def run_plan(plan, out=None, progress=False, resume=False, on_result=None) -> Re
 
     def results():
         done = [o for o in outputs if o is not None]
-        return Results([o["row"] for o in done], metric=plan["metric"], config=cfg,
-                       curves={(o["row"]["rule"], o["row"]["seed"]): o["curve"]
-                               for o in done if o["curve"] is not None})
+        return Results(
+            [o["row"] for o in done],
+            metric=plan["metric"],
+            config=cfg,
+            curves={
+                (o["row"]["rule"], o["row"]["seed"]): o["curve"]
+                for o in done
+                if o["curve"] is not None
+            },
+        )
 
     try:
-        runs = iter_local(run_one, [items[i] + (progress and plan["workers"] == 1,) for i in todo],
-                          plan["workers"])
+        runs = iter_local(
+            run_one,
+            [items[i] + (progress and plan["workers"] == 1,) for i in todo],
+            plan["workers"],
+        )
         with contextlib.closing(runs):
             for k, output, _ in runs:
                 i = todo[k]
                 outputs[i] = output
                 if out is not None:
-                    _write_run(_run_file(out, items[i][1], items[i][2]), cfg, items[i][1],
-                               items[i][2], output)
+                    _write_run(
+                        _run_file(out, items[i][1], items[i][2]),
+                        cfg,
+                        items[i][1],
+                        items[i][2],
+                        output,
+                    )
                 if on_result is not None:
                     on_result(output["row"], False)
     except BaseException:
         if out is not None and any(o is not None for o in outputs):
-            write_outputs(results(), out)                    # the partial table
+            write_outputs(results(), out)  # the partial table
         raise
     final = results()
     if out is not None:
@@ -267,33 +336,63 @@ def summarize(results) -> list[dict]:
     out = []
     for rule in rules:
         ok = [r for r in results if r["rule"] == rule and r["status"] == "ok"]
-        entry = {"rule": rule, "n": len(ok),
-                 "failed": sum(1 for r in results if r["rule"] == rule and r["status"] != "ok")}
+        entry = {
+            "rule": rule,
+            "n": len(ok),
+            "failed": sum(1 for r in results if r["rule"] == rule and r["status"] != "ok"),
+        }
         for key in ("final", "level", "final_loss", "steps_per_s", "macs_per_step", "peak_mem_mib"):
             values = [r[key] for r in ok if r.get(key) is not None]
-            entry[key] = (float(np.mean(values)) if values else None,
-                          float(np.std(values, ddof=1)) if len(values) > 1 else None)
+            entry[key] = (
+                float(np.mean(values)) if values else None,
+                float(np.std(values, ddof=1)) if len(values) > 1 else None,
+            )
         out.append(entry)
     return out
 
 
 def markdown(results, title: str = "") -> str:
     """The Markdown report: a summary per rule (mean ± sd over seeds) and every run."""
-    metric = getattr(results, "metric", results[0].get("metric") if results else "metric") or "metric"
+    metric = (
+        getattr(results, "metric", results[0].get("metric") if results else "metric") or "metric"
+    )
     has_level = any(r.get("level") is not None for r in results) and metric != "level"
     lines = [f"# {title}", ""] if title else []
-    head = ["rule", "seeds", f"final {metric}"] + (["level"] if has_level else []) + \
-        ["steps/s", "multiply-adds/step", "peak mem (MiB)"]
+    head = (
+        ["rule", "seeds", f"final {metric}"]
+        + (["level"] if has_level else [])
+        + ["steps/s", "multiply-adds/step", "peak mem (MiB)"]
+    )
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for e in summarize(results):
-        cells = [f"`{e['rule']}`", f"{e['n']}" + (f" ({e['failed']} failed)" if e["failed"] else ""),
-                 fmt_mean_sd(e["final"])] + ([fmt_mean_sd(e["level"])] if has_level else []) + \
-            [fmt_mean_sd((e["steps_per_s"][0], None)), fmt(e["macs_per_step"][0], 3),
-             fmt(e["peak_mem_mib"][0], 3)]
+        cells = (
+            [
+                f"`{e['rule']}`",
+                f"{e['n']}" + (f" ({e['failed']} failed)" if e["failed"] else ""),
+                fmt_mean_sd(e["final"]),
+            ]
+            + ([fmt_mean_sd(e["level"])] if has_level else [])
+            + [
+                fmt_mean_sd((e["steps_per_s"][0], None)),
+                fmt(e["macs_per_step"][0], 3),
+                fmt(e["peak_mem_mib"][0], 3),
+            ]
+        )
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Per run:", ""]
-    cols = ["rule", "seed", "status", "final", "level", "final_loss", "steps", "steps_per_s",
-            "macs_per_step", "peak_mem_mib", "error"]
+    cols = [
+        "rule",
+        "seed",
+        "status",
+        "final",
+        "level",
+        "final_loss",
+        "steps",
+        "steps_per_s",
+        "macs_per_step",
+        "peak_mem_mib",
+        "error",
+    ]
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in results:
         lines.append("| " + " | ".join(fmt(r.get(c)).replace("|", "\\|") for c in cols) + " |")
@@ -307,11 +406,18 @@ def write_outputs(results, out) -> None:
     write_csv(results, out / "results.csv", list(SUMMARY_KEYS))
     (out / "results.md").write_text(markdown(results, "neurosnap compare"))
     with open(out / "results.json", "w") as f:
-        json.dump({"config": results.config, "metric": results.metric, "rows": list(results)}, f, indent=1,
-                  default=json_default)
+        json.dump(
+            {"config": results.config, "metric": results.metric, "rows": list(results)},
+            f,
+            indent=1,
+            default=json_default,
+        )
     with open(out / "curves.json", "w") as f:
-        json.dump([{"rule": k[0], "seed": k[1], **v} for k, v in results.curves.items()], f,
-                  default=json_default)
+        json.dump(
+            [{"rule": k[0], "seed": k[1], **v} for k, v in results.curves.items()],
+            f,
+            default=json_default,
+        )
     if results.curves:
         plot(results, out / "learning_curves.png", key=results.metric)
         plot(results, out / "loss_curves.png", key="loss")
@@ -368,13 +474,19 @@ def plot(results, path, key=None, title=""):
 
     key = key or results.metric
     rules = list(dict.fromkeys(r for r, _ in results.curves))
-    dashes = [(None, None), (3, 3), (1, 2), (6, 2, 1, 2), (1, 4)]   # identical curves: thinner, on top
+    dashes = [
+        (None, None),
+        (3, 3),
+        (1, 2),
+        (6, 2, 1, 2),
+        (1, 4),
+    ]  # identical curves: thinner, on top
     markers = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<"]
     fig = Figure(figsize=(12, 4.4), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2)
     handles, drawn = [], {"step": [], "macs": []}
-    same_as = []                               # (rule, grid, mean curve against steps) so far
+    same_as = []  # (rule, grid, mean curve against steps) so far
     for i, rule in enumerate(rules):
         curves = [c for (r, _), c in results.curves.items() if r == rule]
         color = f"C{i % 10}"
@@ -392,18 +504,32 @@ def plot(results, path, key=None, title=""):
             y = mean_curve(curves, key, grid, xkey)
             if not np.isfinite(y).any():
                 continue
-            if xkey == "step":                  # identical learning curves (against time steps)
-                same = [r for r, g, m in same_as if g.shape == grid.shape and np.allclose(g, grid)
-                        and np.allclose(m, y, equal_nan=True, rtol=1e-9, atol=1e-12)]
-                k = len(same)                   # the k-th rule with this very curve
+            if xkey == "step":  # identical learning curves (against time steps)
+                same = [
+                    r
+                    for r, g, m in same_as
+                    if g.shape == grid.shape
+                    and np.allclose(g, grid)
+                    and np.allclose(m, y, equal_nan=True, rtol=1e-9, atol=1e-12)
+                ]
+                k = len(same)  # the k-th rule with this very curve
                 label += f", = {same[0]}" if same else ""
                 same_as.append((rule, grid, y))
-            line, = ax.plot(grid, y, color=color, lw=1.3 if k else 2.2,
-                            dashes=dashes[k % len(dashes)], marker=markers[i % len(markers)],
-                            markevery=(0.04 * (k + 1), 0.12), ms=5, label=label, zorder=3 + k)
-            if len(curves) > 1:                 # the seeds' spread: min to max of the runs
+            (line,) = ax.plot(
+                grid,
+                y,
+                color=color,
+                lw=1.3 if k else 2.2,
+                dashes=dashes[k % len(dashes)],
+                marker=markers[i % len(markers)],
+                markevery=(0.04 * (k + 1), 0.12),
+                ms=5,
+                label=label,
+                zorder=3 + k,
+            )
+            if len(curves) > 1:  # the seeds' spread: min to max of the runs
                 runs = np.vstack([mean_curve([c], key, grid, xkey) for c in curves])
-                with warnings.catch_warnings():     # all-NaN columns: no run reached that x
+                with warnings.catch_warnings():  # all-NaN columns: no run reached that x
                     warnings.simplefilter("ignore", RuntimeWarning)
                     lo, hi = np.nanmin(runs, axis=0), np.nanmax(runs, axis=0)
                 ax.fill_between(grid, lo, hi, color=color, alpha=0.12, lw=0, zorder=1)
@@ -417,13 +543,21 @@ def plot(results, path, key=None, title=""):
     for ax, xkey in zip(axes, ("step", "macs"), strict=True):
         values = np.concatenate(drawn[xkey]) if drawn[xkey] else np.zeros(0)
         if not len(values):
-            ax.text(0.5, 0.5, "runs too short for a curve", ha="center", va="center",
-                    transform=ax.transAxes, color="0.4")
+            ax.text(
+                0.5,
+                0.5,
+                "runs too short for a curve",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                color="0.4",
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             continue
-        if xkey == "macs" and all(len(c["macs"]) and min(c["macs"]) > 0
-                                  for c in results.curves.values()):
+        if xkey == "macs" and all(
+            len(c["macs"]) and min(c["macs"]) > 0 for c in results.curves.values()
+        ):
             ax.set_xscale("log")
         if key == "loss" and (values > 0).all():
             ax.set_yscale("log")
@@ -431,11 +565,20 @@ def plot(results, path, key=None, title=""):
         if key == "level":
             ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if handles:
-        fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False,
-                   title='shaded: range over seeds\n"= X": same curve as X', title_fontsize=8)
+        fig.legend(
+            handles=handles,
+            loc="outside right upper",
+            fontsize=8,
+            frameon=False,
+            title='shaded: range over seeds\n"= X": same curve as X',
+            title_fontsize=8,
+        )
     n_seeds = sorted({len([1 for (r, _) in results.curves if r == rule]) for rule in rules})
-    seeds = (f"{n_seeds[0]} seed{'s' if n_seeds[0] != 1 else ''}" if len(n_seeds) == 1
-             else "seeds per rule in the legend")
+    seeds = (
+        f"{n_seeds[0]} seed{'s' if n_seeds[0] != 1 else ''}"
+        if len(n_seeds) == 1
+        else "seeds per rule in the legend"
+    )
     fig.suptitle(title or f"{key}: mean over {seeds}")
     fig.savefig(path, dpi=150)
     return fig

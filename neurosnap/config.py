@@ -27,6 +27,7 @@ Every value can be overridden with ``key.path=value`` strings (values parsed as 
 A configuration is named by a path, or by the name of a reference configuration shipped with the
 package (``egru-copy`` or ``egru-copy.toml`` for ``models/egru-copy.toml``; see :func:`resolve`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -46,7 +47,15 @@ from .tasks import TASKS
 
 SECTIONS = {"model", "task", "rule", "optimizer", "train"}
 MODEL_KEYS = {"cell", "n_hidden", "density", "dtype", "cell_options"}
-TRAIN_KEYS = {"steps", "update_every", "batch_size", "seed", "checkpoint_every", "log_every", "stats"}
+TRAIN_KEYS = {
+    "steps",
+    "update_every",
+    "batch_size",
+    "seed",
+    "checkpoint_every",
+    "log_every",
+    "stats",
+}
 
 
 class ConfigError(ValueError):
@@ -80,8 +89,10 @@ def resolve(name) -> Path:
         if candidate.is_file():
             return candidate
         names = shipped()
-        raise ConfigError(f"config file not found: {name} (neither a path nor a shipped "
-                          f"configuration; shipped: {', '.join(names)}).{did_you_mean(stem, names)}")
+        raise ConfigError(
+            f"config file not found: {name} (neither a path nor a shipped "
+            f"configuration; shipped: {', '.join(names)}).{did_you_mean(stem, names)}"
+        )
     raise ConfigError(f"config file not found: {name}")
 
 
@@ -93,8 +104,10 @@ def load(path) -> dict:
     path = resolve(path)
     if path.is_dir():
         example = next(iter(sorted(path.glob("*.toml"))), None)
-        raise ConfigError(f"config {path} is a directory; give a TOML file"
-                          + (f", e.g. {example}" if example else ""))
+        raise ConfigError(
+            f"config {path} is a directory; give a TOML file"
+            + (f", e.g. {example}" if example else "")
+        )
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
@@ -103,12 +116,15 @@ def load(path) -> dict:
     except IsADirectoryError:
         raise ConfigError(f"config file {path} is a directory, not a file") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text, so not valid TOML: {exc}") from None
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text, so not valid TOML: {exc}"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except RecursionError:
-        raise ConfigError(f"config file {path} is not valid TOML for a configuration: nested too "
-                          f"deeply") from None
+        raise ConfigError(
+            f"config file {path} is not valid TOML for a configuration: nested too deeply"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
 
@@ -123,19 +139,21 @@ def apply_overrides(config: dict, overrides) -> dict:
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
-            value = raw                                   # bare strings: cell=LIF
+            value = raw  # bare strings: cell=LIF
         except RecursionError:
             raise ConfigError(f"override {item!r}: the value is nested too deeply") from None
         keys = [k.strip() for k in path.strip().split(".")]
         if not all(keys):
-            raise ConfigError(f"override {item!r}: the key must look like section.key, "
-                              f"e.g. train.steps")
+            raise ConfigError(
+                f"override {item!r}: the key must look like section.key, e.g. train.steps"
+            )
         node = config
         for i, key in enumerate(keys[:-1]):
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {'.'.join(keys[:i + 1])} is "
-                                  f"{node!r}, not a table")
+                raise ConfigError(
+                    f"override {item!r}: {'.'.join(keys[: i + 1])} is {node!r}, not a table"
+                )
         node[keys[-1]] = value
     return config
 
@@ -146,7 +164,9 @@ def build(config: dict):
         raise ConfigError("config must be a table of sections")
     unknown = set(config) - SECTIONS
     if unknown:
-        raise ConfigError(f"unknown config section(s) {sorted(unknown)}; allowed: {sorted(SECTIONS)}")
+        raise ConfigError(
+            f"unknown config section(s) {sorted(unknown)}; allowed: {sorted(SECTIONS)}"
+        )
     for section in SECTIONS:
         if section not in config:
             raise ConfigError(f"config is missing the [{section}] section")
@@ -156,7 +176,7 @@ def build(config: dict):
     rule = _construct("rule", RULES, config["rule"])
     opt = _construct("optimizer", OPTIMIZERS, config["optimizer"])
     model = _build_model(config["model"], task)
-    check = getattr(rule, "check_model", None)        # rules with time constants (STDP, RSTDP)
+    check = getattr(rule, "check_model", None)  # rules with time constants (STDP, RSTDP)
     if check is not None:
         try:
             check(model)
@@ -175,19 +195,29 @@ def check_budget(task, train_kwargs) -> None:
     :func:`neurosnap.train` does (same seed), without changing the task.
     """
     steps = train_kwargs.get("steps", 10_000)
-    batch = task.sample(np.random.default_rng(train_kwargs.get("seed", 0)),
-                        train_kwargs.get("batch_size", 1))
+    batch = task.sample(
+        np.random.default_rng(train_kwargs.get("seed", 0)), train_kwargs.get("batch_size", 1)
+    )
     counted = np.flatnonzero(np.asarray(batch.mask).any(axis=1))
     if len(counted) and steps <= counted[0]:
-        raise ConfigError(f"[train] steps={steps} ends before the first step that counts in the loss "
-                          f"(step {counted[0] + 1} of the first sequence); increase steps")
+        raise ConfigError(
+            f"[train] steps={steps} ends before the first step that counts in the loss "
+            f"(step {counted[0] + 1} of the first sequence); increase steps"
+        )
 
 
 def _check_train(kwargs):
     """Validate the ``[train]`` values as :func:`neurosnap.train` would, before anything runs."""
     from .core import validate
-    minimum = {"steps": 1, "update_every": 1, "batch_size": 1, "checkpoint_every": 1, "log_every": 1,
-               "seed": 0}
+
+    minimum = {
+        "steps": 1,
+        "update_every": 1,
+        "batch_size": 1,
+        "checkpoint_every": 1,
+        "log_every": 1,
+        "seed": 0,
+    }
     try:
         for key, low in minimum.items():
             if key in kwargs and not (key == "log_every" and kwargs[key] is None):
@@ -210,8 +240,10 @@ def did_you_mean(name, choices) -> str:
 
 
 def _unknown_name(where, name, choices) -> ConfigError:
-    return ConfigError(f"{where} name={name!r} is unknown; expected one of {sorted(choices)}."
-                       f"{did_you_mean(name, choices)}")
+    return ConfigError(
+        f"{where} name={name!r} is unknown; expected one of {sorted(choices)}."
+        f"{did_you_mean(name, choices)}"
+    )
 
 
 def _check_numbers(where, table):
@@ -220,16 +252,19 @@ def _check_numbers(where, table):
         if isinstance(value, dict):
             _check_numbers(f"{where} {key}", value)
         elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1000:
-            raise ConfigError(f"{where} {key} is an integer with {len(str(abs(value)))} digits, "
-                              f"too large for a number of this configuration")
+            raise ConfigError(
+                f"{where} {key} is an integer with {len(str(abs(value)))} digits, "
+                f"too large for a number of this configuration"
+            )
 
 
 def _check_keys(where, table, allowed, what=""):
     bad = sorted(set(table) - set(allowed))
     if bad:
         hint = did_you_mean(bad[0], allowed) if len(bad) == 1 else ""
-        raise ConfigError(f"unknown key(s) {bad} in {where}{what}; allowed: {sorted(allowed)}."
-                          f"{hint}")
+        raise ConfigError(
+            f"unknown key(s) {bad} in {where}{what}; allowed: {sorted(allowed)}.{hint}"
+        )
 
 
 def _construct(section, registry, table):
@@ -255,8 +290,11 @@ def keywords(cls) -> set[str]:
     for klass in cls.__mro__:
         if "__init__" in vars(klass):
             params = inspect.signature(klass.__init__).parameters.values()
-            names |= {p.name for p in params if p.name != "self" and p.kind not in
-                      (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+            names |= {
+                p.name
+                for p in params
+                if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+            }
     fields = getattr(cls, "__dataclass_fields__", None)
     if fields:
         names |= set(fields)
@@ -267,14 +305,18 @@ def _build_model(table, task):
     _check_keys("[model]", table, MODEL_KEYS)
     name = table.get("cell")
     if not isinstance(name, str) or name not in CELLS:
-        raise ConfigError(f"[model] cell={name!r} is unknown; expected one of {sorted(CELLS)}."
-                          f"{did_you_mean(name, CELLS)}")
+        raise ConfigError(
+            f"[model] cell={name!r} is unknown; expected one of {sorted(CELLS)}."
+            f"{did_you_mean(name, CELLS)}"
+        )
     if "n_hidden" not in table:
         raise ConfigError("[model] needs n_hidden")
     options = table.get("cell_options", {})
     if not isinstance(options, dict):
-        raise ConfigError(f"[model] cell_options must be a table of the cell's keywords, e.g. "
-                          f"cell_options = {{ threshold = 0.3 }}, got {options!r}")
+        raise ConfigError(
+            f"[model] cell_options must be a table of the cell's keywords, e.g. "
+            f"cell_options = {{ threshold = 0.3 }}, got {options!r}"
+        )
     options = dict(options)
     _check_keys("[model.cell_options]", options, set(cell_keywords(CELLS[name])), f" for {name}")
     _check_numbers("[model]", {k: v for k, v in table.items() if k != "cell_options"})

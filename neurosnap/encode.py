@@ -11,6 +11,7 @@ first axis, as in every ``xs (T, B, n_in)`` of neurosnap.
 
 A picture of both codes on one digit is in the guide (docs/guide/tasks.md, "Spike encoding").
 """
+
 from __future__ import annotations
 
 import numbers
@@ -34,7 +35,9 @@ def _generator(rng) -> np.random.Generator:
         return rng
     if isinstance(rng, numbers.Integral) and not isinstance(rng, (bool, np.bool_)):
         return np.random.default_rng(int(rng))
-    raise TypeError(f"rng must be a numpy Generator or an integer seed, got {type(rng).__name__} {rng!r}")
+    raise TypeError(
+        f"rng must be a numpy Generator or an integer seed, got {type(rng).__name__} {rng!r}"
+    )
 
 
 def rate(x, steps: int, *, rng, kind: str = "bernoulli", gain: float = 1.0) -> np.ndarray:
@@ -71,7 +74,9 @@ def rate(x, steps: int, *, rng, kind: str = "bernoulli", gain: float = 1.0) -> n
     kind = validate.choice("kind", kind, ("bernoulli", "poisson"))
     gain = validate.real("gain", gain, low=0.0, low_open=True)
     if kind == "bernoulli" and gain > 1.0:
-        raise ValueError(f"gain must be <= 1 for kind='bernoulli' (a probability per step), got {gain}")
+        raise ValueError(
+            f"gain must be <= 1 for kind='bernoulli' (a probability per step), got {gain}"
+        )
     gen = _generator(rng)
     mean = gain * x
     if kind == "bernoulli":

@@ -9,6 +9,7 @@ event value in [0, 1] and gives the derivative used for credit assignment:
 - :class:`Smooth` replaces the step by ``sigmoid(beta * x)`` and uses its true derivative, so that a
   whole model is differentiable and can be checked against finite differences.
 """
+
 from __future__ import annotations
 
 import abc
@@ -76,8 +77,10 @@ class FastSigmoid(Surrogate):
         return self.gamma / (1.0 + self.slope * np.abs(x)) ** 2
 
 
-SURROGATES: dict[str, type[Triangle] | type[FastSigmoid]] = {"triangle": Triangle,
-                                                           "fast_sigmoid": FastSigmoid}
+SURROGATES: dict[str, type[Triangle] | type[FastSigmoid]] = {
+    "triangle": Triangle,
+    "fast_sigmoid": FastSigmoid,
+}
 
 
 def make_surrogate(spec) -> Surrogate:
@@ -132,6 +135,7 @@ class Heaviside(Gate):
         """``(code, params (2,))`` for the compiled engine (:mod:`neurosnap.engine`), or ``None``
         for a surrogate it does not know (the engine then runs the reference path)."""
         from .engine import codes
+
         s = self.surrogate
         if type(s) is Triangle:
             return codes.TRIANGLE, np.array([s.gamma, s.width], dtype=np.float64)
@@ -169,6 +173,7 @@ class Smooth(Gate):
     def compiled_spec(self):
         """``(code, params (2,))`` for the compiled engine (:mod:`neurosnap.engine`)."""
         from .engine import codes
+
         return codes.SMOOTH, np.array([self.beta, 0.0], dtype=np.float64)
 
 
@@ -177,5 +182,7 @@ def make_gate(spec, default_surrogate: Surrogate) -> Gate:
     if spec is None:
         return Heaviside(default_surrogate)
     if not isinstance(spec, Gate):
-        raise TypeError(f"gate must be ns.gates.Heaviside(...) or ns.gates.Smooth(...), got {spec!r}")
+        raise TypeError(
+            f"gate must be ns.gates.Heaviside(...) or ns.gates.Smooth(...), got {spec!r}"
+        )
     return spec

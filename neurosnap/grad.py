@@ -1,4 +1,5 @@
 """``sequence_grad``: the gradient of a whole sequence's loss with parameters held fixed."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,11 +54,13 @@ def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False, engine="c
         True
     """
     from .model import Model
+
     if not isinstance(model, Model):
         raise TypeError(f"model must be ns.Model, got {type(model).__name__}")
     check_rule(rule)
     stats = validate.boolean("stats", stats)
     from . import engine as _engine
+
     _engine.check_engine(engine)
     params = model.check_params(params)
     xs, ys, mask = model.check_inputs(xs, ys, mask)
@@ -68,8 +71,12 @@ def sequence_grad(model, params, xs, ys, rule, mask=None, stats=False, engine="c
         total, grads, state = _engine.sequence_grad(model, params, xs, ys, rule, mask)
     else:
         total, grads, state = _reference(model, params, xs, ys, rule, mask, meter)
-    validate.finite("sequence_grad", loss=total, final_state=state,
-                    **{f"grads[{k!r}]": v for k, v in grads.items()})
+    validate.finite(
+        "sequence_grad",
+        loss=total,
+        final_state=state,
+        **{f"grads[{k!r}]": v for k, v in grads.items()},
+    )
     if meter is not None:
         return total, grads, meter.means()
     return total, grads
@@ -92,11 +99,12 @@ def _reference(model, params, xs, ys, rule, mask, meter):
         total += float(loss.sum())
         g_wout += dlogits.T @ y
         g_bout += dlogits.sum(axis=0)
-        rule_state, g = rule.step(rule_state, record, dy[:, None, :] * record.dout, params=params,
-                                  dlogits=dlogits)
+        rule_state, g = rule.step(
+            rule_state, record, dy[:, None, :] * record.dout, params=params, dlogits=dlogits
+        )
         if g is not None:
             core += g
-        direct = layout.readout_direct(record, dy)          # learned thresholds only
+        direct = layout.readout_direct(record, dy)  # learned thresholds only
         if direct is not None:
             core += direct
         if meter is not None:

@@ -1,4 +1,5 @@
 """What :func:`neurosnap.train` returns: the rows of a run, its final parameters, and a plot."""
+
 from __future__ import annotations
 
 import csv

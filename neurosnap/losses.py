@@ -4,6 +4,7 @@
 ``mse``: ``0.5 * sum_k (o_k - y_k)^2`` with float targets of shape ``(B, n_out)``.
 Both are summed over the batch entries selected by ``mask`` (shape ``(B,)``).
 """
+
 from __future__ import annotations
 
 import numpy as np

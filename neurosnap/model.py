@@ -1,4 +1,5 @@
 """A recurrent cell plus a linear readout and a per-step loss."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -55,7 +56,9 @@ class Model:
 
     def __init__(self, cell: Cell, n_out: int, loss: str = "cross_entropy", dtype=np.float64):
         if not isinstance(cell, Cell):
-            raise TypeError(f"cell must be a neurosnap cell (ns.cells.*), got {type(cell).__name__}")
+            raise TypeError(
+                f"cell must be a neurosnap cell (ns.cells.*), got {type(cell).__name__}"
+            )
         self.cell = cell
         self.n_out = validate.positive_int("n_out", n_out)
         self.loss = validate.choice("loss", loss, LOSSES)
@@ -72,7 +75,9 @@ class Model:
         rng = np.random.default_rng(seed)
         params = {f"cell.{k}": v for k, v in self.cell.init_params(rng, self.dtype).items()}
         n = self.cell.n_hidden
-        params["readout.weight"] = (rng.standard_normal((self.n_out, n)) / np.sqrt(n)).astype(self.dtype)
+        params["readout.weight"] = (rng.standard_normal((self.n_out, n)) / np.sqrt(n)).astype(
+            self.dtype
+        )
         params["readout.bias"] = np.zeros(self.n_out, dtype=self.dtype)
         validate.finite("Model.init", **params)
         return params
@@ -98,7 +103,9 @@ class Model:
         for name, shape in expected.items():
             value = params[name]
             if not isinstance(value, np.ndarray):
-                raise TypeError(f"params[{name!r}] must be a numpy array, got {type(value).__name__}")
+                raise TypeError(
+                    f"params[{name!r}] must be a numpy array, got {type(value).__name__}"
+                )
             # C-contiguous (a copy only when the layout differs): same numbers, same bits
             checked[name] = validate.array(f"params[{name!r}]", value, shape=shape)
             if value.dtype != self.dtype:
@@ -108,12 +115,15 @@ class Model:
         post, pre = self.cell.mask_indices
         # non-zeros anywhere == non-zeros on the mask, without an O(n^2) boolean gather
         if np.count_nonzero(w_rec) != np.count_nonzero(w_rec[:, post, pre]):
-            raise ValueError("params['cell.w_rec'] must be zero where cell.mask is False "
-                             "(weights that do not exist)")
+            raise ValueError(
+                "params['cell.w_rec'] must be zero where cell.mask is False "
+                "(weights that do not exist)"
+            )
         return params
 
-    def grads_dict(self, core: np.ndarray, readout_weight: np.ndarray,
-                   readout_bias: np.ndarray) -> dict[str, np.ndarray]:
+    def grads_dict(
+        self, core: np.ndarray, readout_weight: np.ndarray, readout_bias: np.ndarray
+    ) -> dict[str, np.ndarray]:
         """A gradient dict with the keys and shapes of the params from a rule's flat ``(P,)`` cell
         gradient (:class:`~neurosnap.core.layout.ParamLayout` order) and the readout gradients."""
         grads = {f"cell.{k}": v for k, v in self.cell.layout.to_dict(core, self.dtype).items()}
@@ -137,8 +147,10 @@ class Model:
             if self.loss == "cross_entropy":
                 ys = validate.array("ys", ys, shape=(T, B), integer=True)
                 if ys.min() < 0 or ys.max() >= self.n_out:
-                    raise ValueError(f"ys must hold class indices in [0, {self.n_out}), got range "
-                                     f"[{ys.min()}, {ys.max()}]")
+                    raise ValueError(
+                        f"ys must hold class indices in [0, {self.n_out}), got range "
+                        f"[{ys.min()}, {ys.max()}]"
+                    )
             else:
                 ys = validate.array("ys", ys, shape=(T, B, self.n_out), dtype=self.dtype)
         if mask is None:
@@ -179,8 +191,12 @@ class Model:
         xs, _, _ = self.check_inputs(xs)
         T, B, _ = xs.shape
         n, S = self.cell.n_hidden, self.cell.n_state
-        validate.memory("xs", f"shape {xs.shape}", T * B * (S + 1) * n * self.dtype.itemsize,
-                        f"the trajectory (T, B, S={S}, n={n}) of states and outputs")
+        validate.memory(
+            "xs",
+            f"shape {xs.shape}",
+            T * B * (S + 1) * n * self.dtype.itemsize,
+            f"the trajectory (T, B, S={S}, n={n}) of states and outputs",
+        )
         cp = self.cell_params(params)
         state = self.cell.initial_state(B, self.dtype)
         hidden = np.empty((T, B, n), self.dtype)
@@ -201,8 +217,12 @@ class Model:
     def config(self) -> dict:
         """Every setting of the model as JSON data: the cell's :meth:`~neurosnap.cells.base.Cell.config`,
         ``n_out``, ``loss`` and ``dtype``."""
-        return {"cell": self.cell.config(), "n_out": self.n_out, "loss": self.loss,
-                "dtype": np.dtype(self.dtype).name}
+        return {
+            "cell": self.cell.config(),
+            "n_out": self.n_out,
+            "loss": self.loss,
+            "dtype": np.dtype(self.dtype).name,
+        }
 
     def __repr__(self):
         return f"Model({self.cell!r}, n_out={self.n_out}, loss={self.loss!r}, dtype={self.dtype})"

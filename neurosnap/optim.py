@@ -3,6 +3,7 @@
 Gradients of weights that do not exist are zero, and both optimizers map a zero gradient history to a
 zero update, so masked weights stay exactly zero.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -87,10 +88,15 @@ class Adam:
         count = state["count"] + 1
         mu = {k: self.b1 * state["mu"][k] + (1 - self.b1) * grads[k] for k in params}
         nu = {k: self.b2 * state["nu"][k] + (1 - self.b2) * grads[k] ** 2 for k in params}
-        c1, c2 = 1 - self.b1 ** count, 1 - self.b2 ** count
-        new = {k: params[k] - self.lr * (mu[k] / c1) / (np.sqrt(nu[k] / c2) + self.eps) for k in params}
-        return {k: v.astype(params[k].dtype, copy=False) for k, v in new.items()}, \
-            {"count": count, "mu": mu, "nu": nu}
+        c1, c2 = 1 - self.b1**count, 1 - self.b2**count
+        new = {
+            k: params[k] - self.lr * (mu[k] / c1) / (np.sqrt(nu[k] / c2) + self.eps) for k in params
+        }
+        return {k: v.astype(params[k].dtype, copy=False) for k, v in new.items()}, {
+            "count": count,
+            "mu": mu,
+            "nu": nu,
+        }
 
 
 OPTIMIZERS = {"SGD": SGD, "Adam": Adam}

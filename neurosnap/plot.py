@@ -11,6 +11,7 @@ matplotlib is imported when a function is called. Each function draws into ``ax`
 :func:`summary_figure` builds its figure without pyplot (``matplotlib.figure.Figure`` and the Agg
 canvas), so it works headless and never changes the backend of an interactive session.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -24,7 +25,8 @@ MAX_TRACES = 8
 def _axes(ax):
     if ax is None:
         import matplotlib.pyplot as plt
-        _, ax = plt.subplots(figsize=(8, 3), layout="constrained")   # labels never cut off
+
+        _, ax = plt.subplots(figsize=(8, 3), layout="constrained")  # labels never cut off
     return ax
 
 
@@ -54,12 +56,26 @@ def _time_label(rec):
 def _window(rec, t_start, t_stop):
     """Step range ``[a, b)`` of a time window (``None``: whole recording)."""
     a = 0 if t_start is None else max(0, int(np.ceil(t_start / rec.dt - 1e-9)))
-    b = rec.n_steps if t_stop is None else min(rec.n_steps, int(np.floor(t_stop / rec.dt + 1e-9)) + 1)
+    b = (
+        rec.n_steps
+        if t_stop is None
+        else min(rec.n_steps, int(np.floor(t_stop / rec.dt + 1e-9)) + 1)
+    )
     return a, max(a, b)
 
 
-def raster(rec, ax=None, *, batch: int = 0, t_start=None, t_stop=None, units=None,
-           max_events: int = 200_000, markersize: float = 1.5, color="k"):
+def raster(
+    rec,
+    ax=None,
+    *,
+    batch: int = 0,
+    t_start=None,
+    t_stop=None,
+    units=None,
+    max_events: int = 200_000,
+    markersize: float = 1.5,
+    color="k",
+):
     """Spike raster: one dot per event, time against unit.
 
     Args:
@@ -78,7 +94,7 @@ def raster(rec, ax=None, *, batch: int = 0, t_start=None, t_stop=None, units=Non
     ax = _axes(ax)
     a, b = _window(rec, t_start, t_stop)
     steps = rec.spike_steps
-    lo, hi = np.searchsorted(steps, a), np.searchsorted(steps, b)     # sorted by step
+    lo, hi = np.searchsorted(steps, a), np.searchsorted(steps, b)  # sorted by step
     keep = rec.spike_batch[lo:hi] == batch
     st, un = steps[lo:hi][keep], rec.spike_units[lo:hi][keep]
     if units is not None:
@@ -86,12 +102,23 @@ def raster(rec, ax=None, *, batch: int = 0, t_start=None, t_stop=None, units=Non
         st, un = st[sel], un[sel]
     total = len(st)
     st, un = st[:max_events], un[:max_events]
-    ax.plot(st * rec.dt, un, "|" if len(st) < 5000 else ".", color=color, markersize=markersize,
-            linestyle="none")
-    ax.set(xlabel=_time_label(rec), ylabel="unit", ylim=(-0.5, rec.n_units - 0.5),
-           xlim=(a * rec.dt, max(b - 1, a) * rec.dt))
-    title = (f"{total:,} events in {_window_text(rec, a, b)}"
-             + (f" (sequence {batch})" if rec.batch > 1 else ""))
+    ax.plot(
+        st * rec.dt,
+        un,
+        "|" if len(st) < 5000 else ".",
+        color=color,
+        markersize=markersize,
+        linestyle="none",
+    )
+    ax.set(
+        xlabel=_time_label(rec),
+        ylabel="unit",
+        ylim=(-0.5, rec.n_units - 0.5),
+        xlim=(a * rec.dt, max(b - 1, a) * rec.dt),
+    )
+    title = f"{total:,} events in {_window_text(rec, a, b)}" + (
+        f" (sequence {batch})" if rec.batch > 1 else ""
+    )
     if total > len(st):
         title += f" (first {len(st):,} shown)"
     ax.set_title(title, fontsize="small")
@@ -115,22 +142,41 @@ def rate(rec, ax=None, *, batch: int | None = None, color="C0", t_start=None, t_
     r, t = r[keep], t[keep]
     cols = range(r.shape[1]) if batch is None else [batch]
     for c in cols:
-        ax.step(t, r[:, c], where="post", lw=1, color=color if batch is not None or r.shape[1] == 1
-                else None, label=None if r.shape[1] == 1 else f"sequence {c}")
+        ax.step(
+            t,
+            r[:, c],
+            where="post",
+            lw=1,
+            color=color if batch is not None or r.shape[1] == 1 else None,
+            label=None if r.shape[1] == 1 else f"sequence {c}",
+        )
     unit = "Hz" if rec.meta.get("time_unit", "s") == "s" else "events/unit/step"
     bin_w = int(rec.meta["rate_bin"]) * rec.dt
-    ax.set(xlabel=_time_label(rec), ylabel=f"population rate ({unit})",
-           xlim=(a * rec.dt, max(b - 1, a) * rec.dt))
+    ax.set(
+        xlabel=_time_label(rec),
+        ylabel=f"population rate ({unit})",
+        xlim=(a * rec.dt, max(b - 1, a) * rec.dt),
+    )
     mean = f"mean {np.mean(r):.3g} {unit}" if r.size else "no bins"
-    ax.set_title(f"{mean} in {_window_text(rec, a, b)}, bins of {_duration(rec, bin_w)}",
-                 fontsize="small")
+    ax.set_title(
+        f"{mean} in {_window_text(rec, a, b)}, bins of {_duration(rec, bin_w)}", fontsize="small"
+    )
     if r.shape[1] > 1 and batch is None:
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax
 
 
-def traces(rec, ax=None, *, var: str | None = None, units=None, batch: int = 0, t_start=None,
-           t_stop=None, threshold: bool = True):
+def traces(
+    rec,
+    ax=None,
+    *,
+    var: str | None = None,
+    units=None,
+    batch: int = 0,
+    t_start=None,
+    t_stop=None,
+    threshold: bool = True,
+):
     """Recorded state variable of chosen units against time (e.g. membrane potentials).
 
     Args:
@@ -169,8 +215,7 @@ def traces(rec, ax=None, *, var: str | None = None, units=None, batch: int = 0, 
         label = "v_th (+ beta a: adaptive)" if rec.meta["model"]["cell"] == "ALIF" else "threshold"
         ax.axhline(level, color="0.5", ls="--", lw=0.8, label=label)
     ax.set(xlabel=_time_label(rec), ylabel=var)
-    shown = (f"units {', '.join(map(str, units))}" if len(units) <= 4
-             else f"{len(units)} units")
+    shown = f"units {', '.join(map(str, units))}" if len(units) <= 4 else f"{len(units)} units"
     if len(units) < len(rec_units):
         shown += f" of the {len(rec_units)} recorded"
     ax.set_title(f"{var} of {shown}, {_window_text(rec, a, b)}", fontsize="small")
@@ -178,8 +223,16 @@ def traces(rec, ax=None, *, var: str | None = None, units=None, batch: int = 0, 
     return ax
 
 
-def isi_histogram(rec, ax=None, *, bins: int = 50, batch: int | None = None, log: bool = False,
-                  max_events: int = 2_000_000, color="C2"):
+def isi_histogram(
+    rec,
+    ax=None,
+    *,
+    bins: int = 50,
+    batch: int | None = None,
+    log: bool = False,
+    max_events: int = 2_000_000,
+    color="C2",
+):
     """Histogram of inter-spike intervals, pooled over units (:meth:`Recording.isi`).
 
     Args:
@@ -198,18 +251,21 @@ def isi_histogram(rec, ax=None, *, bins: int = 50, batch: int | None = None, log
     if len(isi) == 0:
         ax.text(0.5, 0.5, "no unit spiked twice", ha="center", va="center", transform=ax.transAxes)
     else:
-        edges = (np.geomspace(isi.min(), isi.max(), bins + 1) if log and isi.max() > isi.min()
-                 else bins)
+        edges = (
+            np.geomspace(isi.min(), isi.max(), bins + 1) if log and isi.max() > isi.min() else bins
+        )
         steps = rec.meta.get("time_unit", "s") != "s"
         if steps and not log and isi.max() - isi.min() <= 4 * bins:
-            edges = np.arange(isi.min() - 0.5, isi.max() + 1.5)    # one bar per whole number of steps
+            edges = np.arange(isi.min() - 0.5, isi.max() + 1.5)  # one bar per whole number of steps
         ax.hist(isi, bins=edges, color=color)
         if log:
             ax.set_xscale("log")
         cv = np.std(isi) / np.mean(isi)
         note = f" (first {max_events:,} events)" if rec.n_events > max_events else ""
-        ax.set_title(f"{len(isi):,} intervals{note}, mean {_duration(rec, np.mean(isi))}, "
-                     f"CV {cv:.2f}", fontsize="small")
+        ax.set_title(
+            f"{len(isi):,} intervals{note}, mean {_duration(rec, np.mean(isi))}, CV {cv:.2f}",
+            fontsize="small",
+        )
     unit = "s" if rec.meta.get("time_unit", "s") == "s" else "steps"
     ax.set(xlabel=f"inter-spike interval ({unit})", ylabel="count")
     return ax
@@ -235,33 +291,40 @@ def summary_figure(rec, path=None, *, title: str | None = None, t_stop=None):
 
     fig = Figure(figsize=(12, 8), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplot_mosaic([["raster", "isi"], ["rate", "isi"], ["traces", "isi"]],
-                              width_ratios=[2.2, 1], sharex=False)
+    axes = fig.subplot_mosaic(
+        [["raster", "isi"], ["rate", "isi"], ["traces", "isi"]], width_ratios=[2.2, 1], sharex=False
+    )
     for name in ("rate", "traces"):
         axes[name].sharex(axes["raster"])
     if t_stop is None:
         t_stop = (min(rec.n_steps, 1000) - 1) * rec.dt
     panels: list[tuple[str, Callable[..., object], dict, str]] = [
-              ("raster", raster, {"t_stop": t_stop}, "events"),
-              ("rate", rate, {"t_stop": t_stop}, "rate"),
-              ("traces", traces, {"t_stop": t_stop}, "states"),
-              ("isi", isi_histogram, {}, "events")]
+        ("raster", raster, {"t_stop": t_stop}, "events"),
+        ("rate", rate, {"t_stop": t_stop}, "rate"),
+        ("traces", traces, {"t_stop": t_stop}, "states"),
+        ("isi", isi_histogram, {}, "events"),
+    ]
     for name, fn, kwargs, need in panels:
         ax = axes[name]
         if rec.meta["recorded"][need]:
             fn(rec, ax, **kwargs)
         else:
-            ax.text(0.5, 0.5, f"{need} not recorded", ha="center", va="center",
-                    transform=ax.transAxes)
+            ax.text(
+                0.5, 0.5, f"{need} not recorded", ha="center", va="center", transform=ax.transAxes
+            )
             ax.set_axis_off()
     if rec.meta["recorded"]["events"]:
-        axes["isi"].set_title(axes["isi"].get_title() + "\nover the whole recording",
-                              fontsize="small")
+        axes["isi"].set_title(
+            axes["isi"].get_title() + "\nover the whole recording", fontsize="small"
+        )
     a, b = _window(rec, None, t_stop)
     m = rec.meta["model"]
-    fig.suptitle(title or f"{m['cell']} network, {m['n_hidden']:,} units (density "
-                 f"{m['density']:g}), {rec.n_steps:,} steps; time panels show "
-                 f"{_window_text(rec, a, b)} of {_duration(rec, rec.n_steps * rec.dt)}")
+    fig.suptitle(
+        title
+        or f"{m['cell']} network, {m['n_hidden']:,} units (density "
+        f"{m['density']:g}), {rec.n_steps:,} steps; time panels show "
+        f"{_window_text(rec, a, b)} of {_duration(rec, rec.n_steps * rec.dt)}"
+    )
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig
@@ -279,10 +342,12 @@ def save_panels(rec, out_dir, *, t_stop=None) -> list:
     if t_stop is None:
         t_stop = (min(rec.n_steps, 1000) - 1) * rec.dt
     written = []
-    for name, fn, kwargs, need in (("raster", raster, {"t_stop": t_stop}, "events"),
-                                   ("rate", rate, {"t_stop": t_stop}, "rate"),
-                                   ("traces", traces, {"t_stop": t_stop}, "states"),
-                                   ("isi", isi_histogram, {}, "events")):
+    for name, fn, kwargs, need in (
+        ("raster", raster, {"t_stop": t_stop}, "events"),
+        ("rate", rate, {"t_stop": t_stop}, "rate"),
+        ("traces", traces, {"t_stop": t_stop}, "states"),
+        ("isi", isi_histogram, {}, "events"),
+    ):
         if not rec.meta["recorded"][need]:
             continue
         fig = Figure(figsize=(8, 3.2), layout="constrained")
@@ -308,6 +373,7 @@ def readable_log_axis(axis, values):
     """Plain-number labels on a log axis; over less than a decade the minor ticks are labelled
     too (matplotlib would otherwise label one tick, or none, in powers of ten)."""
     import matplotlib.ticker
+
     lo, hi = float(np.min(values)), float(np.max(values))
     fmt = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}")
     axis.set_major_formatter(fmt)

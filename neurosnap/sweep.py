@@ -22,6 +22,7 @@ point: a bad value, a diverged run, a worker that died), ``metric``, ``final``, 
 ``final_loss``, ``steps``, ``wall_s`` (training time on the worker), ``host``.
 A failing point never stops the others and is never dropped.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,11 +41,35 @@ from .experiments.runs import run_config
 from .experiments.specs import load_config, parse_value, split_top
 from .experiments.workers import iter_local, local_map
 
-__all__ = ["sweep", "GridError", "RESULT_KEYS", "parse_grid", "grid_points", "point_config",
-           "run_point", "plan_sweep", "run_plan", "iter_local", "local_map", "markdown",
-           "write_outputs", "line", "main_print"]
+__all__ = [
+    "sweep",
+    "GridError",
+    "RESULT_KEYS",
+    "parse_grid",
+    "grid_points",
+    "point_config",
+    "run_point",
+    "plan_sweep",
+    "run_plan",
+    "iter_local",
+    "local_map",
+    "markdown",
+    "write_outputs",
+    "line",
+    "main_print",
+]
 
-RESULT_KEYS = ("status", "metric", "final", "level", "final_loss", "steps", "wall_s", "host", "error")
+RESULT_KEYS = (
+    "status",
+    "metric",
+    "final",
+    "level",
+    "final_loss",
+    "steps",
+    "wall_s",
+    "host",
+    "error",
+)
 _NAMED = ("rule", "task", "optimizer")
 
 
@@ -65,7 +90,7 @@ def parse_grid(grid) -> list[tuple[str, list[str]]]:
             values = list(values) if isinstance(values, (list, tuple, range)) else [values]
             axes.append((str(key), [_toml_literal(v) for v in values]))
     else:
-        for item in ([grid] if isinstance(grid, str) else grid):
+        for item in [grid] if isinstance(grid, str) else grid:
             key, eq, raw = str(item).partition("=")
             key = key.strip()
             if not eq or not key or not raw.strip():
@@ -111,7 +136,9 @@ def _toml_literal(value) -> str:
 def grid_points(axes) -> list[list[tuple[str, str]]]:
     """Cartesian product of the axes: ``[[(key, raw), ...], ...]``, the last axis fastest."""
     keys = [k for k, _ in axes]
-    return [list(zip(keys, combo, strict=True)) for combo in itertools.product(*[v for _, v in axes])]
+    return [
+        list(zip(keys, combo, strict=True)) for combo in itertools.product(*[v for _, v in axes])
+    ]
 
 
 def point_config(cfg: dict, point) -> dict:
@@ -152,8 +179,17 @@ def _dask_iter(items, scheduler, timeout=30):
             client.cancel(futures)
 
 
-def sweep(config, grid, workers=None, scheduler=None, out=None, overrides=(), resume=False,
-          on_result=None, progress=False) -> list[dict]:
+def sweep(
+    config,
+    grid,
+    workers=None,
+    scheduler=None,
+    out=None,
+    overrides=(),
+    resume=False,
+    on_result=None,
+    progress=False,
+) -> list[dict]:
     """Run every point of ``grid`` on the configuration ``config`` and gather one table.
 
     Every point's configuration is built and checked before any point runs.
@@ -183,8 +219,9 @@ def sweep(config, grid, workers=None, scheduler=None, out=None, overrides=(), re
         KeyboardInterrupt: after writing the points finished so far.
     """
     plan = plan_sweep(config, grid, workers, overrides)
-    return run_plan(plan, scheduler=scheduler, out=out, resume=resume, on_result=on_result,
-                    progress=progress)
+    return run_plan(
+        plan, scheduler=scheduler, out=out, resume=resume, on_result=on_result, progress=progress
+    )
 
 
 def plan_sweep(config, grid, workers=None, overrides=()) -> dict:
@@ -193,10 +230,11 @@ def plan_sweep(config, grid, workers=None, overrides=()) -> dict:
     cfg = config_mod.apply_overrides(load_config(config), list(overrides))
     axes = parse_grid(grid)
     points = grid_points(axes)
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
-                                or workers < 1):
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
         raise GridError(f"workers must be an integer >= 1, got {workers!r}")
-    for point in points:                                  # every point is checked before any runs
+    for point in points:  # every point is checked before any runs
         try:
             built = config_mod.build(point_config(cfg, point))
             config_mod.check_budget(built[3], built[4])
@@ -224,7 +262,8 @@ def _read_point(path, cfg, point):
     if data.get("config") != json.loads(json.dumps(cfg)):
         raise config_mod.ConfigError(
             f"{path} was written by a sweep of another configuration; use another output "
-            f"directory, or start over without resume (neurosnap sweep --overwrite)")
+            f"directory, or start over without resume (neurosnap sweep --overwrite)"
+        )
     return data["row"] if data["row"].get("status") == "ok" else None
 
 
@@ -240,6 +279,7 @@ def _row(point, summary, exc):
 def run_plan(plan, scheduler=None, out=None, resume=False, on_result=None, progress=False):
     """Run the points of a :func:`plan_sweep` (see :func:`sweep` for the arguments)."""
     import traceback
+
     cfg, points, axes = plan["cfg"], plan["points"], plan["axes"]
     rows = [None] * len(points)
     if out is not None:
@@ -258,8 +298,12 @@ def run_plan(plan, scheduler=None, out=None, resume=False, on_result=None, progr
         if scheduler is not None:
             outcomes = _dask_iter([(cfg, points[i]) for i in todo], scheduler)
         else:
-            outcomes = iter_local(run_point, [(cfg, points[i], progress and workers == 1)
-                                              for i in todo], workers, raise_errors=False)
+            outcomes = iter_local(
+                run_point,
+                [(cfg, points[i], progress and workers == 1) for i in todo],
+                workers,
+                raise_errors=False,
+            )
         with contextlib.closing(outcomes):
             for k, summary, exc in outcomes:
                 i = todo[k]
@@ -271,8 +315,9 @@ def run_plan(plan, scheduler=None, out=None, resume=False, on_result=None, progr
                     on_result(rows[i], False)
     except BaseException:
         if out is not None and any(r is not None for r in rows):
-            write_outputs([r for r in rows if r is not None], [k for k, _ in axes], out, cfg,
-                          scheduler)
+            write_outputs(
+                [r for r in rows if r is not None], [k for k, _ in axes], out, cfg, scheduler
+            )
         raise
     if out is not None:
         write_outputs(rows, [k for k, _ in axes], out, cfg, scheduler)
@@ -283,8 +328,11 @@ def _write_point(path, cfg, point, row, tb) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as f:
-        json.dump({"point": [list(p) for p in point], "config": cfg, "row": row, "traceback": tb}, f,
-                  default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v))
+        json.dump(
+            {"point": [list(p) for p in point], "config": cfg, "row": row, "traceback": tb},
+            f,
+            default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v),
+        )
     os.replace(tmp, path)
 
 
@@ -294,11 +342,15 @@ def markdown(rows, keys) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = [fmt(r.get(c)) for c in cols]
-        lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+        lines.append(
+            "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+        )
     failed = sum(r["status"] != "ok" for r in rows)
     metric = next((r["metric"] for r in rows if r.get("metric")), "metric")
-    return (f"# neurosnap sweep\n\n{len(rows)} grid points, {failed} failed; `final` is the "
-            f"final {metric}.\n\n" + "\n".join(lines) + "\n")
+    return (
+        f"# neurosnap sweep\n\n{len(rows)} grid points, {failed} failed; `final` is the "
+        f"final {metric}.\n\n" + "\n".join(lines) + "\n"
+    )
 
 
 def write_outputs(rows, keys, out, cfg=None, scheduler=None) -> None:
@@ -308,15 +360,21 @@ def write_outputs(rows, keys, out, cfg=None, scheduler=None) -> None:
     write_csv(rows, out / "sweep.csv", list(keys) + list(RESULT_KEYS))
     (out / "sweep.md").write_text(markdown(rows, keys))
     with open(out / "sweep.json", "w") as f:
-        json.dump({"config": cfg, "grid": list(keys), "scheduler": scheduler, "rows": rows}, f,
-                  indent=1, default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v))
+        json.dump(
+            {"config": cfg, "grid": list(keys), "scheduler": scheduler, "rows": rows},
+            f,
+            indent=1,
+            default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v),
+        )
 
 
 def line(row) -> str:
     """One line describing a finished grid point (what the CLI prints)."""
     desc = " ".join(f"{k}={v}" for k, v in row.items() if k not in RESULT_KEYS and k != "metric")
     if row["status"] == "ok":
-        return f"ok      {desc}: final {row['metric']} {fmt(row['final'])} ({fmt(row['wall_s'], 3)} s)"
+        return (
+            f"ok      {desc}: final {row['metric']} {fmt(row['final'])} ({fmt(row['wall_s'], 3)} s)"
+        )
     return f"FAILED  {desc}: {row['error']}"
 
 

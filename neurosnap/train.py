@@ -1,4 +1,5 @@
 """Online training: cell step -> readout/loss -> rule step -> optimizer every ``update_every`` steps."""
+
 from __future__ import annotations
 
 import signal
@@ -17,11 +18,25 @@ from .sparse.stats import StatsMeter, step_stats
 from .tasks.base import Batch, Task
 
 
-def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update_every: int = 1,
-          seed: int = 0, batch_size: int = 1, params: dict | None = None, progress: bool = False,
-          callback=None, checkpoint_dir=None, checkpoint_every: int = 10_000,
-          resume: bool = False, log_every: int | None = None, stats: bool = False,
-          engine: str = "compiled") -> History:
+def train(
+    model: Model,
+    rule: Rule,
+    opt,
+    task: Task,
+    steps: int = 10_000,
+    update_every: int = 1,
+    seed: int = 0,
+    batch_size: int = 1,
+    params: dict | None = None,
+    progress: bool = False,
+    callback=None,
+    checkpoint_dir=None,
+    checkpoint_every: int = 10_000,
+    resume: bool = False,
+    log_every: int | None = None,
+    stats: bool = False,
+    engine: str = "compiled",
+) -> History:
     """Train ``model`` online on ``task`` with ``rule`` and ``opt``.
 
     Sequences are processed step by step. Online rules (RTRL, SnAp, e-prop, ...) change the weights
@@ -100,21 +115,30 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
     progress = validate.boolean("progress", progress)
     resume = validate.boolean("resume", resume)
     if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable as callback(row, params), got "
-                        f"{type(callback).__name__} {callback!r}")
-    length = getattr(task, "length", 1)               # steps per sequence, where the task says
+        raise TypeError(
+            f"callback must be callable as callback(row, params), got "
+            f"{type(callback).__name__} {callback!r}"
+        )
+    length = getattr(task, "length", 1)  # steps per sequence, where the task says
     length = length if isinstance(length, int) and length > 0 else 1
-    per_step = (model.cell.n_state * model.cell.n_hidden + model.cell.n_in + model.n_out)
-    validate.memory("batch_size", batch_size, batch_size * length * per_step * model.dtype.itemsize,
-                    "one batch of sequences (inputs, targets and states)")
+    per_step = model.cell.n_state * model.cell.n_hidden + model.cell.n_in + model.n_out
+    validate.memory(
+        "batch_size",
+        batch_size,
+        batch_size * length * per_step * model.dtype.itemsize,
+        "one batch of sequences (inputs, targets and states)",
+    )
     if task.loss != model.loss:
         raise ValueError(f"task needs loss={task.loss!r} but the model has loss={model.loss!r}")
     if (task.n_in, task.n_out) != (model.cell.n_in, model.n_out):
-        raise ValueError(f"task has n_in={task.n_in}, n_out={task.n_out} but the model has "
-                         f"n_in={model.cell.n_in}, n_out={model.n_out}")
+        raise ValueError(
+            f"task has n_in={task.n_in}, n_out={task.n_out} but the model has "
+            f"n_in={model.cell.n_in}, n_out={model.n_out}"
+        )
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
     from . import engine as _engine
+
     _engine.check_engine(engine)
     params = model.check_params(model.init(seed) if params is None else params)
     loop = _Loop(model, rule, opt, params, batch_size, stats)
@@ -123,18 +147,26 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
     rng = np.random.default_rng(seed)
     history = History(metric=task.metric)
     # every setting that changes the numbers of a run; a resume must match all of them
-    signature = {"model": model.config(), "rule": describe.plain(rule), "opt": describe.plain(opt),
-                 "task": task.config(), "seed": seed, "batch_size": batch_size,
-                 "update_every": update_every, "log_every": log_every, "stats": stats}
+    signature = {
+        "model": model.config(),
+        "rule": describe.plain(rule),
+        "opt": describe.plain(opt),
+        "task": task.config(),
+        "seed": seed,
+        "batch_size": batch_size,
+        "update_every": update_every,
+        "log_every": log_every,
+        "stats": stats,
+    }
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / "checkpoint.npz"
     wall_offset = 0.0
-    if resume and path is not None and path.exists():     # path is set: checked above
+    if resume and path is not None and path.exists():  # path is set: checked above
         wall_offset = ckpt.restore_training(path, loop, rng, task, history, signature)
     stop = _StopFlag(enabled=path is not None)
     bar = _progress(steps, progress, loop.t)
     start = time.perf_counter() - wall_offset
     last_saved = loop.t
-    boundary = None              # (snapshot at the last sequence boundary, wall), see below
+    boundary = None  # (snapshot at the last sequence boundary, wall), see below
     complete = True
     try:
         while loop.t < steps and not stop.raised:
@@ -145,7 +177,7 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 batch, logits, losses, complete = loop.run_batch(batch, steps, update_every)
             if not batch.mask.any() and loop.t >= steps:
-                break                     # the budget ended before any counted step of this batch
+                break  # the budget ended before any counted step of this batch
             row = {"step": loop.t, "updates": loop.updates, "wall": time.perf_counter() - start}
             with np.errstate(over="ignore", invalid="ignore"):
                 metrics = {k: float(v) for k, v in task.observe(batch, logits, losses).items()}
@@ -164,10 +196,17 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
                 callback(row, loop.params)
             # only at a sequence boundary: a batch cut short by the budget is replayed whole by a
             # resume, from the boundary checkpoint written below
-            if path is not None and complete and (loop.t - last_saved >= checkpoint_every
-                                                  or stop.raised):
-                ckpt.save_training(path, ckpt.snapshot(loop, rng, task, history), signature,
-                                 time.perf_counter() - start)
+            if (
+                path is not None
+                and complete
+                and (loop.t - last_saved >= checkpoint_every or stop.raised)
+            ):
+                ckpt.save_training(
+                    path,
+                    ckpt.snapshot(loop, rng, task, history),
+                    signature,
+                    time.perf_counter() - start,
+                )
                 last_saved = loop.t
     finally:
         stop.restore()
@@ -176,12 +215,18 @@ def train(model: Model, rule: Rule, opt, task: Task, steps: int = 10_000, update
     history.flush_pending()
     interrupted = stop.raised and loop.t < steps
     if not history.rows and not interrupted:
-        raise ValueError(f"steps={steps} ended before any step that counts in the loss; sequences "
-                         f"of this task are longer, so increase steps")
+        raise ValueError(
+            f"steps={steps} ended before any step that counts in the loss; sequences "
+            f"of this task are longer, so increase steps"
+        )
     if path is not None and (loop.t != last_saved or (interrupted and not path.exists())):
         if complete:
-            ckpt.save_training(path, ckpt.snapshot(loop, rng, task, history), signature,
-                                 time.perf_counter() - start)
+            ckpt.save_training(
+                path,
+                ckpt.snapshot(loop, rng, task, history),
+                signature,
+                time.perf_counter() - start,
+            )
         elif boundary is not None and boundary[0]["t"] != last_saved:
             # The budget ended inside a sequence: checkpoint the boundary before it, so that a
             # resume with a larger budget replays that sequence exactly as an uninterrupted run.
@@ -213,6 +258,7 @@ def _progress(total, enabled, initial):
     if not enabled:
         return None
     from .core.progress import progress_bar
+
     return progress_bar(total, initial=initial)
 
 
@@ -227,7 +273,7 @@ class _Loop:
         self.updates = 0
         self.since_update = 0
         self.meter = StatsMeter() if stats else None
-        self.compiled = None      # neurosnap.engine.run_batch when the compiled engine runs
+        self.compiled = None  # neurosnap.engine.run_batch when the compiled engine runs
         self._zero()
 
     def _zero(self):
@@ -257,7 +303,7 @@ class _Loop:
         cp = model.cell_params(self.params)
         complete = True
         for k in range(T):
-            if self.t >= steps:              # budget exhausted mid-sequence: the rest does not count
+            if self.t >= steps:  # budget exhausted mid-sequence: the rest does not count
                 mask = mask.copy()
                 mask[k:] = False
                 complete = False
@@ -269,9 +315,14 @@ class _Loop:
             losses[k] = loss
             self.g_wout += dlogits.T @ y
             self.g_bout += dlogits.sum(axis=0)
-            rule_state, g = rule.step(rule_state, record, dy[:, None, :] * record.dout,
-                                      params=self.params, dlogits=dlogits)
-            direct = cell.layout.readout_direct(record, dy)     # learned thresholds only
+            rule_state, g = rule.step(
+                rule_state,
+                record,
+                dy[:, None, :] * record.dout,
+                params=self.params,
+                dlogits=dlogits,
+            )
+            direct = cell.layout.readout_direct(record, dy)  # learned thresholds only
             if direct is not None:
                 self.core += direct
             if self.meter is not None:

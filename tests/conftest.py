@@ -4,6 +4,7 @@ Every cell kind is built with weight scales large enough that threshold cells ac
 (and sit inside their surrogate's support) on Gaussian inputs, so that the identities compare
 non-trivial gradients, not zeros with zeros.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,7 +29,14 @@ _KIND_KWARGS = {
     "ALIF-subtract": (ns.cells.ALIF, dict(w_in_scale=30.0, w_rec_scale=5.0, reset="subtract")),
 }
 
-SMOOTH_BETA = {"EGRU": 8.0, "EGRU-thr": 8.0, "LIF": 3.0, "LIF-subtract": 3.0, "ALIF": 3.0, "ALIF-subtract": 3.0}
+SMOOTH_BETA = {
+    "EGRU": 8.0,
+    "EGRU-thr": 8.0,
+    "LIF": 3.0,
+    "LIF-subtract": 3.0,
+    "ALIF": 3.0,
+    "ALIF-subtract": 3.0,
+}
 
 
 def cell_configs(gates=GATES, kinds=ALL_KINDS):
@@ -53,8 +61,16 @@ def make_gate(kind: str, gate: str):
     raise ValueError(f"unknown gate {gate!r}")
 
 
-def make_cell(kind: str, gate: str = "heaviside", *, n_in: int = 3, n_hidden: int = 6,
-              density: float = 1.0, seed: int = 0, **overrides):
+def make_cell(
+    kind: str,
+    gate: str = "heaviside",
+    *,
+    n_in: int = 3,
+    n_hidden: int = 6,
+    density: float = 1.0,
+    seed: int = 0,
+    **overrides,
+):
     """Build a cell of ``kind`` (see ``ALL_KINDS``) with ``gate`` and event-producing weight scales."""
     cls, kwargs = _KIND_KWARGS[kind]
     kwargs = dict(kwargs)
@@ -73,13 +89,14 @@ def random_params(model, seed: int = 0, bias_scale: float = 0.3):
     rng = np.random.default_rng(seed + 1000)
     for name in params:
         if name.endswith("bias"):
-            params[name] = (params[name] + bias_scale * rng.standard_normal(params[name].shape)
-                            ).astype(model.dtype)
-    if "cell.threshold" in params:        # raw thresholds: theta = sigmoid(raw) around 0.3
+            params[name] = (
+                params[name] + bias_scale * rng.standard_normal(params[name].shape)
+            ).astype(model.dtype)
+    if "cell.threshold" in params:  # raw thresholds: theta = sigmoid(raw) around 0.3
         rng_t = np.random.default_rng(seed + 2000)
-        params["cell.threshold"] = (params["cell.threshold"]
-                                    + 0.5 * rng_t.standard_normal(params["cell.threshold"].shape)
-                                    ).astype(model.dtype)
+        params["cell.threshold"] = (
+            params["cell.threshold"] + 0.5 * rng_t.standard_normal(params["cell.threshold"].shape)
+        ).astype(model.dtype)
     return params
 
 
@@ -92,7 +109,7 @@ def make_batch(model, T: int, B: int, seed: int = 0, mask_p: float = 0.7):
     else:
         ys = rng.standard_normal((T, B, model.n_out))
     mask = rng.random((T, B)) < mask_p
-    mask[-1, 0] = True                     # at least one step counts
+    mask[-1, 0] = True  # at least one step counts
     return xs, ys, mask
 
 
@@ -110,7 +127,7 @@ def max_abs_diff(g1: dict, g2: dict) -> float:
 
 def sequence_loss(model, params, xs, ys, mask) -> float:
     """Summed masked loss of a sequence, from ``model.run`` and losses written out here."""
-    out = model.run(params, xs).outputs                          # (T, B, n_out)
+    out = model.run(params, xs).outputs  # (T, B, n_out)
     m = np.asarray(mask, dtype=float)
     if model.loss == "mse":
         return float(0.5 * np.sum(m[..., None] * (out - ys) ** 2))

@@ -5,6 +5,7 @@ Brian2's spike trains equal ``model.run(...).events`` exactly and its membranes 
 reset, like neurosnap's state ``v``) agree to 1e-9; so do those of neurosnap's event-driven
 ``simulate_lif_events``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,7 +51,7 @@ def test_spikes_identical_and_membranes_agree(case):
     traj = model.run(params, xs)
     events, v = adapter.simulate(model, params, xs)
     rate = traj.events.mean()
-    assert 0.005 < rate < 0.5, rate                     # a non-trivial, non-saturated network
+    assert 0.005 < rate < 0.5, rate  # a non-trivial, non-saturated network
     assert events.shape == traj.events.shape == (T, B, model.cell.n_hidden)
     np.testing.assert_array_equal(events, traj.events)
     np.testing.assert_allclose(v, traj.states[:, :, 0], rtol=0, atol=1e-9)
@@ -76,11 +77,14 @@ def test_single_sequence_network_and_weight_round_trip():
     np.testing.assert_allclose(v[:, 0], traj.states[:, 1, 0], rtol=0, atol=1e-9)
 
 
-@pytest.mark.parametrize("cell, message", [
-    (lambda: ns.cells.LIF(2, 4, gate=ns.gates.Smooth(3.0)), "Heaviside"),
-    (lambda: ns.cells.EGRU(2, 4), "LIF and ALIF"),
-    (lambda: ns.cells.LeakyRNN(2, 4), "LIF and ALIF"),
-])
+@pytest.mark.parametrize(
+    "cell, message",
+    [
+        (lambda: ns.cells.LIF(2, 4, gate=ns.gates.Smooth(3.0)), "Heaviside"),
+        (lambda: ns.cells.EGRU(2, 4), "LIF and ALIF"),
+        (lambda: ns.cells.LeakyRNN(2, 4), "LIF and ALIF"),
+    ],
+)
 def test_inexpressible_cells_raise(cell, message):
     model = ns.Model(cell(), n_out=2)
     xs = np.zeros((3, 1, 2))

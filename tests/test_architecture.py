@@ -5,6 +5,7 @@ another ``neurosnap`` module becomes an edge, whether the import runs at load ti
 function. The layer order is the one drawn in ``docs/contributing.md``: a module may import modules
 of its own layer or of the layers below it, never above.
 """
+
 from __future__ import annotations
 
 import ast
@@ -17,8 +18,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "neurosnap"
 #: bottom to top; a module belongs to the layer of its longest matching prefix
 LAYERS = [
     ("core", ["neurosnap._version", "neurosnap.core", "neurosnap.engine.codes"]),
-    ("numerics", ["neurosnap.gates", "neurosnap.losses", "neurosnap.optim", "neurosnap.encode",
-                  "neurosnap.plot"]),
+    (
+        "numerics",
+        [
+            "neurosnap.gates",
+            "neurosnap.losses",
+            "neurosnap.optim",
+            "neurosnap.encode",
+            "neurosnap.plot",
+        ],
+    ),
     ("data", ["neurosnap.tasks"]),
     ("cells", ["neurosnap.cells"]),
     ("sparse", ["neurosnap.sparse"]),
@@ -26,8 +35,10 @@ LAYERS = [
     ("model", ["neurosnap.model", "neurosnap.engine", "neurosnap.grad"]),
     ("training", ["neurosnap.train", "neurosnap.history", "neurosnap.checkpoint"]),
     ("beside", ["neurosnap.io", "neurosnap.simulation", "neurosnap.adapters"]),
-    ("experiments", ["neurosnap.config", "neurosnap.experiments", "neurosnap.compare",
-                     "neurosnap.sweep"]),
+    (
+        "experiments",
+        ["neurosnap.config", "neurosnap.experiments", "neurosnap.compare", "neurosnap.sweep"],
+    ),
     ("entry", ["neurosnap.cli", "neurosnap.__main__", "neurosnap"]),
 ]
 
@@ -60,21 +71,24 @@ def _imports(name: str, path: Path):
                     yield alias.name, None, node.lineno
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
             if target.split(".")[0] != "neurosnap":
                 continue
             for alias in node.names:
-                if f"{target}.{alias.name}" in MODULES:         # `from pkg import submodule`
+                if f"{target}.{alias.name}" in MODULES:  # `from pkg import submodule`
                     yield f"{target}.{alias.name}", None, node.lineno
                 else:
                     yield target, alias.name, node.lineno
 
 
-EDGES = [(src, dst, name, line) for src, path in MODULES.items()
-         for dst, name, line in _imports(src, path)]
+EDGES = [
+    (src, dst, name, line)
+    for src, path in MODULES.items()
+    for dst, name, line in _imports(src, path)
+]
 
 
 def _layer(module: str) -> int:
@@ -85,8 +99,9 @@ def _layer(module: str) -> int:
             if inside and len(prefix) > best:
                 best, level = len(prefix), i
     if level is None:
-        raise AssertionError(f"{module} belongs to no layer: add it to LAYERS and to the map in "
-                             "docs/contributing.md")
+        raise AssertionError(
+            f"{module} belongs to no layer: add it to LAYERS and to the map in docs/contributing.md"
+        )
     return level
 
 
@@ -100,8 +115,11 @@ def test_every_module_has_a_layer():
 
 
 def test_no_import_points_upward():
-    upward = [f"{src}:{line} imports {dst} ({LAYERS[_layer(src)][0]} -> {LAYERS[_layer(dst)][0]})"
-              for src, dst, _, line in EDGES if _layer(dst) > _layer(src)]
+    upward = [
+        f"{src}:{line} imports {dst} ({LAYERS[_layer(src)][0]} -> {LAYERS[_layer(dst)][0]})"
+        for src, dst, _, line in EDGES
+        if _layer(dst) > _layer(src)
+    ]
     assert not upward, "imports against the layer order:\n" + "\n".join(upward)
 
 
@@ -110,7 +128,7 @@ def test_no_import_cycles():
     for src, dst, _, _ in EDGES:
         if dst in graph and dst != src:
             graph[src].add(dst)
-    state: dict[str, int] = {}                           # 1 on the stack, 2 done
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
     stack: list[str] = []
     cycles = []
 
@@ -119,7 +137,7 @@ def test_no_import_cycles():
         stack.append(module)
         for dst in sorted(graph[module]):
             if state.get(dst) == 1:
-                cycles.append(stack[stack.index(dst):] + [dst])
+                cycles.append(stack[stack.index(dst) :] + [dst])
             elif dst not in state:
                 visit(dst)
         stack.pop()
@@ -138,11 +156,15 @@ def test_no_private_names_imported_across_modules():
     for src, dst, name, line in EDGES:
         parts = dst.split(".")
         for i, part in enumerate(parts):
-            owner = ".".join(parts[:i])                  # the package a private module belongs to
+            owner = ".".join(parts[:i])  # the package a private module belongs to
             if _is_private(part) and not (src == owner or src.startswith(owner + ".")):
                 found.append(f"{src}:{line} imports the private module {dst}")
-        if name is not None and _is_private(name) and name != "__version__" \
-                and (src, dst, name) not in KNOWN_PRIVATE:
+        if (
+            name is not None
+            and _is_private(name)
+            and name != "__version__"
+            and (src, dst, name) not in KNOWN_PRIVATE
+        ):
             found.append(f"{src}:{line} imports {name} from {dst}")
     assert not found, "private names used across modules:\n" + "\n".join(sorted(set(found)))
 
@@ -170,20 +192,27 @@ def _private_attribute_uses():
         aliases = {}
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
-                base = package.split(".")[:len(package.split(".")) - node.level + 1] \
-                    if node.level else []
+                base = (
+                    package.split(".")[: len(package.split(".")) - node.level + 1]
+                    if node.level
+                    else []
+                )
                 target = ".".join(base + ([node.module] if node.module else []))
                 for alias in node.names:
                     if f"{target}.{alias.name}" in MODULES:
                         aliases[alias.asname or alias.name] = f"{target}.{alias.name}"
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
-                    and node.value.id in aliases and _is_private(node.attr):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and _is_private(node.attr)
+            ):
                 dst = aliases[node.value.id]
                 owner = dst.rpartition(".")[0]
-                if src.startswith(dst) or \
-                        (node.attr in {p.stem for p in PACKAGE.rglob("_*.py")}
-                         and src.startswith(owner)):
+                if src.startswith(dst) or (
+                    node.attr in {p.stem for p in PACKAGE.rglob("_*.py")} and src.startswith(owner)
+                ):
                     continue
                 yield f"{src}:{node.lineno} uses {dst}.{node.attr}"
 

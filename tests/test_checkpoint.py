@@ -1,4 +1,5 @@
 """Checkpoints: atomic, pickle-free, exact resume (also after kill -9 and SIGTERM)."""
+
 import json
 import os
 import re
@@ -43,8 +44,16 @@ def test_resume_refuses_other_settings(tmp_path):
     _run(steps=200, checkpoint_dir=tmp_path)
     model = ns.Model(ns.cells.EGRU(4, 8), n_out=2)
     with pytest.raises(ckpt.CheckpointError, match="rule"):
-        ns.train(model, ns.rules.BPTT(), ns.optim.Adam(1e-2), ns.tasks.Copy(), seed=3, steps=400,
-                 checkpoint_dir=tmp_path, resume=True)
+        ns.train(
+            model,
+            ns.rules.BPTT(),
+            ns.optim.Adam(1e-2),
+            ns.tasks.Copy(),
+            seed=3,
+            steps=400,
+            checkpoint_dir=tmp_path,
+            resume=True,
+        )
 
 
 def test_checkpoint_file_is_plain_npz_with_json(tmp_path):
@@ -73,11 +82,14 @@ def test_truncated_file_is_refused(tmp_path):
 
 def test_wrong_version_and_missing_metadata_are_refused(tmp_path):
     ckpt.save(tmp_path / "a.npz", {"x": np.zeros(2)}, {"format_version": 0})
-    arrays, meta = ckpt.load(tmp_path / "a.npz")               # save() stamps the version
+    arrays, meta = ckpt.load(tmp_path / "a.npz")  # save() stamps the version
     assert meta["format_version"] == ckpt.FORMAT_VERSION
     path = tmp_path / "b.npz"
-    np.savez(path, x=np.zeros(2), **{"__meta__.json": np.frombuffer(b'{"format_version": 99}',
-                                                                      dtype=np.uint8)})
+    np.savez(
+        path,
+        x=np.zeros(2),
+        **{"__meta__.json": np.frombuffer(b'{"format_version": 99}', dtype=np.uint8)},
+    )
     with pytest.raises(ckpt.CheckpointError, match="format_version 99"):
         ckpt.load(path)
     np.savez(tmp_path / "c.npz", x=np.zeros(2))
@@ -90,13 +102,21 @@ def test_wrong_version_and_missing_metadata_are_refused(tmp_path):
 def test_divergence_leaves_last_checkpoint_intact(tmp_path):
     model = ns.Model(ns.cells.LeakyRNN(4, 6), n_out=2)
 
-    def inject_nan(row, params):               # a fault in the weights after 300 good steps
+    def inject_nan(row, params):  # a fault in the weights after 300 good steps
         if row["step"] > 300:
             params["cell.w_in"][0, 0, 0] = np.nan
 
     with pytest.raises(FloatingPointError, match=r"time step (\d+)") as info:
-        ns.train(model, ns.rules.RTRL(), ns.optim.SGD(0.1), ns.tasks.Copy(), steps=5000,
-                 checkpoint_dir=tmp_path, checkpoint_every=1, callback=inject_nan)
+        ns.train(
+            model,
+            ns.rules.RTRL(),
+            ns.optim.SGD(0.1),
+            ns.tasks.Copy(),
+            steps=5000,
+            checkpoint_dir=tmp_path,
+            checkpoint_every=1,
+            callback=inject_nan,
+        )
     failed_at = int(re.search(r"time step (\d+)", str(info.value)).group(1))
     arrays, meta = ckpt.load(tmp_path / "checkpoint.npz")
     assert meta["t"] <= failed_at
@@ -117,8 +137,11 @@ SCRIPT = textwrap.dedent("""
 def _spawn(tmp_path, steps):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
-    return subprocess.Popen([sys.executable, str(script), str(steps), str(tmp_path / "ck")],
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(script), str(steps), str(tmp_path / "ck")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_checkpoint(tmp_path, proc, timeout=120):
@@ -139,10 +162,18 @@ def test_kill_9_mid_run_then_resume_is_bit_identical(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
     _, meta = ckpt.load(tmp_path / "ck" / "checkpoint.npz")
-    assert 0 < meta["t"] < steps                                    # really killed mid-run
+    assert 0 < meta["t"] < steps  # really killed mid-run
     model = ns.Model(ns.cells.EGRU(4, 8), n_out=2)
-    resumed = ns.train(model, ns.rules.RTRL(), ns.optim.Adam(1e-2), ns.tasks.Copy(), seed=3,
-                       steps=steps, checkpoint_dir=tmp_path / "ck", resume=True)
+    resumed = ns.train(
+        model,
+        ns.rules.RTRL(),
+        ns.optim.Adam(1e-2),
+        ns.tasks.Copy(),
+        seed=3,
+        steps=steps,
+        checkpoint_dir=tmp_path / "ck",
+        resume=True,
+    )
     _same(_run(steps=steps), resumed)
 
 
@@ -154,7 +185,7 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
     assert proc.returncode == 0 and out.strip().endswith("interrupted")
     last_step = int(out.split()[-2])
     _, meta = ckpt.load(tmp_path / "ck" / "checkpoint.npz")
-    assert meta["t"] == last_step                                    # saved at the stop
+    assert meta["t"] == last_step  # saved at the stop
 
 
 def test_resume_with_log_every_is_bit_identical(tmp_path):

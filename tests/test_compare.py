@@ -1,4 +1,5 @@
 """``neurosnap compare``: rule specs, identical data streams per seed, tables and plots."""
+
 from __future__ import annotations
 
 import csv
@@ -57,26 +58,50 @@ seed = 0
 @pytest.fixture(scope="module")
 def cli_run(tiny_config, tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
-    rc = cli.main(["compare", str(tiny_config), "--rules", "RTRL", "BPTT:truncation=5",
-                   "--seeds", "0", "1", "--steps", "300", "--out", str(out)])
+    rc = cli.main(
+        [
+            "compare",
+            str(tiny_config),
+            "--rules",
+            "RTRL",
+            "BPTT:truncation=5",
+            "--seeds",
+            "0",
+            "1",
+            "--steps",
+            "300",
+            "--out",
+            str(out),
+        ]
+    )
     return rc, out
 
 
 def test_cli_writes_tables_and_plots(cli_run):
     rc, out = cli_run
     assert rc == 0
-    for name in ("results.csv", "results.md", "results.json", "curves.json", "learning_curves.png",
-                 "loss_curves.png"):
+    for name in (
+        "results.csv",
+        "results.md",
+        "results.json",
+        "curves.json",
+        "learning_curves.png",
+        "loss_curves.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(r["rule"], r["seed"]) for r in rows] == [
-        ("RTRL", "0"), ("RTRL", "1"), ("BPTT:truncation=5", "0"), ("BPTT:truncation=5", "1")]
+        ("RTRL", "0"),
+        ("RTRL", "1"),
+        ("BPTT:truncation=5", "0"),
+        ("BPTT:truncation=5", "1"),
+    ]
     for r in rows:
         assert r["status"] == "ok" and r["error"] == ""
         assert r["metric"] == "level"
-        assert 295 <= int(r["steps"]) <= 300            # the budget may end inside a sequence
-        assert float(r["level"]) >= 3                   # the curriculum moved
+        assert 295 <= int(r["steps"]) <= 300  # the budget may end inside a sequence
+        assert float(r["level"]) >= 3  # the curriculum moved
         for key in ("steps_per_s", "macs_per_step", "peak_mem_mib", "influence_nnz"):
             assert float(r[key]) >= 0, key
         assert float(r["macs_per_step"]) > 0 and float(r["peak_mem_mib"]) > 0
@@ -97,7 +122,7 @@ def test_identical_data_streams_per_seed(cli_run):
         a, b = curves[("RTRL", seed)], curves[("BPTT:truncation=5", seed)]
         # same seed: same batches (sequence lengths, hence the step counts at batch ends) and levels
         assert a["step"] == b["step"] and a["level"] == b["level"]
-        assert a["loss"] != b["loss"]                   # ... but different learning
+        assert a["loss"] != b["loss"]  # ... but different learning
     assert curves[("RTRL", 0)]["step"] != curves[("RTRL", 1)]["step"]
 
 
@@ -106,7 +131,9 @@ def test_same_rule_and_seed_is_reproducible_and_fresh(cli_run, tiny_config):
     leaked from the runs before it in the grid."""
     _, out = cli_run
     curves = {(c["rule"], c["seed"]): c for c in json.loads((out / "curves.json").read_text())}
-    rows = {(r["rule"], r["seed"]): r for r in json.loads((out / "results.json").read_text())["rows"]}
+    rows = {
+        (r["rule"], r["seed"]): r for r in json.loads((out / "results.json").read_text())["rows"]
+    }
     cfg = dict(TINY, train={"steps": 300, "seed": 0})
     again = run_one(cfg, "BPTT:truncation=5", 1)
     assert again["row"]["status"] == "ok"
@@ -134,8 +161,10 @@ def test_a_diverged_run_is_a_failed_row_a_bad_config_raises():
 def test_a_bug_during_a_run_is_raised_not_relabelled(monkeypatch, tiny_config, tmp_path, capsys):
     """An error inside training keeps its type (the Python API raises it); the CLI prints one line
     that points to --traceback, and --traceback shows the traceback."""
+
     def broken(*args, **kwargs):
         raise TypeError("unsupported operand in the training loop")
+
     monkeypatch.setattr("neurosnap.experiments.runs.train_built", broken)
     with pytest.raises(TypeError, match="unsupported operand"):
         compare(TINY, ["RTRL"], seeds=[0], steps=40)
@@ -148,11 +177,13 @@ def test_a_bug_during_a_run_is_raised_not_relabelled(monkeypatch, tiny_config, t
         cli.main(args + ["--out", str(tmp_path / "b"), "--traceback"])
 
 
-def test_interrupted_compare_keeps_finished_runs_and_resumes(monkeypatch, tiny_config, tmp_path,
-                                                             capsys):
+def test_interrupted_compare_keeps_finished_runs_and_resumes(
+    monkeypatch, tiny_config, tmp_path, capsys
+):
     """Ctrl-C during the third run: the two finished runs are on disk, with a partial table, exit
     130; --resume runs only the missing ones and gives the same table as an uninterrupted run."""
     import neurosnap.compare as cmp
+
     real, calls, pending = cmp.run_one, [], [True]
 
     def interrupted(cfg, spec, seed, progress=False):
@@ -161,17 +192,31 @@ def test_interrupted_compare_keeps_finished_runs_and_resumes(monkeypatch, tiny_c
             pending.clear()
             raise KeyboardInterrupt
         return real(cfg, spec, seed, progress)
+
     monkeypatch.setattr(cmp, "run_one", interrupted)
     out = tmp_path / "cmp"
-    args = ["compare", str(tiny_config), "--rules", "RTRL", "BPTT:truncation=5", "--seeds", "0", "1",
-            "--steps", "60", "--no-progress", "--out", str(out)]
+    args = [
+        "compare",
+        str(tiny_config),
+        "--rules",
+        "RTRL",
+        "BPTT:truncation=5",
+        "--seeds",
+        "0",
+        "1",
+        "--steps",
+        "60",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     assert cli.main(args) == 130
     captured = capsys.readouterr()
     assert captured.out.count("[1/4] ok") == 1 and "[2/4] ok" in captured.out
     assert "interrupted after 2 of 4 runs" in captured.err and "--resume" in captured.err
     assert len(list((out / "runs").glob("*.json"))) == 2
-    assert "| `RTRL` | 2 |" in (out / "results.md").read_text()          # the partial table
-    assert cli.main(args) == 2                                          # refuses to mix runs
+    assert "| `RTRL` | 2 |" in (out / "results.md").read_text()  # the partial table
+    assert cli.main(args) == 2  # refuses to mix runs
     assert "not empty" in capsys.readouterr().err
     calls.clear()
     assert cli.main(args + ["--resume"]) == 0
@@ -179,10 +224,11 @@ def test_interrupted_compare_keeps_finished_runs_and_resumes(monkeypatch, tiny_c
     assert capsys.readouterr().out.count("(finished earlier, reused)") == 2
     resumed = json.loads((out / "results.json").read_text())["rows"]
     calls.clear()
-    assert cli.main(args + ["--overwrite"]) == 0 and len(calls) == 4     # starts over
+    assert cli.main(args + ["--overwrite"]) == 0 and len(calls) == 4  # starts over
     fresh = json.loads((out / "results.json").read_text())["rows"]
-    assert [(r["rule"], r["seed"], r["final_loss"]) for r in resumed] == \
-        [(r["rule"], r["seed"], r["final_loss"]) for r in fresh]
+    assert [(r["rule"], r["seed"], r["final_loss"]) for r in resumed] == [
+        (r["rule"], r["seed"], r["final_loss"]) for r in fresh
+    ]
 
 
 def test_resume_refuses_runs_of_another_configuration(tiny_config, tmp_path, capsys):
@@ -201,12 +247,35 @@ def test_ctrl_c_on_the_command_writes_a_partial_table(tiny_config, tmp_path):
     import signal
     import subprocess
     import sys
+
     out = tmp_path / "cmp"
-    proc = subprocess.Popen([sys.executable, "-m", "neurosnap", "compare", str(tiny_config), "--rules",
-                             "RTRL", "--seeds", "0", "1", "2", "3", "4", "5", "--steps", "300",
-                             "--no-progress", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "neurosnap",
+            "compare",
+            str(tiny_config),
+            "--rules",
+            "RTRL",
+            "--seeds",
+            "0",
+            "1",
+            "2",
+            "3",
+            "4",
+            "5",
+            "--steps",
+            "300",
+            "--no-progress",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     first = proc.stdout.readline()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -219,12 +288,29 @@ def test_ctrl_c_on_the_command_writes_a_partial_table(tiny_config, tmp_path):
 def test_compare_rejects_bad_workers_and_steps_in_one_line(tiny_config, tmp_path):
     import subprocess
     import sys
-    for extra, needle in ((["--workers", "0"], "--workers must be a positive integer"),
-                          (["--workers", "two"], "--workers must be a positive integer"),
-                          (["--steps", "0"], "steps must be")):
-        proc = subprocess.run([sys.executable, "-m", "neurosnap", "compare", str(tiny_config),
-                               "--rules", "RTRL", "--out", str(tmp_path / "x"), *extra],
-                              capture_output=True, text=True, timeout=120)
+
+    for extra, needle in (
+        (["--workers", "0"], "--workers must be a positive integer"),
+        (["--workers", "two"], "--workers must be a positive integer"),
+        (["--steps", "0"], "steps must be"),
+    ):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "neurosnap",
+                "compare",
+                str(tiny_config),
+                "--rules",
+                "RTRL",
+                "--out",
+                str(tmp_path / "x"),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
         assert not (tmp_path / "x").exists()
@@ -233,13 +319,39 @@ def test_compare_rejects_bad_workers_and_steps_in_one_line(tiny_config, tmp_path
 def test_a_very_short_compare_still_writes_its_plots(tiny_config, tmp_path):
     """`--steps 3`: curves of one or two points (or none) must not break the plots."""
     out = tmp_path / "short"
-    rc = cli.main(["compare", str(tiny_config), "--rules", "RTRL", "UORO", "--steps", "3",
-                   "--no-progress", "--out", str(out)])
+    rc = cli.main(
+        [
+            "compare",
+            str(tiny_config),
+            "--rules",
+            "RTRL",
+            "UORO",
+            "--steps",
+            "3",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     for name in ("results.md", "learning_curves.png", "loss_curves.png"):
         assert (out / name).stat().st_size > 0
-    assert cli.main(["compare", str(tiny_config), "--rules", "RTRL", "--steps", "1",
-                     "--no-progress", "--out", str(tmp_path / "one")]) == 2
+    assert (
+        cli.main(
+            [
+                "compare",
+                str(tiny_config),
+                "--rules",
+                "RTRL",
+                "--steps",
+                "1",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "one"),
+            ]
+        )
+        == 2
+    )
 
 
 # -------------------------------------------------------------------------------------------------
@@ -248,27 +360,36 @@ def test_a_very_short_compare_still_writes_its_plots(tiny_config, tmp_path):
 def test_parse_rule_spec_values():
     assert parse_rule_spec("RTRL") == ("RTRL", {})
     assert parse_rule_spec(" BPTT:truncation=10 ") == ("BPTT", {"truncation": 10})
-    assert parse_rule_spec("RFLO:feedback=symmetric,seed=3") == ("RFLO", {"feedback": "symmetric",
-                                                                          "seed": 3})
+    assert parse_rule_spec("RFLO:feedback=symmetric,seed=3") == (
+        "RFLO",
+        {"feedback": "symmetric", "seed": 3},
+    )
     assert parse_rule_spec('RFLO:feedback="random"') == ("RFLO", {"feedback": "random"})
     assert parse_rule_spec("RTRL:sparse=false") == ("RTRL", {"sparse": False})
-    assert split_top('a=[1, 2],b={x = 1, y = "p,q"},c=3') == ["a=[1, 2]", 'b={x = 1, y = "p,q"}', "c=3"]
+    assert split_top('a=[1, 2],b={x = 1, y = "p,q"},c=3') == [
+        "a=[1, 2]",
+        'b={x = 1, y = "p,q"}',
+        "c=3",
+    ]
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("Nope", "unknown rule 'Nope'"),
-    ("", "missing rule name"),
-    (":n=1", "missing rule name"),
-    ("BPTT:", "nothing after ':'"),
-    ("BPTT:truncation", "'truncation' must look like key=value"),
-    ("BPTT:truncation=", "must look like key=value"),
-    ("BPTT:foo=1", "unknown key(s) ['foo'] for BPTT"),
-    ("BPTT:truncation=1,truncation=2", "'truncation' given twice"),
-    ("BPTT:truncation=-3", "truncation"),
-    ("BPTT:truncation=1.5.2", "is not a TOML value"),
-    ("BPTT:truncation=[1,2", "unbalanced"),
-    ("RTRL:sparse=maybe", "sparse"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("Nope", "unknown rule 'Nope'"),
+        ("", "missing rule name"),
+        (":n=1", "missing rule name"),
+        ("BPTT:", "nothing after ':'"),
+        ("BPTT:truncation", "'truncation' must look like key=value"),
+        ("BPTT:truncation=", "must look like key=value"),
+        ("BPTT:foo=1", "unknown key(s) ['foo'] for BPTT"),
+        ("BPTT:truncation=1,truncation=2", "'truncation' given twice"),
+        ("BPTT:truncation=-3", "truncation"),
+        ("BPTT:truncation=1.5.2", "is not a TOML value"),
+        ("BPTT:truncation=[1,2", "unbalanced"),
+        ("RTRL:sparse=maybe", "sparse"),
+    ],
+)
 def test_parse_rule_spec_errors_name_the_spec(spec, message):
     with pytest.raises(RuleSpecError) as info:
         parse_rule_spec(spec)
@@ -277,8 +398,17 @@ def test_parse_rule_spec_errors_name_the_spec(spec, message):
 
 
 def test_bad_spec_fails_before_anything_runs(tiny_config, tmp_path, capsys):
-    rc = cli.main(["compare", str(tiny_config), "--rules", "RTRL", "BPTT:trunc=3",
-                   "--out", str(tmp_path / "x")])
+    rc = cli.main(
+        [
+            "compare",
+            str(tiny_config),
+            "--rules",
+            "RTRL",
+            "BPTT:trunc=3",
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
     assert rc == 2
     assert "rule spec 'BPTT:trunc=3'" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

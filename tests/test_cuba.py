@@ -1,6 +1,7 @@
 """The CUBA benchmark (benchmarks/cuba.py, models/cuba.toml) at smoke size: the shipped config has
 the constants of Brian2's CUBA example, neurosnap's spikes equal Brian2's (adapter, Euler) from
 the same random initial potentials, and the benchmark's statistics are sane."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -23,6 +24,7 @@ def _bench():
 
 def test_config_has_the_papers_constants():
     from neurosnap import config
+
     cell = config.build(config.load(ROOT / "models" / "cuba.toml"))[0].cell
     assert (cell.n_hidden, cell.density, cell.dt) == (4000, 0.02, 1e-4)
     assert (cell.tau_mem, cell.tau_syn, cell.tau_syn_inh) == (0.02, 0.005, 0.01)
@@ -37,8 +39,8 @@ def test_smoke_neurosnap_equals_brian2():
     model, params, v0 = bench.build(300, 0)
     assert np.all((v0 >= -60.0) & (v0 < -50.0))
     exc = params["cell.w_rec"][0] != 0
-    assert exc[:, :240].any() and not exc[:, 240:].any()            # Dale's law
-    T = 500                                                         # 50 ms
+    assert exc[:, :240].any() and not exc[:, 240:].any()  # Dale's law
+    T = 500  # 50 ms
     st, un, _ = bench.run_neurosnap(model, params, v0, T)
     st2, un2, _ = bench.run_brian2_euler(model, params, v0, T)
     assert len(st) > 50
@@ -47,6 +49,7 @@ def test_smoke_neurosnap_equals_brian2():
     assert rates.sum() * 0.05 == len(st) and np.all(cvs >= 0)
     # the same run through model.run (the NumPy reference)
     rec = ns.simulate(model, params, np.zeros((T, 1, 1)), engine="step", initial_state={"v": v0})
-    np.testing.assert_array_equal(bench._sorted(rec.spike_steps.astype(np.int64),
-                                                rec.spike_units.astype(np.int64)),
-                                  bench._sorted(st, un))
+    np.testing.assert_array_equal(
+        bench._sorted(rec.spike_steps.astype(np.int64), rec.spike_units.astype(np.int64)),
+        bench._sorted(st, un),
+    )

@@ -3,6 +3,7 @@
 The API reference (docs/api/) shows these examples; this test keeps them true. Every learning rule,
 cell, gate, task and optimizer, ``Model``, ``train`` and ``sequence_grad`` has one.
 """
+
 from __future__ import annotations
 
 import doctest
@@ -13,14 +14,33 @@ import pytest
 
 import neurosnap as ns
 
-MODULES = ["neurosnap", "neurosnap.model", "neurosnap.grad", "neurosnap.train", "neurosnap.gates",
-           "neurosnap.optim", "neurosnap.cells.egru", "neurosnap.cells.lif", "neurosnap.cells.alif",
-           "neurosnap.cells.leaky_rnn", "neurosnap.rules.rtrl", "neurosnap.rules.snap",
-           "neurosnap.rules.bptt", "neurosnap.rules.uoro", "neurosnap.rules.rflo",
-           "neurosnap.rules.eprop", "neurosnap.rules.stdp", "neurosnap.tasks.copy",
-           "neurosnap.tasks.adding", "neurosnap.tasks.delayed_match", "neurosnap.tasks.store_recall",
-           "neurosnap.tasks.evidence", "neurosnap.tasks.pattern", "neurosnap.tasks.digits",
-           "neurosnap.tasks.spiral"]
+MODULES = [
+    "neurosnap",
+    "neurosnap.model",
+    "neurosnap.grad",
+    "neurosnap.train",
+    "neurosnap.gates",
+    "neurosnap.optim",
+    "neurosnap.cells.egru",
+    "neurosnap.cells.lif",
+    "neurosnap.cells.alif",
+    "neurosnap.cells.leaky_rnn",
+    "neurosnap.rules.rtrl",
+    "neurosnap.rules.snap",
+    "neurosnap.rules.bptt",
+    "neurosnap.rules.uoro",
+    "neurosnap.rules.rflo",
+    "neurosnap.rules.eprop",
+    "neurosnap.rules.stdp",
+    "neurosnap.tasks.copy",
+    "neurosnap.tasks.adding",
+    "neurosnap.tasks.delayed_match",
+    "neurosnap.tasks.store_recall",
+    "neurosnap.tasks.evidence",
+    "neurosnap.tasks.pattern",
+    "neurosnap.tasks.digits",
+    "neurosnap.tasks.spiral",
+]
 
 
 def _with_examples():
@@ -35,8 +55,16 @@ def _with_examples():
         yield getattr(ns.optim, name)
     for name in ("RTRL", "SnAp", "BPTT", "UORO", "RFLO", "EProp", "STDP", "RSTDP"):
         yield getattr(ns.rules, name)
-    for name in ("Copy", "Adding", "DelayedMatch", "StoreRecall", "Evidence", "Pattern", "Digits",
-                 "Spiral"):
+    for name in (
+        "Copy",
+        "Adding",
+        "DelayedMatch",
+        "StoreRecall",
+        "Evidence",
+        "Pattern",
+        "Digits",
+        "Spiral",
+    ):
         yield getattr(ns.tasks, name)
 
 
@@ -56,5 +84,6 @@ def test_docstring_examples_run(name):
 @pytest.mark.parametrize("obj", list(_with_examples()), ids=lambda obj: obj.__qualname__)
 def test_public_object_has_an_example(obj):
     """An ``Examples:`` section, or (older docstrings) ``>>>`` lines the API pages fence alike."""
-    assert ">>>" in (inspect.getdoc(obj) or ""), \
+    assert ">>>" in (inspect.getdoc(obj) or ""), (
         f"{obj.__module__}.{obj.__qualname__} has no doctest example"
+    )

@@ -12,6 +12,7 @@ A block that is not meant to run (a synopsis with placeholders, output of a long
 that needs a cluster) is preceded by the line ``<!-- docs-test: skip -->`` (invisible in the
 rendered page); ``text`` blocks and blocks without a language are never run.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,7 @@ def blocks(path):
     text = path.read_text()
     out = []
     for m in FENCE.finditer(text):
-        before = text[:m.start()].rstrip().splitlines()
+        before = text[: m.start()].rstrip().splitlines()
         skipped = bool(before) and before[-1].strip() == SKIP
         out.append((m.group(1), m.group(2), text.count("\n", 0, m.start()) + 1, skipped))
     return out
@@ -60,14 +61,16 @@ def test_the_block_parser_finds_the_blocks():
 @pytest.mark.parametrize("page", _pages("python"), ids=_id)
 def test_python_blocks_run(page, tmp_path, monkeypatch):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     (tmp_path / "models").symlink_to(ROOT / "models")
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "__docs__"}
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("default")         # a reader sees warnings, they do not stop him
+            warnings.simplefilter("default")  # a reader sees warnings, they do not stop him
             for lang, source, line, skipped in blocks(page):
                 if lang != "python" or skipped:
                     continue
@@ -94,6 +97,7 @@ def _commands(source):
 @pytest.mark.parametrize("page", _pages("bash"), ids=_id)
 def test_neurosnap_commands_in_shell_blocks_parse(page):
     from neurosnap import cli, config
+
     parser = cli.build_parser()
     checked = 0
     for lang, source, line, skipped in blocks(page):
@@ -115,8 +119,9 @@ def test_neurosnap_commands_in_shell_blocks_parse(page):
                 if os.sep in args.config:
                     assert (ROOT / args.config).is_file(), f"{_id(page)}:{line}: {args.config}"
             checked += 1
-    assert checked or not any(b[0] == "bash" and "neurosnap " in b[1] and not b[3]
-                              for b in blocks(page))
+    assert checked or not any(
+        b[0] == "bash" and "neurosnap " in b[1] and not b[3] for b in blocks(page)
+    )
 
 
 @pytest.mark.parametrize("page", _pages("toml"), ids=_id)

@@ -7,6 +7,7 @@ property of those classes; and the public functions of
 the ``neurosnap.adapters`` modules. A method that overrides a documented method of a base class
 inherits its docstring (``inspect.getdoc``), as the rule and task contracts intend.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -22,14 +23,18 @@ def _public_members(module):
     """Public classes and functions of ``module``: its ``__all__``, else those it defines."""
     names = getattr(module, "__all__", None)
     if names is None:
-        names = [n for n, obj in vars(module).items() if not n.startswith("_")
-                 and (inspect.isclass(obj) or inspect.isfunction(obj))
-                 and getattr(obj, "__module__", "") == module.__name__]
+        names = [
+            n
+            for n, obj in vars(module).items()
+            if not n.startswith("_")
+            and (inspect.isclass(obj) or inspect.isfunction(obj))
+            and getattr(obj, "__module__", "") == module.__name__
+        ]
     for name in names:
         obj = getattr(module, name)
         if inspect.isclass(obj) or inspect.isfunction(obj):
             yield f"{module.__name__}.{name}", obj
-    for name, registry in vars(module).items():        # CELLS, RULES, TASKS: names the configs use
+    for name, registry in vars(module).items():  # CELLS, RULES, TASKS: names the configs use
         if name.isupper() and isinstance(registry, dict):
             for cls in registry.values():
                 if inspect.isclass(cls):
@@ -51,6 +56,7 @@ def _methods(cls):
 
 def _adapter_modules():
     import neurosnap.adapters as adapters
+
     for info in pkgutil.iter_modules(adapters.__path__):
         if not info.name.startswith("_"):
             yield importlib.import_module(f"neurosnap.adapters.{info.name}")
@@ -81,15 +87,27 @@ def public_objects():
 
 
 def test_every_public_name_has_a_docstring():
-    missing = sorted({name for name, obj in public_objects() if not (inspect.getdoc(obj) or "").strip()})
+    missing = sorted(
+        {name for name, obj in public_objects() if not (inspect.getdoc(obj) or "").strip()}
+    )
     assert not missing, "public names without a docstring:\n  " + "\n  ".join(missing)
 
 
 def test_the_check_covers_the_public_surface():
     names = {name for name, _ in public_objects()}
-    for expected in ("neurosnap.Model", "neurosnap.sequence_grad", "neurosnap.train",
-                     "neurosnap.cells.EGRU", "neurosnap.cells.Cell.step_record", "neurosnap.rules.RTRL",
-                     "neurosnap.rules.RTRL.step", "neurosnap.rules.SnAp", "neurosnap.tasks.Copy.sample", "neurosnap.gates.Smooth",
-                     "neurosnap.optim.Adam.update", "neurosnap.adapters.brian2.simulate",
-                     "neurosnap.adapters.norse.sequence_grad"):
+    for expected in (
+        "neurosnap.Model",
+        "neurosnap.sequence_grad",
+        "neurosnap.train",
+        "neurosnap.cells.EGRU",
+        "neurosnap.cells.Cell.step_record",
+        "neurosnap.rules.RTRL",
+        "neurosnap.rules.RTRL.step",
+        "neurosnap.rules.SnAp",
+        "neurosnap.tasks.Copy.sample",
+        "neurosnap.gates.Smooth",
+        "neurosnap.optim.Adam.update",
+        "neurosnap.adapters.brian2.simulate",
+        "neurosnap.adapters.norse.sequence_grad",
+    ):
         assert expected in names, f"{expected} is not checked"

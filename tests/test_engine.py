@@ -7,6 +7,7 @@
   ``update_every`` in {1, 5};
 - fallbacks, validation, non-finite errors, threads.
 """
+
 from __future__ import annotations
 
 import threading
@@ -26,12 +27,20 @@ CONFIGS = [("LeakyRNN", "none")] + [(k, g) for k in KINDS[1:] for g in GATES]
 
 
 def _rules():
-    return {"RTRL": ns.rules.RTRL(), "RTRL-dense": ns.rules.RTRL(sparse=False),
-            "SnAp-1": ns.rules.SnAp(1), "SnAp-2": ns.rules.SnAp(2), "SnAp-3": ns.rules.SnAp(3),
-            "RFLO": ns.rules.RFLO(), "RFLO-symmetric": ns.rules.RFLO(feedback="symmetric"),
-            "EProp": ns.rules.EProp(), "EProp-random": ns.rules.EProp(feedback="random", seed=3),
-            "UORO": ns.rules.UORO(seed=1), "BPTT": ns.rules.BPTT(),
-            "BPTT-3": ns.rules.BPTT(truncation=3)}
+    return {
+        "RTRL": ns.rules.RTRL(),
+        "RTRL-dense": ns.rules.RTRL(sparse=False),
+        "SnAp-1": ns.rules.SnAp(1),
+        "SnAp-2": ns.rules.SnAp(2),
+        "SnAp-3": ns.rules.SnAp(3),
+        "RFLO": ns.rules.RFLO(),
+        "RFLO-symmetric": ns.rules.RFLO(feedback="symmetric"),
+        "EProp": ns.rules.EProp(),
+        "EProp-random": ns.rules.EProp(feedback="random", seed=3),
+        "UORO": ns.rules.UORO(seed=1),
+        "BPTT": ns.rules.BPTT(),
+        "BPTT-3": ns.rules.BPTT(truncation=3),
+    }
 
 
 def _assert_close(a, b, tol, what):
@@ -41,8 +50,9 @@ def _assert_close(a, b, tol, what):
         assert err <= tol, f"{what}: {k} differs by {err:.2e}"
 
 
-@pytest.mark.parametrize("kind,gate", CONFIGS + [("LIF", "detached"), ("EGRU", "detached"),
-                                                 ("ALIF", "attached")])
+@pytest.mark.parametrize(
+    "kind,gate", CONFIGS + [("LIF", "detached"), ("EGRU", "detached"), ("ALIF", "attached")]
+)
 def test_compiled_cell_step_equals_numpy(kind, gate):
     overrides = {}
     if gate == "detached":
@@ -64,15 +74,37 @@ def test_compiled_cell_step_equals_numpy(kind, gate):
     _step.cell_output(ck, gk, gp, hp, state, y_prev, dout_prev)
     new, local = np.zeros((B, S, n)), np.zeros((B, S, S, n))
     drec, dinp = np.zeros((B, S, G, n)), np.zeros((B, S, G, n))
-    _step.cell_step(ck, gk, gp, hp, state, x, cp["w_rec"], cp["w_in"],
-                    cp.get("bias", np.zeros((G, n))), graph, y_prev, np.zeros((G, n)),
-                    np.zeros((G, n)), new, local, drec, dinp)
+    _step.cell_step(
+        ck,
+        gk,
+        gp,
+        hp,
+        state,
+        x,
+        cp["w_rec"],
+        cp["w_in"],
+        cp.get("bias", np.zeros((G, n))),
+        graph,
+        y_prev,
+        np.zeros((G, n)),
+        np.zeros((G, n)),
+        new,
+        local,
+        drec,
+        dinp,
+    )
     y, dout = np.zeros((B, n)), np.zeros((B, S, n))
     _step.cell_output(ck, gk, gp, hp, new, y, dout)
-    pairs = {"new": (new, new_ref), "y": (y, y_ref), "dout": (dout, rec_ref.dout),
-             "local": (local, rec_ref.jac_state.local), "drec": (drec, rec_ref.jac_state.drec),
-             "dinp": (dinp, rec_ref.jac_params.dinp), "y_prev": (y_prev, rec_ref.jac_params.y_prev),
-             "dout_prev": (dout_prev, rec_ref.jac_state.dout)}
+    pairs = {
+        "new": (new, new_ref),
+        "y": (y, y_ref),
+        "dout": (dout, rec_ref.dout),
+        "local": (local, rec_ref.jac_state.local),
+        "drec": (drec, rec_ref.jac_state.drec),
+        "dinp": (dinp, rec_ref.jac_params.dinp),
+        "y_prev": (y_prev, rec_ref.jac_params.y_prev),
+        "dout_prev": (dout_prev, rec_ref.jac_state.dout),
+    }
     for name, (got, ref) in pairs.items():
         np.testing.assert_allclose(got, ref, rtol=0, atol=TOL, err_msg=name)
     assert np.abs(rec_ref.jac_state.local).max() > 0 and np.abs(rec_ref.dout).max() > 0
@@ -109,22 +141,38 @@ TRAIN_RULES = {k: v for k, v in _rules().items() if k not in ("UORO", "SnAp-3")}
 
 
 @pytest.mark.parametrize("update_every", [1, 5])
-@pytest.mark.parametrize("kind,gate,opt", [
-    ("LeakyRNN", "none", ns.optim.Adam(1e-2)),
-    ("EGRU", "heaviside", ns.optim.Adam(1e-2)),
-    ("LIF", "smooth", ns.optim.SGD(0.05, momentum=0.5)),
-    ("ALIF-subtract", "heaviside", ns.optim.SGD(0.05)),
-])
+@pytest.mark.parametrize(
+    "kind,gate,opt",
+    [
+        ("LeakyRNN", "none", ns.optim.Adam(1e-2)),
+        ("EGRU", "heaviside", ns.optim.Adam(1e-2)),
+        ("LIF", "smooth", ns.optim.SGD(0.05, momentum=0.5)),
+        ("ALIF-subtract", "heaviside", ns.optim.SGD(0.05)),
+    ],
+)
 def test_train_compiled_equals_reference(kind, gate, opt, update_every):
     # Adam maps a gradient near its eps (1e-8) to a step of order lr, so round-off in such a
     # gradient is amplified ~lr/eps times; the spiking cells here have gradients that small, so
     # they are compared with SGD (and the rest with Adam).
     task = ns.tasks.Copy()
     for name, rule in TRAIN_RULES.items():
-        model = ns.Model(make_cell(kind, gate, n_in=task.n_in, n_hidden=5, density=0.6),
-                         n_out=task.n_out)
-        runs = [ns.train(model, rule, opt, ns.tasks.Copy(), steps=61, update_every=update_every,
-                         seed=2, batch_size=2, engine=e) for e in ("compiled", "reference")]
+        model = ns.Model(
+            make_cell(kind, gate, n_in=task.n_in, n_hidden=5, density=0.6), n_out=task.n_out
+        )
+        runs = [
+            ns.train(
+                model,
+                rule,
+                opt,
+                ns.tasks.Copy(),
+                steps=61,
+                update_every=update_every,
+                seed=2,
+                batch_size=2,
+                engine=e,
+            )
+            for e in ("compiled", "reference")
+        ]
         _assert_close(runs[0].params, runs[1].params, TOL, name)
         assert len(runs[0].rows) == len(runs[1].rows)
         for r0, r1 in zip(runs[0].rows, runs[1].rows, strict=True):
@@ -141,9 +189,20 @@ def test_train_uoro_compiled_equals_reference_before_parameters_change():
     # only while the parameters are bit-identical (see neurosnap.engine's docstring).
     task = ns.tasks.Copy()
     model = ns.Model(make_cell("EGRU", n_in=task.n_in, n_hidden=5), n_out=task.n_out)
-    runs = [ns.train(model, ns.rules.UORO(seed=4), ns.optim.SGD(0.1), ns.tasks.Copy(), steps=30,
-                     update_every=100, seed=1, batch_size=2, engine=e)
-            for e in ("compiled", "reference")]
+    runs = [
+        ns.train(
+            model,
+            ns.rules.UORO(seed=4),
+            ns.optim.SGD(0.1),
+            ns.tasks.Copy(),
+            steps=30,
+            update_every=100,
+            seed=1,
+            batch_size=2,
+            engine=e,
+        )
+        for e in ("compiled", "reference")
+    ]
     for r0, r1 in zip(runs[0].rows, runs[1].rows, strict=True):
         assert abs(r0["loss"] - r1["loss"]) <= TOL
 
@@ -156,8 +215,7 @@ def test_engine_argument_is_validated():
         ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL(), engine="fast")
     model = ns.Model(make_cell("LeakyRNN", n_in=4, n_hidden=4), n_out=2)
     with pytest.raises(ValueError, match="engine must be one of"):
-        ns.train(model, ns.rules.RTRL(), ns.optim.SGD(), ns.tasks.Copy(), steps=5,
-                 engine="numba")
+        ns.train(model, ns.rules.RTRL(), ns.optim.SGD(), ns.tasks.Copy(), steps=5, engine="numba")
 
 
 def test_uncovered_cells_fall_back_to_reference():
@@ -166,8 +224,9 @@ def test_uncovered_cells_fall_back_to_reference():
 
     model = ns.Model(MyRNN(3, 4, alpha=0.5), n_out=2)
     assert not engine.supports(model, ns.rules.RTRL())
-    assert not engine.supports(ns.Model(make_cell("EGRU", n_in=3), n_out=2), ns.rules.RTRL(),
-                               opt=object())
+    assert not engine.supports(
+        ns.Model(make_cell("EGRU", n_in=3), n_out=2), ns.rules.RTRL(), opt=object()
+    )
     params = model.init(0)
     xs, ys, _ = make_batch(model, 4, 2)
     l1, g1 = ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL())
@@ -215,18 +274,32 @@ def test_checkpoint_written_by_one_engine_resumes_with_the_other(tmp_path):
     kw = {"update_every": 2, "seed": 3, "batch_size": 2}
     opt, rule = ns.optim.SGD(0.05, momentum=0.5), ns.rules.SnAp(2)
     ns.train(model, rule, opt, ns.tasks.Copy(), steps=60, checkpoint_dir=tmp_path, **kw)
-    resumed = ns.train(model, rule, opt, ns.tasks.Copy(), steps=140, checkpoint_dir=tmp_path,
-                       resume=True, engine="reference", **kw)
+    resumed = ns.train(
+        model,
+        rule,
+        opt,
+        ns.tasks.Copy(),
+        steps=140,
+        checkpoint_dir=tmp_path,
+        resume=True,
+        engine="reference",
+        **kw,
+    )
     whole = ns.train(model, rule, opt, ns.tasks.Copy(), steps=140, engine="reference", **kw)
     _assert_close(resumed.params, whole.params, TOL, "resumed")
 
 
 def test_train_float32_compiled_close_to_reference():
     task = ns.tasks.Copy()
-    model = ns.Model(make_cell("LIF", n_in=task.n_in, n_hidden=5), n_out=task.n_out,
-                     dtype=np.float32)
-    runs = [ns.train(model, ns.rules.EProp(), ns.optim.SGD(0.05), ns.tasks.Copy(), steps=50,
-                     seed=1, engine=e) for e in ("compiled", "reference")]
+    model = ns.Model(
+        make_cell("LIF", n_in=task.n_in, n_hidden=5), n_out=task.n_out, dtype=np.float32
+    )
+    runs = [
+        ns.train(
+            model, ns.rules.EProp(), ns.optim.SGD(0.05), ns.tasks.Copy(), steps=50, seed=1, engine=e
+        )
+        for e in ("compiled", "reference")
+    ]
     for v in runs[0].params.values():
         assert v.dtype == np.float32
     _assert_close(runs[0].params, runs[1].params, 1e-4, "float32")

@@ -1,5 +1,6 @@
 """The sparse exact RTRL engine's panel kernel (issue 12, item 1): panels, zero-panel skipping,
 the BLAS path on panels, and the rule's knobs."""
+
 from __future__ import annotations
 
 import pickle
@@ -59,20 +60,38 @@ def test_panel_step_equals_dense_product_and_block_step(cell, chunk, skip_zero):
     credit = rng.normal(size=(B, S, n))
     for rec in _records(model, params, xs)[2:]:
         M = rng.normal(size=(B, S, n, P))
-        new = np.full(plan.size, np.nan)                       # every entry must be written
+        new = np.full(plan.size, np.nan)  # every entry must be written
         grad = np.zeros(P)
-        skipped = kernels.exact_panel_step(plan.from_dense(M), new, plan, work, graph,
-                                           rec.jac_state, rec.jac_params, credit, grad,
-                                           skip_zero=skip_zero)
+        skipped = kernels.exact_panel_step(
+            plan.from_dense(M),
+            new,
+            plan,
+            work,
+            graph,
+            rec.jac_state,
+            rec.jac_params,
+            credit,
+            grad,
+            skip_zero=skip_zero,
+        )
         assert skipped == 0
         ref = _reference(M, rec, c.layout)
         np.testing.assert_allclose(plan.to_dense(new), ref, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(grad, np.einsum("ban,banp->p", credit, ref), rtol=1e-10,
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            grad, np.einsum("ban,banp->p", credit, ref), rtol=1e-10, atol=1e-12
+        )
         # the generic block kernel on the same plan gives the same influence
         new2 = np.empty(plan.size)
-        kernels.block_step(plan.from_dense(M), new2, plan, graph, rec.jac_state, rec.jac_params,
-                           credit, np.zeros(P))
+        kernels.block_step(
+            plan.from_dense(M),
+            new2,
+            plan,
+            graph,
+            rec.jac_state,
+            rec.jac_params,
+            credit,
+            np.zeros(P),
+        )
         np.testing.assert_allclose(new, new2, rtol=1e-14, atol=1e-14)
 
 
@@ -91,27 +110,50 @@ def test_zero_panels_are_skipped_exactly(cell):
     rec = _records(model, params, xs)[3]
     rng = np.random.default_rng(0)
     M = rng.normal(size=(B, S, n, P))
-    M[0, :, :, 16:48] = 0.0                            # panels 1 and 2 of batch entry 0
-    M[1, :, :, :16] = 0.0                              # panel 0 of batch entry 1
+    M[0, :, :, 16:48] = 0.0  # panels 1 and 2 of batch entry 0
+    M[1, :, :, :16] = 0.0  # panel 0 of batch entry 1
     M[1, :, :, 16:32] = 0.0
-    M[1, 0, 3, 20] = -0.0                              # a signed zero is zero
+    M[1, 0, 3, 20] = -0.0  # a signed zero is zero
     credit = rng.normal(size=(B, S, n))
     out = {}
     for skip in (True, False):
         new = np.full(plan.size, np.nan)
         grad = np.zeros(P)
-        out[skip] = kernels.exact_panel_step(plan.from_dense(M), new, plan, work, graph,
-                                             rec.jac_state, rec.jac_params, credit, grad,
-                                             skip_zero=skip), new, grad
+        out[skip] = (
+            kernels.exact_panel_step(
+                plan.from_dense(M),
+                new,
+                plan,
+                work,
+                graph,
+                rec.jac_state,
+                rec.jac_params,
+                credit,
+                grad,
+                skip_zero=skip,
+            ),
+            new,
+            grad,
+        )
     assert out[True][0] == 4 and out[False][0] == 0
     np.testing.assert_array_equal(out[True][1], out[False][1])
     np.testing.assert_array_equal(out[True][2], out[False][2])
-    np.testing.assert_allclose(plan.to_dense(out[True][1]), _reference(M, rec, c.layout),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        plan.to_dense(out[True][1]), _reference(M, rec, c.layout), rtol=1e-12, atol=1e-12
+    )
     # a single non-zero entry keeps its panel live
     M[0, S - 1, n - 1, 47] = 1e-300
-    skipped = kernels.exact_panel_step(plan.from_dense(M), np.empty(plan.size), plan, work, graph,
-                                       rec.jac_state, rec.jac_params, credit, np.zeros(P))
+    skipped = kernels.exact_panel_step(
+        plan.from_dense(M),
+        np.empty(plan.size),
+        plan,
+        work,
+        graph,
+        rec.jac_state,
+        rec.jac_params,
+        credit,
+        np.zeros(P),
+    )
     assert skipped == 3
 
 
@@ -119,7 +161,7 @@ def test_rtrl_skips_the_zero_influence_of_a_fresh_sequence():
     """From M_0 = 0 the first step skips every panel; recurrent-weight panels stay zero while
     their presynaptic units have never emitted an event (y_0 = 0)."""
     model, params, xs, ys = _problem("EGRU", n=12, B=1)
-    rule = RTRL(dense_switch=0.0, tile_bytes=1)                  # 64-column panels
+    rule = RTRL(dense_switch=0.0, tile_bytes=1)  # 64-column panels
     st = rule.init(model, params, 1)
     n_panels = len(st.plan.blk_col0)
     recs = _records(model, params, xs)
@@ -155,8 +197,8 @@ def test_panel_engine_influence_reads_back(dtype):
 def test_tile_columns():
     assert kernels.tile_columns(1, 128, 6912, 8, 512 * 1024) == 512
     assert kernels.tile_columns(1, 512, 47616, 4, 512 * 1024) == 256
-    assert kernels.tile_columns(3, 100, 10_000, 8, 1) == 64           # at least 64 columns
-    assert kernels.tile_columns(1, 10, 40, 8, 10**9) == 40            # at most P
+    assert kernels.tile_columns(3, 100, 10_000, 8, 1) == 64  # at least 64 columns
+    assert kernels.tile_columns(1, 10, 40, 8, 10**9) == 40  # at most P
     with pytest.raises(ValueError, match="tile_bytes"):
         kernels.tile_columns(1, 10, 40, 8, 0)
 
@@ -191,14 +233,31 @@ def test_panel_step_rejects_bad_buffers_and_plans():
     rec = _records(model, params, xs)[0]
     buf = np.zeros(plan.size)
     with pytest.raises(ValueError, match="distinct"):
-        kernels.exact_panel_step(buf, buf, plan, work, graph, rec.jac_state, rec.jac_params,
-                                 None, np.zeros(c.layout.size))
-    rows = [np.array([q]) for q in range(c.n_hidden)]                  # SnAp-1 row sets
+        kernels.exact_panel_step(
+            buf,
+            buf,
+            plan,
+            work,
+            graph,
+            rec.jac_state,
+            rec.jac_params,
+            None,
+            np.zeros(c.layout.size),
+        )
+    rows = [np.array([q]) for q in range(c.n_hidden)]  # SnAp-1 row sets
     snap_plan = kernels.BlockPlan.from_rowsets(c.layout, graph, 1, 1, rows)
     with pytest.raises(ValueError, match="exact plan"):
-        kernels.exact_panel_step(np.zeros(snap_plan.size), np.zeros(snap_plan.size), snap_plan,
-                                 work, graph, rec.jac_state, rec.jac_params, None,
-                                 np.zeros(c.layout.size))
+        kernels.exact_panel_step(
+            np.zeros(snap_plan.size),
+            np.zeros(snap_plan.size),
+            snap_plan,
+            work,
+            graph,
+            rec.jac_state,
+            rec.jac_params,
+            None,
+            np.zeros(c.layout.size),
+        )
 
 
 def test_snap_full_pattern_runs_the_panel_engine():
@@ -221,25 +280,55 @@ def test_zero_flags_carry_known_zero_panels_across_steps():
     recs = _records(model, params, xs)
     old = np.zeros(plan.size)
     new = np.full(plan.size, 7.0)
-    zold, znew = np.ones((B, nq), np.uint8), np.ones((B, nq), np.uint8)   # a (false) promise
-    rec = recs[0]                                        # y_0 = 0: recurrent columns get nothing
-    skipped = kernels.exact_panel_step(old, new, plan, work, graph, rec.jac_state, rec.jac_params,
-                                       None, np.zeros(P), zero_flags=(zold, znew))
+    zold, znew = np.ones((B, nq), np.uint8), np.ones((B, nq), np.uint8)  # a (false) promise
+    rec = recs[0]  # y_0 = 0: recurrent columns get nothing
+    skipped = kernels.exact_panel_step(
+        old,
+        new,
+        plan,
+        work,
+        graph,
+        rec.jac_state,
+        rec.jac_params,
+        None,
+        np.zeros(P),
+        zero_flags=(zold, znew),
+    )
     assert skipped == B * nq
     dense = plan.to_dense(new)
     rec_cols = c.layout.kind == 0
-    assert np.all(dense[:, :, :, rec_cols] == 7.0)       # trusted as zero: not rewritten
-    imm = c.layout.immediate(rec.jac_params)                        # (B, S, P)
+    assert np.all(dense[:, :, :, rec_cols] == 7.0)  # trusted as zero: not rewritten
+    imm = c.layout.immediate(rec.jac_params)  # (B, S, P)
     for q, (c0, nc) in enumerate(zip(plan.blk_col0, plan.blk_ncol, strict=True)):
-        written = np.any(imm[:, :, c0:c0 + nc] != 0, axis=(1, 2))
+        written = np.any(imm[:, :, c0 : c0 + nc] != 0, axis=(1, 2))
         np.testing.assert_array_equal(znew[:, q], np.where(written, 0, 1))
     assert znew.sum() > 0 and (znew == 0).sum() > 0
     with pytest.raises(ValueError, match="zero_flags"):
-        kernels.exact_panel_step(old, new, plan, work, graph, rec.jac_state, rec.jac_params,
-                                 None, np.zeros(P), zero_flags=(zold, zold))
+        kernels.exact_panel_step(
+            old,
+            new,
+            plan,
+            work,
+            graph,
+            rec.jac_state,
+            rec.jac_params,
+            None,
+            np.zeros(P),
+            zero_flags=(zold, zold),
+        )
     with pytest.raises(ValueError, match="zero_flags"):
-        kernels.exact_panel_step(old, new, plan, work, graph, rec.jac_state, rec.jac_params,
-                                 None, np.zeros(P), zero_flags=(zold, np.ones((B, nq))))
+        kernels.exact_panel_step(
+            old,
+            new,
+            plan,
+            work,
+            graph,
+            rec.jac_state,
+            rec.jac_params,
+            None,
+            np.zeros(P),
+            zero_flags=(zold, np.ones((B, nq))),
+        )
     # the rule keeps the flags right across steps and engines: same gradients as the reference
     for kw in ({"dense_switch": 0.0}, {"dense_switch": 0.0, "kernel": "gather"}, {}):
         rule = RTRL(tile_bytes=1, **kw)
@@ -279,8 +368,8 @@ def test_influence_buffers_are_reused_and_rezeroed():
     ids = {id(st.data), id(st.spare)}
     del st
     fresh = rule.init(model, params, 2)
-    assert {id(fresh.data), id(fresh.spare)} == ids            # reused ...
-    assert np.count_nonzero(fresh.data) == 0 and np.count_nonzero(fresh.spare) == 0   # ... zeroed
+    assert {id(fresh.data), id(fresh.spare)} == ids  # reused ...
+    assert np.count_nonzero(fresh.data) == 0 and np.count_nonzero(fresh.spare) == 0  # ... zeroed
     assert np.all(fresh.zero_flags[0] == 1) and np.all(fresh.zero_flags[1] == 1)
     # and a whole sequence from the reused buffers is exact (BLAS steps included)
     for ds in (0.0, np.inf):
@@ -311,15 +400,16 @@ def test_columns_of_silent_presynaptic_units_are_skipped_exactly(cell):
     c = model.cell
     B, S, n, P = 2, c.n_state, c.n_hidden, c.layout.size
     graph = kernels.RecurrentGraph(c.mask)
-    plan = kernels.BlockPlan.dense(c.layout, graph, S, B, chunk=40, panels=True,
-                                   perm=kernels.presynaptic_order(c.layout))
+    plan = kernels.BlockPlan.dense(
+        c.layout, graph, S, B, chunk=40, panels=True, perm=kernels.presynaptic_order(c.layout)
+    )
     work = kernels.ExactWork(c.layout, graph, plan, np.float64)
     rec = _records(model, params, xs)[3]
     rng = np.random.default_rng(1)
     M = rng.normal(size=(B, S, n, P))
     fired = work.new_fired(B)
-    fired[:, :-1] = rng.random((B, work.n_groups - 1)) < 0.5     # some groups have been active
-    dead = fired[np.arange(B)[:, None], work.col_group[None, :]] == 0     # (B, storage columns)
+    fired[:, :-1] = rng.random((B, work.n_groups - 1)) < 0.5  # some groups have been active
+    dead = fired[np.arange(B)[:, None], work.col_group[None, :]] == 0  # (B, storage columns)
     dead_params = np.zeros((B, P), bool)
     dead_params[:, plan.perm] = dead
     assert dead_params.any() and not dead_params.all()
@@ -329,8 +419,18 @@ def test_columns_of_silent_presynaptic_units_are_skipped_exactly(cell):
     for fl in (fired.copy(), None):
         new = np.full(plan.size, np.nan)
         grad = np.zeros(P)
-        kernels.exact_panel_step(plan.from_dense(M), new, plan, work, graph, rec.jac_state,
-                                 rec.jac_params, credit, grad, fired=fl)
+        kernels.exact_panel_step(
+            plan.from_dense(M),
+            new,
+            plan,
+            work,
+            graph,
+            rec.jac_state,
+            rec.jac_params,
+            credit,
+            grad,
+            fired=fl,
+        )
         results.append((new, grad, fl))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
@@ -343,18 +443,41 @@ def test_columns_of_silent_presynaptic_units_are_skipped_exactly(cell):
     # the skip is real: claiming a group silent when its columns are not zero changes the result
     M2 = rng.normal(size=(B, S, n, P))
     new = np.empty(plan.size)
-    kernels.exact_panel_step(plan.from_dense(M2), new, plan, work, graph, rec.jac_state,
-                             rec.jac_params, credit, np.zeros(P), fired=fired.copy())
+    kernels.exact_panel_step(
+        plan.from_dense(M2),
+        new,
+        plan,
+        work,
+        graph,
+        rec.jac_state,
+        rec.jac_params,
+        credit,
+        np.zeros(P),
+        fired=fired.copy(),
+    )
     assert not np.allclose(plan.to_dense(new), _reference(M2, rec, c.layout))
     with pytest.raises(ValueError, match="fired"):
-        kernels.exact_panel_step(plan.from_dense(M2), new, plan, work, graph, rec.jac_state,
-                                 rec.jac_params, credit, np.zeros(P), fired=np.ones((B, 3)))
+        kernels.exact_panel_step(
+            plan.from_dense(M2),
+            new,
+            plan,
+            work,
+            graph,
+            rec.jac_state,
+            rec.jac_params,
+            credit,
+            np.zeros(P),
+            fired=np.ones((B, 3)),
+        )
 
 
 def test_rtrl_tracks_fired_groups_over_a_sequence():
     model, params, xs, ys = _problem("EGRU", n=16, density=0.3, B=2, T=9)
-    for kw in ({"dense_switch": 0.0}, {"dense_switch": 0.0, "kernel": "gather"},
-               {"dense_switch": np.inf}):
+    for kw in (
+        {"dense_switch": 0.0},
+        {"dense_switch": 0.0, "kernel": "gather"},
+        {"dense_switch": np.inf},
+    ):
         rule = RTRL(tile_bytes=1, **kw)
         st = rule.init(model, params, 2)
         n = model.cell.n_hidden
@@ -371,8 +494,9 @@ def test_silent_columns_are_not_rewritten_when_new_is_known_zero_there():
     c = model.cell
     B, S, n, P = 2, 1, 12, c.layout.size
     graph = kernels.RecurrentGraph(c.mask)
-    plan = kernels.BlockPlan.dense(c.layout, graph, S, B, chunk=40, panels=True,
-                                   perm=kernels.presynaptic_order(c.layout))
+    plan = kernels.BlockPlan.dense(
+        c.layout, graph, S, B, chunk=40, panels=True, perm=kernels.presynaptic_order(c.layout)
+    )
     work = kernels.ExactWork(c.layout, graph, plan, np.float64)
     rec = _records(model, params, xs)[3]
     rng = np.random.default_rng(4)
@@ -385,25 +509,35 @@ def test_silent_columns_are_not_rewritten_when_new_is_known_zero_there():
     out = []
     for keep in (False, True):
         marker = np.zeros((B, S, n, P))
-        marker[np.nonzero(dead)[0], :, :, np.nonzero(dead)[1]] = 5.0     # visible if untouched
+        marker[np.nonzero(dead)[0], :, :, np.nonzero(dead)[1]] = 5.0  # visible if untouched
         new = plan.from_dense(marker)
-        kernels.exact_panel_step(plan.from_dense(M), new, plan, work, graph, rec.jac_state,
-                                 rec.jac_params, None, np.zeros(P), fired=fired.copy(),
-                                 new_zero_where_silent=keep)
+        kernels.exact_panel_step(
+            plan.from_dense(M),
+            new,
+            plan,
+            work,
+            graph,
+            rec.jac_state,
+            rec.jac_params,
+            None,
+            np.zeros(P),
+            fired=fired.copy(),
+            new_zero_where_silent=keep,
+        )
         out.append(plan.to_dense(new))
     ref = _reference(M, rec, c.layout)
-    np.testing.assert_allclose(out[0], ref, rtol=1e-12, atol=1e-12)       # rewritten as zeros
+    np.testing.assert_allclose(out[0], ref, rtol=1e-12, atol=1e-12)  # rewritten as zeros
     # dead columns of panels with a live column are not written at all (a panel that is all zero
     # in ``old`` takes the zero-panel path instead and is rewritten as zeros)
     panel_of = np.empty(P, dtype=int)
     for q, (c0, nc) in enumerate(zip(plan.blk_col0, plan.blk_ncol, strict=True)):
-        panel_of[plan.perm[c0:c0 + nc]] = q
+        panel_of[plan.perm[c0 : c0 + nc]] = q
     live_panel = np.zeros((B, len(plan.blk_col0)), bool)
     for b in range(B):
         np.logical_or.at(live_panel[b], panel_of, ~dead[b])
     kept = dead & live_panel[np.arange(B)[:, None], panel_of[None, :]]
     assert kept.any()
     mask = np.broadcast_to(kept[:, None, None, :], ref.shape) & (ref == 0)
-    assert np.all(out[1][mask] == 5.0)                                       # not written at all
+    assert np.all(out[1][mask] == 5.0)  # not written at all
     live = ~np.broadcast_to(dead[:, None, None, :], ref.shape)
     np.testing.assert_allclose(out[1][live], ref[live], rtol=1e-12, atol=1e-12)

@@ -4,6 +4,7 @@ Every call either succeeds or raises ValueError/TypeError whose message names an
 given; never another exception type, never a silent NaN. The number of cases each property ran is
 printed with ``pytest -s``.
 """
+
 import math
 
 import numpy as np
@@ -14,13 +15,19 @@ from hypothesis import strategies as st
 import neurosnap as ns
 from neurosnap import config
 
-SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 COUNTS = {}
 
-junk = st.one_of(st.none(), st.booleans(), st.integers(-5, 12),
-                 st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=4),
-                 st.lists(st.integers(0, 3), max_size=2))
+junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=4),
+    st.lists(st.integers(0, 3), max_size=2),
+)
 
 
 def _check_named(exc, names):
@@ -30,14 +37,22 @@ def _check_named(exc, names):
 
 
 @SETTINGS
-@given(cls=st.sampled_from(sorted(ns.cells.CELLS)), n_in=junk, n_hidden=junk, density=junk,
-       extra=st.dictionaries(st.sampled_from(["alpha", "threshold", "tau_mem", "dt", "beta",
-                                              "v_th", "reset", "seed", "w_in_scale"]), junk,
-                             max_size=2))
+@given(
+    cls=st.sampled_from(sorted(ns.cells.CELLS)),
+    n_in=junk,
+    n_hidden=junk,
+    density=junk,
+    extra=st.dictionaries(
+        st.sampled_from(
+            ["alpha", "threshold", "tau_mem", "dt", "beta", "v_th", "reset", "seed", "w_in_scale"]
+        ),
+        junk,
+        max_size=2,
+    ),
+)
 def test_cell_constructors(cls, n_in, n_hidden, density, extra):
     COUNTS["cells"] = COUNTS.get("cells", 0) + 1
-    kwargs = {k: v for k, v in extra.items()
-              if k in config.keywords(ns.cells.CELLS[cls])}
+    kwargs = {k: v for k, v in extra.items() if k in config.keywords(ns.cells.CELLS[cls])}
     try:
         ns.cells.CELLS[cls](n_in, n_hidden, density, **kwargs)
     except Exception as exc:  # noqa: BLE001 - the property is about the exception type
@@ -54,9 +69,15 @@ fill = st.sampled_from([0.0, 1.0, math.nan, math.inf, -1e300])
 
 
 @SETTINGS
-@given(xs_shape=shapes, xs_dtype=dtypes, xs_fill=fill, ys_shape=shapes,
-       ys_int=st.booleans(), mask_shape=st.one_of(st.none(), shapes),
-       rule=st.sampled_from(["RTRL", "BPTT", "EProp", "UORO"]))
+@given(
+    xs_shape=shapes,
+    xs_dtype=dtypes,
+    xs_fill=fill,
+    ys_shape=shapes,
+    ys_int=st.booleans(),
+    mask_shape=st.one_of(st.none(), shapes),
+    rule=st.sampled_from(["RTRL", "BPTT", "EProp", "UORO"]),
+)
 def test_sequence_grad_inputs(xs_shape, xs_dtype, xs_fill, ys_shape, ys_int, mask_shape, rule):
     COUNTS["sequence_grad"] = COUNTS.get("sequence_grad", 0) + 1
     model = _model()
@@ -81,11 +102,29 @@ VALID = {
     "optimizer": {"name": "Adam", "lr": 0.01},
     "train": {"steps": 10},
 }
-paths = st.sampled_from(["model.cell", "model.n_hidden", "model.density", "model.dtype",
-                         "model.cell_options.threshold", "model.cell_options.gate", "task.name",
-                         "task.window", "task.start_length", "rule.name", "rule.sparse",
-                         "optimizer.name", "optimizer.lr", "train.steps", "train.seed",
-                         "train.batch_size", "model.bogus", "extra.section", "rule"])
+paths = st.sampled_from(
+    [
+        "model.cell",
+        "model.n_hidden",
+        "model.density",
+        "model.dtype",
+        "model.cell_options.threshold",
+        "model.cell_options.gate",
+        "task.name",
+        "task.window",
+        "task.start_length",
+        "rule.name",
+        "rule.sparse",
+        "optimizer.name",
+        "optimizer.lr",
+        "train.steps",
+        "train.seed",
+        "train.batch_size",
+        "model.bogus",
+        "extra.section",
+        "rule",
+    ]
+)
 
 
 @SETTINGS

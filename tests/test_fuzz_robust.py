@@ -9,6 +9,7 @@ Limits per case: hypothesis' ``deadline`` (time), sizes bounded by the strategie
 asking for more is refused up front; the process' peak RSS is checked at the end. The number of
 cases each property ran is printed with ``pytest -s`` (at least 1,000 in all, asserted).
 """
+
 import copy
 import json
 import os
@@ -37,9 +38,13 @@ SCALE = int(os.environ.get("NEUROSNAP_FUZZ_SCALE", "0"))
 
 
 def _settings(n):
-    return settings(max_examples=n * max(1, SCALE), deadline=timedelta(seconds=5),
-                    derandomize=SCALE == 0, database=None,
-                    suppress_health_check=list(HealthCheck))
+    return settings(
+        max_examples=n * max(1, SCALE),
+        deadline=timedelta(seconds=5),
+        derandomize=SCALE == 0,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -53,22 +58,27 @@ def _limits():
     total = sum(COUNTS.values())
     print(f"\nrobustness fuzz cases: {total} {COUNTS}; peak RSS grew {grown_mib:.0f} MiB")
     assert grown_mib < 1024
-    if len(COUNTS) == 11:                          # the whole module ran
+    if len(COUNTS) == 11:  # the whole module ran
         assert total >= 1000, COUNTS
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _warm():
     """Compile the numba kernels once (cached on disk) so that no case pays for compilation."""
-    for dtype in (np.float64, np.float32):        # numba compiles once per dtype
+    for dtype in (np.float64, np.float32):  # numba compiles once per dtype
         for cell in ("LIF", "EGRU"):
             model = ns.Model(ns.cells.CELLS[cell](2, 4, 0.5), n_out=2, dtype=dtype)
             params, xs = model.init(0), np.ones((3, 1, 2), dtype)
             for rule in RULES.values():
                 ns.sequence_grad(model, params, xs, np.zeros((3, 1), int), rule())
             ns.simulate(model, params, xs, "events")
-        ns.train(ns.Model(ns.cells.EGRU(4, 5), n_out=2, dtype=dtype), ns.rules.RTRL(),
-                 ns.optim.Adam(1e-2), ns.tasks.Copy(), steps=5)
+        ns.train(
+            ns.Model(ns.cells.EGRU(4, 5), n_out=2, dtype=dtype),
+            ns.rules.RTRL(),
+            ns.optim.Adam(1e-2),
+            ns.tasks.Copy(),
+            steps=5,
+        )
 
 
 class _Quiet(tuple):
@@ -107,25 +117,41 @@ def _finite(*arrays):
 
 
 # -- values -----------------------------------------------------------------------------------
-HUGE_INTS = [10 ** 7, 2 ** 40, 10 ** 20, 2 ** 63, 10 ** 400, -(10 ** 400)]
-reals = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
-                  st.floats(-4, 4), st.sampled_from([0, 1, -1, 0.5, 5e-324, 1e-300, 1e308,
-                                                     1.79e308, *HUGE_INTS]),
-                  st.integers(-3, 10))
-junk = st.one_of(reals, st.none(), st.booleans(), st.text(max_size=3),
-                 st.lists(st.integers(0, 3), max_size=2), st.just({"a": 1}),
-                 st.just(np.float64(0.5)), st.just(np.int64(3)), st.just(np.array([1.0, 2.0])))
+HUGE_INTS = [10**7, 2**40, 10**20, 2**63, 10**400, -(10**400)]
+reals = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(-4, 4),
+    st.sampled_from([0, 1, -1, 0.5, 5e-324, 1e-300, 1e308, 1.79e308, *HUGE_INTS]),
+    st.integers(-3, 10),
+)
+junk = st.one_of(
+    reals,
+    st.none(),
+    st.booleans(),
+    st.text(max_size=3),
+    st.lists(st.integers(0, 3), max_size=2),
+    st.just({"a": 1}),
+    st.just(np.float64(0.5)),
+    st.just(np.int64(3)),
+    st.just(np.array([1.0, 2.0])),
+)
 small_ints = st.one_of(st.integers(-2, 6), st.sampled_from(HUGE_INTS), junk)
 
-CELL_KWARGS = {name: sorted(config.keywords(cls) - {"gate"})
-               for name, cls in ns.cells.CELLS.items()}
+CELL_KWARGS = {
+    name: sorted(config.keywords(cls) - {"gate"}) for name, cls in ns.cells.CELLS.items()
+}
 
 
 # -- 1. cells, Model, init, run -----------------------------------------------------------------
 @_settings(200)
-@given(cls=st.sampled_from(sorted(ns.cells.CELLS)), n_in=small_ints, n_hidden=small_ints,
-       density=st.one_of(reals, junk), data=st.data(),
-       dtype=st.sampled_from([np.float64, np.float32]))
+@given(
+    cls=st.sampled_from(sorted(ns.cells.CELLS)),
+    n_in=small_ints,
+    n_hidden=small_ints,
+    density=st.one_of(reals, junk),
+    data=st.data(),
+    dtype=st.sampled_from([np.float64, np.float32]),
+)
 def test_cells_models_init_run(cls, n_in, n_hidden, density, data, dtype):
     _count("cells")
     kwargs = data.draw(st.dictionaries(st.sampled_from(CELL_KWARGS[cls]), junk, max_size=2))
@@ -137,7 +163,7 @@ def test_cells_models_init_run(cls, n_in, n_hidden, density, data, dtype):
         _named(exc, ["n_in", "n_hidden", "density", "Model.init", *kwargs])
         return
     if cell.n_hidden * (cell.n_in + cell.n_hidden) > 20_000:
-        return                                     # valid but too big for a per-case budget
+        return  # valid but too big for a per-case budget
     xs = np.ones((3, 2, cell.n_in), dtype)
     try:
         traj = model.run(params, xs)
@@ -148,17 +174,19 @@ def test_cells_models_init_run(cls, n_in, n_hidden, density, data, dtype):
 
 
 # -- 2. tasks ---------------------------------------------------------------------------------------
-TASKS = {k: v for k, v in ns.tasks.TASKS.items() if k != "digits"}      # digits reads a data set
+TASKS = {k: v for k, v in ns.tasks.TASKS.items() if k != "digits"}  # digits reads a data set
 TASK_KWARGS = {name: sorted(config.keywords(cls)) for name, cls in TASKS.items()}
 
 
 @_settings(200)
-@given(name=st.sampled_from(sorted(TASKS)), data=st.data(), batch=small_ints,
-       small=st.booleans())
+@given(name=st.sampled_from(sorted(TASKS)), data=st.data(), batch=small_ints, small=st.booleans())
 def test_tasks(name, data, batch, small):
     _count("tasks")
-    kwargs = data.draw(st.dictionaries(st.sampled_from(TASK_KWARGS[name]),
-                                       st.one_of(junk, st.integers(1, 8)), max_size=2))
+    kwargs = data.draw(
+        st.dictionaries(
+            st.sampled_from(TASK_KWARGS[name]), st.one_of(junk, st.integers(1, 8)), max_size=2
+        )
+    )
     cls = TASKS[name]
     try:
         task = cls.small(**kwargs) if small and hasattr(cls, "small") else cls(**kwargs)
@@ -166,7 +194,7 @@ def test_tasks(name, data, batch, small):
         _named(exc, list(kwargs))
         return
     if getattr(task, "length", 1) > 5000:
-        return                                     # valid, but long for a per-case budget
+        return  # valid, but long for a per-case budget
     try:
         b = task.sample(np.random.default_rng(0), batch)
     except Exception as exc:  # noqa: BLE001
@@ -178,9 +206,14 @@ def test_tasks(name, data, batch, small):
 
 
 # -- 3. numbers through sequence_grad and run -----------------------------------------------------
-RULES = {"RTRL": lambda: ns.rules.RTRL(), "BPTT": lambda: ns.rules.BPTT(),
-         "SnAp": lambda: ns.rules.SnAp(n=1), "EProp": lambda: ns.rules.EProp(),
-         "RFLO": lambda: ns.rules.RFLO(), "UORO": lambda: ns.rules.UORO(seed=0)}
+RULES = {
+    "RTRL": lambda: ns.rules.RTRL(),
+    "BPTT": lambda: ns.rules.BPTT(),
+    "SnAp": lambda: ns.rules.SnAp(n=1),
+    "EProp": lambda: ns.rules.EProp(),
+    "RFLO": lambda: ns.rules.RFLO(),
+    "UORO": lambda: ns.rules.UORO(seed=0),
+}
 
 
 def _layout(a, kind):
@@ -194,11 +227,16 @@ def _layout(a, kind):
 
 
 @_settings(200)
-@given(cls=st.sampled_from(sorted(ns.cells.CELLS)), rule=st.sampled_from(sorted(RULES)),
-       key=st.sampled_from(["cell.w_in", "cell.w_rec", "readout.weight", "readout.bias"]),
-       scale=st.sampled_from([1.0, 10.0, 1e3, 1e30, 1e154, 1e200, 1e300, 1e308, -1e308]),
-       x_scale=st.sampled_from([0.0, 1.0, 1e10, 1e300]), layout=st.sampled_from(["F", "strided"]),
-       dtype=st.sampled_from([np.float64, np.float32]), loss=st.sampled_from(["cross_entropy", "mse"]))
+@given(
+    cls=st.sampled_from(sorted(ns.cells.CELLS)),
+    rule=st.sampled_from(sorted(RULES)),
+    key=st.sampled_from(["cell.w_in", "cell.w_rec", "readout.weight", "readout.bias"]),
+    scale=st.sampled_from([1.0, 10.0, 1e3, 1e30, 1e154, 1e200, 1e300, 1e308, -1e308]),
+    x_scale=st.sampled_from([0.0, 1.0, 1e10, 1e300]),
+    layout=st.sampled_from(["F", "strided"]),
+    dtype=st.sampled_from([np.float64, np.float32]),
+    loss=st.sampled_from(["cross_entropy", "mse"]),
+)
 def test_numbers_through_sequence_grad_and_run(cls, rule, key, scale, x_scale, layout, dtype, loss):
     _count("sequence_grad")
     model = ns.Model(ns.cells.CELLS[cls](2, 4, 0.5), n_out=2, loss=loss, dtype=dtype)
@@ -215,11 +253,16 @@ def test_numbers_through_sequence_grad_and_run(cls, rule, key, scale, x_scale, l
         return
     loss_value, grads = result
     _finite(loss_value, *grads.values())
-    odd = ns.sequence_grad(model, {k: _layout(v, layout) for k, v in params.items()},
-                           _layout(xs, layout), _layout(ys, layout), RULES[rule]())
+    odd = ns.sequence_grad(
+        model,
+        {k: _layout(v, layout) for k, v in params.items()},
+        _layout(xs, layout),
+        _layout(ys, layout),
+        RULES[rule](),
+    )
     assert odd[0] == loss_value
     assert all(np.array_equal(odd[1][k], grads[k]) for k in grads)
-    try:                    # run checks every step's state, sequence_grad the final one only
+    try:  # run checks every step's state, sequence_grad the final one only
         traj = model.run(params, xs)
     except FloatingPointError as exc:
         _named(exc, ["Model.run: non-finite states"])
@@ -228,25 +271,40 @@ def test_numbers_through_sequence_grad_and_run(cls, rule, key, scale, x_scale, l
 
 
 # -- 4. train arguments ---------------------------------------------------------------------------
-train_ints = st.one_of(st.integers(-1, 12), st.sampled_from([10 ** 20, 10 ** 400]), junk)
+train_ints = st.one_of(st.integers(-1, 12), st.sampled_from([10**20, 10**400]), junk)
 
 
 @_settings(120)
-@given(steps=train_ints, update_every=train_ints, batch_size=st.one_of(st.integers(-1, 3), junk,
-                                                                       st.sampled_from(HUGE_INTS)),
-       seed=train_ints, stats=junk, callback=st.one_of(st.none(), st.just(print), junk),
-       log_every=st.one_of(st.none(), train_ints), progress=st.one_of(st.just(False), junk),
-       rule=st.sampled_from(sorted(RULES)))
-def test_train_arguments(steps, update_every, batch_size, seed, stats, callback, log_every,
-                         progress, rule):
+@given(
+    steps=train_ints,
+    update_every=train_ints,
+    batch_size=st.one_of(st.integers(-1, 3), junk, st.sampled_from(HUGE_INTS)),
+    seed=train_ints,
+    stats=junk,
+    callback=st.one_of(st.none(), st.just(print), junk),
+    log_every=st.one_of(st.none(), train_ints),
+    progress=st.one_of(st.just(False), junk),
+    rule=st.sampled_from(sorted(RULES)),
+)
+def test_train_arguments(
+    steps, update_every, batch_size, seed, stats, callback, log_every, progress, rule
+):
     _count("train")
     model = ns.Model(ns.cells.EGRU(2, 3), n_out=1, loss="mse")
-    kwargs = dict(steps=steps, update_every=update_every, batch_size=batch_size, seed=seed,
-                  stats=stats, callback=(lambda row, p: None) if callback is print else callback,
-                  log_every=log_every, progress=progress)
+    kwargs = dict(
+        steps=steps,
+        update_every=update_every,
+        batch_size=batch_size,
+        seed=seed,
+        stats=stats,
+        callback=(lambda row, p: None) if callback is print else callback,
+        log_every=log_every,
+        progress=progress,
+    )
     try:
-        history = ns.train(model, RULES[rule](), ns.optim.Adam(1e-2), ns.tasks.Adding(length=3),
-                           **kwargs)
+        history = ns.train(
+            model, RULES[rule](), ns.optim.Adam(1e-2), ns.tasks.Adding(length=3), **kwargs
+        )
     except Exception as exc:  # noqa: BLE001
         _named(exc, list(kwargs))
         return
@@ -268,28 +326,63 @@ lr = 0.01
 [train]
 steps = 6
 """
-TOML_VALUES = ['"x"', "0", "-1", "1e400", "nan", "inf", "true", '"false"', "[]", "{a = 1}",
-               "1" + "0" * 400, "[" * 300 + "]" * 300, "0.5", "3"]
-TOML_KEYS = ["model.n_hidden", "model.density", "model.cell", "model.dtype",
-             "model.cell_options", "task.length", "task.name", "rule.name", "optimizer.lr",
-             "train.steps", "train.stats", "train.seed", "train.batch_size", "train.log_every",
-             "model.cell_options.threshold", "task.bogus"]
+TOML_VALUES = [
+    '"x"',
+    "0",
+    "-1",
+    "1e400",
+    "nan",
+    "inf",
+    "true",
+    '"false"',
+    "[]",
+    "{a = 1}",
+    "1" + "0" * 400,
+    "[" * 300 + "]" * 300,
+    "0.5",
+    "3",
+]
+TOML_KEYS = [
+    "model.n_hidden",
+    "model.density",
+    "model.cell",
+    "model.dtype",
+    "model.cell_options",
+    "task.length",
+    "task.name",
+    "rule.name",
+    "optimizer.lr",
+    "train.steps",
+    "train.stats",
+    "train.seed",
+    "train.batch_size",
+    "train.log_every",
+    "model.cell_options.threshold",
+    "task.bogus",
+]
 
 
 @_settings(100)
-@given(changes=st.lists(st.tuples(st.sampled_from(TOML_KEYS), st.sampled_from(TOML_VALUES)),
-                        max_size=3),
-       raw=st.one_of(st.none(), st.binary(max_size=40)),
-       overrides=st.lists(st.tuples(st.sampled_from(TOML_KEYS), st.sampled_from(TOML_VALUES)),
-                          max_size=2))
+@given(
+    changes=st.lists(
+        st.tuples(st.sampled_from(TOML_KEYS), st.sampled_from(TOML_VALUES)), max_size=3
+    ),
+    raw=st.one_of(st.none(), st.binary(max_size=40)),
+    overrides=st.lists(
+        st.tuples(st.sampled_from(TOML_KEYS), st.sampled_from(TOML_VALUES)), max_size=2
+    ),
+)
 def test_config_files(tmp_path_factory, changes, raw, overrides):
     _count("config")
     path = tmp_path_factory.mktemp("cfg") / "c.toml"
     text = TOML
     for key, value in changes:
         section, name = key.split(".", 1)
-        text += f"\n[{section}]\n{name} = {value}\n" if "." not in name else \
-            f"\n[{section}.{name.split('.')[0]}]\n{name.split('.')[1]} = {value}\n"
+        text += (
+            f"\n[{section}]\n{name} = {value}\n"
+            if "." not in name
+            else f"\n[{section}.{name.split('.')[0]}]\n{name.split('.')[1]} = {value}\n"
+        )
     path.write_bytes(raw if raw is not None else text.encode())
     try:
         cfg = config.load(path)
@@ -299,8 +392,10 @@ def test_config_files(tmp_path_factory, changes, raw, overrides):
         return
     except Exception as exc:  # noqa: BLE001
         raise AssertionError(f"config raised {type(exc).__name__}: {exc}") from exc
-    if not (isinstance(kwargs.get("steps"), int) and kwargs["steps"] <= 50) \
-            or getattr(task, "length", 1) > 50:
+    if (
+        not (isinstance(kwargs.get("steps"), int) and kwargs["steps"] <= 50)
+        or getattr(task, "length", 1) > 50
+    ):
         kwargs["steps"] = 6
     try:
         ns.train(model, rule, opt, task, **kwargs)
@@ -314,30 +409,52 @@ def good_checkpoint(tmp_path_factory):
     directory = tmp_path_factory.mktemp("ckpt")
     model = ns.Model(ns.cells.EGRU(4, 5), n_out=2)
     args = (model, ns.rules.RTRL(), ns.optim.Adam(1e-2))
-    ns.train(*args, ns.tasks.Copy(), steps=40, seed=1, checkpoint_dir=directory,
-             checkpoint_every=10)
+    ns.train(
+        *args, ns.tasks.Copy(), steps=40, seed=1, checkpoint_dir=directory, checkpoint_every=10
+    )
     with zipfile.ZipFile(directory / "checkpoint.npz") as zf:
         members = {n[:-4]: np.lib.format.read_array(zf.open(n)) for n in zf.namelist()}
     meta = json.loads(members.pop(ckpt.META_KEY).tobytes())
     return _Quiet((args, members, meta))
 
 
-meta_values = st.one_of(junk, st.just([]), st.just({}), st.just(-5), st.just(1e308),
-                        st.just({"level": 10 ** 12, "recent": []}), st.just([[[[[[]]]]]]))
-array_values = st.sampled_from([np.zeros(0), np.zeros(1), np.zeros((2, 2)), np.float64(1.0),
-                                np.array([np.nan]), np.zeros(3, np.int64), np.array(["a"]),
-                                np.zeros((1, 5)), np.ones(40)])
+meta_values = st.one_of(
+    junk,
+    st.just([]),
+    st.just({}),
+    st.just(-5),
+    st.just(1e308),
+    st.just({"level": 10**12, "recent": []}),
+    st.just([[[[[[]]]]]]),
+)
+array_values = st.sampled_from(
+    [
+        np.zeros(0),
+        np.zeros(1),
+        np.zeros((2, 2)),
+        np.float64(1.0),
+        np.array([np.nan]),
+        np.zeros(3, np.int64),
+        np.array(["a"]),
+        np.zeros((1, 5)),
+        np.ones(40),
+    ]
+)
 
 
 @_settings(150)
-@given(meta_changes=st.dictionaries(st.sampled_from(sorted(ckpt.REQUIRED) + ["format_version",
-                                                                            "extra"]),
-                                    st.one_of(meta_values, st.just("<drop>")), max_size=2),
-       array_change=st.one_of(st.none(), st.tuples(st.integers(0, 30),
-                                                   st.one_of(array_values, st.just("<drop>")))),
-       steps=st.integers(1, 60))
-def test_training_checkpoints(tmp_path_factory, good_checkpoint, meta_changes, array_change,
-                              steps):
+@given(
+    meta_changes=st.dictionaries(
+        st.sampled_from(sorted(ckpt.REQUIRED) + ["format_version", "extra"]),
+        st.one_of(meta_values, st.just("<drop>")),
+        max_size=2,
+    ),
+    array_change=st.one_of(
+        st.none(), st.tuples(st.integers(0, 30), st.one_of(array_values, st.just("<drop>")))
+    ),
+    steps=st.integers(1, 60),
+)
+def test_training_checkpoints(tmp_path_factory, good_checkpoint, meta_changes, array_change, steps):
     _count("checkpoint")
     args, members, meta = good_checkpoint
     meta, members = copy.deepcopy(meta), dict(members)
@@ -357,8 +474,9 @@ def test_training_checkpoints(tmp_path_factory, good_checkpoint, meta_changes, a
     raw = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     np.savez(directory / "checkpoint.npz", **members, **{ckpt.META_KEY: raw})
     try:
-        history = ns.train(*args, ns.tasks.Copy(), steps=steps, seed=1, checkpoint_dir=directory,
-                           resume=True)
+        history = ns.train(
+            *args, ns.tasks.Copy(), steps=steps, seed=1, checkpoint_dir=directory, resume=True
+        )
     except Exception as exc:  # noqa: BLE001
         _named(exc, ["checkpoint", "steps"])
         return
@@ -371,12 +489,18 @@ PARAM_SHAPES = PARAM_MODEL.param_shapes()
 
 
 @_settings(100)
-@given(members=st.dictionaries(
-    st.sampled_from(sorted(PARAM_SHAPES) + ["extra", "params/cell.w_in", "__meta__.json"]),
-    st.tuples(st.one_of(st.none(), st.lists(st.integers(0, 5), max_size=3)),
-              st.sampled_from(["f8", "f4", "i8", "?", "c16", "U1", "O"]),
-              st.sampled_from([0.0, 1.0, np.nan])), max_size=6),
-    complete=st.booleans())
+@given(
+    members=st.dictionaries(
+        st.sampled_from(sorted(PARAM_SHAPES) + ["extra", "params/cell.w_in", "__meta__.json"]),
+        st.tuples(
+            st.one_of(st.none(), st.lists(st.integers(0, 5), max_size=3)),
+            st.sampled_from(["f8", "f4", "i8", "?", "c16", "U1", "O"]),
+            st.sampled_from([0.0, 1.0, np.nan]),
+        ),
+        max_size=6,
+    ),
+    complete=st.booleans(),
+)
 def test_params_files(tmp_path_factory, members, complete):
     _count("params.npz")
     arrays = {k: np.zeros(s) for k, s in PARAM_SHAPES.items()} if complete else {}
@@ -399,20 +523,49 @@ def test_params_files(tmp_path_factory, members, complete):
 def good_recording(tmp_path_factory):
     directory = tmp_path_factory.mktemp("rec")
     model = ns.Model(ns.cells.LIF(3, 5, w_in_scale=3.0), n_out=2)
-    ns.simulate(model, model.init(0), np.ones((9, 2, 3)), "events,v", units=[1, 3], rate_bin=4,
-                out=directory)
+    ns.simulate(
+        model,
+        model.init(0),
+        np.ones((9, 2, 3)),
+        "events,v",
+        units=[1, 3],
+        rate_bin=4,
+        out=directory,
+    )
     return _Quiet((directory, json.loads((directory / "recording.json").read_text())))
 
 
-RECORDING_KEYS = ["dt", "n_steps", "batch", "n_units", "n_events", "rate_bin", "units",
-                  "recorded", "network_hash", "model", "arrays", "format", "format_version"]
+RECORDING_KEYS = [
+    "dt",
+    "n_steps",
+    "batch",
+    "n_units",
+    "n_events",
+    "rate_bin",
+    "units",
+    "recorded",
+    "network_hash",
+    "model",
+    "arrays",
+    "format",
+    "format_version",
+]
 
 
 @_settings(100)
-@given(changes=st.dictionaries(st.sampled_from(RECORDING_KEYS),
-                               st.one_of(junk, st.just("<drop>"), st.just([0, 1]),
-                                         st.just({"events": True, "rate": False, "states": []})),
-                               min_size=1, max_size=2))
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(RECORDING_KEYS),
+        st.one_of(
+            junk,
+            st.just("<drop>"),
+            st.just([0, 1]),
+            st.just({"events": True, "rate": False, "states": []}),
+        ),
+        min_size=1,
+        max_size=2,
+    )
+)
 def test_recordings(tmp_path_factory, good_recording, changes):
     _count("recording")
     source, meta = good_recording
@@ -454,10 +607,15 @@ def good_files(tmp_path_factory, good_checkpoint, good_recording):
     np.save(directory / "inputs.npy", np.ones((5, 1, 3)))
     np.savez_compressed(directory / "inputs.npz", xs=np.ones((5, 1, 3)))
     _, members, meta = good_checkpoint
-    np.savez(directory / "checkpoint.npz", **members,
-             **{ckpt.META_KEY: np.frombuffer(json.dumps(meta).encode(), np.uint8)})
-    files = {name: (directory / name).read_bytes()
-             for name in ("params.npz", "inputs.npy", "inputs.npz", "checkpoint.npz")}
+    np.savez(
+        directory / "checkpoint.npz",
+        **members,
+        **{ckpt.META_KEY: np.frombuffer(json.dumps(meta).encode(), np.uint8)},
+    )
+    files = {
+        name: (directory / name).read_bytes()
+        for name in ("params.npz", "inputs.npy", "inputs.npz", "checkpoint.npz")
+    }
     files["recording.npz"] = (good_recording[0] / "recording.npz").read_bytes()
     return _Quiet((files,))
 
@@ -469,20 +627,27 @@ def _load_file(name, path, good_checkpoint, good_recording, directory):
         return ns.simulate(PARAM_MODEL, None, path, "events")
     if name == "checkpoint.npz":
         args = good_checkpoint[0]
-        return ns.train(*args, ns.tasks.Copy(), steps=45, seed=1, checkpoint_dir=directory,
-                        resume=True)
+        return ns.train(
+            *args, ns.tasks.Copy(), steps=45, seed=1, checkpoint_dir=directory, resume=True
+        )
     (directory / "recording.json").write_text(json.dumps(good_recording[1]))
     rec = Recording.load(directory)
     return rec.rate, rec.states, rec.spike_counts()
 
 
 @_settings(300)
-@given(name=st.sampled_from(["params.npz", "inputs.npy", "inputs.npz", "checkpoint.npz",
-                             "recording.npz"]),
-       how=st.sampled_from(["truncate", "flip", "random", "splice"]),
-       where=st.floats(0, 1), value=st.integers(1, 255), length=st.integers(1, 64))
-def test_file_bytes(tmp_path_factory, good_files, good_checkpoint, good_recording, name, how,
-                    where, value, length):
+@given(
+    name=st.sampled_from(
+        ["params.npz", "inputs.npy", "inputs.npz", "checkpoint.npz", "recording.npz"]
+    ),
+    how=st.sampled_from(["truncate", "flip", "random", "splice"]),
+    where=st.floats(0, 1),
+    value=st.integers(1, 255),
+    length=st.integers(1, 64),
+)
+def test_file_bytes(
+    tmp_path_factory, good_files, good_checkpoint, good_recording, name, how, where, value, length
+):
     _count("file bytes")
     data = bytearray(good_files[0][name])
     at = min(len(data) - 1, int(where * len(data)))
@@ -502,27 +667,55 @@ def test_file_bytes(tmp_path_factory, good_files, good_checkpoint, good_recordin
     try:
         _load_file(name, path, good_checkpoint, good_recording, directory)
     except Exception as exc:  # noqa: BLE001
-        _named(exc, ["not a valid neurosnap", "checkpoint", "params file", "inputs",
-                     "recording", "non-finite"])
+        _named(
+            exc,
+            [
+                "not a valid neurosnap",
+                "checkpoint",
+                "params file",
+                "inputs",
+                "recording",
+                "non-finite",
+            ],
+        )
 
 
 # -- 10. NIR graphs ---------------------------------------------------------------------------------
-nir_arrays = st.sampled_from([np.zeros(0), np.zeros(3), -np.ones(3), np.full(3, np.nan),
-                              np.ones(7), np.ones((3, 3)), np.float64(2.0), np.ones(3) * 1e308,
-                              np.array(["x"] * 3), np.ones((3, 2)), np.ones((2, 3))])
+nir_arrays = st.sampled_from(
+    [
+        np.zeros(0),
+        np.zeros(3),
+        -np.ones(3),
+        np.full(3, np.nan),
+        np.ones(7),
+        np.ones((3, 3)),
+        np.float64(2.0),
+        np.ones(3) * 1e308,
+        np.array(["x"] * 3),
+        np.ones((3, 2)),
+        np.ones((2, 3)),
+    ]
+)
 
 
 @_settings(80)
-@given(node=st.sampled_from(["lif", "w_in", "w_rec", "readout"]),
-       field=st.sampled_from(["tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset",
-                              "w_in", "weight", "bias"]),
-       value=nir_arrays,
-       meta=st.dictionaries(st.sampled_from(["dt", "neurosnap_model"]),
-                            st.one_of(junk, st.just("{"), st.just('{"cell": "LIF"}')), max_size=1),
-       dt=st.one_of(st.none(), reals))
+@given(
+    node=st.sampled_from(["lif", "w_in", "w_rec", "readout"]),
+    field=st.sampled_from(
+        ["tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in", "weight", "bias"]
+    ),
+    value=nir_arrays,
+    meta=st.dictionaries(
+        st.sampled_from(["dt", "neurosnap_model"]),
+        st.one_of(junk, st.just("{"), st.just('{"cell": "LIF"}')),
+        max_size=1,
+    ),
+    dt=st.one_of(st.none(), reals),
+)
 def test_nir_graphs(node, field, value, meta, dt):
     pytest.importorskip("nir")
     from neurosnap.io.nir import from_nir, to_nir
+
     _count("nir")
     model = ns.Model(ns.cells.LIF(2, 3), n_out=2)
     graph = to_nir(model, model.init(0))
@@ -532,12 +725,27 @@ def test_nir_graphs(node, field, value, meta, dt):
     try:
         model2, params = from_nir(graph, dt=dt)
     except Exception as exc:  # noqa: BLE001
-        _named(exc, ["NIR node", "dt", "metadata", "model configuration", "graph", "weight",
-                     "params", "readout", "neuron", "tau", "v_", "time"])
+        _named(
+            exc,
+            [
+                "NIR node",
+                "dt",
+                "metadata",
+                "model configuration",
+                "graph",
+                "weight",
+                "params",
+                "readout",
+                "neuron",
+                "tau",
+                "v_",
+                "time",
+            ],
+        )
         return
     try:
         traj = model2.run(params, np.ones((4, 1, model2.cell.n_in)))
-    except FloatingPointError as exc:                  # e.g. imported weights of 1e308
+    except FloatingPointError as exc:  # e.g. imported weights of 1e308
         _named(exc, ["Model.run"])
         return
     _finite(traj.outputs)
@@ -545,28 +753,39 @@ def test_nir_graphs(node, field, value, meta, dt):
 
 # -- 11. simulate -----------------------------------------------------------------------------------
 @_settings(100)
-@given(cell=st.sampled_from(["LIF", "ALIF", "EGRU"]), steps=st.one_of(st.none(), small_ints),
-       units=st.one_of(st.none(), junk, st.lists(st.integers(-2, 6), max_size=3)),
-       record=st.one_of(st.sampled_from(["events", "rate", "v", "states", "events,v", "bogus",
-                                         "", "h"]), junk),
-       rate_bin=small_ints, chunk_steps=small_ints, engine=st.one_of(
-           st.sampled_from(["auto", "event", "step"]), junk),
-       dt=st.one_of(st.none(), reals), inputs=st.sampled_from(["array", "F", "ints", "2d",
-                                                               "nan", "poisson", "task"]))
+@given(
+    cell=st.sampled_from(["LIF", "ALIF", "EGRU"]),
+    steps=st.one_of(st.none(), small_ints),
+    units=st.one_of(st.none(), junk, st.lists(st.integers(-2, 6), max_size=3)),
+    record=st.one_of(
+        st.sampled_from(["events", "rate", "v", "states", "events,v", "bogus", "", "h"]), junk
+    ),
+    rate_bin=small_ints,
+    chunk_steps=small_ints,
+    engine=st.one_of(st.sampled_from(["auto", "event", "step"]), junk),
+    dt=st.one_of(st.none(), reals),
+    inputs=st.sampled_from(["array", "F", "ints", "2d", "nan", "poisson", "task"]),
+)
 def test_simulate(cell, steps, units, record, rate_bin, chunk_steps, engine, dt, inputs):
     _count("simulate")
     model = ns.Model(ns.cells.CELLS[cell](3, 5, w_in_scale=3.0), n_out=2)
     xs = np.random.default_rng(0).random((8, 2, 3))
-    source = {"array": xs, "F": np.asfortranarray(xs), "ints": (xs > 0.5).astype(np.int64),
-              "2d": xs[:, 0], "nan": np.full((8, 2, 3), np.nan),
-              "poisson": ns.simulation.BernoulliSource(0.3, n=3, seed=0),
-              "task": ns.tasks.Adding(length=4)}[inputs]
+    source = {
+        "array": xs,
+        "F": np.asfortranarray(xs),
+        "ints": (xs > 0.5).astype(np.int64),
+        "2d": xs[:, 0],
+        "nan": np.full((8, 2, 3), np.nan),
+        "poisson": ns.simulation.BernoulliSource(0.3, n=3, seed=0),
+        "task": ns.tasks.Adding(length=4),
+    }[inputs]
     if inputs == "task":
         model = ns.Model(ns.cells.CELLS[cell](2, 5), n_out=1, loss="mse")
-    kwargs = dict(steps=steps, units=units, rate_bin=rate_bin, chunk_steps=chunk_steps,
-                  engine=engine, dt=dt)
+    kwargs = dict(
+        steps=steps, units=units, rate_bin=rate_bin, chunk_steps=chunk_steps, engine=engine, dt=dt
+    )
     if isinstance(steps, int) and steps > 50:
-        kwargs["steps"] = 50                       # an unbounded source: keep the case short
+        kwargs["steps"] = 50  # an unbounded source: keep the case short
     try:
         rec = ns.simulate(model, model.init(0), source, record, **kwargs)
     except Exception as exc:  # noqa: BLE001

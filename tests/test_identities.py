@@ -7,6 +7,7 @@
 Every configuration also checks that it is not vacuous: threshold cells emit events and have units
 inside the surrogate's support, gradients are non-zero, and the recurrent weights get credit.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -108,8 +109,9 @@ VARIANTS = [
 ]
 
 
-@pytest.mark.parametrize("kind,gate,overrides", VARIANTS,
-                         ids=[f"{k}-{g}-{'-'.join(o)}" for k, g, o in VARIANTS])
+@pytest.mark.parametrize(
+    "kind,gate,overrides", VARIANTS, ids=[f"{k}-{g}-{'-'.join(o)}" for k, g, o in VARIANTS]
+)
 def test_rtrl_equals_bptt_variants(kind, gate, overrides):
     T = 25
     for density, loss in [(1.0, "cross_entropy"), (0.3, "mse")]:
@@ -126,8 +128,7 @@ def test_rtrl_equals_bptt_variants(kind, gate, overrides):
 def test_mask_selects_steps():
     """A zero mask gives zero loss and zero gradients; the mask is honoured per (t, b)."""
     model, params, xs, ys, mask = _setup("EGRU", "heaviside", 1.0, "cross_entropy", 7)
-    loss, g = ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL(),
-                               mask=np.zeros_like(mask))
+    loss, g = ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL(), mask=np.zeros_like(mask))
     assert loss == 0.0
     assert all(np.all(v == 0) for v in g.values())
     # loss over a mask == sum of the losses of its single entries (gradients are linear too)
@@ -148,8 +149,14 @@ def test_batch_entries_independent():
     _, g = ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL(), mask=mask)
     total = {k: np.zeros_like(v) for k, v in params.items()}
     for b in range(B):
-        _, g1 = ns.sequence_grad(model, params, xs[:, b:b + 1], ys[:, b:b + 1],
-                                 ns.rules.RTRL(), mask=mask[:, b:b + 1])
+        _, g1 = ns.sequence_grad(
+            model,
+            params,
+            xs[:, b : b + 1],
+            ys[:, b : b + 1],
+            ns.rules.RTRL(),
+            mask=mask[:, b : b + 1],
+        )
         for k in total:
             total[k] += g1[k]
     assert max_abs_diff(total, g) <= 1e-12
@@ -160,15 +167,16 @@ def test_batch_entries_independent():
 
 def _random_direction(model, params, rng):
     d = {k: rng.standard_normal(v.shape) for k, v in params.items()}
-    d["cell.w_rec"] = d["cell.w_rec"] * model.cell.mask          # only existing weights move
+    d["cell.w_rec"] = d["cell.w_rec"] * model.cell.mask  # only existing weights move
     return d
 
 
 def _directional_fd(model, params, xs, ys, mask, d, eps):
     plus = {k: params[k] + eps * d[k] for k in params}
     minus = {k: params[k] - eps * d[k] for k in params}
-    return (sequence_loss(model, plus, xs, ys, mask)
-            - sequence_loss(model, minus, xs, ys, mask)) / (2 * eps)
+    return (
+        sequence_loss(model, plus, xs, ys, mask) - sequence_loss(model, minus, xs, ys, mask)
+    ) / (2 * eps)
 
 
 FD_CONFIGS = [(kind, {} if kind == "LeakyRNN" else dict(detach_reset=False)) for kind in ALL_KINDS]
@@ -235,14 +243,22 @@ from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=25, deadline=None, derandomize=True, database=None)
-@given(kind=st.sampled_from(ALL_KINDS), n_hidden=st.integers(1, 6), n_in=st.integers(1, 3),
-       batch=st.integers(1, 3), T=st.integers(1, 9), density=st.sampled_from([0.01, 0.5, 1.0]),
-       loss=st.sampled_from(["cross_entropy", "mse"]), seed=st.integers(0, 50))
+@given(
+    kind=st.sampled_from(ALL_KINDS),
+    n_hidden=st.integers(1, 6),
+    n_in=st.integers(1, 3),
+    batch=st.integers(1, 3),
+    T=st.integers(1, 9),
+    density=st.sampled_from([0.01, 0.5, 1.0]),
+    loss=st.sampled_from(["cross_entropy", "mse"]),
+    seed=st.integers(0, 50),
+)
 def test_rtrl_equals_bptt_edge_sizes(kind, n_hidden, n_in, batch, T, density, loss, seed):
     """Tiny and degenerate sizes (one unit, one input, batch 1, one connection per unit)."""
     overrides = {} if kind in ("LeakyRNN", "EGRU") else dict(autapses=True)
-    cell = make_cell(kind, "heaviside", n_in=n_in, n_hidden=n_hidden, density=density, seed=seed,
-                     **overrides)
+    cell = make_cell(
+        kind, "heaviside", n_in=n_in, n_hidden=n_hidden, density=density, seed=seed, **overrides
+    )
     model = ns.Model(cell, n_out=2, loss=loss)
     params = random_params(model, seed=seed)
     xs, ys, mask = make_batch(model, T, batch, seed=seed)

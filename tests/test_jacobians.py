@@ -8,6 +8,7 @@
 - ``matvec(v) == to_dense() @ v``, ``matvec_transpose(lam) == to_dense().T @ lam`` and the sparse influence kernel == dense product,
   for Heaviside (surrogate) gates too.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -74,7 +75,7 @@ def test_jac_state_matches_finite_differences(kind):
             sp, sm = state.copy(), state.copy()
             sp[:, c, j] += EPS
             sm[:, c, j] -= EPS
-            diff = (cell.step(cp, sp, x)[0] - cell.step(cp, sm, x)[0]) / (2 * EPS)   # (B, S, n)
+            diff = (cell.step(cp, sp, x)[0] - cell.step(cp, sm, x)[0]) / (2 * EPS)  # (B, S, n)
             fd[:, :, c * n + j] = diff.reshape(B, S * n)
     _close(dense, fd)
     # the recurrent part is really exercised: off-diagonal blocks are non-zero
@@ -103,8 +104,10 @@ def test_jac_params_matches_finite_differences(kind):
         vp, vm = vec.copy(), vec.copy()
         vp[p] += EPS
         vm[p] -= EPS
-        diff = (cell.step(layout.to_dict(vp, np.float64), state, x)[0]
-                - cell.step(layout.to_dict(vm, np.float64), state, x)[0]) / (2 * EPS)
+        diff = (
+            cell.step(layout.to_dict(vp, np.float64), state, x)[0]
+            - cell.step(layout.to_dict(vm, np.float64), state, x)[0]
+        ) / (2 * EPS)
         i = layout.post[p]
         _close(imm[:, :, p], diff[:, :, i])
         others = np.delete(diff, i, axis=2)
@@ -125,7 +128,7 @@ def test_dout_matches_finite_differences(kind):
                 sp, sm = s.copy(), s.copy()
                 sp[:, c, j] += EPS
                 sm[:, c, j] -= EPS
-                diff = (cell.output(sp)[0] - cell.output(sm)[0]) / (2 * EPS)      # (B, n)
+                diff = (cell.output(sp)[0] - cell.output(sm)[0]) / (2 * EPS)  # (B, n)
                 _close(dout[:, c, j], diff[:, j])
                 assert np.all(np.delete(diff, j, axis=1) == 0.0)
         assert y0.shape == (B, n)
@@ -163,14 +166,14 @@ def test_record_consistency(kind, gate):
         # contribute no column to the recurrent part of J_{t+1}
         np.testing.assert_array_equal(record.events, y != 0)
         assert np.all(np.isin(y, [0.0, 1.0])) or kind == "EGRU"
-        prev_support = np.any(record.jac_state.dout != 0, axis=1)              # (B, n)
+        prev_support = np.any(record.jac_state.dout != 0, axis=1)  # (B, n)
         if gate == "heaviside":
             assert not prev_support.all(), "state should put some units outside the support"
         J = dense.reshape(B, S, n, S, n)
         for b in range(B):
             for j in np.flatnonzero(~prev_support[b]):
                 col = J[b, :, :, :, j].copy()
-                col[:, j] = 0                                                 # drop the local block
+                col[:, j] = 0  # drop the local block
                 assert np.all(col == 0)
 
 
@@ -183,7 +186,12 @@ def test_sparse_kernel_equals_dense_product(kind, gate):
     M = np.random.default_rng(1).standard_normal((B, S, n, P))
     dense = np.matmul(record.jac_state.to_dense(), M.reshape(B, S * n, P)).reshape(B, S, n, P)
     graph = kernels.RecurrentGraph(cell.mask)
-    np.testing.assert_allclose(kernels.propagate_influence(M, record.jac_state, graph), dense,
-                               rtol=0, atol=1e-12)
-    np.testing.assert_allclose(sparse_products.propagate_influence_reference(M, record.jac_state, graph),
-                               dense, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        kernels.propagate_influence(M, record.jac_state, graph), dense, rtol=0, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        sparse_products.propagate_influence_reference(M, record.jac_state, graph),
+        dense,
+        rtol=0,
+        atol=1e-12,
+    )

@@ -1,6 +1,7 @@
 """NIR interchange: export -> import is exact (params, config, events), through files too; export ->
 Norse's NIR import (``norse.torch.from_nir``) -> run in Norse gives neurosnap's spikes in float64;
 what NIR cannot express raises a ValueError naming it."""
+
 from __future__ import annotations
 
 import warnings
@@ -89,14 +90,17 @@ def test_spikes_only_graph():
 
 
 # -- what NIR cannot express ------------------------------------------------------------------------
-@pytest.mark.parametrize("cell, match", [
-    (lambda: ns.cells.ALIF(3, 5), "NIR cannot express ALIF: its threshold adaptation"),
-    (lambda: ns.cells.EGRU(3, 5), "NIR cannot express EGRU: its sigmoid/tanh gates"),
-    (lambda: ns.cells.LeakyRNN(3, 5), "NIR cannot express LeakyRNN: NIR 1.0 has no tanh"),
-    (lambda: ns.cells.LIF(3, 5, reset="subtract"), "reset='subtract'"),
-    (lambda: ns.cells.LIF(3, 5, gate=ns.gates.Smooth(3.0)), "Smooth"),
-    (lambda: ns.cells.LIF(3, 5, v_leak=1.5), "v_leak=1.5 > v_th=1.0"),
-])
+@pytest.mark.parametrize(
+    "cell, match",
+    [
+        (lambda: ns.cells.ALIF(3, 5), "NIR cannot express ALIF: its threshold adaptation"),
+        (lambda: ns.cells.EGRU(3, 5), "NIR cannot express EGRU: its sigmoid/tanh gates"),
+        (lambda: ns.cells.LeakyRNN(3, 5), "NIR cannot express LeakyRNN: NIR 1.0 has no tanh"),
+        (lambda: ns.cells.LIF(3, 5, reset="subtract"), "reset='subtract'"),
+        (lambda: ns.cells.LIF(3, 5, gate=ns.gates.Smooth(3.0)), "Smooth"),
+        (lambda: ns.cells.LIF(3, 5, v_leak=1.5), "v_leak=1.5 > v_th=1.0"),
+    ],
+)
 def test_inexpressible_networks_name_what_is_missing(cell, match):
     model = ns.Model(cell(), 2)
     with pytest.raises(ValueError, match=match):
@@ -115,8 +119,10 @@ def test_unsupported_graphs_are_refused():
     n = model.cell.n_hidden
     leaky = dict(graph.nodes)
     leaky["li"] = nir.LI(tau=np.full(3, 0.02), r=np.ones(3), v_leak=np.zeros(3))
-    edges = [e for e in graph.edges if e != ("readout", "output")] + [("readout", "li"),
-                                                                     ("li", "output")]
+    edges = [e for e in graph.edges if e != ("readout", "output")] + [
+        ("readout", "li"),
+        ("li", "output"),
+    ]
     with pytest.raises(ValueError, match="'li' \\(LI\\) cannot be imported: a leaky integrator"):
         ns.io.from_nir(nir.NIRGraph(nodes=leaky, edges=edges, type_check=False))
     lif = graph.nodes["lif"]
@@ -144,14 +150,14 @@ def norse_float64(monkeypatch):
 
     monkeypatch.setattr(imp, "_to_tensor", to_tensor64)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)             # tiny float64 matmuls: threads only contend (100x slower)
+    torch.set_num_threads(1)  # tiny float64 matmuls: threads only contend (100x slower)
     yield torch, norse_torch
     torch.set_num_threads(threads)
 
 
 def _run_norse(torch, norse_torch, graph, xs, dt):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)   # nirtorch.load is deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)  # nirtorch.load is deprecated
         module = norse_torch.from_nir(graph, dt=dt)
     spikes, outputs, state = [], [], None
     x = torch.from_numpy(xs)
@@ -172,8 +178,7 @@ def test_norse_runs_the_exported_graph_with_the_same_spikes(name, norse_float64)
     model, params = _model(n=40, **NORSE_CONFIGS[name])
     xs = _xs(T=200, B=2)
     traj = model.run(params, xs)
-    spikes, outputs = _run_norse(torch, norse_torch, ns.io.to_nir(model, params), xs,
-                                 model.cell.dt)
+    spikes, outputs = _run_norse(torch, norse_torch, ns.io.to_nir(model, params), xs, model.cell.dt)
     assert traj.events.sum() > 200
     assert outputs.dtype == np.float64
     assert np.array_equal(spikes, traj.events)
@@ -192,8 +197,12 @@ def test_norse_spikes_only_graph_and_foreign_lif_node(norse_float64):
     # current lasts one step); Norse runs the same graph (R = 1: Norse's LIF import ignores R)
     n = model.cell.n_hidden
     nodes = dict(graph.nodes)
-    nodes["lif"] = nir.LIF(tau=np.full(n, model.cell.tau_mem), r=np.full(n, 1.0),
-                           v_leak=np.zeros(n), v_threshold=np.full(n, 1.0))
+    nodes["lif"] = nir.LIF(
+        tau=np.full(n, model.cell.tau_mem),
+        r=np.full(n, 1.0),
+        v_leak=np.zeros(n),
+        v_threshold=np.full(n, 1.0),
+    )
     foreign = nir.NIRGraph(nodes=nodes, edges=graph.edges)
     m2, p2 = ns.io.from_nir(foreign, dt=model.cell.dt)
     assert m2.cell.tau_syn == model.cell.dt and m2.cell.density == 1.0
@@ -209,8 +218,8 @@ def test_foreign_cuba_lif_scales_are_folded_into_the_weights(norse_float64):
     graph.metadata = {}
     lif = graph.nodes["lif"]
     n = model.cell.n_hidden
-    lif.r = np.full(n, 2.0)                          # R = 2 and w_in halved: the same network
-    lif.w_in = lif.w_in * np.linspace(0.3, 0.7, n)   # ... then a per-neuron input gain
+    lif.r = np.full(n, 2.0)  # R = 2 and w_in halved: the same network
+    lif.w_in = lif.w_in * np.linspace(0.3, 0.7, n)  # ... then a per-neuron input gain
     m2, p2 = ns.io.from_nir(graph, dt=model.cell.dt)
     xs = _xs(T=150)
     mine = m2.run(p2, xs).events
@@ -218,8 +227,11 @@ def test_foreign_cuba_lif_scales_are_folded_into_the_weights(norse_float64):
     assert mine.sum() > 50 and np.array_equal(mine, theirs)
 
 
-@pytest.mark.xfail(strict=True, reason="Norse 1.1.0's NIR import ignores v_reset (resets to 0) and "
-                   "lets its synapse decay towards v_leak; neurosnap's export follows NIR's CubaLIF")
+@pytest.mark.xfail(
+    strict=True,
+    reason="Norse 1.1.0's NIR import ignores v_reset (resets to 0) and "
+    "lets its synapse decay towards v_leak; neurosnap's export follows NIR's CubaLIF",
+)
 def test_norse_import_with_nonzero_v_reset_and_v_leak(norse_float64):
     torch, norse_torch = norse_float64
     model, params = _model(n=40, **CONFIGS["leak-reset"])
@@ -238,8 +250,9 @@ def test_norse_default_float32_import_agrees_with_a_float32_model():
     try:
         model, params = _model(n=40, dtype=np.float32)
         xs = _xs(T=300, dtype=np.float32)
-        spikes, outputs = _run_norse(torch, norse_torch, ns.io.to_nir(model, params), xs,
-                                     model.cell.dt)
+        spikes, outputs = _run_norse(
+            torch, norse_torch, ns.io.to_nir(model, params), xs, model.cell.dt
+        )
     finally:
         torch.set_num_threads(threads)
     events = model.run(params, xs).events
@@ -251,15 +264,22 @@ def test_network_hash_unchanged_by_the_shared_codec():
     """``network_hash`` (stored in recordings) is byte-identical to the one computed before the
     config and JSON codecs shared one cell builder (values computed on the previous version)."""
     from neurosnap.io.codec import build_model, model_config, network_hash
+
     models = [
         ns.Model(ns.cells.EGRU(n_in=3, n_hidden=7, density=0.5, seed=2), n_out=2),
-        ns.Model(ns.cells.EGRU(n_in=3, n_hidden=7, gate=ns.gates.Smooth(4.0), learn_threshold=True),
-                 n_out=3, loss="mse", dtype=np.float32),
+        ns.Model(
+            ns.cells.EGRU(n_in=3, n_hidden=7, gate=ns.gates.Smooth(4.0), learn_threshold=True),
+            n_out=3,
+            loss="mse",
+            dtype=np.float32,
+        ),
         ns.Model(ns.cells.LeakyRNN(n_in=2, n_hidden=5, density=0.4, seed=1), n_out=2),
     ]
-    expect = ["cee1789673a4f6c6b0eaacdfeb148f2f7a051c6c35026a52dd264cc2e36144f7",
-              "1d6b7cf2d7ed5bcdd5caf709385cd823ccd309e98f771c8136c9afc022bbae2e",
-              "15d063ab9bda190ec5a6b3843ae8f581bf028f37ed39465be8fdb4e8f04b5a7e"]
+    expect = [
+        "cee1789673a4f6c6b0eaacdfeb148f2f7a051c6c35026a52dd264cc2e36144f7",
+        "1d6b7cf2d7ed5bcdd5caf709385cd823ccd309e98f771c8136c9afc022bbae2e",
+        "15d063ab9bda190ec5a6b3843ae8f581bf028f37ed39465be8fdb4e8f04b5a7e",
+    ]
     for model, digest in zip(models, expect, strict=True):
         params = model.init(seed=0)
         assert network_hash(model, params) == digest

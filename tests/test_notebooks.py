@@ -5,6 +5,7 @@ nbclient in a fresh IPython kernel with ``NEUROSNAP_SMOKE=1``, in a subprocess (
 warnings do not meet this suite's ``filterwarnings = error``). A failing cell fails the test with
 the cell's source and traceback.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,14 +41,25 @@ print(json.dumps({"wall": wall, "images": images}))
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes_with_plots_under_budget(path):
     env = dict(os.environ, NEUROSNAP_SMOKE="1", OPENBLAS_NUM_THREADS="1")
-    env.pop("MPLBACKEND", None)                 # keep the kernel's inline backend: plots are outputs
-    proc = subprocess.run([sys.executable, "-c", _RUNNER, str(path), str(NOTEBOOK_DIR)], env=env,
-                          capture_output=True, text=True, timeout=600)
+    env.pop("MPLBACKEND", None)  # keep the kernel's inline backend: plots are outputs
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUNNER, str(path), str(NOTEBOOK_DIR)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if proc.returncode != 0:
-        pytest.fail(f"{path.name} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}", pytrace=False)
+        pytest.fail(
+            f"{path.name} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}", pytrace=False
+        )
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert summary["images"] >= 2, f"{path.name} shows {summary['images']} plot(s); a notebook teaches with pictures"
-    assert summary["wall"] < BUDGET_S, f"{path.name} took {summary['wall']:.0f} s at smoke size (budget {BUDGET_S:.0f} s)"
+    assert summary["images"] >= 2, (
+        f"{path.name} shows {summary['images']} plot(s); a notebook teaches with pictures"
+    )
+    assert summary["wall"] < BUDGET_S, (
+        f"{path.name} took {summary['wall']:.0f} s at smoke size (budget {BUDGET_S:.0f} s)"
+    )
 
 
 def test_the_eight_notebooks_are_there():
@@ -60,13 +72,16 @@ def test_notebook_structure_and_public_api(path):
 
     nb = jupytext.read(path)
     first, last = nb.cells[0], nb.cells[-1]
-    assert first.cell_type == "markdown" and "What you will learn" in first.source, \
+    assert first.cell_type == "markdown" and "What you will learn" in first.source, (
         f"{path.name} must open with a 'What you will learn' section"
-    assert last.cell_type == "markdown" and "## Exercises" in last.source, \
+    )
+    assert last.cell_type == "markdown" and "## Exercises" in last.source, (
         f"{path.name} must end with exercises"
+    )
     assert "**Run time.**" in first.source, f"{path.name} must state its run time in its header"
-    assert "Solutions" in last.source.split("## Exercises")[1], \
+    assert "Solutions" in last.source.split("## Exercises")[1], (
         f"{path.name} must give the solutions of its exercises (folded, after them)"
+    )
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "NEUROSNAP_SMOKE" in code, f"{path.name} must shrink itself when NEUROSNAP_SMOKE=1"
     imports = re.findall(r"^\s*(?:from|import)\s+(neurosnap[\w.]*)", code, flags=re.M)

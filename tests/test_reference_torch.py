@@ -1,5 +1,6 @@
 """neurosnap's hand-written Jacobians (through BPTT and RTRL) == torch autograd of an independent
 implementation (``tests/reference/torch_cells.py``) with the same surrogate and detach conventions."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,15 +35,32 @@ def reference_cell(cell):
         return ref.LeakyRNN(alpha=cell.alpha)
     gate = reference_gate(cell.gate)
     if isinstance(cell, ns.cells.EGRU):
-        return ref.EGRU(gate=gate, threshold=cell.threshold, detach_reset=cell.detach_reset,
-                        learn_threshold=cell.learn_threshold)
-    common = dict(gate=gate, dt=cell.dt, tau_mem=cell.tau_mem, tau_syn=cell.tau_syn, v_th=cell.v_th,
-                  v_leak=cell.v_leak, v_reset=cell.v_reset, reset=cell.reset,
-                  detach_reset=cell.detach_reset, refractory_steps=cell.refractory_steps,
-                  delay=cell.delay)
+        return ref.EGRU(
+            gate=gate,
+            threshold=cell.threshold,
+            detach_reset=cell.detach_reset,
+            learn_threshold=cell.learn_threshold,
+        )
+    common = dict(
+        gate=gate,
+        dt=cell.dt,
+        tau_mem=cell.tau_mem,
+        tau_syn=cell.tau_syn,
+        v_th=cell.v_th,
+        v_leak=cell.v_leak,
+        v_reset=cell.v_reset,
+        reset=cell.reset,
+        detach_reset=cell.detach_reset,
+        refractory_steps=cell.refractory_steps,
+        delay=cell.delay,
+    )
     if isinstance(cell, ns.cells.ALIF):
-        return ref.ALIF(**common, tau_adapt=cell.tau_adapt, beta=cell.beta,
-                        detach_adaptation=cell.detach_adaptation)
+        return ref.ALIF(
+            **common,
+            tau_adapt=cell.tau_adapt,
+            beta=cell.beta,
+            detach_adaptation=cell.detach_adaptation,
+        )
     if isinstance(cell, ns.cells.LIF) and cell.tau_syn_inh is not None:
         return ref.LIF2(**common, tau_syn_inh=cell.tau_syn_inh)
     if isinstance(cell, ns.cells.LIF):
@@ -106,8 +124,9 @@ VARIANTS = [
 ]
 
 
-@pytest.mark.parametrize("kind,gate,overrides", VARIANTS,
-                         ids=[f"{k}-{g}-{'-'.join(o)}" for k, g, o in VARIANTS])
+@pytest.mark.parametrize(
+    "kind,gate,overrides", VARIANTS, ids=[f"{k}-{g}-{'-'.join(o)}" for k, g, o in VARIANTS]
+)
 def test_torch_autograd_variants(kind, gate, overrides):
     cell = make_cell(kind, gate, n_in=2, n_hidden=5, density=0.6, seed=4, **overrides)
     for loss in ("cross_entropy", "mse"):
@@ -121,8 +140,15 @@ def test_torch_autograd_variants(kind, gate, overrides):
 @pytest.mark.parametrize("kind,gate", cell_configs(gates=("heaviside", "fast_sigmoid", "smooth")))
 def test_step_jacobians_equal_torch(kind, gate):
     """One step, random state near threshold: J_t and Mbar_t column by column against autograd."""
-    cell = make_cell(kind, gate, n_in=3, n_hidden=5, density=0.6, seed=7,
-                     **({} if kind in ("LeakyRNN", "EGRU") else dict(bias=True)))
+    cell = make_cell(
+        kind,
+        gate,
+        n_in=3,
+        n_hidden=5,
+        density=0.6,
+        seed=7,
+        **({} if kind in ("LeakyRNN", "EGRU") else dict(bias=True)),
+    )
     model = ns.Model(cell, n_out=2)
     params = random_params(model, seed=7)
     cp = model.cell_params(params)
@@ -141,13 +167,17 @@ def test_step_jacobians_equal_torch(kind, gate):
     new, _, record = cell.step_record(cp, state, x)
     tcell = reference_cell(cell)
     with torch.no_grad():
-        t_new = ref.step_stacked(tcell, {k: torch.tensor(v) for k, v in params.items()},
-                                 torch.tensor(state), torch.tensor(x)).numpy()
+        t_new = ref.step_stacked(
+            tcell,
+            {k: torch.tensor(v) for k, v in params.items()},
+            torch.tensor(state),
+            torch.tensor(x),
+        ).numpy()
     np.testing.assert_allclose(new, t_new, rtol=0, atol=1e-12)
     J_t, dparams = ref.step_jacobians(tcell, params, state, x)
     np.testing.assert_allclose(record.jac_state.to_dense(), J_t, rtol=0, atol=1e-12)
     layout = cell.layout
-    imm = layout.immediate(record.jac_params)                                  # (B, S, P)
+    imm = layout.immediate(record.jac_params)  # (B, S, P)
     b_ = np.arange(B)[:, None]
     a_ = np.arange(S)[None, :]
     expect = np.empty_like(imm)
@@ -163,7 +193,7 @@ def test_step_jacobians_equal_torch(kind, gate):
     np.testing.assert_allclose(imm, expect, rtol=0, atol=1e-12)
     # and the rows of other units are zero in autograd too (the factored form loses nothing)
     for name in ("cell.w_rec", "cell.w_in"):
-        d = dparams[name]                                  # (B, S, n, G, n, k)
+        d = dparams[name]  # (B, S, n, G, n, k)
         for i in range(n):
             others = np.delete(d[:, :, :, :, i], i, axis=2)
             assert np.all(others == 0)
@@ -177,11 +207,13 @@ def test_truncated_bptt_equals_torch_with_detach(kind, truncation):
     model = ns.Model(cell, n_out=3, loss="mse")
     params = random_params(model, seed=5)
     xs, ys, mask = make_batch(model, T=17, B=2, seed=8)
-    loss_t, g_t = ref.bptt_grads(reference_cell(cell), params, xs, ys, mask, model.loss,
-                                 truncation=truncation)
+    loss_t, g_t = ref.bptt_grads(
+        reference_cell(cell), params, xs, ys, mask, model.loss, truncation=truncation
+    )
     g_t["cell.w_rec"] = g_t["cell.w_rec"] * cell.mask
-    loss, g = ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT(truncation=truncation),
-                               mask=mask)
+    loss, g = ns.sequence_grad(
+        model, params, xs, ys, ns.rules.BPTT(truncation=truncation), mask=mask
+    )
     assert loss == pytest.approx(loss_t, rel=1e-12)
     assert max_abs_diff(g, g_t) <= TOL
     # and a window at least as long as the sequence is full BPTT
@@ -189,4 +221,4 @@ def test_truncated_bptt_equals_torch_with_detach(kind, truncation):
     _, g_long = ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT(truncation=17), mask=mask)
     assert max_abs_diff(g_long, g_full) <= 1e-13
     if truncation < 17:
-        assert max_abs_diff(g, g_full) > 1e-8            # truncation really cuts something
+        assert max_abs_diff(g, g_full) > 1e-8  # truncation really cuts something

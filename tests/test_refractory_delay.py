@@ -5,6 +5,7 @@ convention: the spike step is the first of the ``R`` refractory steps). The exac
 refractoriness (RTRL == BPTT, torch autograd) are variants in ``tests/test_identities.py`` and
 ``tests/test_reference_torch.py``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,7 +47,7 @@ def test_refractory_semantics(cls, R):
     model = _model(cls, refractory=R * 1e-3, seed=R)
     cell = model.cell
     assert cell.state_names[-1] == "r" and cell.n_state == (3 if cls is ns.cells.LIF else 4)
-    assert cell.compiled_spec() is None                 # reference path only
+    assert cell.compiled_spec() is None  # reference path only
     params = model.init(seed=2)
     traj = model.run(params, _spike_inputs(200, 2, 3))
     ev, v, c = traj.events, traj.states[:, :, 0], traj.states[:, :, -1]
@@ -57,7 +58,7 @@ def test_refractory_semantics(cls, R):
             if t + k < T:
                 assert not ev[t + k, b, j]
                 assert c[t + k, b, j] == R - k
-                if k >= 2:                              # v_{t+1} holds the reset value
+                if k >= 2:  # v_{t+1} holds the reset value
                     assert v[t + k, b, j] == v[t + 1, b, j]
                 clamped += 1
         if t + R < T:
@@ -82,6 +83,7 @@ def test_refractory_jacobians_equal_torch(cls):
     torch = pytest.importorskip("torch")
     from reference import torch_cells as ref
     from test_reference_torch import reference_cell
+
     model = _model(cls, n=5, refractory=3e-3, bias=True, detach_reset=False)
     cell = model.cell
     params = random_params(model, seed=7)
@@ -98,16 +100,20 @@ def test_refractory_jacobians_equal_torch(cls):
     new, _, record = cell.step_record(cp, state, x)
     tcell = reference_cell(cell)
     with torch.no_grad():
-        t_new = ref.step_stacked(tcell, {k: torch.tensor(v) for k, v in params.items()},
-                                 torch.tensor(state), torch.tensor(x)).numpy()
+        t_new = ref.step_stacked(
+            tcell,
+            {k: torch.tensor(v) for k, v in params.items()},
+            torch.tensor(state),
+            torch.tensor(x),
+        ).numpy()
     np.testing.assert_allclose(new, t_new, rtol=0, atol=1e-12)
     J, dparams = ref.step_jacobians(tcell, params, state, x)
     ours = record.jac_state.to_dense()
     assert np.abs(J).max() > 0
     np.testing.assert_allclose(ours, J, rtol=0, atol=1e-12)
-    assert np.all(J.reshape(B, S, n, S, n)[:, -1] == 0)    # the counter carries no derivative
+    assert np.all(J.reshape(B, S, n, S, n)[:, -1] == 0)  # the counter carries no derivative
     layout = cell.layout
-    imm = layout.immediate(record.jac_params)                                  # (B, S, P)
+    imm = layout.immediate(record.jac_params)  # (B, S, P)
     b_, a_ = np.arange(B)[:, None], np.arange(S)[None, :]
     expect = np.empty_like(imm)
     for p in range(layout.size):
@@ -156,10 +162,12 @@ BRIAN2_CASES = [
 def test_brian2_identical_spikes_with_refractoriness(case):
     pytest.importorskip("brian2")
     from neurosnap.adapters import brian2 as adapter
+
     kind, seed, overrides = case
     cls = getattr(ns.cells, kind)
-    model = ns.Model(cls(4, 25, 0.3, seed=seed, w_in_scale=25.0, w_rec_scale=4.0, **overrides),
-                     n_out=2)
+    model = ns.Model(
+        cls(4, 25, 0.3, seed=seed, w_in_scale=25.0, w_rec_scale=4.0, **overrides), n_out=2
+    )
     params = model.init(seed=seed)
     rng = np.random.default_rng(seed + 100)
     if model.cell.has_bias:
@@ -168,8 +176,18 @@ def test_brian2_identical_spikes_with_refractoriness(case):
     traj = model.run(params, xs)
     events, v = adapter.simulate(model, params, xs)
     assert 0.01 < traj.events.mean() < 0.4
-    free = ns.Model(cls(4, 25, 0.3, seed=seed, w_in_scale=25.0, w_rec_scale=4.0,
-                        **{k: w for k, w in overrides.items() if k != "refractory"}), n_out=2)
+    free = ns.Model(
+        cls(
+            4,
+            25,
+            0.3,
+            seed=seed,
+            w_in_scale=25.0,
+            w_rec_scale=4.0,
+            **{k: w for k, w in overrides.items() if k != "refractory"},
+        ),
+        n_out=2,
+    )
     assert (free.run(params, xs).events != traj.events).any(), "refractoriness changed nothing"
     np.testing.assert_array_equal(events, traj.events)
     np.testing.assert_allclose(v, traj.states[:, :, 0], rtol=0, atol=1e-9)
@@ -188,6 +206,7 @@ def test_norse_lif_refrac_forward_matches_and_adapter_refuses():
     )
 
     from neurosnap.adapters import norse as na
+
     R = 4
     model = _model(n=20, refractory=R * 1e-3, seed=5)
     cell = model.cell
@@ -197,15 +216,24 @@ def test_norse_lif_refrac_forward_matches_and_adapter_refuses():
         na.check_expressible(model)
     f64 = dict(dtype=torch.float64)
     p = LIFRefracParameters(
-        lif=LIFParameters(tau_syn_inv=torch.tensor(1 / cell.tau_syn, **f64),
-                          tau_mem_inv=torch.tensor(1 / cell.tau_mem, **f64),
-                          v_leak=torch.tensor(cell.v_leak, **f64), v_th=torch.tensor(cell.v_th, **f64),
-                          v_reset=torch.tensor(cell.v_reset, **f64), method="triangle",
-                          alpha=torch.tensor(0.3, **f64)),
-        rho_reset=torch.tensor(float(R - 1), **f64))
+        lif=LIFParameters(
+            tau_syn_inv=torch.tensor(1 / cell.tau_syn, **f64),
+            tau_mem_inv=torch.tensor(1 / cell.tau_mem, **f64),
+            v_leak=torch.tensor(cell.v_leak, **f64),
+            v_th=torch.tensor(cell.v_th, **f64),
+            v_reset=torch.tensor(cell.v_reset, **f64),
+            method="triangle",
+            alpha=torch.tensor(0.3, **f64),
+        ),
+        rho_reset=torch.tensor(float(R - 1), **f64),
+    )
     shape = (2, cell.n_hidden)
-    state = LIFRefracState(lif=LIFState(z=torch.zeros(shape, **f64), v=torch.zeros(shape, **f64),
-                                        i=torch.zeros(shape, **f64)), rho=torch.zeros(shape, **f64))
+    state = LIFRefracState(
+        lif=LIFState(
+            z=torch.zeros(shape, **f64), v=torch.zeros(shape, **f64), i=torch.zeros(shape, **f64)
+        ),
+        rho=torch.zeros(shape, **f64),
+    )
     w_in = torch.tensor(params["cell.w_in"][0])
     w_rec = torch.tensor(params["cell.w_rec"][0])
     events = np.zeros((300, 2, cell.n_hidden), dtype=bool)
@@ -226,7 +254,7 @@ def _loop_lif(cell, params, xs):
     n, D = cell.n_hidden, cell.delay
     k_m, k_s = cell.dt / cell.tau_mem, cell.dt / cell.tau_syn
     v, i = np.full((B, n), cell.v_leak), np.zeros((B, n))
-    past = [np.zeros((B, n))] * D                      # z_{t-1}, ..., z_{t-D}; at rest before t=0
+    past = [np.zeros((B, n))] * D  # z_{t-1}, ..., z_{t-D}; at rest before t=0
     out = np.zeros((T, B, n), dtype=bool)
     for t in range(T):
         z = (v - cell.v_th > 0).astype(float)
@@ -275,15 +303,23 @@ def test_delay_training_rules_agree(overrides):
     assert np.abs(g_r["cell.w_rec"]).max() > 1e-8
 
 
-@pytest.mark.parametrize("kind,overrides", [("LIF", dict(delay=3)),
-                                            ("ALIF", dict(delay=2, refractory=3e-3, beta=0.5)),
-                                            ("LIF", dict(delay=4, reset="subtract", bias=True))])
+@pytest.mark.parametrize(
+    "kind,overrides",
+    [
+        ("LIF", dict(delay=3)),
+        ("ALIF", dict(delay=2, refractory=3e-3, beta=0.5)),
+        ("LIF", dict(delay=4, reset="subtract", bias=True)),
+    ],
+)
 def test_brian2_identical_spikes_with_delay(kind, overrides):
     """delay=D maps to Synapses(delay=(D - 1) * dt) (Brian2 step s holds neurosnap step s - 1)."""
     pytest.importorskip("brian2")
     from neurosnap.adapters import brian2 as adapter
+
     cls = getattr(ns.cells, kind)
-    model = ns.Model(cls(4, 25, 0.3, seed=3, w_in_scale=25.0, w_rec_scale=6.0, **overrides), n_out=2)
+    model = ns.Model(
+        cls(4, 25, 0.3, seed=3, w_in_scale=25.0, w_rec_scale=6.0, **overrides), n_out=2
+    )
     params = model.init(seed=3)
     rng = np.random.default_rng(7)
     if model.cell.has_bias:
@@ -295,12 +331,17 @@ def test_brian2_identical_spikes_with_delay(kind, overrides):
     np.testing.assert_array_equal(events, traj.events)
     np.testing.assert_allclose(v, traj.states[:, :, 0], rtol=0, atol=1e-9)
     undelayed = dict(overrides, delay=1)
-    other = ns.Model(cls(4, 25, 0.3, seed=3, w_in_scale=25.0, w_rec_scale=6.0, **undelayed), n_out=2)
+    other = ns.Model(
+        cls(4, 25, 0.3, seed=3, w_in_scale=25.0, w_rec_scale=6.0, **undelayed), n_out=2
+    )
     assert (other.run(params, xs).events != traj.events).any(), "the delay changed nothing"
 
 
-@pytest.mark.parametrize("rule", [ns.rules.UORO(seed=0), ns.rules.RFLO(), ns.rules.EProp(),
-                                  ns.rules.STDP(), ns.rules.SnAp(n=1)], ids=lambda r: type(r).__name__)
+@pytest.mark.parametrize(
+    "rule",
+    [ns.rules.UORO(seed=0), ns.rules.RFLO(), ns.rules.EProp(), ns.rules.STDP(), ns.rules.SnAp(n=1)],
+    ids=lambda r: type(r).__name__,
+)
 def test_every_rule_runs_with_refractoriness_and_delay(rule):
     """The approximate rules consume the same records (finite gradients of the right shapes), and
     online training runs through the reference path (the compiled engine does not cover these)."""
@@ -320,15 +361,21 @@ def _dense_events(rec, T, B, n):
     return ev
 
 
-@pytest.mark.parametrize("kind,overrides", [("LIF", dict(refractory=3e-3)),
-                                            ("ALIF", dict(refractory=4e-3, beta=0.5, delay=3)),
-                                            ("LIF", dict(delay=2, reset="subtract", bias=True))])
+@pytest.mark.parametrize(
+    "kind,overrides",
+    [
+        ("LIF", dict(refractory=3e-3)),
+        ("ALIF", dict(refractory=4e-3, beta=0.5, delay=3)),
+        ("LIF", dict(delay=2, reset="subtract", bias=True)),
+    ],
+)
 def test_simulate_event_engine_equals_cells(kind, overrides):
     """ns.simulate's event kernel == model.run (events exactly; v, i, a, r to round-off), in small
     chunks so that the ring buffer and the counters carry across chunk boundaries."""
     cls = getattr(ns.cells, kind)
-    model = ns.Model(cls(4, 30, 0.3, seed=2, w_in_scale=25.0, w_rec_scale=5.0, **overrides),
-                     n_out=2)
+    model = ns.Model(
+        cls(4, 30, 0.3, seed=2, w_in_scale=25.0, w_rec_scale=5.0, **overrides), n_out=2
+    )
     params = model.init(seed=2)
     if model.cell.has_bias:
         params["cell.bias"] = np.random.default_rng(0).normal(0, 0.5, params["cell.bias"].shape)
@@ -339,20 +386,27 @@ def test_simulate_event_engine_equals_cells(kind, overrides):
     assert 0.01 < traj.events.mean() < 0.4
     np.testing.assert_array_equal(_dense_events(rec, 300, 2, 30), traj.events)
     for s in names:
-        np.testing.assert_allclose(rec.states[s], traj.states[:, :, model.cell.state_names.index(s)],
-                                   rtol=0, atol=1e-9)
+        np.testing.assert_allclose(
+            rec.states[s], traj.states[:, :, model.cell.state_names.index(s)], rtol=0, atol=1e-9
+        )
 
 
 def test_simulate_per_synapse_delays_equal_brian2_and_uniform_cell():
     pytest.importorskip("brian2")
     from neurosnap.adapters import brian2 as adapter
-    model = ns.Model(ns.cells.LIF(4, 30, 0.3, seed=4, w_in_scale=25.0, w_rec_scale=6.0,
-                                  refractory=2e-3), n_out=2)
+
+    model = ns.Model(
+        ns.cells.LIF(4, 30, 0.3, seed=4, w_in_scale=25.0, w_rec_scale=6.0, refractory=2e-3), n_out=2
+    )
     params = model.init(seed=4)
     xs = _spike_inputs(400, 2, 10, rate=0.1)
     # a uniform array is the cell's uniform delay
-    uniform = ns.Model(ns.cells.LIF(4, 30, 0.3, seed=4, w_in_scale=25.0, w_rec_scale=6.0,
-                                    refractory=2e-3, delay=3), n_out=2)
+    uniform = ns.Model(
+        ns.cells.LIF(
+            4, 30, 0.3, seed=4, w_in_scale=25.0, w_rec_scale=6.0, refractory=2e-3, delay=3
+        ),
+        n_out=2,
+    )
     rec = ns.simulate(model, params, xs, engine="event", delays=np.full((30, 30), 3))
     np.testing.assert_array_equal(_dense_events(rec, 400, 2, 30), uniform.run(params, xs).events)
     # random per-synapse delays 1..6: neurosnap's ring buffer == Brian2's per-synapse delays
@@ -381,12 +435,14 @@ def test_simulate_delays_bad_input():
 def test_config_round_trip_and_nir_refuses():
     """refractory/delay travel in model configs (params.npz, checkpoints); NIR export refuses them."""
     from neurosnap.io.codec import build_model, model_config
+
     model = _model(ns.cells.ALIF, refractory=3e-3, delay=2)
     back = build_model(model_config(model))
     assert back.cell.refractory == 3e-3 and back.cell.delay == 2
     assert back.cell.state_names == model.cell.state_names
     pytest.importorskip("nir")
     from neurosnap.io import nir as nir_io
+
     for kw in (dict(refractory=2e-3), dict(delay=3)):
         with pytest.raises(ValueError, match=next(iter(kw))):
             nir_io.to_nir(_model(w_in_scale=1.0, **kw), _model().init(seed=0))
@@ -396,10 +452,16 @@ def test_config_round_trip_and_nir_refuses():
 def test_online_training_with_refractoriness_and_delay(rule):
     """ns.train (default engine: falls back to the reference path) on a spiking cell with both;
     deterministic, and the reference engine gives the same history."""
+
     def model():
         return ns.Model(ns.cells.LIF(4, 8, 0.5, w_in_scale=20.0, refractory=3e-3, delay=2), n_out=2)
-    runs = [ns.train(model(), rule, ns.optim.Adam(1e-2), ns.tasks.Copy(), steps=150, seed=0,
-                     engine=engine) for engine in ("compiled", "reference")]
+
+    runs = [
+        ns.train(
+            model(), rule, ns.optim.Adam(1e-2), ns.tasks.Copy(), steps=150, seed=0, engine=engine
+        )
+        for engine in ("compiled", "reference")
+    ]
     a, b = runs
     assert np.all(np.isfinite(a.column("loss")))
     assert max_abs_diff(a.params, b.params) <= 1e-12
@@ -413,6 +475,7 @@ def test_norse_lif_refrac_gradient_with_detached_mask_equals_rtrl(monkeypatch):
     pytest.importorskip("norse")
     import norse.torch.functional.lif_refrac as lr
     from norse.torch.functional.lif import LIFParameters, LIFState
+
     R, T, B, n = 4, 60, 2, 20
     cell = ns.cells.LIF(4, n, 0.5, seed=5, w_in_scale=30.0, w_rec_scale=3.0, refractory=R * 1e-3)
     model = ns.Model(cell, n_out=2, loss="mse")
@@ -424,12 +487,17 @@ def test_norse_lif_refrac_gradient_with_detached_mask_equals_rtrl(monkeypatch):
 
     def norse_grads():
         p = lr.LIFRefracParameters(
-            lif=LIFParameters(tau_syn_inv=torch.tensor(1 / cell.tau_syn, **f64),
-                              tau_mem_inv=torch.tensor(1 / cell.tau_mem, **f64),
-                              v_leak=torch.tensor(0.0, **f64), v_th=torch.tensor(1.0, **f64),
-                              v_reset=torch.tensor(0.0, **f64), method="triangle",
-                              alpha=torch.tensor(0.3, **f64)),
-            rho_reset=torch.tensor(float(R - 1), **f64))
+            lif=LIFParameters(
+                tau_syn_inv=torch.tensor(1 / cell.tau_syn, **f64),
+                tau_mem_inv=torch.tensor(1 / cell.tau_mem, **f64),
+                v_leak=torch.tensor(0.0, **f64),
+                v_th=torch.tensor(1.0, **f64),
+                v_reset=torch.tensor(0.0, **f64),
+                method="triangle",
+                alpha=torch.tensor(0.3, **f64),
+            ),
+            rho_reset=torch.tensor(float(R - 1), **f64),
+        )
         z0 = torch.zeros(B, n, **f64)
         state = lr.LIFRefracState(lif=LIFState(z=z0, v=z0.clone(), i=z0.clone()), rho=z0.clone())
         w_in = torch.tensor(params["cell.w_in"][0], requires_grad=True)
@@ -443,7 +511,7 @@ def test_norse_lif_refrac_gradient_with_detached_mask_equals_rtrl(monkeypatch):
         return {"cell.w_in": g_in.numpy()[None], "cell.w_rec": (g_rec.numpy() * cell.mask)[None]}
 
     ours = {k: g[k] for k in ("cell.w_in", "cell.w_rec")}
-    assert max_abs_diff(norse_grads(), ours) > 1e-2          # Norse's own surrogate through the mask
+    assert max_abs_diff(norse_grads(), ours) > 1e-2  # Norse's own surrogate through the mask
 
     def detached(state, z_new, v_new, p):
         mask = (state.rho > 0).to(v_new.dtype)
@@ -459,6 +527,7 @@ def test_norse_lif_refrac_gradient_with_detached_mask_equals_rtrl(monkeypatch):
 def test_brian2_refuses_what_it_cannot_hold():
     pytest.importorskip("brian2")
     from neurosnap.adapters import brian2 as adapter
+
     xs = np.zeros((5, 1, 4))
     hot = ns.Model(ns.cells.LIF(4, 5, delay=2, v_leak=1.5), n_out=2)
     with pytest.raises(ValueError, match="v_leak"):
@@ -472,29 +541,45 @@ def test_brian2_refuses_what_it_cannot_hold():
 
 
 # -- ns.simulate from a given initial state (CUBA's random membrane potentials) -----------------
-@pytest.mark.parametrize("kind,overrides", [("LIF", dict(refractory=3e-3)),
-                                            ("ALIF", dict(refractory=4e-3, beta=0.5, delay=3)),
-                                            ("LIF", dict(delay=2, reset="subtract"))])
+@pytest.mark.parametrize(
+    "kind,overrides",
+    [
+        ("LIF", dict(refractory=3e-3)),
+        ("ALIF", dict(refractory=4e-3, beta=0.5, delay=3)),
+        ("LIF", dict(delay=2, reset="subtract")),
+    ],
+)
 def test_simulate_initial_state_event_equals_step(kind, overrides):
     """initial_state: the event kernel == the step engine (events exactly, states to round-off),
     some units above threshold at step 0 (spikes in flight) and some refractory; the state
     changes the spikes, and a rest-valued initial state changes nothing."""
     cls = getattr(ns.cells, kind)
-    model = ns.Model(cls(4, 30, 0.3, seed=2, w_in_scale=25.0, w_rec_scale=5.0, **overrides),
-                     n_out=2)
+    model = ns.Model(
+        cls(4, 30, 0.3, seed=2, w_in_scale=25.0, w_rec_scale=5.0, **overrides), n_out=2
+    )
     cell, params = model.cell, model.init(seed=2)
     xs = _spike_inputs(200, 2, 9, rate=0.1)
     rng = np.random.default_rng(1)
-    init = {"v": rng.uniform(cell.v_leak, cell.v_th + 0.3 * (cell.v_th - cell.v_leak), (2, 30)),
-            "i": rng.normal(0, 0.2, 30)}
+    init = {
+        "v": rng.uniform(cell.v_leak, cell.v_th + 0.3 * (cell.v_th - cell.v_leak), (2, 30)),
+        "i": rng.normal(0, 0.2, 30),
+    }
     if "r" in cell.state_names:
         init["r"] = rng.integers(0, cell.refractory_steps, (2, 30))
         init["r"][init["v"] > cell.v_th] = 0
     names = [s for s in cell.state_names if s in ("v", "i", "a", "r")]
-    ev = ns.simulate(model, params, xs, record=["events"] + names, engine="event",
-                     chunk_steps=37, initial_state=init)
-    st = ns.simulate(model, params, xs, record=["events"] + names, engine="step",
-                     initial_state=init)
+    ev = ns.simulate(
+        model,
+        params,
+        xs,
+        record=["events"] + names,
+        engine="event",
+        chunk_steps=37,
+        initial_state=init,
+    )
+    st = ns.simulate(
+        model, params, xs, record=["events"] + names, engine="step", initial_state=init
+    )
     a = _dense_events(ev, 200, 2, 30)
     np.testing.assert_array_equal(a, _dense_events(st, 200, 2, 30))
     for s in names:
@@ -507,24 +592,36 @@ def test_simulate_initial_state_event_equals_step(kind, overrides):
 def test_simulate_initial_state_bad_input():
     model = ns.Model(ns.cells.LIF(2, 5, 1.0, refractory=3e-3, delay=2), n_out=2)
     xs = np.zeros((5, 1, 2))
-    for bad, match in [([1.0], "dict"), ({"q1": np.zeros(5)}, "q1"), ({"v": np.zeros(4)}, r"\(5,\)"),
-                       ({"v": np.full(5, np.nan)}, "finite"), ({"r": np.full(5, 7)}, "integers"),
-                       ({"r": np.ones(5), "v": np.full(5, 2.0)}, "below threshold")]:
+    for bad, match in [
+        ([1.0], "dict"),
+        ({"q1": np.zeros(5)}, "q1"),
+        ({"v": np.zeros(4)}, r"\(5,\)"),
+        ({"v": np.full(5, np.nan)}, "finite"),
+        ({"r": np.full(5, 7)}, "integers"),
+        ({"r": np.ones(5), "v": np.full(5, 2.0)}, "below threshold"),
+    ]:
         with pytest.raises((ValueError, TypeError), match=match):
             ns.simulate(model, None, xs, initial_state=bad)
 
 
-@pytest.mark.parametrize("kind,overrides", [("LIF", dict(refractory=3e-3)),
-                                            ("ALIF", dict(beta=0.5)),
-                                            ("LIF", dict(delay=3, refractory=2e-3))])
+@pytest.mark.parametrize(
+    "kind,overrides",
+    [
+        ("LIF", dict(refractory=3e-3)),
+        ("ALIF", dict(beta=0.5)),
+        ("LIF", dict(delay=3, refractory=2e-3)),
+    ],
+)
 def test_brian2_identical_spikes_from_initial_state(kind, overrides):
     """The Brian2 adapter's initial_state: spikes identical to ns.simulate's from the same random
     state (above threshold at step 0 where there are no delays), membranes to round-off."""
     pytest.importorskip("brian2")
     from neurosnap.adapters import brian2 as adapter
+
     cls = getattr(ns.cells, kind)
-    model = ns.Model(cls(4, 25, 0.3, seed=3, w_in_scale=25.0, w_rec_scale=4.0, **overrides),
-                     n_out=2)
+    model = ns.Model(
+        cls(4, 25, 0.3, seed=3, w_in_scale=25.0, w_rec_scale=4.0, **overrides), n_out=2
+    )
     cell, params = model.cell, model.init(seed=3)
     xs = _spike_inputs(200, 2, 4, rate=0.1)
     rng = np.random.default_rng(5)

@@ -4,6 +4,7 @@ Numbers beyond float range and sizes beyond memory, non-finite results, validate
 recordings, the safe ``.npz`` reader against crafted malicious files, ``from_nir`` validation,
 garbage arguments and memory-layout normalisation.
 """
+
 import copy
 import io
 import json
@@ -24,13 +25,16 @@ from neurosnap.tasks.store_recall import StoreRecall, valid_probability
 
 
 # -- 3. values that pass validation and then fail deep inside --------------------------------------
-@pytest.mark.parametrize("make, arg", [
-    (lambda: ns.cells.LIF(2, 4, tau_mem=10 ** 400), "tau_mem"),
-    (lambda: ns.cells.EGRU(2, 4, w_in_scale=-10 ** 400), "w_in_scale"),
-    (lambda: ns.optim.Adam(lr=10 ** 401), "lr"),
-    (lambda: ns.tasks.Pattern(duration=10 ** 400), "duration"),
-    (lambda: ns.gates.Triangle(gamma=10 ** 309), "gamma"),
-])
+@pytest.mark.parametrize(
+    "make, arg",
+    [
+        (lambda: ns.cells.LIF(2, 4, tau_mem=10**400), "tau_mem"),
+        (lambda: ns.cells.EGRU(2, 4, w_in_scale=-(10**400)), "w_in_scale"),
+        (lambda: ns.optim.Adam(lr=10**401), "lr"),
+        (lambda: ns.tasks.Pattern(duration=10**400), "duration"),
+        (lambda: ns.gates.Triangle(gamma=10**309), "gamma"),
+    ],
+)
 def test_python_ints_beyond_float_range_are_value_errors(make, arg):
     with pytest.raises(ValueError, match=f"^{arg} must be a finite real number"):
         make()
@@ -38,24 +42,27 @@ def test_python_ints_beyond_float_range_are_value_errors(make, arg):
 
 def test_huge_sizes_are_refused_with_a_memory_estimate():
     with pytest.raises(ValueError, match=r"n_hidden=10000000 needs about .* PiB .*memory"):
-        ns.cells.EGRU(2, 10 ** 7)
+        ns.cells.EGRU(2, 10**7)
     with pytest.raises(ValueError, match=r"n_in=.* needs about"):
-        ns.cells.LIF(10 ** 12, 4)
+        ns.cells.LIF(10**12, 4)
     model = ns.Model(ns.cells.LeakyRNN(2, 3), n_out=2)
     task = ns.tasks.Adding(length=5)
-    for batch in (10 ** 20, 2 ** 40):
+    for batch in (10**20, 2**40):
         with pytest.raises(ValueError, match="batch_size"):
             ns.train(model, ns.rules.RTRL(), ns.optim.SGD(0.1), task, steps=5, batch_size=batch)
         with pytest.raises(ValueError, match="batch_size"):
             task.sample(np.random.default_rng(0), batch)
 
 
-@pytest.mark.parametrize("make, arg", [
-    (lambda: ns.tasks.Pattern(duration=1e308), "duration"),
-    (lambda: ns.tasks.Pattern(dt=5e-324), "duration"),
-    (lambda: ns.tasks.Evidence(delay=1e308), "delay"),
-    (lambda: ns.tasks.Evidence(dt=1e-300), "cue_duration"),
-])
+@pytest.mark.parametrize(
+    "make, arg",
+    [
+        (lambda: ns.tasks.Pattern(duration=1e308), "duration"),
+        (lambda: ns.tasks.Pattern(dt=5e-324), "duration"),
+        (lambda: ns.tasks.Evidence(delay=1e308), "delay"),
+        (lambda: ns.tasks.Evidence(dt=1e-300), "cue_duration"),
+    ],
+)
 def test_durations_that_overflow_step_counting(make, arg):
     with pytest.raises(ValueError, match=f"^{arg}=.* steps of dt"):
         make()
@@ -66,8 +73,8 @@ def test_store_recall_settings_are_checked_at_construction():
         with pytest.raises(ValueError, match="seq_delay=.* too rare"):
             StoreRecall(seq_delay=delay)
     with pytest.raises(ValueError, match="seq_delay"):
-        StoreRecall(seq_len=10 ** 15, tau_char=1)
-    task = StoreRecall.small(eval_size=0)                       # accepted settings sample
+        StoreRecall(seq_len=10**15, tau_char=1)
+    task = StoreRecall.small(eval_size=0)  # accepted settings sample
     assert task.sample(np.random.default_rng(0), 3).xs.shape == (60, 3, 20)
 
 
@@ -75,24 +82,30 @@ def test_store_recall_valid_probability_matches_sampling():
     rng = np.random.default_rng(1)
     task = StoreRecall(n_inputs=4, seq_len=6, tau_char=1, seq_delay=2.0, eval_size=0)
     draws, valid = 4000, 0
-    for _ in range(draws):                                      # the same rule as _events
+    for _ in range(draws):  # the same rule as _events
         events, last = np.full(6, -1), 3
         for t, u in enumerate(rng.random(6)):
             if u < task.p_event:
                 last = 2 if last == 3 else 3
                 events[t] = last
         stores = np.flatnonzero(events == 2)
-        valid += bool(len(stores) and last == 3 and stores[-1] < 5
-                      and np.all(events[stores + 1] == -1))
+        valid += bool(
+            len(stores) and last == 3 and stores[-1] < 5 and np.all(events[stores + 1] == -1)
+        )
     p = valid_probability(6, task.p_event)
     assert abs(valid / draws - p) < 4 * np.sqrt(p * (1 - p) / draws)
-    assert valid_probability(3, 0.5) == pytest.approx(0.125, abs=1e-15)   # by hand: S, -, R
+    assert valid_probability(3, 0.5) == pytest.approx(0.125, abs=1e-15)  # by hand: S, -, R
 
 
 def test_curriculum_level_is_bounded_on_load():
     task = ns.tasks.Copy(max_length=20)
-    for state in ({"level": 10 ** 12, "recent": []}, {"level": 0, "recent": []},
-                  {"level": 3, "recent": [1.0] * 100}, {"level": 3}, [3]):
+    for state in (
+        {"level": 10**12, "recent": []},
+        {"level": 0, "recent": []},
+        {"level": 3, "recent": [1.0] * 100},
+        {"level": 3},
+        [3],
+    ):
         with pytest.raises((ValueError, TypeError), match="level|recent|state"):
             task.load_state_dict(state)
     task.load_state_dict({"level": 7, "recent": [0.5]})
@@ -109,8 +122,9 @@ def test_non_finite_results_raise_floating_point_error():
         ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL())
     tri = ns.Model(ns.cells.EGRU(2, 3, gate=ns.gates.Heaviside(ns.gates.Triangle(gamma=1e300))), 2)
     with pytest.raises(FloatingPointError, match=r"sequence_grad: non-finite grads\['cell"):
-        ns.sequence_grad(tri, tri.init(0), np.ones((5, 1, 2)), np.zeros((5, 1), int),
-                         ns.rules.RTRL())
+        ns.sequence_grad(
+            tri, tri.init(0), np.ones((5, 1, 2)), np.zeros((5, 1), int), ns.rules.RTRL()
+        )
     with pytest.raises(FloatingPointError, match="Model.init: non-finite cell.w_in"):
         ns.Model(ns.cells.LIF(2, 3, w_in_scale=1.79e308), n_out=2).init(0)
     lif = ns.Model(ns.cells.LIF(2, 3), n_out=2)
@@ -130,10 +144,16 @@ def _tiny():
     return ns.Model(ns.cells.LeakyRNN(2, 3), n_out=1, loss="mse"), ns.tasks.Adding(length=4)
 
 
-@pytest.mark.parametrize("kwargs, arg", [
-    ({"stats": "no"}, "stats"), ({"stats": 1}, "stats"), ({"callback": "print"}, "callback"),
-    ({"progress": "yes"}, "progress"), ({"resume": "false"}, "resume"),
-])
+@pytest.mark.parametrize(
+    "kwargs, arg",
+    [
+        ({"stats": "no"}, "stats"),
+        ({"stats": 1}, "stats"),
+        ({"callback": "print"}, "callback"),
+        ({"progress": "yes"}, "progress"),
+        ({"resume": "false"}, "resume"),
+    ],
+)
 def test_train_refuses_garbage_before_running(kwargs, arg):
     model, task = _tiny()
     with pytest.raises(TypeError, match=f"^{arg} must be"):
@@ -141,18 +161,28 @@ def test_train_refuses_garbage_before_running(kwargs, arg):
 
 
 def test_toml_stats_string_is_refused():
-    cfg = {"model": {"cell": "EGRU", "n_hidden": 4}, "task": {"name": "copy"},
-           "rule": {"name": "RTRL"}, "optimizer": {"name": "Adam"},
-           "train": {"steps": 10, "stats": "false"}}
+    cfg = {
+        "model": {"cell": "EGRU", "n_hidden": 4},
+        "task": {"name": "copy"},
+        "rule": {"name": "RTRL"},
+        "optimizer": {"name": "Adam"},
+        "train": {"steps": 10, "stats": "false"},
+    }
     with pytest.raises(config.ConfigError, match=r"\[train\] stats must be true or false"):
         config.build(cfg)
 
 
-@pytest.mark.parametrize("override", ["model.cell_options=7", 'model.cell_options="xy"',
-                                      "model.cell_options=[1]"])
+@pytest.mark.parametrize(
+    "override", ["model.cell_options=7", 'model.cell_options="xy"', "model.cell_options=[1]"]
+)
 def test_config_cell_options_must_be_a_table(override):
-    cfg = {"model": {"cell": "EGRU", "n_hidden": 4}, "task": {"name": "copy"},
-           "rule": {"name": "RTRL"}, "optimizer": {"name": "Adam"}, "train": {"steps": 10}}
+    cfg = {
+        "model": {"cell": "EGRU", "n_hidden": 4},
+        "task": {"name": "copy"},
+        "rule": {"name": "RTRL"},
+        "optimizer": {"name": "Adam"},
+        "train": {"steps": 10},
+    }
     with pytest.raises(config.ConfigError, match=r"cell_options must be a table"):
         config.build(config.apply_overrides(cfg, [override]))
     with pytest.raises(config.ConfigError, match="nested too deeply"):
@@ -160,7 +190,7 @@ def test_config_cell_options_must_be_a_table(override):
 
 
 def test_config_load_refuses_bad_bytes_and_nesting(tmp_path):
-    (tmp_path / "bad.toml").write_bytes(b"[model]\ncell = \"\xff\xfe\"\n")
+    (tmp_path / "bad.toml").write_bytes(b'[model]\ncell = "\xff\xfe"\n')
     with pytest.raises(config.ConfigError, match="not valid TOML|not UTF-8 text"):
         config.load(tmp_path / "bad.toml")
     (tmp_path / "deep.toml").write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
@@ -173,6 +203,7 @@ def test_config_load_refuses_bad_bytes_and_nesting(tmp_path):
 def test_to_nir_readout_must_be_a_bool():
     pytest.importorskip("nir")
     from neurosnap.io.nir import to_nir
+
     model = ns.Model(ns.cells.LIF(2, 3), n_out=2)
     with pytest.raises(TypeError, match="^readout must be a bool"):
         to_nir(model, model.init(0), readout=None)
@@ -187,12 +218,16 @@ def test_matrix_and_masked_arrays_name_the_argument():
     with pytest.raises(TypeError, match=r"^params\['readout.weight'\] must be a plain numpy array"):
         model.run({**params, "readout.weight": matrix}, xs)
     masked = np.ma.masked_array(xs, mask=np.zeros_like(xs, bool))
-    for kw, arg in (({"xs": masked}, "xs"), ({"ys": np.ma.masked_array(ys)}, "ys"),
-                    ({"mask": np.ma.masked_array(np.ones((3, 1), bool))}, "mask")):
+    for kw, arg in (
+        ({"xs": masked}, "xs"),
+        ({"ys": np.ma.masked_array(ys)}, "ys"),
+        ({"mask": np.ma.masked_array(np.ones((3, 1), bool))}, "mask"),
+    ):
         args = {"xs": xs, "ys": ys, **kw}
         with pytest.raises(TypeError, match=f"^{arg} must be a plain numpy array"):
-            ns.sequence_grad(model, params, args["xs"], args["ys"], ns.rules.RTRL(),
-                             mask=kw.get("mask"))
+            ns.sequence_grad(
+                model, params, args["xs"], args["ys"], ns.rules.RTRL(), mask=kw.get("mask")
+            )
 
 
 # -- 9. memory layout -----------------------------------------------------------------------------
@@ -263,14 +298,17 @@ META_MUTATIONS = {
     "t NaN": lambda m: {**m, "t": float("nan")},
     "t negative": lambda m: {**m, "t": -1},
     "t 1e308": lambda m: {**m, "t": 1e308},
-    "t huge int": lambda m: {**m, "t": 10 ** 30},
+    "t huge int": lambda m: {**m, "t": 10**30},
     "t bool": lambda m: {**m, "t": True},
     "updates > t": lambda m: {**m, "updates": m["t"] + 1},
     "wall inf": lambda m: {**m, "wall": float("inf")},
     "wall string": lambda m: {**m, "wall": "1"},
     "deep nesting": lambda m: {**m, "task": _deep(40)},
-    "very deep nesting": lambda m: json.dumps({**m, "task": "@"}).replace(
-        '"@"', '{"x": ' * 100_000 + "0" + "}" * 100_000).encode(),
+    "very deep nesting": lambda m: (
+        json.dumps({**m, "task": "@"})
+        .replace('"@"', '{"x": ' * 100_000 + "0" + "}" * 100_000)
+        .encode()
+    ),
     "signature a list": lambda m: {**m, "signature": [1]},
     "rows not a list": lambda m: {**m, "rows": {"a": 1}},
     "row with a string": lambda m: {**m, "rows": [{"loss": "x"}]},
@@ -279,7 +317,7 @@ META_MUTATIONS = {
     "scalars count negative": lambda m: {**m, "scalars": {"opt/count": -3}},
     "rng garbage": lambda m: {**m, "rng": {"bit_generator": "PCG64", "state": "x"}},
     "rng other generator": lambda m: {**m, "rng": {**m["rng"], "bit_generator": "MT19937"}},
-    "curriculum level 1e12": lambda m: {**m, "task": {"level": 10 ** 12, "recent": []}},
+    "curriculum level 1e12": lambda m: {**m, "task": {"level": 10**12, "recent": []}},
     "curriculum level string": lambda m: {**m, "task": {"level": "3", "recent": []}},
 }
 
@@ -315,7 +353,7 @@ def test_corrupt_checkpoint_arrays_are_a_checkpoint_error(tmp_path, mutation):
 
 def test_valid_checkpoint_still_resumes(tmp_path):
     args, path, members, meta = _checkpoint(tmp_path)
-    _write(path, members, meta)                               # rewritten unchanged
+    _write(path, members, meta)  # rewritten unchanged
     resumed = ns.train(*args, steps=120, seed=1, checkpoint_dir=tmp_path, resume=True)
     full = ns.train(*args[:3], ns.tasks.Copy(), steps=120, seed=1)
     assert all(np.array_equal(resumed.params[k], full.params[k]) for k in full.params)
@@ -323,8 +361,9 @@ def test_valid_checkpoint_still_resumes(tmp_path):
 
 def _recording(tmp_path):
     model = ns.Model(ns.cells.LIF(3, 5), n_out=2)
-    ns.simulate(model, model.init(0), np.ones((7, 2, 3)), "events,v", units=[0, 2],
-                out=tmp_path / "rec")
+    ns.simulate(
+        model, model.init(0), np.ones((7, 2, 3)), "events,v", units=[0, 2], out=tmp_path / "rec"
+    )
     meta = json.loads((tmp_path / "rec" / "recording.json").read_text())
     return tmp_path / "rec", meta
 
@@ -340,7 +379,7 @@ RECORDING_MUTATIONS = {
     "recorded states garbage": lambda m: {**m, "recorded": {**m["recorded"], "states": [1]}},
     "unit out of range": lambda m: {**m, "units": [0, 99]},
     "batch wrong": lambda m: {**m, "batch": 3},
-    "deep nesting": lambda m: m,                    # written as raw text below
+    "deep nesting": lambda m: m,  # written as raw text below
     "state dtype bogus": lambda m: {**m, "arrays": {**m["arrays"], "state_v": {"dtype": "object"}}},
 }
 
@@ -349,8 +388,9 @@ RECORDING_MUTATIONS = {
 def test_corrupt_recording_metadata_is_a_value_error(tmp_path, mutation):
     directory, meta = _recording(tmp_path)
     new = RECORDING_MUTATIONS[mutation](meta)
-    (directory / "recording.json").write_text(json.dumps(new) if mutation != "deep nesting"
-                                              else '{"x": ' * 100_000 + "1" + "}" * 100_000)
+    (directory / "recording.json").write_text(
+        json.dumps(new) if mutation != "deep nesting" else '{"x": ' * 100_000 + "1" + "}" * 100_000
+    )
     with pytest.raises(ValueError, match="recording"):
         Recording.load(directory)
 
@@ -364,8 +404,9 @@ def test_valid_recording_loads(tmp_path):
 # -- 5. the safe npz reader against crafted files -------------------------------------------------
 def _npy_header(shape, dtype="<f8"):
     buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False,
-                                               "shape": shape})
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": dtype, "fortran_order": False, "shape": shape}
+    )
     return buf.getvalue()
 
 
@@ -383,7 +424,7 @@ def _bomb(path, good: dict, size=256 << 20):
 def _huge_header(path, key):
     """An .npz whose member ``key`` declares 2**40 float64 in a tiny file."""
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(f"{key}.npy", _npy_header((2 ** 40,)) + bytes(1024))
+        zf.writestr(f"{key}.npy", _npy_header((2**40,)) + bytes(1024))
 
 
 def _loaders(tmp_path):
@@ -392,9 +433,14 @@ def _loaders(tmp_path):
     directory, _ = _recording(tmp_path)
     return {
         "params": (lambda p: load_params(model, p), {**params}, "params"),
-        "checkpoint": (ckpt.load, {"params/x": np.zeros(3),
-                                   ckpt.META_KEY: np.frombuffer(b'{"format_version": 1}', np.uint8)},
-                       "checkpoint"),
+        "checkpoint": (
+            ckpt.load,
+            {
+                "params/x": np.zeros(3),
+                ckpt.META_KEY: np.frombuffer(b'{"format_version": 1}', np.uint8),
+            },
+            "checkpoint",
+        ),
         "inputs": (load_inputs, {"xs": np.ones((4, 1, 3))}, "inputs"),
         "simulate": (lambda p: ns.simulate(model, params, p), {"xs": np.ones((4, 1, 3))}, "inputs"),
         "recording": (lambda p: Recording.load(directory), None, "recording"),
@@ -402,8 +448,9 @@ def _loaders(tmp_path):
 
 
 @pytest.mark.parametrize("loader", ["params", "checkpoint", "inputs", "simulate", "recording"])
-@pytest.mark.parametrize("kind", ["truncated", "random bytes", "huge header", "directory",
-                                  "empty", "text"])
+@pytest.mark.parametrize(
+    "kind", ["truncated", "random bytes", "huge header", "directory", "empty", "text"]
+)
 def test_malicious_files(tmp_path, loader, kind):
     load, good, what = _loaders(tmp_path)[loader]
     path = tmp_path / "rec" / "recording.npz" if loader == "recording" else tmp_path / "f.npz"
@@ -418,8 +465,16 @@ def test_malicious_files(tmp_path, loader, kind):
     elif kind == "random bytes":
         path.write_bytes(np.random.default_rng(0).bytes(len(data)))
     elif kind == "huge header":
-        _huge_header(path, "xs" if what == "inputs" else "spike_steps" if loader == "recording"
-                     else "params/x" if loader == "checkpoint" else "cell.w_in")
+        _huge_header(
+            path,
+            "xs"
+            if what == "inputs"
+            else "spike_steps"
+            if loader == "recording"
+            else "params/x"
+            if loader == "checkpoint"
+            else "cell.w_in",
+        )
     elif kind == "empty":
         path.write_bytes(b"")
     else:
@@ -454,7 +509,7 @@ def test_deflate_bomb_member_is_never_decompressed(tmp_path, loader):
     assert path.stat().st_size < (4 << 20)
     tracemalloc.start()
     try:
-        if loader == "params":                  # an unexpected member: refused from the names
+        if loader == "params":  # an unexpected member: refused from the names
             with pytest.raises(ValueError, match="unexpected \\['junk'\\]"):
                 load(path)
         else:
@@ -491,13 +546,14 @@ def test_loading_stays_within_memory(tmp_path):
         with pytest.raises(ValueError, match="more than this machine's memory"):
             load_inputs(tmp_path / "h.npz")
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    assert after - before < 200_000                            # kB
+    assert after - before < 200_000  # kB
 
 
 # -- 6. from_nir ----------------------------------------------------------------------------------
 def _graph():
     pytest.importorskip("nir")
     from neurosnap.io.nir import to_nir
+
     model = ns.Model(ns.cells.LIF(2, 3), n_out=2)
     return to_nir(model, model.init(0))
 
@@ -514,15 +570,21 @@ NIR_MUTATIONS = {
     "tau_syn 0": (lambda g: setattr(g.nodes["lif"], "tau_syn", np.zeros(3)), "tau_syn must be > 0"),
     "tau_mem negative": (lambda g: setattr(g.nodes["lif"], "tau_mem", -np.ones(3)), "tau_mem"),
     "empty neuron arrays": (lambda g: setattr(g.nodes["lif"], "v_leak", np.zeros(0)), "v_leak"),
-    "NaN threshold": (lambda g: setattr(g.nodes["lif"], "v_threshold", np.full(3, np.nan)),
-                      "v_threshold"),
+    "NaN threshold": (
+        lambda g: setattr(g.nodes["lif"], "v_threshold", np.full(3, np.nan)),
+        "v_threshold",
+    ),
     "w_in of the wrong length": (lambda g: setattr(g.nodes["lif"], "w_in", np.ones(7)), "w_in"),
-    "empty input weights": (lambda g: setattr(g.nodes["w_in"], "weight", np.zeros((0, 2))),
-                            "weight"),
+    "empty input weights": (
+        lambda g: setattr(g.nodes["w_in"], "weight", np.zeros((0, 2))),
+        "weight",
+    ),
     "no n_out": (lambda g: _meta_config(g, lambda c: c.pop("n_out")), "n_out"),
     "bogus dtype": (lambda g: _meta_config(g, lambda c: c.update(dtype="float16")), "dtype"),
-    "bogus surrogate": (lambda g: _meta_config(
-        g, lambda c: c["cell_options"]["gate"].update(surrogate="bogus")), "surrogate"),
+    "bogus surrogate": (
+        lambda g: _meta_config(g, lambda c: c["cell_options"]["gate"].update(surrogate="bogus")),
+        "surrogate",
+    ),
     "config a list": (lambda g: g.metadata.update(neurosnap_model="[1, 2]"), "neurosnap_model"),
     "config not JSON": (lambda g: g.metadata.update(neurosnap_model="{"), "neurosnap_model"),
 }
@@ -531,6 +593,7 @@ NIR_MUTATIONS = {
 @pytest.mark.parametrize("mutation", sorted(NIR_MUTATIONS))
 def test_from_nir_validates(mutation):
     from neurosnap.io.nir import from_nir
+
     graph = copy.deepcopy(_graph())
     change, pattern = NIR_MUTATIONS[mutation]
     change(graph)
@@ -541,6 +604,7 @@ def test_from_nir_validates(mutation):
 def test_from_nir_files(tmp_path):
     pytest.importorskip("nir")
     from neurosnap.io.nir import from_nir
+
     (tmp_path / "x.nir").write_text("not hdf5")
     with pytest.raises(ValueError, match="not a valid NIR file"):
         from_nir(tmp_path / "x.nir")
@@ -559,7 +623,7 @@ def test_validate_helpers():
     with pytest.raises(TypeError, match="^flag must be a bool"):
         validate.boolean("flag", "false")
     with pytest.raises(ValueError, match="^n must be <= 9007199254740992"):
-        validate.positive_int("n", 10 ** 20)
+        validate.positive_int("n", 10**20)
     with pytest.raises(FloatingPointError, match="^here: non-finite b"):
         validate.finite("here", a=np.zeros(2), b=np.array([np.inf]))
     with pytest.raises(TypeError, match="^xs must be a numeric array"):

@@ -16,6 +16,7 @@ Every rule, through ``ns.sequence_grad`` on every cell kind with batch > 1:
 
 SnAp(1) and SnAp(2) join the registry when ``ns.rules.SnAp`` exists.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,9 +56,11 @@ RULE_NAMES = tuple(RULES_UNDER_TEST)
 # Rules whose batch gradient equals the sum of batch-1 gradients exactly.
 BATCH1_ADDITIVE = tuple(name for name in RULE_NAMES if name != "UORO")
 # Rules with a seed that changes the gradient.
-SEEDED = {"UORO": lambda s: ns.rules.UORO(seed=s),
-          "RFLO": lambda s: ns.rules.RFLO(seed=s),
-          "EProp-random": lambda s: ns.rules.EProp(feedback="random", seed=s)}
+SEEDED = {
+    "UORO": lambda s: ns.rules.UORO(seed=s),
+    "RFLO": lambda s: ns.rules.RFLO(seed=s),
+    "EProp-random": lambda s: ns.rules.EProp(feedback="random", seed=s),
+}
 
 
 def _problem(kind, seed=0, T=T, B=B):
@@ -83,7 +86,7 @@ def test_grads_have_params_structure(problem, name):
     model, params, xs, ys, mask = problem
     loss, grads = ns.sequence_grad(model, params, xs, ys, RULES_UNDER_TEST[name], mask=mask)
     loss_ref, _ = ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT(), mask=mask)
-    assert loss == loss_ref                         # the rule never changes the forward pass
+    assert loss == loss_ref  # the rule never changes the forward pass
     assert set(grads) == set(params)
     for k in params:
         assert grads[k].shape == params[k].shape, k
@@ -97,8 +100,9 @@ def test_grads_have_params_structure(problem, name):
 @pytest.mark.parametrize("name", RULE_NAMES)
 def test_zero_credit_gives_zero_gradient(problem, name):
     model, params, xs, ys, mask = problem
-    loss, grads = ns.sequence_grad(model, params, xs, ys, RULES_UNDER_TEST[name],
-                                   mask=np.zeros_like(mask))
+    loss, grads = ns.sequence_grad(
+        model, params, xs, ys, RULES_UNDER_TEST[name], mask=np.zeros_like(mask)
+    )
     assert loss == 0.0
     for k, g in grads.items():
         assert np.all(g == 0), k
@@ -140,8 +144,9 @@ def test_batch_gradient_is_sum_of_batch1_gradients(problem, name):
     _, full = ns.sequence_grad(model, params, xs, ys, rule, mask=mask)
     total = {k: np.zeros_like(v) for k, v in full.items()}
     for b in range(xs.shape[1]):
-        _, g = ns.sequence_grad(model, params, xs[:, b:b + 1], ys[:, b:b + 1], rule,
-                                mask=mask[:, b:b + 1])
+        _, g = ns.sequence_grad(
+            model, params, xs[:, b : b + 1], ys[:, b : b + 1], rule, mask=mask[:, b : b + 1]
+        )
         for k in total:
             total[k] += g[k]
     _assert_same(full, total, atol=1e-12, rtol=1e-10, what=name)
@@ -167,13 +172,15 @@ def test_float32_model_gives_float32_gradients_close_to_float64(name):
     rule = RULES_UNDER_TEST[name]
     grads = {}
     for dtype in (np.float64, np.float32):
-        model = ns.Model(make_cell("LeakyRNN", n_in=N_IN, n_hidden=N_HIDDEN), n_out=N_OUT, dtype=dtype)
+        model = ns.Model(
+            make_cell("LeakyRNN", n_in=N_IN, n_hidden=N_HIDDEN), n_out=N_OUT, dtype=dtype
+        )
         params = {k: v.astype(dtype) for k, v in random_params(model).items()}
         xs, ys, mask = make_batch(model, T, B, seed=11)
         _, grads[dtype] = ns.sequence_grad(model, params, xs.astype(dtype), ys, rule, mask=mask)
     for k, g in grads[np.float32].items():
         assert g.dtype == np.float32, k
-        if name != "UORO":               # UORO's signs are seeded from the parameters' bytes
+        if name != "UORO":  # UORO's signs are seeded from the parameters' bytes
             np.testing.assert_allclose(g, grads[np.float64][k], rtol=1e-3, atol=1e-5, err_msg=k)
 
 
@@ -188,9 +195,13 @@ def test_rule_is_a_frozen_dataclass_that_pickles(name):
         setattr(rule, field, getattr(rule, field))
 
 
-TRACES = {"UORO": ("s_tilde", "theta_tilde"), "RFLO": ("eligibility",),
-          "RFLO-symmetric": ("eligibility",), "EProp": ("eligibility",),
-          "EProp-random": ("eligibility",)}
+TRACES = {
+    "UORO": ("s_tilde", "theta_tilde"),
+    "RFLO": ("eligibility",),
+    "RFLO-symmetric": ("eligibility",),
+    "EProp": ("eligibility",),
+    "EProp-random": ("eligibility",),
+}
 
 
 @pytest.mark.parametrize("name", sorted(TRACES))
@@ -205,27 +216,31 @@ def test_cost_counts_stored_trace_entries(problem, name):
     for t in range(3):
         cell_state, y, record = cell.step_record(cp, cell_state, xs[t])
         _, _, dlogits, dy = model.step_loss(params, y, ys[t], mask[t])
-        state, _ = rule.step(state, record, dy[:, None, :] * record.dout, params=params,
-                             dlogits=dlogits)
+        state, _ = rule.step(
+            state, record, dy[:, None, :] * record.dout, params=params, dlogits=dlogits
+        )
         cost = rule.cost(state, record)
         traces = [getattr(state, k) for k in TRACES[name]]
-        assert cost["influence_size"] == sum(a[0].size for a in traces)        # per sequence
+        assert cost["influence_size"] == sum(a[0].size for a in traces)  # per sequence
         assert cost["influence_nnz"] == sum(np.count_nonzero(a) for a in traces) / B
         assert 0 < cost["influence_nnz"] <= cost["influence_size"]
         assert cost["macs"] > 0
         macs.append(cost["macs"])
     S, P = cell.n_state, layout.size
-    rtrl_dense_macs = (S * cell.n_hidden) ** 2 * P          # J_t M_{t-1} of dense RTRL alone
+    rtrl_dense_macs = (S * cell.n_hidden) ** 2 * P  # J_t M_{t-1} of dense RTRL alone
     assert max(macs) < rtrl_dense_macs
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: ns.rules.UORO(seed=-1), "seed"),
-    (lambda: ns.rules.UORO(seed=1.5), "seed"),
-    (lambda: ns.rules.RFLO(feedback="transposed"), "feedback"),
-    (lambda: ns.rules.EProp(feedback=None), "feedback"),
-    (lambda: ns.rules.EProp(seed="0"), "seed"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: ns.rules.UORO(seed=-1), "seed"),
+        (lambda: ns.rules.UORO(seed=1.5), "seed"),
+        (lambda: ns.rules.RFLO(feedback="transposed"), "feedback"),
+        (lambda: ns.rules.EProp(feedback=None), "feedback"),
+        (lambda: ns.rules.EProp(seed="0"), "seed"),
+    ],
+)
 def test_bad_hyperparameters_name_the_argument(make, message):
     with pytest.raises((TypeError, ValueError), match=f"^{message}"):
         make()

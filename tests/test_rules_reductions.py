@@ -16,6 +16,7 @@ step records, or the cell's equations written out), in float64, batch > 1:
 - random feedback == symmetric feedback when the readout weights equal the feedback matrix;
 - UORO is unbiased: its mean over many seeds converges to ``RTRL()`` (statistical).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,7 +44,9 @@ def _grad(model, params, xs, ys, mask, rule):
 
 def _cell_vec(model, grads):
     """The cell part of a gradient dict as a flat ``(P,)`` vector in the layout's numbering."""
-    return model.cell.layout.from_dict({k[5:]: v for k, v in grads.items() if k.startswith("cell.")})
+    return model.cell.layout.from_dict(
+        {k[5:]: v for k, v in grads.items() if k.startswith("cell.")}
+    )
 
 
 def _steps(model, params, xs, ys, mask):
@@ -69,7 +72,7 @@ def _dense_immediate(layout, record, S, n, nonlocal_=True):
     for a in range(S):
         out[:, a * n + layout.post, np.arange(P)] = imm[:, a]
     if nonlocal_ and layout.n_thr:
-        nl = layout.nonlocal_immediate(record.jac_params, record.jac_state.w_rec)   # (B,S,n,n)
+        nl = layout.nonlocal_immediate(record.jac_params, record.jac_state.w_rec)  # (B,S,n,n)
         out[:, :, layout.thr_cols] += nl.reshape(B, S * n, -1)
     return out
 
@@ -118,7 +121,7 @@ def test_truncated_bptt_is_windowed_forward_mode(kind, k):
     expected = _direct(model, params, xs, ys, mask)
     for t, (record, credit, _) in enumerate(_steps(model, params, xs, ys, mask)):
         if t % k == 0:
-            M = np.zeros((xs.shape[1], S * n, layout.size))        # gradient cut at the window start
+            M = np.zeros((xs.shape[1], S * n, layout.size))  # gradient cut at the window start
         M = record.jac_state.to_dense() @ M + _dense_immediate(layout, record, S, n)
         expected += np.einsum("bs,bsp->p", credit.reshape(len(credit), -1), M)
     got = _cell_vec(model, _grad(model, params, xs, ys, mask, ns.rules.BPTT(truncation=k)))
@@ -157,7 +160,7 @@ def test_eprop_traces_with_total_learning_signal_give_the_exact_gradient(kind):
     layout, rule = model.cell.layout, ns.rules.EProp()
     steps = _steps(model, params, xs, ys, mask)
     B, S, n = steps[0][1].shape
-    lam = [None] * len(steps)                               # BPTT adjoints, dense J_t^T
+    lam = [None] * len(steps)  # BPTT adjoints, dense J_t^T
     nxt = np.zeros((B, S * n))
     for t in reversed(range(len(steps))):
         lam[t] = steps[t][1].reshape(B, -1) + nxt
@@ -165,14 +168,14 @@ def test_eprop_traces_with_total_learning_signal_give_the_exact_gradient(kind):
     state = rule.init(model, params, B)
     grad = np.zeros(layout.size)
     for t, (record, credit, dlogits) in enumerate(steps):
-        total = dlogits @ params["readout.weight"]          # Lambda_t, (B, n)
+        total = dlogits @ params["readout.weight"]  # Lambda_t, (B, n)
         if t + 1 < len(steps):
             drec = steps[t + 1][0].jac_state.drec
             delta = np.einsum("bagi,bai->bgi", drec, lam[t + 1].reshape(B, S, n))
             total = total + np.einsum("gij,bgi->bj", params["cell.w_rec"], delta)
         state, _ = rule.step(state, record, credit, params=params, dlogits=dlogits)
         trace = np.einsum("bap,bap->bp", record.dout[:, :, layout.post], state.eligibility)
-        if layout.n_thr:          # a threshold also acts on y_t directly (cells eq. (22))
+        if layout.n_thr:  # a threshold also acts on y_t directly (cells eq. (22))
             trace[:, layout.thr_cols] += record.dy_thr[:, layout.post[layout.thr_cols]]
         grad += np.einsum("bp,bp->p", total[:, layout.post], trace)
     exact = _cell_vec(model, _grad(model, params, xs, ys, mask, ns.rules.BPTT()))
@@ -187,8 +190,8 @@ def test_eprop_equals_bptt_when_recurrence_is_only_through_own_state(kind):
     bptt = _grad(model, params, xs, ys, mask, ns.rules.BPTT())
     for k in bptt:
         np.testing.assert_allclose(eprop[k], bptt[k], rtol=0, atol=TOL, err_msg=k)
-    assert np.abs(bptt["cell.w_rec"]).max() > 1e-8       # w_rec still gets credit via y_{t-1}
-    if kind in SINGLE_VARIABLE:                           # RFLO's diagonal decay is the whole block
+    assert np.abs(bptt["cell.w_rec"]).max() > 1e-8  # w_rec still gets credit via y_{t-1}
+    if kind in SINGLE_VARIABLE:  # RFLO's diagonal decay is the whole block
         rflo = _grad(model, params, xs, ys, mask, ns.rules.RFLO(feedback="symmetric"))
         for k in bptt:
             np.testing.assert_allclose(rflo[k], bptt[k], rtol=0, atol=TOL, err_msg=k)
@@ -201,9 +204,9 @@ def _rflo_dense(model, params, xs, ys, mask, feedback):
     grad = _direct(model, params, xs, ys, mask)
     E = np.zeros((xs.shape[1], S * n, layout.size))
     for record, _, dlogits in _steps(model, params, xs, ys, mask):
-        decay = np.diagonal(_dense_local(record), axis1=1, axis2=2)          # (B, S n)
+        decay = np.diagonal(_dense_local(record), axis1=1, axis2=2)  # (B, S n)
         E = decay[:, :, None] * E + _dense_immediate(layout, record, S, n, nonlocal_=False)
-        signal = (dlogits @ feedback)[:, None, :] * record.dout            # (B, S, n)
+        signal = (dlogits @ feedback)[:, None, :] * record.dout  # (B, S, n)
         grad += np.einsum("bs,bsp->p", signal.reshape(len(signal), -1), E)
     return grad
 
@@ -242,7 +245,7 @@ def test_rflo_on_leaky_rnn_is_murrays_update():
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
         err = (p - np.eye(model.n_out)[ys[t]]) * mask[t][:, None]
-        signal = err @ fb                                                   # (B, n)
+        signal = err @ fb  # (B, n)
         g_w += np.einsum("bi,bij->ij", signal, trace_w)
         g_u += np.einsum("bi,bij->ij", signal, trace_u)
         g_b += np.einsum("bi,bi->i", signal, trace_b)
@@ -294,9 +297,12 @@ def test_uoro_is_unbiased(kind):
     model, params, xs, ys, mask = _problem(kind, T=6, B=1, n_hidden=4, n_in=3)
     exact = _cell_vec(model, _grad(model, params, xs, ys, mask, ns.rules.RTRL()))
     copies = [np.repeat(a, UORO_COPIES, axis=1) for a in (xs, ys, mask)]
-    estimates = np.array([
-        _cell_vec(model, _grad(model, params, *copies, ns.rules.UORO(seed=s))) / UORO_COPIES
-        for s in range(UORO_SEEDS)])
+    estimates = np.array(
+        [
+            _cell_vec(model, _grad(model, params, *copies, ns.rules.UORO(seed=s))) / UORO_COPIES
+            for s in range(UORO_SEEDS)
+        ]
+    )
     mean = estimates.mean(axis=0)
     se = estimates.std(axis=0, ddof=1) / np.sqrt(UORO_SEEDS)
     assert np.all(np.abs(mean - exact) <= 4.5 * se + 1e-12)

@@ -1,6 +1,7 @@
 """ns.simulate: inputs (array, file, Poisson, Bernoulli, task), records equal to model.run, rates,
 streaming to disk (identical to in memory, bounded memory), the file format, bad arguments, the
 `neurosnap simulate` command and the plots."""
+
 from __future__ import annotations
 
 import json
@@ -20,10 +21,12 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 def _model(kind, n=24, n_in=4, dtype=np.float64, **kw):
     cells = {
         "LIF": lambda: ns.cells.LIF(n_in, n, 0.3, w_in_scale=30.0, w_rec_scale=5.0, **kw),
-        "ALIF": lambda: ns.cells.ALIF(n_in, n, 0.3, w_in_scale=30.0, w_rec_scale=5.0,
-                                      reset="subtract", bias=True, **kw),
-        "LIF-smooth": lambda: ns.cells.LIF(n_in, n, 0.3, w_in_scale=30.0, w_rec_scale=5.0,
-                                           gate=ns.gates.Smooth(3.0), **kw),
+        "ALIF": lambda: ns.cells.ALIF(
+            n_in, n, 0.3, w_in_scale=30.0, w_rec_scale=5.0, reset="subtract", bias=True, **kw
+        ),
+        "LIF-smooth": lambda: ns.cells.LIF(
+            n_in, n, 0.3, w_in_scale=30.0, w_rec_scale=5.0, gate=ns.gates.Smooth(3.0), **kw
+        ),
         "EGRU": lambda: ns.cells.EGRU(n_in, n, 0.3, w_in_scale=3.0, w_rec_scale=2.0, **kw),
         "LeakyRNN": lambda: ns.cells.LeakyRNN(n_in, n, 0.5, alpha=0.5, **kw),
     }
@@ -45,16 +48,21 @@ def _raster(rec, T, B, n):
 
 
 # -- equality with model.run ----------------------------------------------------------------------
-@pytest.mark.parametrize("kind, engine", [("LIF", "event"), ("LIF", "step"), ("ALIF", "auto"),
-                                          ("LIF-smooth", "auto"), ("EGRU", "auto")])
+@pytest.mark.parametrize(
+    "kind, engine",
+    [("LIF", "event"), ("LIF", "step"), ("ALIF", "auto"), ("LIF-smooth", "auto"), ("EGRU", "auto")],
+)
 def test_events_and_states_equal_model_run(kind, engine):
     model, params = _model(kind)
     xs = _xs()
     traj = model.run(params, xs)
     names = model.cell.state_names
-    rec = ns.simulate(model, params, xs, ("events",) + names, units=[5, 0, 17], chunk_steps=29,
-                      engine=engine)
-    assert rec.meta["engine"] == ("event" if kind in ("LIF", "ALIF") and engine != "step" else "step")
+    rec = ns.simulate(
+        model, params, xs, ("events",) + names, units=[5, 0, 17], chunk_steps=29, engine=engine
+    )
+    assert rec.meta["engine"] == (
+        "event" if kind in ("LIF", "ALIF") and engine != "step" else "step"
+    )
     T, B, n = traj.events.shape
     assert traj.events.sum() > 50, "the test network must fire"
     assert np.array_equal(_raster(rec, T, B, n), traj.events)
@@ -63,8 +71,9 @@ def test_events_and_states_equal_model_run(kind, engine):
     assert np.all(np.diff(key) > 0), "events are ordered by step, sequence, unit"
     for i, name in enumerate(names):
         # the event engine sums synaptic inputs in another order: equal to round-off
-        np.testing.assert_allclose(rec.states[name], traj.states[:, :, i][:, :, [5, 0, 17]],
-                                   rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            rec.states[name], traj.states[:, :, i][:, :, [5, 0, 17]], rtol=0, atol=1e-12
+        )
     np.testing.assert_array_equal(rec.units, [5, 0, 17])
 
 
@@ -87,10 +96,13 @@ def test_float32_model():
 
 
 # -- inputs ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("make", [
-    lambda: sim.PoissonSource(150.0, 4, 1e-3, seed=3, batch=2),
-    lambda: sim.BernoulliSource([0.1, 0.2, 0.3, 0.4], 4, seed=3, batch=2),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: sim.PoissonSource(150.0, 4, 1e-3, seed=3, batch=2),
+        lambda: sim.BernoulliSource([0.1, 0.2, 0.3, 0.4], 4, seed=3, batch=2),
+    ],
+)
 def test_random_sources_do_not_depend_on_chunking(make):
     src = make()
     whole = src.take(5000)
@@ -100,7 +112,9 @@ def test_random_sources_do_not_depend_on_chunking(make):
     model, params = _model("LIF")
     a = ns.simulate(model, params, src, "events,v", steps=700, chunk_steps=61, units=[2])
     b = ns.simulate(model, params, whole[:700], "events,v", units=[2])
-    assert np.array_equal(a.spike_steps, b.spike_steps) and np.array_equal(a.spike_units, b.spike_units)
+    assert np.array_equal(a.spike_steps, b.spike_steps) and np.array_equal(
+        a.spike_units, b.spike_units
+    )
     assert np.array_equal(a.states["v"], b.states["v"])
 
 
@@ -113,8 +127,9 @@ def test_source_statistics():
 
 def test_task_input_resets_at_every_sequence():
     task = ns.tasks.Adding(length=10)
-    model = ns.Model(ns.cells.LIF(task.n_in, 12, w_in_scale=40.0, w_rec_scale=5.0), task.n_out,
-                     loss=task.loss)
+    model = ns.Model(
+        ns.cells.LIF(task.n_in, 12, w_in_scale=40.0, w_rec_scale=5.0), task.n_out, loss=task.loss
+    )
     params = model.init(0)
     src = sim.TaskSource(task, batch=2, seed=4)
     rec = ns.simulate(model, params, src, "events,v,i", steps=35, chunk_steps=8)
@@ -122,8 +137,13 @@ def test_task_input_resets_at_every_sequence():
     rng = np.random.default_rng(4)
     seqs = [task.sample(rng, 2).xs for _ in range(4)]
     assert np.array_equal(np.concatenate(seqs)[:35], xs)
-    assert rec.meta["input"] == {"kind": "task", "task": "Adding", "batch": 2, "seed": 4,
-                                 "reset": True}
+    assert rec.meta["input"] == {
+        "kind": "task",
+        "task": "Adding",
+        "batch": 2,
+        "seed": 4,
+        "reset": True,
+    }
     expect_ev, expect_v = [], []
     for s in seqs:
         tr = model.run(params, s)
@@ -134,8 +154,9 @@ def test_task_input_resets_at_every_sequence():
     assert np.array_equal(_raster(rec, 35, 2, 12), expect_ev)
     np.testing.assert_allclose(rec.states["v"], expect_v, atol=1e-12, rtol=0)
     # reset=False runs on continuously: as model.run over the concatenation
-    cont = ns.simulate(model, params, sim.TaskSource(task, batch=2, seed=4, reset=False), "events",
-                       steps=35)
+    cont = ns.simulate(
+        model, params, sim.TaskSource(task, batch=2, seed=4, reset=False), "events", steps=35
+    )
     assert np.array_equal(_raster(cont, 35, 2, 12), model.run(params, xs).events)
     # a task object directly (batch 1) and a Batch
     one = ns.simulate(model, params, task, "events", steps=20)
@@ -165,8 +186,10 @@ def test_pickled_and_bad_files_are_refused(tmp_path):
     obj = np.empty((3, 1, 4), dtype=object)
     obj[:] = 0.0
     np.save(tmp_path / "obj.npy", obj, allow_pickle=True)
-    with pytest.raises(ValueError, match="not a valid neurosnap inputs file: the array is an object array .*never "
-                                         "unpickles"):
+    with pytest.raises(
+        ValueError,
+        match="not a valid neurosnap inputs file: the array is an object array .*never unpickles",
+    ):
         ns.simulate(model, params, tmp_path / "obj.npy")
     with open(tmp_path / "pickle.npy", "wb") as f:
         pickle.dump({"xs": 1}, f)
@@ -187,8 +210,9 @@ def test_params_from_files(tmp_path):
     xs = _xs()
     ref = ns.simulate(model, params, xs, "events")
     np.savez(tmp_path / "params.npz", **params)
-    checkpoint.save(tmp_path / "checkpoint.npz", {f"params/{k}": v for k, v in params.items()},
-                    {"t": 0})
+    checkpoint.save(
+        tmp_path / "checkpoint.npz", {f"params/{k}": v for k, v in params.items()}, {"t": 0}
+    )
     for name in ("params.npz", "checkpoint.npz"):
         rec = ns.simulate(model, tmp_path / name, xs, "events")
         assert np.array_equal(rec.spike_units, ref.spike_units)
@@ -201,14 +225,16 @@ def test_params_from_files(tmp_path):
     np.savez(tmp_path / "obj.npz", **obj)
     with pytest.raises(ValueError, match="object array"):
         ns.simulate(model, tmp_path / "obj.npz", xs)
-    assert ns.simulate(model, None, xs).network_hash == \
-        ns.simulate(model, model.init(0), xs).network_hash
+    assert (
+        ns.simulate(model, None, xs).network_hash
+        == ns.simulate(model, model.init(0), xs).network_hash
+    )
 
 
 # -- rates ------------------------------------------------------------------------------------------
 def test_rate_is_consistent_with_spike_counts():
     model, params = _model("LIF")
-    T, B, n, width = 123, 2, 24, 10                     # the last bin holds 3 steps
+    T, B, n, width = 123, 2, 24, 10  # the last bin holds 3 steps
     rec = ns.simulate(model, params, _xs(T, B), "events", rate_bin=width, chunk_steps=17)
     rate, dt = rec.rate, model.cell.dt
     assert rate.shape == (13, B)
@@ -225,9 +251,14 @@ def test_rate_is_consistent_with_spike_counts():
 
 def test_isi_and_counts():
     meta = {"dt": 0.5, "n_units": 3, "n_steps": 10, "batch": 2, "n_events": 6}
-    rec = sim.Recording({"spike_steps": np.array([0, 1, 2, 4, 7, 9]),
-                         "spike_units": np.array([0, 2, 0, 0, 2, 0], dtype=np.int32),
-                         "spike_batch": np.array([0, 0, 0, 1, 0, 1], dtype=np.int32)}, meta)
+    rec = sim.Recording(
+        {
+            "spike_steps": np.array([0, 1, 2, 4, 7, 9]),
+            "spike_units": np.array([0, 2, 0, 0, 2, 0], dtype=np.int32),
+            "spike_batch": np.array([0, 0, 0, 1, 0, 1], dtype=np.int32),
+        },
+        meta,
+    )
     np.testing.assert_array_equal(rec.spike_counts(), [4, 0, 2])
     np.testing.assert_array_equal(rec.spike_counts(batch=1), [2, 0, 0])
     np.testing.assert_allclose(np.sort(rec.isi()), [1.0, 2.5, 3.0])
@@ -240,19 +271,29 @@ def test_streaming_to_disk_equals_in_memory(tmp_path, monkeypatch):
     model, params = _model("ALIF", n=40)
     src = sim.PoissonSource(200.0, 4, model.cell.dt, seed=1, batch=3)
     mem = ns.simulate(model, params, src, "events,v,a", steps=2000, units=[3, 39])
-    monkeypatch.setattr(sim.recording, "FLUSH_BYTES", 512)         # many chunk files per key
-    disk = ns.simulate(model, params, src, "events,v,a", steps=2000, units=[3, 39],
-                       chunk_steps=97, out=tmp_path / "rec")
+    monkeypatch.setattr(sim.recording, "FLUSH_BYTES", 512)  # many chunk files per key
+    disk = ns.simulate(
+        model,
+        params,
+        src,
+        "events,v,a",
+        steps=2000,
+        units=[3, 39],
+        chunk_steps=97,
+        out=tmp_path / "rec",
+    )
     assert mem.n_events > 1000
     for key in ("spike_steps", "spike_units", "spike_batch", "rate", "units"):
         a, b = getattr(mem, key), getattr(disk, key)
         assert a.dtype == b.dtype and np.array_equal(a, b), key
     for name in ("v", "a"):
         assert np.array_equal(mem.states[name], disk.states[name])
-    assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == ["recording.json",
-                                                                   "recording.npz"]
+    assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == [
+        "recording.json",
+        "recording.npz",
+    ]
     assert disk.meta["network_hash"] == mem.meta["network_hash"]
-    assert isinstance(disk.spike_steps, np.memmap)      # read lazily from recording.npz
+    assert isinstance(disk.spike_steps, np.memmap)  # read lazily from recording.npz
     again = sim.Recording.load(tmp_path / "rec" / "recording.npz")
     assert np.array_equal(again.spike_steps, mem.spike_steps)
     saved = mem.save(tmp_path / "saved")
@@ -270,8 +311,11 @@ def test_files_are_readable_without_neurosnap(tmp_path):
     assert meta["dt"] == 1e-3 and meta["units"] == [0, 4] and meta["n_steps"] == 120
     assert len(meta["network_hash"]) == 64
     assert meta["model"]["cell"] == "LIF" and meta["model"]["cell_options"]["tau_mem"] == 0.01
-    assert set(arrays) == {"spike_steps", "spike_units", "spike_batch", "rate", "units",
-                           "state_v", "state_i"} == set(meta["arrays"])
+    assert (
+        set(arrays)
+        == {"spike_steps", "spike_units", "spike_batch", "rate", "units", "state_v", "state_i"}
+        == set(meta["arrays"])
+    )
     assert arrays["spike_steps"].dtype == np.int64 and arrays["spike_units"].dtype == np.int32
     assert arrays["state_v"].shape == (120, 2, 2) and arrays["rate"].shape == (12, 2)
     assert len(arrays["spike_steps"]) == meta["n_events"]
@@ -290,17 +334,25 @@ def test_memory_stays_bounded_when_streaming(tmp_path):
     n = 2000
     model = ns.Model(ns.cells.LIF(50, n, 0.05, w_in_scale=5.0, w_rec_scale=1.0), 2)
     params = model.init(0)
-    ns.simulate(model, params, sim.PoissonSource(10.0, 50, 1e-3), steps=10, record="events,v",
-                units=[0])                              # compile / load the kernel first
+    ns.simulate(
+        model, params, sim.PoissonSource(10.0, 50, 1e-3), steps=10, record="events,v", units=[0]
+    )  # compile / load the kernel first
     peaks, events = [], []
     for steps in (100_000, 200_000):
         tracemalloc.start()
-        rec = ns.simulate(model, params, sim.PoissonSource(10.0, 50, 1e-3, seed=0), steps=steps,
-                          record="events,v", units=[0, 1, 2], out=tmp_path / str(steps))
+        rec = ns.simulate(
+            model,
+            params,
+            sim.PoissonSource(10.0, 50, 1e-3, seed=0),
+            steps=steps,
+            record="events,v",
+            units=[0, 1, 2],
+            out=tmp_path / str(steps),
+        )
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
         events.append(rec.n_events)
-    data = events[1] * (8 + 4 + 4)                     # the recorded spike lists, in bytes
+    data = events[1] * (8 + 4 + 4)  # the recorded spike lists, in bytes
     assert events[1] > 1.9 * events[0] > 1_000_000
     assert peaks[1] < peaks[0] + (2 << 20), f"peak grew: {peaks}"
     assert peaks[1] < data, f"peak {peaks[1] / 1e6:.1f} MB, spike lists {data / 1e6:.1f} MB"
@@ -392,8 +444,25 @@ def test_cli_simulate_end_to_end(tmp_path, capsys):
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY)
     out = tmp_path / "run"
-    assert cli.main(["simulate", str(cfg), "--steps", "300", "--out", str(out), "--record",
-                     "events,v,i", "--units", "0-2,7", "--input", "poisson:rate=40"]) == 0
+    assert (
+        cli.main(
+            [
+                "simulate",
+                str(cfg),
+                "--steps",
+                "300",
+                "--out",
+                str(out),
+                "--record",
+                "events,v,i",
+                "--units",
+                "0-2,7",
+                "--input",
+                "poisson:rate=40",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "LIF network (20 units, weight density 0.5) simulated for 300 steps" in text
     assert "events; mean rate" in text and "recording.npz" in text
@@ -406,21 +475,39 @@ def test_cli_simulate_end_to_end(tmp_path, capsys):
     np.savez(tmp_path / "params.npz", **params)
     np.save(tmp_path / "x.npy", _xs(50, 1, 6))
     for spec in ("bernoulli:p=0.2", "task", f"file:{tmp_path / 'x.npy'}"):
-        assert cli.main(["simulate", str(cfg), "--steps", "50", "--out", str(tmp_path / "r2"),
-                         "--params", str(tmp_path / "params.npz"), "--input", spec,
-                         "--no-plots"]) == 0, spec
+        assert (
+            cli.main(
+                [
+                    "simulate",
+                    str(cfg),
+                    "--steps",
+                    "50",
+                    "--out",
+                    str(tmp_path / "r2"),
+                    "--params",
+                    str(tmp_path / "params.npz"),
+                    "--input",
+                    spec,
+                    "--no-plots",
+                ]
+            )
+            == 0
+        ), spec
     assert "input file:" in capsys.readouterr().out
-    for argv, message in ([["--input", "poisson:rate=-1"], "rate_hz must be >= 0"],
-                          [["--input", "gauss"], "expected poisson:rate=HZ"],
-                          [["--record", "events,x"], "record: unknown name 'x'"],
-                          [["--units", "0,99"], "--units 99: the network has 20 units"],
-                          [["--params", str(tmp_path / "none.npz")], "params file not found"]):
+    for argv, message in (
+        [["--input", "poisson:rate=-1"], "rate_hz must be >= 0"],
+        [["--input", "gauss"], "expected poisson:rate=HZ"],
+        [["--record", "events,x"], "record: unknown name 'x'"],
+        [["--units", "0,99"], "--units 99: the network has 20 units"],
+        [["--params", str(tmp_path / "none.npz")], "params file not found"],
+    ):
         assert cli.main(["simulate", str(cfg), "--out", str(tmp_path / "bad")] + argv) == 2
         assert message in capsys.readouterr().err
 
 
 def _cli_model(cfg):
     from neurosnap import config
+
     model, *_ = config.build(config.load(cfg))
     return model, model.init(3)
 
@@ -436,16 +523,25 @@ def test_lif_network_config_as_a_new_user_runs_it(tmp_path, capsys, monkeypatch)
     rate = rec.n_events / (1000 * 1.0)
     assert 3.0 < rate < 30.0, f"the documented network should fire at about 9 Hz, got {rate}"
     assert rec.meta["input"]["kind"] == "poisson" and rec.meta["units"] == [0, 1, 2, 3, 4]
-    assert {p.name for p in out.iterdir()} >= {"recording.npz", "recording.json", "raster.png",
-                                              "rate.png", "traces.png", "isi.png", "summary.png"}
+    assert {p.name for p in out.iterdir()} >= {
+        "recording.npz",
+        "recording.json",
+        "raster.png",
+        "rate.png",
+        "traces.png",
+        "isi.png",
+        "summary.png",
+    }
 
 
 # -- plots ------------------------------------------------------------------------------------------
 def test_plot_functions_return_axes_and_write_pngs(tmp_path):
     import matplotlib
+
     matplotlib.use("Agg")
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
     model, params = _model("LIF")
     rec = ns.simulate(model, params, _xs(300, 2), "events,v", units=[0, 3])
     fig = Figure()
@@ -455,14 +551,15 @@ def test_plot_functions_return_axes_and_write_pngs(tmp_path):
     assert isinstance(ns.plot.traces(rec, axes[2], var="v", units=[3]), Axes)
     assert isinstance(ns.plot.isi_histogram(rec, axes[3], log=True), Axes)
     fig.savefig(tmp_path / "grid.png")
-    assert isinstance(ns.plot.raster(rec), Axes)        # ax=None: a new pyplot figure
+    assert isinstance(ns.plot.raster(rec), Axes)  # ax=None: a new pyplot figure
     import matplotlib.pyplot as plt
+
     plt.close("all")
     summary = ns.plot.summary_figure(rec, tmp_path / "summary.png")
     assert isinstance(summary, Figure) and (tmp_path / "summary.png").stat().st_size > 10_000
     with pytest.raises(ValueError, match="units \\[1\\] were not recorded"):
         ns.plot.traces(rec, axes[2], units=[1])
     rate_only = ns.simulate(model, params, _xs(), "rate")
-    ns.plot.summary_figure(rate_only, tmp_path / "rate_only.png")   # missing panels say so
+    ns.plot.summary_figure(rate_only, tmp_path / "rate_only.png")  # missing panels say so
     with pytest.raises(ValueError, match="events was not recorded"):
         ns.plot.raster(rate_only, axes[0])

@@ -1,4 +1,5 @@
 """SnAp-n (issue 3, item 3): patterns, exactness limits, an independent masked reference, memory."""
+
 from __future__ import annotations
 
 from collections import deque
@@ -57,9 +58,9 @@ def _random_masks():
     rng = np.random.default_rng(7)
     out = [rng.random((12, 12)) < d for d in (0.08, 0.15, 0.3)]
     chain = np.zeros((6, 6), bool)
-    chain[np.arange(1, 6), np.arange(5)] = True          # 0 -> 1 -> ... -> 5
+    chain[np.arange(1, 6), np.arange(5)] = True  # 0 -> 1 -> ... -> 5
     out.append(chain)
-    out.append(np.eye(5, dtype=bool))                    # diagonal recurrence only
+    out.append(np.eye(5, dtype=bool))  # diagonal recurrence only
     return out
 
 
@@ -85,19 +86,19 @@ def test_masks_grow_monotonically_and_saturate(mask):
     for order in range(1, n + 3):
         R = patterns.reachability(mask, order - 1)
         if prev is not None:
-            assert np.all(R >= prev)                      # nested
+            assert np.all(R >= prev)  # nested
         if order >= sat:
             np.testing.assert_array_equal(R, full)
         elif order == sat - 1:
             assert not np.array_equal(R, full)
         prev = R
-    if not np.any(mask & ~np.eye(n, dtype=bool)):        # diagonal recurrence: all orders agree
+    if not np.any(mask & ~np.eye(n, dtype=bool)):  # diagonal recurrence: all orders agree
         assert sat == 1
 
 
 def test_chain_saturation_order():
     chain = _random_masks()[3]
-    assert patterns.saturation_order(chain) == 6           # distances up to 5 hops
+    assert patterns.saturation_order(chain) == 6  # distances up to 5 hops
 
 
 def test_snap_mask_shape_and_first_order_pattern():
@@ -131,8 +132,10 @@ def test_blocked_storage_with_full_rows_equals_rtrl(cell):
     graph = kernels.RecurrentGraph(c.mask)
     B = xs.shape[1]
     full = [np.arange(c.n_hidden)] * c.n_hidden
-    plans = [kernels.BlockPlan.from_rowsets(c.layout, graph, c.n_state, B, full),
-             kernels.BlockPlan.from_rowsets(c.layout, graph, c.n_state, B, full, chunk=3)]
+    plans = [
+        kernels.BlockPlan.from_rowsets(c.layout, graph, c.n_state, B, full),
+        kernels.BlockPlan.from_rowsets(c.layout, graph, c.n_state, B, full, chunk=3),
+    ]
     ref_rule = RTRL(sparse=False)
     ref = ref_rule.init(model, params, B)
     bufs = [(np.zeros(p.size), np.zeros(p.size)) for p in plans]
@@ -196,7 +199,9 @@ def test_snap_equals_independent_masked_reference(cell, order):
         model, params, xs, ys = _problem(cell, gate, n=10, density=0.15, T=9)
         grad_ref, M_ref = _masked_reference(model, params, xs, ys, order)
         _, g = ns.sequence_grad(model, params, xs, ys, SnAp(order))
-        core = model.cell.layout.from_dict({k[5:]: v for k, v in g.items() if k.startswith("cell.")})
+        core = model.cell.layout.from_dict(
+            {k[5:]: v for k, v in g.items() if k.startswith("cell.")}
+        )
         np.testing.assert_allclose(core, grad_ref, rtol=1e-9, atol=1e-10)
         # the stored influence is the masked reference
         rule = SnAp(order)
@@ -212,10 +217,12 @@ def test_snap_equals_independent_masked_reference(cell, order):
 def test_snap1_kernel_equals_block_kernel_of_order_one():
     model, params, xs, ys = _problem("ALIF", density=0.4, autapses=True, T=7)
     c = model.cell
-    assert np.any(np.diag(c.mask))                       # the autapse term is exercised
+    assert np.any(np.diag(c.mask))  # the autapse term is exercised
     graph = kernels.RecurrentGraph(c.mask)
     B = xs.shape[1]
-    plan = kernels.BlockPlan.from_rowsets(c.layout, graph, c.n_state, B, patterns.snap_rows(c.mask, 1))
+    plan = kernels.BlockPlan.from_rowsets(
+        c.layout, graph, c.n_state, B, patterns.snap_rows(c.mask, 1)
+    )
     old, new = np.zeros(plan.size), np.zeros(plan.size)
     M1 = np.zeros((B, c.n_state, c.layout.size))
     cp = model.cell_params(params)
@@ -260,7 +267,7 @@ def test_snap_memory_follows_the_pattern():
         sizes.append(st.stored)
     assert sizes == sorted(sizes)
     assert sizes[0] == c.n_state * P
-    full = patterns.reachability(c.mask, c.n_hidden)            # what exact RTRL can ever fill
+    full = patterns.reachability(c.mask, c.n_hidden)  # what exact RTRL can ever fill
     assert sizes[-1] == c.n_state * int(full[:, c.layout.post].sum()) <= c.n_state * c.n_hidden * P
 
 

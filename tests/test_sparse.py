@@ -1,4 +1,5 @@
 """The sparse exact engine: event-driven forward pass and sparse exact RTRL (issue 3, items 1-2)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,8 +45,16 @@ def _maxdiff(a, b):
 
 
 # -- event-driven forward pass -------------------------------------------------------------------
-@pytest.mark.parametrize("n,density,act,B", [(70, 1.0, 0.3, 1), (80, 0.1, 0.1, 4), (96, 0.2, 0.05, 2),
-                                             (64, 0.5, 1.0, 3), (12, 0.3, 0.5, 2)])
+@pytest.mark.parametrize(
+    "n,density,act,B",
+    [
+        (70, 1.0, 0.3, 1),
+        (80, 0.1, 0.1, 4),
+        (96, 0.2, 0.05, 2),
+        (64, 0.5, 1.0, 3),
+        (12, 0.3, 0.5, 2),
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_event_drive_equals_dense_matmul(n, density, act, B, dtype):
     rng = np.random.default_rng(n)
@@ -69,7 +78,7 @@ def test_event_drive_choice_follows_counted_work():
     y_sparse[0, :3] = 1.0
     assert drive.use_events(y_sparse)
     assert not drive.use_events(np.ones((1, n)))
-    assert not EventDrive(np.ones((8, 8), bool)).use_events(np.zeros((1, 8)))   # tiny: BLAS
+    assert not EventDrive(np.ones((8, 8), bool)).use_events(np.zeros((1, 8)))  # tiny: BLAS
 
 
 def test_event_drive_knobs_travel_with_a_pickled_cell():
@@ -78,19 +87,21 @@ def test_event_drive_knobs_travel_with_a_pickled_cell():
     cell.event_drive.crossover, cell.event_drive.min_units = 0.5, 8
     again = pickle.loads(pickle.dumps(cell))
     assert (again.event_drive.crossover, again.event_drive.min_units) == (0.5, 8)
-    assert EventDrive.crossover == 0.02                          # the class default is untouched
+    assert EventDrive.crossover == 0.02  # the class default is untouched
     y = np.zeros((1, 80))
-    y[0, :12] = 1.0                   # 12 events x ~16 targets: > 0.02 x 80 x 80, < 0.5 x 80 x 80
-    assert again.event_drive.use_events(y) and not cell.event_drive.__class__(cell.mask).use_events(y)
+    y[0, :12] = 1.0  # 12 events x ~16 targets: > 0.02 x 80 x 80, < 0.5 x 80 x 80
+    assert again.event_drive.use_events(y) and not cell.event_drive.__class__(cell.mask).use_events(
+        y
+    )
 
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_cell_forward_event_path_equals_dense(cell):
     model, params, xs, _ = _problem(cell, n=72, density=0.15, B=2, T=15)
     drive = model.cell.event_drive
-    drive.crossover, drive.min_units = 10.0, 1                   # always gather events
+    drive.crossover, drive.min_units = 10.0, 1  # always gather events
     events = model.run(params, xs)
-    drive.crossover = -1.0                                      # always the dense product
+    drive.crossover = -1.0  # always the dense product
     dense = model.run(params, xs)
     np.testing.assert_allclose(events.states, dense.states, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(events.events, dense.events)
@@ -123,10 +134,14 @@ def test_propagate_influence_skips_silent_units():
     mask = np.ones((n, n), bool)
     dout = np.zeros((B, S, n))
     dout[0, 0, 2] = 1.0
-    js = StateJacobian(local=np.ones((B, S, S, n)) * 0.5, drec=rng.normal(size=(B, S, G, n)),
-                       w_rec=rng.normal(size=(G, n, n)), dout=dout)
+    js = StateJacobian(
+        local=np.ones((B, S, S, n)) * 0.5,
+        drec=rng.normal(size=(B, S, G, n)),
+        w_rec=rng.normal(size=(G, n, n)),
+        dout=dout,
+    )
     M = rng.normal(size=(B, S, n, P))
-    M[0, 0, 3] = np.nan                      # a silent unit's row only meets its own local factor
+    M[0, 0, 3] = np.nan  # a silent unit's row only meets its own local factor
     out = kernels.propagate_influence(M, js, kernels.RecurrentGraph(mask))
     assert np.all(np.isnan(out[0, 0, 3]))
     others = np.delete(np.arange(n), 3)
@@ -149,8 +164,9 @@ def test_block_plan_dense_round_trip_and_chunks(chunk):
     new = np.zeros(plan.size)
     grad = np.zeros(c.layout.size)
     credit = np.random.default_rng(1).normal(size=(2, c.n_state, c.n_hidden))
-    kernels.block_step(plan.from_dense(M), new, plan, graph, rec.jac_state, rec.jac_params,
-                       credit, grad)
+    kernels.block_step(
+        plan.from_dense(M), new, plan, graph, rec.jac_state, rec.jac_params, credit, grad
+    )
     B, S, n, P = M.shape
     ref = np.matmul(rec.jac_state.to_dense(), M.reshape(B, S * n, P)).reshape(M.shape)
     ref[:, :, c.layout.post, np.arange(P)] += c.layout.immediate(rec.jac_params)
@@ -166,17 +182,18 @@ def test_block_step_needs_two_buffers():
     _, _, rec = c.step_record(model.cell_params(params), c.initial_state(1), xs[0])
     buf = np.zeros(plan.size)
     with pytest.raises(ValueError, match="distinct"):
-        kernels.block_step(buf, buf, plan, graph, rec.jac_state, rec.jac_params, None,
-                           np.zeros(c.layout.size))
+        kernels.block_step(
+            buf, buf, plan, graph, rec.jac_state, rec.jac_params, None, np.zeros(c.layout.size)
+        )
 
 
 # -- sparse exact RTRL == dense RTRL ----------------------------------------------------------------
 ENGINES = {
-    "panels": {"dense_switch": 0.0},                             # the panel kernel, every step
-    "gather": {"dense_switch": 0.0, "kernel": "gather"},         # the generic block kernel
-    "small-panels": {"dense_switch": 0.0, "tile_bytes": 1},      # panels of 64 columns
-    "blas": {"dense_switch": float("inf")},                      # BLAS on the panels, every step
-    "auto": {},                                                  # the default choice
+    "panels": {"dense_switch": 0.0},  # the panel kernel, every step
+    "gather": {"dense_switch": 0.0, "kernel": "gather"},  # the generic block kernel
+    "small-panels": {"dense_switch": 0.0, "tile_bytes": 1},  # panels of 64 columns
+    "blas": {"dense_switch": float("inf")},  # BLAS on the panels, every step
+    "auto": {},  # the default choice
 }
 
 
@@ -258,7 +275,7 @@ def test_dense_switch_follows_counted_work(monkeypatch):
     assert st.blas_steps == 3 and st.last_blas
     assert rule.cost(st, rec)["macs"] == RTRL(sparse=False).cost(st, rec)["macs"]
     model, params, xs, ys = _problem("EGRU", n=60, density=0.1, T=3)
-    params["cell.bias"][2] = -3.0                               # mostly silent, far from threshold
+    params["cell.bias"][2] = -3.0  # mostly silent, far from threshold
     st = rule.init(model, params, 3)
     s = model.cell.initial_state(3)
     cp = model.cell_params(params)
@@ -272,6 +289,7 @@ def test_one_connectivity_index_per_cell():
     """The cell builds its graph once; the event drive, the rules and the engine share it."""
     from neurosnap import engine
     from neurosnap.core.graph import RecurrentGraph
+
     cell = ns.cells.EGRU(n_in=2, n_hidden=12, density=0.3, seed=4)
     model = ns.Model(cell, n_out=2, loss="mse")
     params = model.init(seed=0)
@@ -290,8 +308,14 @@ def test_model_structure_is_what_rules_read():
     """Rules take sizes, layout, graph and dt from ``model.structure()``, not from the cell object."""
     lif = ns.Model(ns.cells.LIF(n_in=2, n_hidden=5, dt=5e-4), n_out=3, loss="mse")
     s = lif.structure()
-    assert (s.cell, s.n_in, s.n_hidden, s.n_state, s.n_out, s.dt) == ("LIF", 2, 5,
-                                                                      lif.cell.n_state, 3, 5e-4)
+    assert (s.cell, s.n_in, s.n_hidden, s.n_state, s.n_out, s.dt) == (
+        "LIF",
+        2,
+        5,
+        lif.cell.n_state,
+        3,
+        5e-4,
+    )
     assert s.graph is lif.cell.graph and s.layout is lif.cell.layout
     assert ns.Model(ns.cells.EGRU(n_in=2, n_hidden=5), n_out=2).structure().dt is None
     with pytest.raises(dataclasses.FrozenInstanceError):

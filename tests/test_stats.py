@@ -1,4 +1,5 @@
 """Cost accounting (issue 3, item 4): ``sequence_grad(..., stats=True)`` and ``step_stats``."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,16 +49,16 @@ def _brute_force_sparse_macs(rec, mask, layout, live=None):
         per_col = 0
         for k in range(n):
             for a in range(S):
-                per_col += int(np.count_nonzero(js.local[b, a, :, k]))          # block-diagonal
+                per_col += int(np.count_nonzero(js.local[b, a, :, k]))  # block-diagonal
                 if rec.dout[b, a, k] != 0:
-                    per_col += 1                                                 # gradient
+                    per_col += 1  # gradient
                 if not np.any(js.drec[b, a, :, k] != 0):
                     continue
                 for j in range(n):
                     if mask[k, j]:
-                        per_col += int(np.count_nonzero(js.dout[b, :, j]))      # recurrent
+                        per_col += int(np.count_nonzero(js.dout[b, :, j]))  # recurrent
         total += (P if live is None else int(live[b].sum())) * per_col
-        for p in range(P):                                                       # immediate
+        for p in range(P):  # immediate
             if layout.kind[p] == 0:
                 v = jp.y_prev[b, layout.pre[p]]
             elif layout.kind[p] == 1:
@@ -68,8 +69,11 @@ def _brute_force_sparse_macs(rec, mask, layout, live=None):
     return total / B
 
 
-@pytest.mark.parametrize("rule", [RTRL(), RTRL(sparse=False), SnAp(1), SnAp(2), BPTT()],
-                         ids=["rtrl", "rtrl-dense", "snap1", "snap2", "bptt"])
+@pytest.mark.parametrize(
+    "rule",
+    [RTRL(), RTRL(sparse=False), SnAp(1), SnAp(2), BPTT()],
+    ids=["rtrl", "rtrl-dense", "snap1", "snap2", "bptt"],
+)
 @pytest.mark.parametrize("cell", CELLS)
 def test_sequence_grad_stats_keys_and_unchanged_gradient(cell, rule):
     model, params, xs, ys = _problem(cell)
@@ -106,10 +110,10 @@ def test_event_and_support_fractions(cell):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_sparse_rtrl_macs_counted_from_active_units_and_fan_out(cell, monkeypatch):
-    monkeypatch.setattr(rtrl_module, "DENSE_SWITCH", 0.0)       # always the sparse kernel
+    monkeypatch.setattr(rtrl_module, "DENSE_SWITCH", 0.0)  # always the sparse kernel
     model, params, xs, ys = _problem(cell, density=0.4)
     c = model.cell
-    rule = RTRL(dense_switch=0.0, kernel="gather")             # multiplies every column
+    rule = RTRL(dense_switch=0.0, kernel="gather")  # multiplies every column
     st = rule.init(model, params, xs.shape[1])
     graph = kernels.RecurrentGraph(c.mask)
     for rec in _records(model, params, xs):
@@ -140,7 +144,7 @@ def test_activity_sparsity_reduces_counted_macs(monkeypatch):
     model, params, xs, ys = _problem("EGRU", n=40, density=0.2, T=5)
     quiet = dict(params)
     quiet["cell.bias"] = params["cell.bias"].copy()
-    quiet["cell.bias"][2] = -30.0                # candidate ~ -1: c far below threshold, no support
+    quiet["cell.bias"][2] = -30.0  # candidate ~ -1: c far below threshold, no support
     _, _, loud = ns.sequence_grad(model, params, xs, ys, RTRL(dense_switch=0.0), stats=True)
     _, _, calm = ns.sequence_grad(model, quiet, xs, ys, RTRL(dense_switch=0.0), stats=True)
     assert calm["support_fraction"] < loud["support_fraction"]
@@ -157,8 +161,9 @@ def test_snap_costs(cell, monkeypatch):
     S, P = c.n_state, c.layout.size
     _, _, s1 = ns.sequence_grad(model, params, xs, ys, SnAp(1), stats=True)
     _, _, s2 = ns.sequence_grad(model, params, xs, ys, SnAp(2), stats=True)
-    _, _, sr = ns.sequence_grad(model, params, xs, ys, RTRL(dense_switch=0.0, kernel="gather"),
-                                stats=True)                    # every column, as SnAp
+    _, _, sr = ns.sequence_grad(
+        model, params, xs, ys, RTRL(dense_switch=0.0, kernel="gather"), stats=True
+    )  # every column, as SnAp
     assert s1["influence_size"] == S * P
     G = c.n_gates
     assert s1["macs"] == S * S * P + 2 * S * P + c.n_hidden * S * (G + S)
@@ -167,9 +172,9 @@ def test_snap_costs(cell, monkeypatch):
     sat = patterns.saturation_order(c.mask)
     _, _, ss = ns.sequence_grad(model, params, xs, ys, SnAp(sat), stats=True)
     assert ss["influence_nnz"] == pytest.approx(sr["influence_nnz"])
-    if patterns.reachability(c.mask, c.n_hidden).all():        # strongly connected: same storage
+    if patterns.reachability(c.mask, c.n_hidden).all():  # strongly connected: same storage
         assert ss["macs"] == pytest.approx(sr["macs"])
-    else:                                # SnAp never stores rows exact RTRL keeps at zero
+    else:  # SnAp never stores rows exact RTRL keeps at zero
         assert ss["macs"] < sr["macs"]
 
 
@@ -203,10 +208,24 @@ def test_step_stats_missing_counts_are_nan_and_meter_means():
     assert st["event_fraction"] == pytest.approx(recs[0].events.mean())
     meter = StatsMeter()
     assert np.isnan(meter.means()["macs"])
-    meter.add({"event_fraction": 0.2, "support_fraction": 0.4, "influence_nnz": 1.0,
-               "influence_size": 2.0, "macs": 10.0})
-    meter.add({"event_fraction": 0.4, "support_fraction": 0.6, "influence_nnz": 3.0,
-               "influence_size": 2.0, "macs": 30.0})
+    meter.add(
+        {
+            "event_fraction": 0.2,
+            "support_fraction": 0.4,
+            "influence_nnz": 1.0,
+            "influence_size": 2.0,
+            "macs": 10.0,
+        }
+    )
+    meter.add(
+        {
+            "event_fraction": 0.4,
+            "support_fraction": 0.6,
+            "influence_nnz": 3.0,
+            "influence_size": 2.0,
+            "macs": 30.0,
+        }
+    )
     means = meter.means()
     assert means["event_fraction"] == pytest.approx(0.3) and means["macs"] == pytest.approx(20.0)
 

@@ -3,6 +3,7 @@ formulation run through the adapter; ``ns.rules.RSTDP``'s reward modulation.
 
 The rule returns ``-Δw``: one ``ns.optim.SGD(lr=1)`` step applies ``Δw``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,42 +51,59 @@ def _online(model, params, xs, rule, opt):
 def test_matches_norse_stdp_step_linear(bounds):
     torch = pytest.importorskip("torch")
     from norse.torch.functional.stdp import STDPParameters, STDPState, stdp_step_linear
+
     model, params = _spiking(seed=1)
     dt = model.cell.dt
-    rule = ns.rules.STDP(tau_pre=0.01, tau_post=0.015, a_plus=0.02, a_minus=0.025,
-                         w_min=bounds[0], w_max=bounds[1])
+    rule = ns.rules.STDP(
+        tau_pre=0.01, tau_post=0.015, a_plus=0.02, a_minus=0.025, w_min=bounds[0], w_max=bounds[1]
+    )
     xs = _spike_inputs(300, 2, seed=1)
     records, weights = _online(model, params, xs, rule, ns.optim.SGD(lr=1.0))
-    assert sum(r.events.sum() for r in records) > 100          # plenty of pairs
+    assert sum(r.events.sum() for r in records) > 100  # plenty of pairs
 
     # Norse's trace jumps by dt/tau * a per spike, ours by 1: scale the learning rates.
     def f64(x):
         return torch.tensor(x, dtype=torch.float64)
-    p = STDPParameters(a_pre=f64(1.0), a_post=f64(1.0), tau_pre_inv=f64(1 / rule.tau_pre),
-                       tau_post_inv=f64(1 / rule.tau_post),
-                       w_min=bounds[0] if bounds[0] is not None else 0.0,
-                       w_max=bounds[1] if bounds[1] is not None else 1.0,
-                       eta_plus=f64(rule.a_plus * rule.tau_pre / dt),
-                       eta_minus=f64(rule.a_minus * rule.tau_post / dt),
-                       stdp_algorithm="additive", hardbound=bounds[0] is not None)
-    w = {"cell.w_rec": torch.tensor(params["cell.w_rec"][0]),
-         "cell.w_in": torch.tensor(params["cell.w_in"][0])}
+
+    p = STDPParameters(
+        a_pre=f64(1.0),
+        a_post=f64(1.0),
+        tau_pre_inv=f64(1 / rule.tau_pre),
+        tau_post_inv=f64(1 / rule.tau_post),
+        w_min=bounds[0] if bounds[0] is not None else 0.0,
+        w_max=bounds[1] if bounds[1] is not None else 1.0,
+        eta_plus=f64(rule.a_plus * rule.tau_pre / dt),
+        eta_minus=f64(rule.a_minus * rule.tau_post / dt),
+        stdp_algorithm="additive",
+        hardbound=bounds[0] is not None,
+    )
+    w = {
+        "cell.w_rec": torch.tensor(params["cell.w_rec"][0]),
+        "cell.w_in": torch.tensor(params["cell.w_in"][0]),
+    }
     # One state per weight matrix; stdp_step_linear mutates it in place, so never share them.
-    st = {"cell.w_rec": STDPState(torch.zeros(2, N, dtype=torch.float64),
-                                  torch.zeros(2, N, dtype=torch.float64)),
-          "cell.w_in": STDPState(torch.zeros(2, N_IN, dtype=torch.float64),
-                                 torch.zeros(2, N, dtype=torch.float64))}
+    st = {
+        "cell.w_rec": STDPState(
+            torch.zeros(2, N, dtype=torch.float64), torch.zeros(2, N, dtype=torch.float64)
+        ),
+        "cell.w_in": STDPState(
+            torch.zeros(2, N_IN, dtype=torch.float64), torch.zeros(2, N, dtype=torch.float64)
+        ),
+    }
     mask = model.cell.mask
     for t, record in enumerate(records):
         z_post = torch.tensor(record.events, dtype=torch.float64)
-        pre = {"cell.w_rec": torch.tensor(record.jac_params.y_prev),
-               "cell.w_in": torch.tensor(record.jac_params.x)}
+        pre = {
+            "cell.w_rec": torch.tensor(record.jac_params.y_prev),
+            "cell.w_in": torch.tensor(record.jac_params.x),
+        }
         for k in w:
             w[k], st[k] = stdp_step_linear(pre[k], z_post, w[k], st[k], p, dt=dt)
         ours = weights[t + 1]
         np.testing.assert_allclose(ours["cell.w_in"][0], w["cell.w_in"].numpy(), rtol=0, atol=1e-10)
-        np.testing.assert_allclose(ours["cell.w_rec"][0][mask], w["cell.w_rec"].numpy()[mask],
-                                   rtol=0, atol=1e-10)
+        np.testing.assert_allclose(
+            ours["cell.w_rec"][0][mask], w["cell.w_rec"].numpy()[mask], rtol=0, atol=1e-10
+        )
     moved = np.abs(weights[-1]["cell.w_rec"] - params["cell.w_rec"]).max()
     assert moved > 0.05
     if bounds[0] is not None:
@@ -97,11 +115,18 @@ def test_matches_norse_stdp_step_linear(bounds):
 def test_matches_brian2_song_abbott(decay, input_weights):
     pytest.importorskip("brian2")
     from neurosnap.adapters import brian2 as adapter
+
     model, params = _spiking(seed=2, density=0.2, n=30)
     xs = _spike_inputs(1000, 2, rate=0.05, seed=2)
     ys = np.zeros((1000, 2), dtype=int)
-    rule = ns.rules.STDP(tau_pre=0.01, tau_post=0.02, a_plus=0.01, a_minus=0.012, decay=decay,
-                         input_weights=input_weights)
+    rule = ns.rules.STDP(
+        tau_pre=0.01,
+        tau_post=0.02,
+        a_plus=0.01,
+        a_minus=0.012,
+        decay=decay,
+        input_weights=input_weights,
+    )
     _, grads = ns.sequence_grad(model, params, xs, ys, rule)
     net = adapter.to_network(model, params, xs, batch_index=None, stdp=rule)
     adapter.run(net, model, xs.shape[0])
@@ -117,6 +142,7 @@ def test_matches_brian2_song_abbott(decay, input_weights):
 def test_brian2_rejects_what_it_cannot_express():
     pytest.importorskip("brian2")
     from neurosnap.adapters import brian2 as adapter
+
     model, params = _spiking()
     with pytest.raises(ValueError, match="w_min/w_max"):
         adapter.to_network(model, params, _spike_inputs(5, 1), stdp=ns.rules.STDP(w_max=1.0))
@@ -139,16 +165,23 @@ def test_pairing_by_hand():
             x = np.zeros((1, N_IN))
             x[0, 3] = x3
             jac = ParamJacobian(drec=None, dinp=None, y_prev=np.zeros((1, 2)), x=x)
-            record = StepRecord(events=np.array([[z0, False]]), support=None, dout=None,
-                                jac_state=None, jac_params=jac)
+            record = StepRecord(
+                events=np.array([[z0, False]]),
+                support=None,
+                dout=None,
+                jac_state=None,
+                jac_params=jac,
+            )
             state, g = rule.step(state, record, None, params=params)
             out.append(-g[col])
         return out
 
-    np.testing.assert_allclose(delta_w([(1, 0), (0, 0), (0, 1)]), [0, 0, 0.3 * d_pre ** 2],
-                               rtol=1e-14)
-    np.testing.assert_allclose(delta_w([(0, 1), (0, 0), (1, 0)]), [0, 0, -0.2 * d_post ** 2],
-                               rtol=1e-14)
+    np.testing.assert_allclose(
+        delta_w([(1, 0), (0, 0), (0, 1)]), [0, 0, 0.3 * d_pre**2], rtol=1e-14
+    )
+    np.testing.assert_allclose(
+        delta_w([(0, 1), (0, 0), (1, 0)]), [0, 0, -0.2 * d_post**2], rtol=1e-14
+    )
     np.testing.assert_allclose(delta_w([(1, 1)]), [0.3 - 0.2], rtol=1e-14)
 
 
@@ -164,12 +197,15 @@ def test_sgd_lr1_applies_delta_w_and_rule_is_frozen():
     assert rule.cost(rule.init(model, params, 1), records[0])["influence_size"] == 2 * N + N_IN
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(w_min=1.0, w_max=0.0), "w_min must be <= w_max"),
-    (dict(decay="linear"), "decay"),
-    (dict(tau_pre=0.0), "tau_pre"),
-    (dict(input_weights=1), "input_weights"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(w_min=1.0, w_max=0.0), "w_min must be <= w_max"),
+        (dict(decay="linear"), "decay"),
+        (dict(tau_pre=0.0), "tau_pre"),
+        (dict(input_weights=1), "input_weights"),
+    ],
+)
 def test_bad_hyperparameters_raise(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
         ns.rules.STDP(**kwargs)
@@ -239,7 +275,7 @@ def test_rstdp_needs_a_reward():
     model, params = _spiking()
     rule = ns.rules.RSTDP()
     state = rule.init(model, params, 1)
-    (_, record), = _records(model, params, _spike_inputs(1, 1))
+    ((_, record),) = _records(model, params, _spike_inputs(1, 1))
     with pytest.raises(ValueError, match="needs a reward"):
         rule.step(state, record, None, params=params)
 

@@ -1,5 +1,6 @@
 """``neurosnap sweep``: grids in local processes and on a real Dask ``LocalCluster``; failures are
 reported, never swallowed; rules and models pickle cleanly."""
+
 from __future__ import annotations
 
 import csv
@@ -24,25 +25,34 @@ CONFIG = {
 
 
 def test_parse_grid_and_points():
-    axes = parse_grid(["rule.name=RTRL,BPTT", "train.seed=0,1", 'task.start_length=1'])
-    assert axes == [("rule.name", ["RTRL", "BPTT"]), ("train.seed", ["0", "1"]),
-                    ("task.start_length", ["1"])]
+    axes = parse_grid(["rule.name=RTRL,BPTT", "train.seed=0,1", "task.start_length=1"])
+    assert axes == [
+        ("rule.name", ["RTRL", "BPTT"]),
+        ("train.seed", ["0", "1"]),
+        ("task.start_length", ["1"]),
+    ]
     points = grid_points(axes)
     assert len(points) == 4
     assert points[1] == [("rule.name", "RTRL"), ("train.seed", "1"), ("task.start_length", "1")]
     assert parse_grid({"model.density": [1.0, 0.5], "rule.name": "BPTT", "x.y": [[1, 2]]}) == [
-        ("model.density", ["1.0", "0.5"]), ("rule.name", ['"BPTT"']), ("x.y", ["[1, 2]"])]
+        ("model.density", ["1.0", "0.5"]),
+        ("rule.name", ['"BPTT"']),
+        ("x.y", ["[1, 2]"]),
+    ]
     assert parse_grid(["x.y=[1, 2],[3]"]) == [("x.y", ["[1, 2]", "[3]"])]
 
 
-@pytest.mark.parametrize("grid, message", [
-    (["rule.name"], "must look like section.key=value1,value2"),
-    (["seed=1,2"], "must look like section.key"),
-    (["a.b=1,,2"], "empty value"),
-    (["a.b=1", "a.b=2"], "given twice"),
-    (["a.b=1.2.3"], "not a TOML value"),
-    ([], "the grid is empty"),
-])
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        (["rule.name"], "must look like section.key=value1,value2"),
+        (["seed=1,2"], "must look like section.key"),
+        (["a.b=1,,2"], "empty value"),
+        (["a.b=1", "a.b=2"], "given twice"),
+        (["a.b=1.2.3"], "not a TOML value"),
+        ([], "the grid is empty"),
+    ],
+)
 def test_grid_errors(grid, message):
     with pytest.raises(GridError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_grid(grid)
@@ -51,32 +61,48 @@ def test_grid_errors(grid, message):
 def test_rule_name_replaces_the_rule_table():
     cfg = point_config(CONFIG, [("rule.name", "BPTT"), ("rule.truncation", "4")])
     assert cfg["rule"] == {"name": "BPTT", "truncation": 4}
-    cfg = point_config(CONFIG, [("rule.name", "RTRL")])        # same rule: keeps its keys
+    cfg = point_config(CONFIG, [("rule.name", "RTRL")])  # same rule: keeps its keys
     assert cfg["rule"] == {"name": "RTRL", "sparse": True}
 
 
 def _config_file(tmp_path):
     path = tmp_path / "cfg.toml"
-    path.write_text('[model]\ncell = "EGRU"\nn_hidden = 5\n[task]\nname = "copy"\nwindow = 4\n'
-                    '[rule]\nname = "RTRL"\nsparse = true\n[optimizer]\nname = "Adam"\nlr = 0.01\n'
-                    '[train]\nsteps = 60\nseed = 0\n')
+    path.write_text(
+        '[model]\ncell = "EGRU"\nn_hidden = 5\n[task]\nname = "copy"\nwindow = 4\n'
+        '[rule]\nname = "RTRL"\nsparse = true\n[optimizer]\nname = "Adam"\nlr = 0.01\n'
+        "[train]\nsteps = 60\nseed = 0\n"
+    )
     return path
 
 
 def test_local_sweep_two_workers_reports_failures(tmp_path, capsys):
     """A point that diverges (lr = 1e308) is a failed row with its error; the others run."""
     out = tmp_path / "out"
-    rc = cli.main(["sweep", str(_config_file(tmp_path)), "--grid", "rule.name=RTRL,BPTT",
-                   "optimizer.lr=0.01,1e308", "--workers", "2", "--out", str(out)])
-    assert rc == 1                                         # a failed point fails the command
+    rc = cli.main(
+        [
+            "sweep",
+            str(_config_file(tmp_path)),
+            "--grid",
+            "rule.name=RTRL,BPTT",
+            "optimizer.lr=0.01,1e308",
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 1  # a failed point fails the command
     printed = capsys.readouterr().out
     assert "FAILED" in printed and "FloatingPointError: " in printed and "non-finite" in printed
-    assert printed.count("[") >= 4 and "[4/4]" in printed           # a line per finished point
+    assert printed.count("[") >= 4 and "[4/4]" in printed  # a line per finished point
     with open(out / "sweep.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(r["rule.name"], r["optimizer.lr"], r["status"]) for r in rows] == [
-        ("RTRL", "0.01", "ok"), ("RTRL", "1e+308", "failed"), ("BPTT", "0.01", "ok"),
-        ("BPTT", "1e+308", "failed")]
+        ("RTRL", "0.01", "ok"),
+        ("RTRL", "1e+308", "failed"),
+        ("BPTT", "0.01", "ok"),
+        ("BPTT", "1e+308", "failed"),
+    ]
     for r in rows:
         if r["status"] == "ok":
             assert r["error"] == "" and r["metric"] == "level" and float(r["final"]) >= 1
@@ -95,13 +121,29 @@ def test_every_point_is_validated_before_any_runs(tmp_path, monkeypatch):
     """An invalid value on one grid point stops the sweep before it starts, in one line (exit 2)."""
     import subprocess
     import sys
+
     out = tmp_path / "out"
-    for grid, needle in ((["model.density=1.0,1.5"], "grid point model.density=1.5: [model] density"),
-                         (["rule.name=RTRL,rtrl"], "Did you mean 'RTRL'?"),
-                         (["train.stepz=1,2"], "Did you mean 'steps'?")):
-        proc = subprocess.run([sys.executable, "-m", "neurosnap", "sweep", str(_config_file(tmp_path)),
-                               "--grid", *grid, "--out", str(out)],
-                              capture_output=True, text=True, timeout=120)
+    for grid, needle in (
+        (["model.density=1.0,1.5"], "grid point model.density=1.5: [model] density"),
+        (["rule.name=RTRL,rtrl"], "Did you mean 'RTRL'?"),
+        (["train.stepz=1,2"], "Did you mean 'steps'?"),
+    ):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "neurosnap",
+                "sweep",
+                str(_config_file(tmp_path)),
+                "--grid",
+                *grid,
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
         assert needle in proc.stderr and "Traceback" not in proc.stderr
         assert not out.exists()
@@ -109,6 +151,7 @@ def test_every_point_is_validated_before_any_runs(tmp_path, monkeypatch):
 
 def test_interrupted_sweep_keeps_finished_points_and_resumes(tmp_path, monkeypatch, capsys):
     import neurosnap.sweep as sw
+
     real, calls, pending = sw.run_point, [], [True]
 
     def interrupted(cfg, point, progress=False):
@@ -117,10 +160,20 @@ def test_interrupted_sweep_keeps_finished_points_and_resumes(tmp_path, monkeypat
             pending.clear()
             raise KeyboardInterrupt
         return real(cfg, point, progress)
+
     monkeypatch.setattr(sw, "run_point", interrupted)
     out = tmp_path / "out"
-    args = ["sweep", str(_config_file(tmp_path)), "--grid", "train.seed=0,1,2", "--workers", "1",
-            "--no-progress", "--out", str(out)]
+    args = [
+        "sweep",
+        str(_config_file(tmp_path)),
+        "--grid",
+        "train.seed=0,1,2",
+        "--workers",
+        "1",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     assert cli.main(args) == 130
     captured = capsys.readouterr()
     assert "[1/3] ok" in captured.out and "interrupted after 1 of 3 grid points" in captured.err
@@ -147,9 +200,14 @@ def test_local_sweep_matches_in_process_training():
 @pytest.fixture(scope="module")
 def dask_cluster():
     distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                       dashboard_address=None, scheduler_port=0,
-                                       silence_logs=50)
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        processes=True,
+        threads_per_worker=1,
+        dashboard_address=None,
+        scheduler_port=0,
+        silence_logs=50,
+    )
     try:
         yield cluster
     finally:
@@ -157,11 +215,19 @@ def dask_cluster():
 
 
 def test_dask_sweep_reports_a_failing_point(dask_cluster, tmp_path):
-    rows = sweep(CONFIG, ["rule.name=RTRL,BPTT", "optimizer.lr=0.01,1e308", "train.seed=3"],
-                 scheduler=dask_cluster.scheduler_address, out=tmp_path)
+    rows = sweep(
+        CONFIG,
+        ["rule.name=RTRL,BPTT", "optimizer.lr=0.01,1e308", "train.seed=3"],
+        scheduler=dask_cluster.scheduler_address,
+        out=tmp_path,
+    )
     status = [(r["rule.name"], r["optimizer.lr"], r["train.seed"], r["status"]) for r in rows]
-    assert status == [("RTRL", 0.01, 3, "ok"), ("RTRL", 1e308, 3, "failed"),
-                      ("BPTT", 0.01, 3, "ok"), ("BPTT", 1e308, 3, "failed")]
+    assert status == [
+        ("RTRL", 0.01, 3, "ok"),
+        ("RTRL", 1e308, 3, "failed"),
+        ("BPTT", 0.01, 3, "ok"),
+        ("BPTT", 1e308, 3, "failed"),
+    ]
     for r in rows:
         if r["status"] == "failed":
             assert r["error"].startswith("FloatingPointError: ") and "non-finite" in r["error"]

@@ -1,5 +1,6 @@
 """Task suite: batch contract, determinism, each task's defining property, argument checks, metrics,
 configs in models/, and a short training run on every task."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,18 @@ def make(name, **overrides):
 
 # -- the batch contract ----------------------------------------------------------------------------
 def test_registry():
-    assert set(TASKS) == {"copy", "spiral", "adding", "delayed_match", "store_recall", "evidence",
-                          "pattern", "digits", "spiking_digits", "vowels"}
+    assert set(TASKS) == {
+        "copy",
+        "spiral",
+        "adding",
+        "delayed_match",
+        "store_recall",
+        "evidence",
+        "pattern",
+        "digits",
+        "spiking_digits",
+        "vowels",
+    }
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -45,7 +56,7 @@ def test_batch_contract(name, batch_size):
     assert batch.xs.shape == (T, batch_size, task.n_in) and batch.xs.dtype == np.float64
     assert np.all(np.isfinite(batch.xs))
     assert batch.mask.shape == (T, batch_size) and batch.mask.dtype == np.bool_
-    assert batch.mask.any(axis=0).all()                 # every sequence has counted steps
+    assert batch.mask.any(axis=0).all()  # every sequence has counted steps
     if task.loss == "cross_entropy":
         assert batch.ys.shape == (T, batch_size) and np.issubdtype(batch.ys.dtype, np.integer)
         assert batch.ys.min() >= 0 and batch.ys.max() < task.n_out
@@ -62,7 +73,7 @@ def test_deterministic_given_rng(name):
     b = make(name).sample(np.random.default_rng(3), 4)
     for x, y in zip((a.xs, a.ys, a.mask), (b.xs, b.ys, b.mask), strict=True):
         np.testing.assert_array_equal(x, y)
-    if name not in ("pattern", "copy"):               # pattern is frozen; copy at level 1 has 2^4 draws
+    if name not in ("pattern", "copy"):  # pattern is frozen; copy at level 1 has 2^4 draws
         c = make(name).sample(np.random.default_rng(4), 4)
         assert not np.array_equal(a.xs, c.xs)
 
@@ -117,7 +128,9 @@ def test_adding_target_is_the_marked_sum():
     assert batch.mask[-1].all() and not batch.mask[:-1].any()
     # the baseline: predicting 1 scores Var(u1 + u2) = 1/6
     logits = np.ones_like(batch.ys)
-    mse = task.observe(batch, logits, _common.step_losses("mse", logits, batch.ys, batch.mask))["mse"]
+    mse = task.observe(batch, logits, _common.step_losses("mse", logits, batch.ys, batch.mask))[
+        "mse"
+    ]
     assert mse == pytest.approx(ns.tasks.adding.BASELINE_MSE, rel=0.15)
 
 
@@ -126,18 +139,18 @@ def test_delayed_match_label_is_xnor_of_the_stimuli():
     assert task.length == 1 + 2 * 2 + 2 * 4 + 3
     batch = task.sample(np.random.default_rng(0), 64)
     xs = batch.xs
-    first = xs[1:3].argmax(-1)                          # (2, B) channel of stimulus 1
+    first = xs[1:3].argmax(-1)  # (2, B) channel of stimulus 1
     second = xs[7:9].argmax(-1)
     assert np.all(first[0] == first[1]) and np.all(second[0] == second[1])
     assert np.all(xs[1:3].sum(-1) == 1) and np.all(xs[7:9].sum(-1) == 1)
     silent = np.ones(task.length, bool)
     silent[1:3] = silent[7:9] = False
     assert np.all(xs[silent] == 0)
-    match = first[0] == second[0]                       # XNOR of the two channel bits
+    match = first[0] == second[0]  # XNOR of the two channel bits
     report = slice(task.t_report, None)
     assert np.all(batch.ys[report] == np.where(match, MATCH, NON_MATCH))
     assert np.all((batch.ys[report] == MATCH) == ~np.logical_xor(first[0], second[0]))
-    assert batch.mask[report].all() and not batch.mask[:task.t_report].any()
+    assert batch.mask[report].all() and not batch.mask[: task.t_report].any()
     assert 0.25 < match.mean() < 0.75
 
 
@@ -146,13 +159,14 @@ def _decode_store_recall(task, batch):
     L, tau = task.seq_len, task.tau_char
     on = np.stack([batch.xs[:, :, idx].mean(-1) for idx in task.groups], axis=-1)  # (T, B, 4)
     periods = on.reshape(L, tau, -1, 4)
-    assert np.all(periods == periods[:, :1])            # constant inside a period
-    return periods[:, 0] == 1                           # (L, B, 4)
+    assert np.all(periods == periods[:, :1])  # constant inside a period
+    return periods[:, 0] == 1  # (L, B, 4)
 
 
 def test_store_recall_target_is_the_stored_bit():
-    task = ns.tasks.StoreRecall(n_inputs=8, seq_len=8, tau_char=3, seq_delay=2.0, rate=1000.0,
-                                dt=1e-3)                # spike probability 1: the inputs are the symbols
+    task = ns.tasks.StoreRecall(
+        n_inputs=8, seq_len=8, tau_char=3, seq_delay=2.0, rate=1000.0, dt=1e-3
+    )  # spike probability 1: the inputs are the symbols
     batch = task.sample(np.random.default_rng(0), 50)
     active = _decode_store_recall(task, batch)
     L, tau = task.seq_len, task.tau_char
@@ -166,17 +180,17 @@ def test_store_recall_target_is_the_stored_bit():
             a = active[t, b]
             if a[RECALL]:
                 assert not (a[BIT0] or a[BIT1] or a[STORE])
-                assert last == STORE and stored is not None        # strict alternation
+                assert last == STORE and stored is not None  # strict alternation
                 assert mask[t, :, b].all() and np.all(ys[t, :, b] == stored)
                 last, n_recalls = RECALL, n_recalls + 1
             else:
-                assert a[BIT0] != a[BIT1]                           # exactly one bit shown
+                assert a[BIT0] != a[BIT1]  # exactly one bit shown
                 assert not mask[t, :, b].any()
                 if a[STORE]:
                     assert last in (None, RECALL)
                     assert t + 1 < L and not active[t + 1, b, RECALL]  # a bit period follows
                     stored, last = int(a[BIT1]), STORE
-        assert last == RECALL                                       # ends with a recall
+        assert last == RECALL  # ends with a recall
     assert n_recalls >= 50
 
 
@@ -184,19 +198,30 @@ def test_store_recall_symbols_statistics():
     task = ns.tasks.StoreRecall.small()
     events, bits, targets = task.symbols(np.random.default_rng(0), 400)
     recall = events == RECALL
-    assert 0.4 < targets[recall].mean() < 0.6           # stored bits are balanced
+    assert 0.4 < targets[recall].mean() < 0.6  # stored bits are balanced
     assert set(np.unique(bits)) == {0, 1}
 
 
 def test_evidence_label_is_the_majority_side():
-    task = ns.tasks.Evidence(n_inputs=12, n_cues=5, rate=100.0, noise_rate=0.0, dt=0.01,
-                             cue_duration=0.02, cue_interval=0.03, delay=0.04, recall_duration=0.02)
+    task = ns.tasks.Evidence(
+        n_inputs=12,
+        n_cues=5,
+        rate=100.0,
+        noise_rate=0.0,
+        dt=0.01,
+        cue_duration=0.02,
+        cue_interval=0.03,
+        delay=0.04,
+        recall_duration=0.02,
+    )
     assert task.length == 5 * 3 + 4 + 2
-    batch = task.sample(np.random.default_rng(0), 200)    # spike probability 1: the inputs are the cues
+    batch = task.sample(
+        np.random.default_rng(0), 200
+    )  # spike probability 1: the inputs are the cues
     g = task.group_size
-    left = batch.xs[:, :, LEFT * g:(LEFT + 1) * g].mean(-1)
-    right = batch.xs[:, :, RIGHT * g:(RIGHT + 1) * g].mean(-1)
-    starts = 1 + 3 * np.arange(5)                          # 1 step of silence before each 2-step cue
+    left = batch.xs[:, :, LEFT * g : (LEFT + 1) * g].mean(-1)
+    right = batch.xs[:, :, RIGHT * g : (RIGHT + 1) * g].mean(-1)
+    starts = 1 + 3 * np.arange(5)  # 1 step of silence before each 2-step cue
     cue_steps = np.concatenate([starts, starts + 1])
     assert np.all(left[cue_steps] + right[cue_steps] == 1)
     others = np.setdiff1d(np.arange(task.length), cue_steps)
@@ -204,14 +229,16 @@ def test_evidence_label_is_the_majority_side():
     n_right = right[starts].sum(axis=0)
     np.testing.assert_array_equal(batch.ys[-1], (n_right > 2).astype(int))
     assert np.all(batch.ys == batch.ys[-1])
-    recall = batch.xs[:, :, RECALL_CUE * g:(RECALL_CUE + 1) * g].mean(-1)
+    recall = batch.xs[:, :, RECALL_CUE * g : (RECALL_CUE + 1) * g].mean(-1)
     assert np.all(recall[-2:] == 1) and np.all(recall[:-2] == 0)
     assert batch.mask[-2:].all() and not batch.mask[:-2].any()
-    assert np.all(batch.xs[:, :, NOISE * g:] == 0)
+    assert np.all(batch.xs[:, :, NOISE * g :] == 0)
 
 
-@pytest.mark.parametrize("cls, length", [(ns.tasks.StoreRecall, 2400), (ns.tasks.Evidence, 2250),
-                                         (ns.tasks.Pattern, 1000)])
+@pytest.mark.parametrize(
+    "cls, length",
+    [(ns.tasks.StoreRecall, 2400), (ns.tasks.Evidence, 2250), (ns.tasks.Pattern, 1000)],
+)
 def test_defaults_are_the_paper_configuration(cls, length):
     default, paper = cls(), cls(**cls.PAPER)
     assert default.length == paper.length == length
@@ -226,10 +253,10 @@ def test_evidence_cue_statistics():
     cues = task.cues(np.random.default_rng(0), 4000)
     majority = (cues.sum(axis=0) > 3).astype(int)
     assert 0.45 < majority.mean() < 0.55
-    assert abs((cues != majority).mean() - 0.24) < 0.03   # below 0.3: the drawn majority can flip
+    assert abs((cues != majority).mean() - 0.24) < 0.03  # below 0.3: the drawn majority can flip
     batch = task.sample(np.random.default_rng(1), 8)
     assert task.length == 225
-    noise = batch.xs[:, :, NOISE * task.group_size:].mean()
+    noise = batch.xs[:, :, NOISE * task.group_size :].mean()
     assert noise == pytest.approx(10.0 * 0.01, rel=0.2)
 
 
@@ -261,7 +288,7 @@ def test_pattern_is_frozen_and_seeded():
 def test_pattern_sines_have_the_reference_form():
     task = ns.tasks.Pattern(n_inputs=4, dt=1e-3, periods=(0.5,), seed=0)
     rng = np.random.default_rng(0)
-    rng.random((1000, 4))                                 # the frozen input is drawn first
+    rng.random((1000, 4))  # the frozen input is drawn first
     a, phi = rng.uniform(0.5, 2.0, 1), rng.uniform(0, 2 * np.pi, 1)
     y = a * np.sin(np.linspace(phi[0], phi[0] + 2 * np.pi * 2, 1000))
     y = y - y[0]
@@ -274,7 +301,7 @@ def test_digits_split_disjoint_fixed_and_used():
     assert images.shape == (1797, 8, 8) and images.min() == 0.0 and images.max() == 1.0
     splits = task.splits
     allidx = np.concatenate([splits["train"], splits["val"], splits["test"]])
-    assert len(allidx) == 1797 and len(np.unique(allidx)) == 1797      # disjoint and complete
+    assert len(allidx) == 1797 and len(np.unique(allidx)) == 1797  # disjoint and complete
     assert (len(splits["train"]), len(splits["val"]), len(splits["test"])) == (1257, 270, 270)
     again = ns.tasks.Digits()
     for k in splits:
@@ -283,7 +310,7 @@ def test_digits_split_disjoint_fixed_and_used():
     batch = task.sample(np.random.default_rng(0), 64)
     train = {images[i].tobytes(): labels[i] for i in splits["train"]}
     for b in range(64):
-        img = np.ascontiguousarray(batch.xs[:, b])                       # rows as time steps
+        img = np.ascontiguousarray(batch.xs[:, b])  # rows as time steps
         assert img.tobytes() in train and train[img.tobytes()] == batch.ys[-1, b]
     assert batch.mask[-1].all() and not batch.mask[:-1].any()
     test = task.split("test")
@@ -364,11 +391,15 @@ def test_store_recall_metrics_by_period():
     task = ns.tasks.StoreRecall.small()
     batch = task.sample(np.random.default_rng(2), 8)
     logits = 3.0 * np.eye(2)[batch.ys]
-    logits[::2] = np.eye(2)[1 - batch.ys[::2]]       # every other step wrong, but less confident
-    m = task.observe(batch, logits, _common.step_losses("cross_entropy", logits, batch.ys, batch.mask))
+    logits[::2] = np.eye(2)[1 - batch.ys[::2]]  # every other step wrong, but less confident
+    m = task.observe(
+        batch, logits, _common.step_losses("cross_entropy", logits, batch.ys, batch.mask)
+    )
     assert m["accuracy"] == 1.0 and m["recall_error"] == 0.0 and m["step_accuracy"] < 1.0
     flipped = 3.0 * np.eye(2)[1 - batch.ys]
-    m = task.observe(batch, flipped, _common.step_losses("cross_entropy", flipped, batch.ys, batch.mask))
+    m = task.observe(
+        batch, flipped, _common.step_losses("cross_entropy", flipped, batch.ys, batch.mask)
+    )
     assert m["accuracy"] == 0.0 and m["recall_error"] == 1.0
 
 
@@ -407,8 +438,9 @@ def test_short_training_run(name, cell, rule):
     task = make(name)
     kwargs = {"w_in_scale": 10.0, "w_rec_scale": 3.0} if cell in ("LIF", "ALIF") else {}
     model = ns.Model(ns.cells.CELLS[cell](task.n_in, 6, **kwargs), task.n_out, loss=task.loss)
-    history = ns.train(model, ns.rules.RULES[rule](), ns.optim.Adam(lr=0.01), task, steps=300,
-                       batch_size=2, seed=0)
+    history = ns.train(
+        model, ns.rules.RULES[rule](), ns.optim.Adam(lr=0.01), task, steps=300, batch_size=2, seed=0
+    )
     assert history.rows and history.rows[-1]["step"] <= 300
     assert np.isfinite(history.final())
     for row in history.rows:
@@ -425,7 +457,8 @@ def test_digits_learns():
     """A small tanh RNN with BPTT gets well above chance (0.1) on held-out digits in a few seconds."""
     task = ns.tasks.Digits()
     model = ns.Model(ns.cells.LeakyRNN(8, 24), 10)
-    history = ns.train(model, ns.rules.BPTT(), ns.optim.Adam(lr=0.02), task, steps=8 * 150,
-                       batch_size=16, seed=0)
+    history = ns.train(
+        model, ns.rules.BPTT(), ns.optim.Adam(lr=0.02), task, steps=8 * 150, batch_size=16, seed=0
+    )
     held = task.evaluate(model, history.params)
     assert held["val_accuracy"] > 0.5 and held["test_accuracy"] > 0.5

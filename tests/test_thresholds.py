@@ -4,6 +4,7 @@ theta = sigmoid(theta_raw), one per unit, stored raw in ``params["cell.threshold
 has a local immediate part, a non-local part through the unit's previous output (rows of its
 postsynaptic units) and a direct part on the readout; every rule must carry them as documented.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,10 +18,19 @@ from neurosnap.sparse.patterns import reachability, saturation_order
 TOL = 1e-10
 
 
-def _problem(gate="heaviside", *, n_hidden=6, density=0.5, T=9, B=3, seed=0, autapses=True,
-             **overrides):
-    cell = make_cell("EGRU-thr", gate, n_in=3, n_hidden=n_hidden, density=density, seed=seed,
-                     autapses=autapses, **overrides)
+def _problem(
+    gate="heaviside", *, n_hidden=6, density=0.5, T=9, B=3, seed=0, autapses=True, **overrides
+):
+    cell = make_cell(
+        "EGRU-thr",
+        gate,
+        n_in=3,
+        n_hidden=n_hidden,
+        density=density,
+        seed=seed,
+        autapses=autapses,
+        **overrides,
+    )
     model = ns.Model(cell, n_out=3)
     params = random_params(model, seed=seed)
     xs, ys, mask = make_batch(model, T, B, seed=seed + 7)
@@ -43,7 +53,7 @@ def test_parameter_shape_init_and_docstring():
     np.testing.assert_allclose(1 / (1 + np.exp(-raw)), 0.3, rtol=0, atol=1e-15)  # sigmoid(raw)
     assert "sigmoid" in ns.cells.EGRU.__doc__ and "raw" in ns.cells.EGRU.__doc__
     assert cell.config()["learn_threshold"] is True
-    assert cell.compiled_spec() is None                 # the reference path runs it
+    assert cell.compiled_spec() is None  # the reference path runs it
 
 
 def test_default_keeps_todays_parameters_and_numbers():
@@ -57,7 +67,7 @@ def test_default_keeps_todays_parameters_and_numbers():
     ll, gl = ns.sequence_grad(learned, pl, xs, ys, ns.rules.BPTT(), mask=mask)
     assert abs(lf - ll) <= 1e-12
     assert max(float(np.abs(gf[k] - gl[k]).max()) for k in gf) <= 1e-12
-    assert np.abs(gl["cell.threshold"]).max() > 1e-6    # and the threshold gets a gradient
+    assert np.abs(gl["cell.threshold"]).max() > 1e-6  # and the threshold gets a gradient
 
 
 def test_bad_learn_threshold_arguments_are_named():
@@ -67,7 +77,7 @@ def test_bad_learn_threshold_arguments_are_named():
         ns.cells.EGRU(2, 3, learn_threshold=True, threshold=1.5)
     model = ns.Model(ns.cells.EGRU(2, 3, learn_threshold=True), n_out=2)
     with pytest.raises(ValueError, match="threshold"):
-        model.cell.output(np.zeros((1, 1, 3)))          # the output needs the thresholds
+        model.cell.output(np.zeros((1, 1, 3)))  # the output needs the thresholds
 
 
 RTRL_VARIANTS = {
@@ -109,7 +119,9 @@ def test_the_non_local_term_matters():
         imm = np.zeros_like(M)
         imm[:, layout.post, np.arange(layout.size)] = layout.immediate(record.jac_params)[:, 0]
         M = record.jac_state.to_dense() @ M + imm
-        grad += np.einsum("bs,bsp->p", dy * record.dout[:, 0], M) + layout.readout_direct(record, dy)
+        grad += np.einsum("bs,bsp->p", dy * record.dout[:, 0], M) + layout.readout_direct(
+            record, dy
+        )
     thr = layout.to_dict(grad, np.float64)["threshold"]
     assert np.abs(thr - exact["cell.threshold"]).max() > 1e-6
 
@@ -153,7 +165,7 @@ def test_snap_keeps_the_entries_reachable_within_n_steps(order):
         s, _, record = model.cell.step_record(cp, s, xs[t])
         state, _ = rule.step(state, record, np.zeros_like(record.dout), params=params)
     layout = model.cell.layout
-    M = state.influence[..., layout.thr_cols]                  # (B, S, n, n)
+    M = state.influence[..., layout.thr_cols]  # (B, S, n, n)
     keep = reachability(model.cell.mask, order)
     assert not np.any(M[:, :, ~keep])
     assert np.any(M[:, :, keep] != 0)
@@ -190,8 +202,16 @@ def test_eprop_equals_bptt_without_recurrent_weights():
     assert np.abs(exact["cell.threshold"]).max() > 1e-6
 
 
-@pytest.mark.parametrize("rule", [ns.rules.UORO(seed=1), ns.rules.RFLO(), ns.rules.EProp(),
-                                  ns.rules.BPTT(truncation=3), ns.rules.SnAp(n=2)])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        ns.rules.UORO(seed=1),
+        ns.rules.RFLO(),
+        ns.rules.EProp(),
+        ns.rules.BPTT(truncation=3),
+        ns.rules.SnAp(n=2),
+    ],
+)
 def test_every_rule_gives_a_threshold_gradient(rule):
     model, params, xs, ys, mask = _problem()
     g = _grad(model, params, xs, ys, mask, rule)
@@ -210,8 +230,9 @@ def test_compiled_engine_falls_back_to_the_reference():
 def test_stats_count_the_threshold_block():
     model, params, xs, ys, mask = _problem()
     _, _, stats = ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL(), mask=mask, stats=True)
-    _, _, dense = ns.sequence_grad(model, params, xs, ys, ns.rules.RTRL(sparse=False), mask=mask,
-                                   stats=True)
+    _, _, dense = ns.sequence_grad(
+        model, params, xs, ys, ns.rules.RTRL(sparse=False), mask=mask, stats=True
+    )
     assert stats["influence_size"] == dense["influence_size"]
     assert stats["influence_nnz"] == pytest.approx(dense["influence_nnz"])
 
@@ -228,21 +249,40 @@ def test_training_learns_the_thresholds_and_checkpoints_round_trip(tmp_path):
     kw = {"seed": 3, "steps": 300}
     h = ns.train(model, ns.rules.RTRL(), ns.optim.Adam(1e-2), ns.tasks.Copy(), **kw)
     assert np.abs(h.params["cell.threshold"] - model.init(seed=3)["cell.threshold"]).max() > 0
-    ns.train(model, ns.rules.RTRL(), ns.optim.Adam(1e-2), ns.tasks.Copy(), seed=3, steps=150,
-             checkpoint_dir=tmp_path, checkpoint_every=50)
-    resumed = ns.train(model, ns.rules.RTRL(), ns.optim.Adam(1e-2), ns.tasks.Copy(), seed=3,
-                       steps=300, checkpoint_dir=tmp_path, resume=True)
+    ns.train(
+        model,
+        ns.rules.RTRL(),
+        ns.optim.Adam(1e-2),
+        ns.tasks.Copy(),
+        seed=3,
+        steps=150,
+        checkpoint_dir=tmp_path,
+        checkpoint_every=50,
+    )
+    resumed = ns.train(
+        model,
+        ns.rules.RTRL(),
+        ns.optim.Adam(1e-2),
+        ns.tasks.Copy(),
+        seed=3,
+        steps=300,
+        checkpoint_dir=tmp_path,
+        resume=True,
+    )
     for k in h.params:
         np.testing.assert_array_equal(resumed.params[k], h.params[k])
 
 
 def test_config_cell_options(tmp_path):
     from neurosnap import config as cfg
+
     path = tmp_path / "thr.toml"
-    path.write_text('[model]\ncell = "EGRU"\nn_hidden = 5\n'
-                    'cell_options = { learn_threshold = true, threshold = 0.25 }\n'
-                    '[task]\nname = "copy"\n[rule]\nname = "RTRL"\n'
-                    '[optimizer]\nname = "Adam"\nlr = 0.01\n[train]\nsteps = 20\n')
+    path.write_text(
+        '[model]\ncell = "EGRU"\nn_hidden = 5\n'
+        "cell_options = { learn_threshold = true, threshold = 0.25 }\n"
+        '[task]\nname = "copy"\n[rule]\nname = "RTRL"\n'
+        '[optimizer]\nname = "Adam"\nlr = 0.01\n[train]\nsteps = 20\n'
+    )
     model = cfg.build(cfg.load(path))[0]
     assert model.cell.learn_threshold is True
     params = model.init(seed=0)
@@ -251,6 +291,7 @@ def test_config_cell_options(tmp_path):
 
 def test_model_description_round_trip():
     from neurosnap.io.codec import build_model, model_config
+
     model = ns.Model(ns.cells.EGRU(3, 5, density=0.6, learn_threshold=True, threshold=0.2), n_out=2)
     again = build_model(model_config(model))
     assert again.cell.learn_threshold is True and again.cell.threshold == 0.2

@@ -2,6 +2,7 @@
 the equations (docs/theory/cells.md eq. (28)-(29)), exact gradients (RTRL == sparse RTRL == SnAp
 == BPTT, BPTT == finite differences with a Smooth gate, the step Jacobians against finite
 differences), the compiled engine's fallback, the event-driven simulator and Brian2."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,9 @@ import neurosnap as ns
 def _model(n=12, seed=0, gate=None, **kwargs):
     kwargs.setdefault("w_in_scale", 10.0)
     kwargs.setdefault("w_rec_scale", 3.0)
-    return ns.Model(ns.cells.LIF(4, n, 0.5, seed=seed, gate=gate, tau_syn_inh=1e-2, **kwargs),
-                    n_out=2)
+    return ns.Model(
+        ns.cells.LIF(4, n, 0.5, seed=seed, gate=gate, tau_syn_inh=1e-2, **kwargs), n_out=2
+    )
 
 
 def _spikes(T, B, seed, rate=0.3, k=4):
@@ -27,12 +29,13 @@ def test_default_and_layout():
     assert one.tau_syn_inh is None and one.n_gates == 1 and one.state_names == ("v", "i")
     two = ns.cells.LIF(3, 5, 0.5, seed=1, tau_syn_inh=1e-2, refractory=2e-3, delay=2)
     assert two.n_gates == 2 and two.state_names == ("v", "i", "i_inh", "r", "q1", "f1")
-    assert two.compiled_spec() is None                  # the compiled engine falls back
+    assert two.compiled_spec() is None  # the compiled engine falls back
     from neurosnap.io.codec import build_model, model_config
+
     back = build_model(model_config(ns.Model(two, n_out=2)))
     assert back.cell.tau_syn_inh == 1e-2 and back.cell.state_names == two.state_names
     with pytest.raises(ValueError, match="tau_syn_inh"):
-        ns.cells.LIF(3, 5, tau_syn_inh=1e-4)            # below dt
+        ns.cells.LIF(3, 5, tau_syn_inh=1e-4)  # below dt
     with pytest.raises(ValueError, match="tau_syn_inh"):
         ns.cells.ALIF(3, 5, tau_syn_inh=1e-2)
 
@@ -75,14 +78,15 @@ def test_exact_rules_agree(overrides):
     _, g_b = ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT())
     assert max_abs_diff(g_s, g_r) <= 1e-10 and max_abs_diff(g_n, g_r) <= 1e-10
     assert max_abs_diff(g_b, g_r) <= 1e-10
-    assert np.abs(g_r["cell.w_rec"][1]).max() > 1e-8   # the second current is trained
+    assert np.abs(g_r["cell.w_rec"][1]).max() > 1e-8  # the second current is trained
     _, g_ref = ns.sequence_grad(model, params, xs, ys, ns.rules.BPTT(), engine="reference")
     assert max_abs_diff(g_ref, g_b) == 0.0
 
 
 def test_bptt_equals_finite_differences_smooth_gate():
-    model = _model(n=6, gate=ns.gates.Smooth(0.5), detach_reset=False, w_in_scale=3.0,
-                   w_rec_scale=1.0)
+    model = _model(
+        n=6, gate=ns.gates.Smooth(0.5), detach_reset=False, w_in_scale=3.0, w_rec_scale=1.0
+    )
     params = random_params(model, seed=2)
     T = 12
     xs = _spikes(T, 2, 7)
@@ -92,14 +96,16 @@ def test_bptt_equals_finite_differences_smooth_gate():
     rng = np.random.default_rng(9)
     for key in ("cell.w_rec", "cell.w_in"):
         d = {k: np.zeros_like(v) for k, v in params.items()}
-        d[key][1] = rng.standard_normal(d[key][1].shape) * (model.cell.mask if key == "cell.w_rec"
-                                                            else 1.0)
+        d[key][1] = rng.standard_normal(d[key][1].shape) * (
+            model.cell.mask if key == "cell.w_rec" else 1.0
+        )
         exact = float(np.sum(g[key] * d[key]))
         eps = 1e-5
         plus = {k: params[k] + eps * d[k] for k in params}
         minus = {k: params[k] - eps * d[k] for k in params}
-        fd = (sequence_loss(model, plus, xs, ys, mask)
-              - sequence_loss(model, minus, xs, ys, mask)) / (2 * eps)
+        fd = (
+            sequence_loss(model, plus, xs, ys, mask) - sequence_loss(model, minus, xs, ys, mask)
+        ) / (2 * eps)
         assert abs(exact) > 1e-6
         assert abs(fd - exact) <= 1e-6 * abs(exact), (key, fd, exact)
 
@@ -122,8 +128,9 @@ def test_step_jacobian_matches_finite_differences():
             sp, sm = state.copy(), state.copy()
             sp[:, c, j] += eps
             sm[:, c, j] -= eps
-            fd[:, :, c * n + j] = ((cell.step(cp, sp, x)[0] - cell.step(cp, sm, x)[0])
-                                   / (2 * eps)).reshape(2, S * n)
+            fd[:, :, c * n + j] = (
+                (cell.step(cp, sp, x)[0] - cell.step(cp, sm, x)[0]) / (2 * eps)
+            ).reshape(2, S * n)
     np.testing.assert_allclose(dense, fd, rtol=1e-6, atol=1e-8)
 
 
@@ -138,8 +145,9 @@ def _dale_params(model, seed, frac_exc=0.75, w_e=2.0, w_i=-4.0):
     w[1][:, ~exc] = w_i
     params["cell.w_rec"] = w * cell.mask
     rng = np.random.default_rng(seed)
-    params["cell.w_in"] = np.stack([np.abs(rng.normal(0, 12.0, (n, cell.n_in))),
-                                    -np.abs(rng.normal(0, 2.0, (n, cell.n_in)))])
+    params["cell.w_in"] = np.stack(
+        [np.abs(rng.normal(0, 12.0, (n, cell.n_in))), -np.abs(rng.normal(0, 2.0, (n, cell.n_in)))]
+    )
     return params
 
 
@@ -149,8 +157,14 @@ def _dense(rec, T, B, n):
     return ev
 
 
-@pytest.mark.parametrize("overrides", [dict(refractory=3e-3), dict(delay=3, reset="subtract"),
-                                       dict(refractory=2e-3, delay=2, bias=True)])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(refractory=3e-3),
+        dict(delay=3, reset="subtract"),
+        dict(refractory=2e-3, delay=2, bias=True),
+    ],
+)
 def test_event_engine_equals_model_run(overrides):
     """ns.simulate's two-current kernel == model.run (events exactly, v/i/i_inh to round-off), in
     small chunks; the second current changes the spikes."""
@@ -165,8 +179,9 @@ def test_event_engine_equals_model_run(overrides):
     assert 0.01 < traj.events.mean() < 0.4
     np.testing.assert_array_equal(_dense(rec, 300, 2, 30), traj.events)
     for s in names:
-        np.testing.assert_allclose(rec.states[s], traj.states[:, :, model.cell.state_names.index(s)],
-                                   rtol=0, atol=1e-9)
+        np.testing.assert_allclose(
+            rec.states[s], traj.states[:, :, model.cell.state_names.index(s)], rtol=0, atol=1e-9
+        )
     no_inh = {**params, "cell.w_rec": params["cell.w_rec"] * np.array([1.0, 0.0])[:, None, None]}
     assert (model.run(no_inh, xs).events != traj.events).any(), "inhibition changed nothing"
     # from an initial state, against the step engine
@@ -192,6 +207,7 @@ def test_brian2_identical_spikes(overrides):
     model.run and to the event engine from a random initial state; params read back."""
     pytest.importorskip("brian2")
     from neurosnap.adapters import brian2 as adapter
+
     model = _model(n=30, **overrides)
     params = _dale_params(model, seed=5)
     if model.cell.has_bias:
@@ -232,19 +248,23 @@ def test_param_jacobian_matches_finite_differences():
         vp, vm = vec.copy(), vec.copy()
         vp[p] += eps
         vm[p] -= eps
-        diff = (cell.step(layout.to_dict(vp, np.float64), state, x)[0]
-                - cell.step(layout.to_dict(vm, np.float64), state, x)[0]) / (2 * eps)
+        diff = (
+            cell.step(layout.to_dict(vp, np.float64), state, x)[0]
+            - cell.step(layout.to_dict(vm, np.float64), state, x)[0]
+        ) / (2 * eps)
         np.testing.assert_allclose(imm[:, :, p], diff[:, :, layout.post[p]], rtol=1e-6, atol=1e-8)
-    assert np.abs(imm[:, 2]).max() > 0.5                 # gate 1 reaches i_inh
+    assert np.abs(imm[:, 2]).max() > 0.5  # gate 1 reaches i_inh
 
 
-@pytest.mark.parametrize("overrides", [dict(detach_reset=False), dict(refractory=3e-3, bias=True),
-                                       dict(delay=3)])
+@pytest.mark.parametrize(
+    "overrides", [dict(detach_reset=False), dict(refractory=3e-3, bias=True), dict(delay=3)]
+)
 def test_torch_autograd_equals_bptt_and_rtrl(overrides):
     """The torch twin (tests/reference/torch_cells.py, LIF2) differentiated by autograd == BPTT
     == RTRL over a whole sequence."""
     pytest.importorskip("torch")
     from test_reference_torch import _compare
+
     model = _model(**overrides)
     params = random_params(model, seed=3)
     xs = _spikes(20, 2, 5)
@@ -257,9 +277,11 @@ def test_nir_and_norse_refuse_the_second_current():
     params = model.init(seed=0)
     pytest.importorskip("nir")
     from neurosnap.io import nir as nir_io
+
     with pytest.raises(ValueError, match="tau_syn_inh"):
         nir_io.to_nir(model, params)
     pytest.importorskip("norse")
     from neurosnap.adapters import norse
+
     with pytest.raises(ValueError, match="tau_syn_inh"):
         norse.check_expressible(model)

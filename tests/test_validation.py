@@ -1,4 +1,5 @@
 """Bad input fails early with ValueError/TypeError whose message names the offending argument."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -80,8 +81,21 @@ def test_xs_partial_nan():
 # -- ys -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", ["float", "bool", "wrong_T", "wrong_B", "3d", "too_big", "negative",
-                                 "strings", "object", "none"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "float",
+        "bool",
+        "wrong_T",
+        "wrong_B",
+        "3d",
+        "too_big",
+        "negative",
+        "strings",
+        "object",
+        "none",
+    ],
+)
 def test_bad_ys_cross_entropy(bad):
     model, params, xs, ys = _good("cross_entropy")
     ys = {
@@ -118,8 +132,9 @@ def test_bad_ys_mse(bad):
 # -- mask -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", ["wrong_shape", "3d", "half", "two", "nan", "strings", "complex",
-                                 "object", "empty"])
+@pytest.mark.parametrize(
+    "bad", ["wrong_shape", "3d", "half", "two", "nan", "strings", "complex", "object", "empty"]
+)
 def test_bad_mask(bad):
     model, params, xs, ys = _good()
     mask = {
@@ -185,10 +200,20 @@ def _bad_params(bad, params, model):
 
 
 PARAM_CASES = {
-    "missing": "params", "extra": "params", "extra_nonstring_keys": "params", "renamed": "params",
-    "shape": "cell.w_rec", "shape_readout": "readout.weight", "scalar": "readout.bias",
-    "list": "readout.bias", "nan": "cell.w_in", "inf": "readout.weight", "int": "readout.bias",
-    "float32": "cell.bias", "complex": "cell.bias", "object": "cell.bias",
+    "missing": "params",
+    "extra": "params",
+    "extra_nonstring_keys": "params",
+    "renamed": "params",
+    "shape": "cell.w_rec",
+    "shape_readout": "readout.weight",
+    "scalar": "readout.bias",
+    "list": "readout.bias",
+    "nan": "cell.w_in",
+    "inf": "readout.weight",
+    "int": "readout.bias",
+    "float32": "cell.bias",
+    "complex": "cell.bias",
+    "object": "cell.bias",
     "off_mask_weight": "cell.w_rec",
 }
 
@@ -232,19 +257,22 @@ def test_ys_required():
         _grad(model, params, xs, None)
 
 
-@pytest.mark.parametrize("kwargs,arg", [
-    (dict(n_out=0), "n_out"),
-    (dict(n_out=-2), "n_out"),
-    (dict(n_out=2.0), "n_out"),
-    (dict(n_out=True), "n_out"),
-    (dict(n_out=1), "n_out"),                      # cross entropy needs two classes
-    (dict(n_out=3, loss="hinge"), "loss"),
-    (dict(n_out=3, loss="MSE"), "loss"),
-    (dict(n_out=3, loss=None), "loss"),
-    (dict(n_out=3, dtype=np.int32), "dtype"),
-    (dict(n_out=3, dtype=np.float16), "dtype"),
-    (dict(n_out=3, dtype="banana"), "dtype"),
-])
+@pytest.mark.parametrize(
+    "kwargs,arg",
+    [
+        (dict(n_out=0), "n_out"),
+        (dict(n_out=-2), "n_out"),
+        (dict(n_out=2.0), "n_out"),
+        (dict(n_out=True), "n_out"),
+        (dict(n_out=1), "n_out"),  # cross entropy needs two classes
+        (dict(n_out=3, loss="hinge"), "loss"),
+        (dict(n_out=3, loss="MSE"), "loss"),
+        (dict(n_out=3, loss=None), "loss"),
+        (dict(n_out=3, dtype=np.int32), "dtype"),
+        (dict(n_out=3, dtype=np.float16), "dtype"),
+        (dict(n_out=3, dtype="banana"), "dtype"),
+    ],
+)
 def test_bad_model_args(kwargs, arg):
     with pytest.raises(ERR, match=arg):
         ns.Model(ns.cells.LeakyRNN(2, 3), **kwargs)
@@ -268,67 +296,79 @@ CELL_CLASSES = [ns.cells.LeakyRNN, ns.cells.EGRU, ns.cells.LIF, ns.cells.ALIF]
 
 
 @pytest.mark.parametrize("cls", CELL_CLASSES, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("args,arg", [
-    ((3, 0), "n_hidden"),
-    ((3, -4), "n_hidden"),
-    ((3, 2.5), "n_hidden"),
-    ((3, True), "n_hidden"),
-    ((3, "4"), "n_hidden"),
-    ((0, 4), "n_in"),
-    ((-1, 4), "n_in"),
-    ((None, 4), "n_in"),
-    ((3, 4, 0.0), "density"),
-    ((3, 4, -0.1), "density"),
-    ((3, 4, 1.5), "density"),
-    ((3, 4, float("nan")), "density"),
-    ((3, 4, float("inf")), "density"),
-    ((3, 4, "0.5"), "density"),
-], ids=str)
+@pytest.mark.parametrize(
+    "args,arg",
+    [
+        ((3, 0), "n_hidden"),
+        ((3, -4), "n_hidden"),
+        ((3, 2.5), "n_hidden"),
+        ((3, True), "n_hidden"),
+        ((3, "4"), "n_hidden"),
+        ((0, 4), "n_in"),
+        ((-1, 4), "n_in"),
+        ((None, 4), "n_in"),
+        ((3, 4, 0.0), "density"),
+        ((3, 4, -0.1), "density"),
+        ((3, 4, 1.5), "density"),
+        ((3, 4, float("nan")), "density"),
+        ((3, 4, float("inf")), "density"),
+        ((3, 4, "0.5"), "density"),
+    ],
+    ids=str,
+)
 def test_bad_cell_sizes(cls, args, arg):
     with pytest.raises(ERR, match=arg):
         cls(*args)
 
 
 @pytest.mark.parametrize("cls", CELL_CLASSES, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("kwargs,arg", [
-    (dict(seed=-1), "seed"),
-    (dict(seed=0.5), "seed"),
-    (dict(w_in_scale=-1.0), "w_in_scale"),
-    (dict(w_rec_scale=float("nan")), "w_rec_scale"),
-    (dict(autapses="yes"), "autapses"),
-    (dict(bias=1), "bias"),
-    (dict(unknown_option=1), "unknown_option"),
-], ids=str)
+@pytest.mark.parametrize(
+    "kwargs,arg",
+    [
+        (dict(seed=-1), "seed"),
+        (dict(seed=0.5), "seed"),
+        (dict(w_in_scale=-1.0), "w_in_scale"),
+        (dict(w_rec_scale=float("nan")), "w_rec_scale"),
+        (dict(autapses="yes"), "autapses"),
+        (dict(bias=1), "bias"),
+        (dict(unknown_option=1), "unknown_option"),
+    ],
+    ids=str,
+)
 def test_bad_cell_common_kwargs(cls, kwargs, arg):
     with pytest.raises(ERR, match=arg):
         cls(3, 4, **kwargs)
 
 
-@pytest.mark.parametrize("cls,kwargs,arg", [
-    (ns.cells.LeakyRNN, dict(alpha=0.0), "alpha"),
-    (ns.cells.LeakyRNN, dict(alpha=1.5), "alpha"),
-    (ns.cells.LeakyRNN, dict(alpha=float("nan")), "alpha"),
-    (ns.cells.EGRU, dict(threshold=0.0), "threshold"),
-    (ns.cells.EGRU, dict(threshold=-1.0), "threshold"),
-    (ns.cells.EGRU, dict(detach_reset=1), "detach_reset"),
-    (ns.cells.EGRU, dict(gate="smooth"), "gate"),
-    (ns.cells.EGRU, dict(gate=ns.gates.Triangle()), "gate"),
-    (ns.cells.LIF, dict(dt=0.0), "dt"),
-    (ns.cells.LIF, dict(dt="1e-3"), "dt"),
-    (ns.cells.LIF, dict(tau_mem=1e-4), "tau_mem"),
-    (ns.cells.LIF, dict(tau_syn=-1.0), "tau_syn"),
-    (ns.cells.LIF, dict(v_th=float("inf")), "v_th"),
-    (ns.cells.LIF, dict(v_leak=float("nan")), "v_leak"),
-    (ns.cells.LIF, dict(v_reset=None), "v_reset"),
-    (ns.cells.LIF, dict(reset="hard"), "reset"),
-    (ns.cells.LIF, dict(reset=0), "reset"),
-    (ns.cells.LIF, dict(detach_reset="no"), "detach_reset"),
-    (ns.cells.LIF, dict(gate=ns.gates.FastSigmoid()), "gate"),
-    (ns.cells.ALIF, dict(tau_adapt=1e-4), "tau_adapt"),
-    (ns.cells.ALIF, dict(beta=-0.5), "beta"),
-    (ns.cells.ALIF, dict(detach_adaptation=0), "detach_adaptation"),
-    (ns.cells.ALIF, dict(reset="soft"), "reset"),
-], ids=str)
+@pytest.mark.parametrize(
+    "cls,kwargs,arg",
+    [
+        (ns.cells.LeakyRNN, dict(alpha=0.0), "alpha"),
+        (ns.cells.LeakyRNN, dict(alpha=1.5), "alpha"),
+        (ns.cells.LeakyRNN, dict(alpha=float("nan")), "alpha"),
+        (ns.cells.EGRU, dict(threshold=0.0), "threshold"),
+        (ns.cells.EGRU, dict(threshold=-1.0), "threshold"),
+        (ns.cells.EGRU, dict(detach_reset=1), "detach_reset"),
+        (ns.cells.EGRU, dict(gate="smooth"), "gate"),
+        (ns.cells.EGRU, dict(gate=ns.gates.Triangle()), "gate"),
+        (ns.cells.LIF, dict(dt=0.0), "dt"),
+        (ns.cells.LIF, dict(dt="1e-3"), "dt"),
+        (ns.cells.LIF, dict(tau_mem=1e-4), "tau_mem"),
+        (ns.cells.LIF, dict(tau_syn=-1.0), "tau_syn"),
+        (ns.cells.LIF, dict(v_th=float("inf")), "v_th"),
+        (ns.cells.LIF, dict(v_leak=float("nan")), "v_leak"),
+        (ns.cells.LIF, dict(v_reset=None), "v_reset"),
+        (ns.cells.LIF, dict(reset="hard"), "reset"),
+        (ns.cells.LIF, dict(reset=0), "reset"),
+        (ns.cells.LIF, dict(detach_reset="no"), "detach_reset"),
+        (ns.cells.LIF, dict(gate=ns.gates.FastSigmoid()), "gate"),
+        (ns.cells.ALIF, dict(tau_adapt=1e-4), "tau_adapt"),
+        (ns.cells.ALIF, dict(beta=-0.5), "beta"),
+        (ns.cells.ALIF, dict(detach_adaptation=0), "detach_adaptation"),
+        (ns.cells.ALIF, dict(reset="soft"), "reset"),
+    ],
+    ids=str,
+)
 def test_bad_cell_hyperparameters(cls, kwargs, arg):
     with pytest.raises(ERR, match=arg):
         cls(3, 4, **kwargs)
@@ -336,38 +376,46 @@ def test_bad_cell_hyperparameters(cls, kwargs, arg):
 
 def test_autapses_need_two_units():
     with pytest.raises(ValueError, match="n_hidden"):
-        ns.cells.LIF(3, 1)                     # LIF defaults to autapses=False
+        ns.cells.LIF(3, 1)  # LIF defaults to autapses=False
 
 
 # -- gates and rules ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make,arg", [
-    (lambda: ns.gates.Heaviside("sigmoidal"), "surrogate"),
-    (lambda: ns.gates.Heaviside(surrogate=3), "surrogate"),
-    (lambda: ns.gates.Heaviside(surrogate=None), "surrogate"),
-    (lambda: ns.gates.Smooth(0.0), "beta"),
-    (lambda: ns.gates.Smooth(-2.0), "beta"),
-    (lambda: ns.gates.Smooth(float("nan")), "beta"),
-    (lambda: ns.gates.Smooth("5"), "beta"),
-    (lambda: ns.gates.Triangle(gamma=0.0), "gamma"),
-    (lambda: ns.gates.Triangle(width=-1.0), "width"),
-    (lambda: ns.gates.FastSigmoid(slope=0.0), "slope"),
-    (lambda: ns.gates.FastSigmoid(gamma=float("inf")), "gamma"),
-], ids=str)
+@pytest.mark.parametrize(
+    "make,arg",
+    [
+        (lambda: ns.gates.Heaviside("sigmoidal"), "surrogate"),
+        (lambda: ns.gates.Heaviside(surrogate=3), "surrogate"),
+        (lambda: ns.gates.Heaviside(surrogate=None), "surrogate"),
+        (lambda: ns.gates.Smooth(0.0), "beta"),
+        (lambda: ns.gates.Smooth(-2.0), "beta"),
+        (lambda: ns.gates.Smooth(float("nan")), "beta"),
+        (lambda: ns.gates.Smooth("5"), "beta"),
+        (lambda: ns.gates.Triangle(gamma=0.0), "gamma"),
+        (lambda: ns.gates.Triangle(width=-1.0), "width"),
+        (lambda: ns.gates.FastSigmoid(slope=0.0), "slope"),
+        (lambda: ns.gates.FastSigmoid(gamma=float("inf")), "gamma"),
+    ],
+    ids=str,
+)
 def test_bad_gates(make, arg):
     with pytest.raises(ERR, match=arg):
         make()
 
 
-@pytest.mark.parametrize("make,arg", [
-    (lambda: ns.rules.BPTT(truncation=0), "truncation"),
-    (lambda: ns.rules.BPTT(truncation=-3), "truncation"),
-    (lambda: ns.rules.BPTT(truncation=2.5), "truncation"),
-    (lambda: ns.rules.BPTT(truncation="10"), "truncation"),
-    (lambda: ns.rules.RTRL(sparse=1), "sparse"),
-    (lambda: ns.rules.RTRL(sparse="yes"), "sparse"),
-], ids=str)
+@pytest.mark.parametrize(
+    "make,arg",
+    [
+        (lambda: ns.rules.BPTT(truncation=0), "truncation"),
+        (lambda: ns.rules.BPTT(truncation=-3), "truncation"),
+        (lambda: ns.rules.BPTT(truncation=2.5), "truncation"),
+        (lambda: ns.rules.BPTT(truncation="10"), "truncation"),
+        (lambda: ns.rules.RTRL(sparse=1), "sparse"),
+        (lambda: ns.rules.RTRL(sparse="yes"), "sparse"),
+    ],
+    ids=str,
+)
 def test_bad_rule_hyperparameters(make, arg):
     with pytest.raises(ERR, match=arg):
         make()

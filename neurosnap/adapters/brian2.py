@@ -31,6 +31,7 @@ Events and membranes agree with ``model.run`` up to the summation order of the s
 (round-off, ~1e-16 relative). The readout is stored as weight-only ``Synapses`` (no pathway, no cost)
 so that :func:`from_network` returns a complete params dict.
 """
+
 from __future__ import annotations
 
 import sys
@@ -90,17 +91,32 @@ def check_expressible(model) -> None:
     """
     cell = model.cell
     if not isinstance(cell, (LIF, ALIF)):
-        raise ValueError(f"the Brian2 adapter runs LIF and ALIF cells only, got {type(cell).__name__}")
+        raise ValueError(
+            f"the Brian2 adapter runs LIF and ALIF cells only, got {type(cell).__name__}"
+        )
     if not isinstance(cell.gate, Heaviside):
-        raise ValueError(f"the Brian2 adapter needs a Heaviside gate (spikes); {cell.gate!r} emits "
-                         "graded outputs that Brian2 synapses cannot transmit")
+        raise ValueError(
+            f"the Brian2 adapter needs a Heaviside gate (spikes); {cell.gate!r} emits "
+            "graded outputs that Brian2 synapses cannot transmit"
+        )
     if cell.delay > 1 and cell.v_leak > cell.v_th:
-        raise ValueError("delay > 1 with v_leak > v_th: neurosnap's network at rest before the first "
-                         "step emits spikes that would still be in flight, which Brian2 cannot hold")
+        raise ValueError(
+            "delay > 1 with v_leak > v_th: neurosnap's network at rest before the first "
+            "step emits spikes that would still be in flight, which Brian2 cannot hold"
+        )
 
 
-def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None, stdp=None,
-               delays=None, initial_state=None):
+def to_network(
+    model,
+    params,
+    xs,
+    batch_index=0,
+    target="numpy",
+    cache_dir=None,
+    stdp=None,
+    delays=None,
+    initial_state=None,
+):
     """Build a ``brian2.Network`` reproducing ``model.run(params, xs)`` step for step.
 
     Args:
@@ -139,34 +155,42 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
         raise ValueError("the Brian2 STDP formulation is written for delay=1")
     two = getattr(model.cell, "tau_syn_inh", None) is not None
     if stdp is not None and two:
-        raise ValueError("the Brian2 STDP formulation is written for one synaptic current "
-                         "(tau_syn_inh=None)")
-    if delays is not None:                              # checked before any Brian2 object exists
+        raise ValueError(
+            "the Brian2 STDP formulation is written for one synaptic current (tau_syn_inh=None)"
+        )
+    if delays is not None:  # checked before any Brian2 object exists
         if model.cell.v_leak > model.cell.v_th:
-            raise ValueError("delays with v_leak > v_th: neurosnap's network at rest before the "
-                             "first step emits spikes that would still be in flight")
+            raise ValueError(
+                "delays with v_leak > v_th: neurosnap's network at rest before the "
+                "first step emits spikes that would still be in flight"
+            )
         delays = model.cell.synapse_delays(delays)
     params = model.check_params(params)
     xs, _, _ = model.check_inputs(xs)
     validate.choice("target", target, TARGETS)
     init = {}
-    if initial_state is not None:                       # simulate's checks, before any Brian2
+    if initial_state is not None:  # simulate's checks, before any Brian2
         from ..simulation.run import check_initial_state
+
         init = check_initial_state(initial_state, model.cell, xs.shape[1], model.dtype)
         if "r" in init:
-            raise ValueError("initial_state: the Brian2 adapter does not take the refractory "
-                             "counter 'r' (Brian2 holds a last spike time)")
+            raise ValueError(
+                "initial_state: the Brian2 adapter does not take the refractory "
+                "counter 'r' (Brian2 holds a last spike time)"
+            )
         c = model.cell
         x = init.get("v", c.v_leak) - c.v_th - (c.beta * init["a"] if "a" in init else 0.0)
         if (c.delay > 1 or delays is not None) and np.any(x > 0):
-            raise ValueError("initial_state: with delays every unit must start below threshold "
-                             "(Brian2 has no spikes in flight before its first step)")
+            raise ValueError(
+                "initial_state: with delays every unit must start below threshold "
+                "(Brian2 has no spikes in flight before its first step)"
+            )
     if batch_index is not None:
         validate.positive_int("batch_index", batch_index, minimum=0)
         if batch_index >= xs.shape[1]:
             raise ValueError(f"batch_index must be < B={xs.shape[1]}, got {batch_index}")
-        xs = xs[:, batch_index:batch_index + 1]
-        init = {key: val[batch_index:batch_index + 1] for key, val in init.items()}
+        xs = xs[:, batch_index : batch_index + 1]
+        init = {key: val[batch_index : batch_index + 1] for key, val in init.items()}
     codeobj = _codeobj_class(target, cache_dir)
     cell = model.cell
     T, B, k = xs.shape
@@ -184,47 +208,84 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
             setattr(neurons, f"{names[key]}_init", np.asarray(val, model.dtype).ravel())
         # a clock that ticks once in the run: at Brian2 step 0, after the update code (order 2)
         once = b2.Clock((T + 2) * dt, name=NAMES["init_clock"])
-        neurons.run_regularly("\n".join(f"{names[key]} = {names[key]}_init" for key in init),
-                              clock=once, when="groups", order=2, name=NAMES["init"],
-                              codeobj_class=codeobj)
-    if cell.has_bias:                                   # part of the jump, like W_in x_t
+        neurons.run_regularly(
+            "\n".join(f"{names[key]} = {names[key]}_init" for key in init),
+            clock=once,
+            when="groups",
+            order=2,
+            name=NAMES["init"],
+            codeobj_class=codeobj,
+        )
+    if cell.has_bias:  # part of the jump, like W_in x_t
         neurons.bias = np.tile(params["cell.bias"][0], B)
-        neurons.run_regularly("i_syn = i_syn + bias", when="synapses", name=NAMES["bias"],
-                              codeobj_class=codeobj)
+        neurons.run_regularly(
+            "i_syn = i_syn + bias", when="synapses", name=NAMES["bias"], codeobj_class=codeobj
+        )
         if two:
             neurons.bias_inh = np.tile(params["cell.bias"][1], B)
-            neurons.run_regularly("i_inh = i_inh + bias_inh", when="synapses",
-                                  name=NAMES["bias_inh"], codeobj_class=codeobj)
-    objects = [neurons]                                 # its run_regularly objects come along
+            neurons.run_regularly(
+                "i_inh = i_inh + bias_inh",
+                when="synapses",
+                name=NAMES["bias_inh"],
+                codeobj_class=codeobj,
+            )
+    objects = [neurons]  # its run_regularly objects come along
 
     plastic = _stdp_namespace(stdp, cell, xs, dt) if stdp is not None else None
     source, on_pre, on_event, namespace = _input_source(b2, xs, dt, common)
     objects.append(source)
-    s_in = _synapses(b2, source, neurons, on_pre, on_event, namespace,
-                     plastic if plastic is not None and stdp.input_weights else None,
-                     NAMES["input_synapses"], weights)
+    s_in = _synapses(
+        b2,
+        source,
+        neurons,
+        on_pre,
+        on_event,
+        namespace,
+        plastic if plastic is not None and stdp.input_weights else None,
+        NAMES["input_synapses"],
+        weights,
+    )
     pre, post = np.meshgrid(np.arange(k), np.arange(n), indexing="ij")
     _connect(s_in, pre.ravel(), post.ravel(), params["cell.w_in"][0], k, n, B)
-    if two:                                             # gate 1's input weights jump i_inh
-        s_in_inh = _synapses(b2, source, neurons, on_pre.replace("i_syn_post", "i_inh_post"),
-                             on_event, namespace, None, NAMES["input_synapses_inh"], weights)
+    if two:  # gate 1's input weights jump i_inh
+        s_in_inh = _synapses(
+            b2,
+            source,
+            neurons,
+            on_pre.replace("i_syn_post", "i_inh_post"),
+            on_event,
+            namespace,
+            None,
+            NAMES["input_synapses_inh"],
+            weights,
+        )
         _connect(s_in_inh, pre.ravel(), post.ravel(), params["cell.w_in"][1], k, n, B)
         objects.append(s_in_inh)
 
     # neurosnap's delay D (steps, 1 = the next step) is a Brian2 transmission delay of D - 1 steps
     pre, post = np.nonzero(cell.mask.T)
     recurrent = []
-    for g, (var, name) in enumerate([("i_syn", "recurrent_synapses"),
-                                     ("i_inh", "recurrent_synapses_inh")][:2 if two else 1]):
-        w_rec = params["cell.w_rec"][g]                 # zero off the mask (model.check_params)
-        syn = _synapses(b2, neurons, neurons, f"{var}_post += w", "spike", {}, plastic,
-                        NAMES[name], weights,
-                        delay=(cell.delay - 1) * dt if delays is None else "per synapse")
+    for g, (var, name) in enumerate(
+        [("i_syn", "recurrent_synapses"), ("i_inh", "recurrent_synapses_inh")][: 2 if two else 1]
+    ):
+        w_rec = params["cell.w_rec"][g]  # zero off the mask (model.check_params)
+        syn = _synapses(
+            b2,
+            neurons,
+            neurons,
+            f"{var}_post += w",
+            "spike",
+            {},
+            plastic,
+            NAMES[name],
+            weights,
+            delay=(cell.delay - 1) * dt if delays is None else "per synapse",
+        )
         # two currents: each holds its nonzero weights only (Dale's law: a unit's spike jumps
         # one of them); adding zeros would change no sum
         keep = w_rec[post, pre] != 0 if two else slice(None)
         _connect(syn, pre[keep], post[keep], w_rec, n, n, B)
-        if delays is not None and len(syn):             # per synapse, in connection order
+        if delays is not None and len(syn):  # per synapse, in connection order
             steps = delays[np.asarray(syn.j[:]) % n, np.asarray(syn.i[:]) % n] - 1
             syn.delay[:] = steps * dt
         recurrent.append(syn)
@@ -232,7 +293,7 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
     objects += recurrent[1:]
     for syn in (s_in, s_rec):
         if "tpre" in syn.variables:
-            syn.tpre = -1 * b2.second                   # no pre arrival yet
+            syn.tpre = -1 * b2.second  # no pre arrival yet
 
     readout = b2.NeuronGroup(model.n_out, "bias : 1 (constant)", name=NAMES["readout"], **common)
     readout.bias = params["readout.bias"]
@@ -241,14 +302,14 @@ def to_network(model, params, xs, batch_index=0, target="numpy", cache_dir=None,
     _connect(s_out, pre.ravel(), post.ravel(), params["readout.weight"], n, model.n_out, 1)
 
     spikes = b2.SpikeMonitor(neurons, name=NAMES["spikes"], **_no_clock(common))
-    membrane = b2.StateMonitor(neurons, "v", record=True, when="thresholds",
-                               name=NAMES["membrane"], **common)
+    membrane = b2.StateMonitor(
+        neurons, "v", record=True, when="thresholds", name=NAMES["membrane"], **common
+    )
     objects += [s_in, s_rec, readout, s_out, spikes, membrane]
     return b2.Network(*objects, name="neurosnap_network")
 
 
-def simulate(model, params, xs, target="numpy", cache_dir=None, delays=None,
-             initial_state=None):
+def simulate(model, params, xs, target="numpy", cache_dir=None, delays=None, initial_state=None):
     """Run ``model`` on ``xs`` in Brian2 (all ``B`` sequences in one network).
 
     Args:
@@ -262,8 +323,16 @@ def simulate(model, params, xs, target="numpy", cache_dir=None, delays=None,
     """
     xs, _, _ = model.check_inputs(xs)
     T, B, _ = xs.shape
-    net = to_network(model, params, xs, batch_index=None, target=target, cache_dir=cache_dir,
-                     delays=delays, initial_state=initial_state)
+    net = to_network(
+        model,
+        params,
+        xs,
+        batch_index=None,
+        target=target,
+        cache_dir=cache_dir,
+        delays=delays,
+        initial_state=initial_state,
+    )
     run(net, model, T)
     return read_run(net, model, T, B)
 
@@ -281,14 +350,14 @@ def read_run(net, model, T: int, B: int):
     spikes = net[NAMES["spikes"]]
     step = np.rint(np.asarray(spikes.t_[:]) / model.cell.dt).astype(np.int64)
     idx = np.asarray(spikes.i[:], dtype=np.int64)
-    keep = step >= 1                                    # step 0 holds z_{-1}, the initial state's
+    keep = step >= 1  # step 0 holds z_{-1}, the initial state's
     events = np.zeros((T, B * n), dtype=bool)
     events[step[keep] - 1, idx[keep]] = True
     try:
         membrane = net[NAMES["membrane"]]
     except KeyError:
         return events.reshape(T, B, n), None
-    v = np.asarray(membrane.v[:]).T[1:T + 1]            # (T, B*n), recorded before the reset
+    v = np.asarray(membrane.v[:]).T[1 : T + 1]  # (T, B*n), recorded before the reset
     return events.reshape(T, B, n), v.reshape(T, B, n)
 
 
@@ -310,8 +379,12 @@ def from_network(net, model) -> dict[str, np.ndarray]:
     params["cell.w_in"] = w_in.transpose(0, 2, 1).copy()
     params["cell.w_rec"] = w_rec.transpose(0, 2, 1).copy()
     if cell.has_bias:
-        params["cell.bias"] = np.stack([np.asarray(net[NAMES["neurons"]].variables[f"bias{x}"]
-                                                   .get_value()[:n], dtype) for x in suffixes])
+        params["cell.bias"] = np.stack(
+            [
+                np.asarray(net[NAMES["neurons"]].variables[f"bias{x}"].get_value()[:n], dtype)
+                for x in suffixes
+            ]
+        )
     w_out = np.zeros((n, model.n_out), dtype)
     _read(net[NAMES["readout_synapses"]], w_out, n, model.n_out)
     params["readout.weight"] = w_out.T.copy()
@@ -328,12 +401,14 @@ def stdp_updates(net, model) -> dict[str, np.ndarray]:
     """
     cell, n = model.cell, model.cell.n_hidden
     out = {}
-    for key, name, n_pre in (("cell.w_rec", "recurrent_synapses", n), ("cell.w_in", "input_synapses",
-                                                                        cell.n_in)):
+    for key, name, n_pre in (
+        ("cell.w_rec", "recurrent_synapses", n),
+        ("cell.w_in", "input_synapses", cell.n_in),
+    ):
         syn = net[NAMES[name]]
         dw = np.zeros((n, n_pre), model.dtype)
-        if "dw" in syn.variables:                       # input synapses are static without
-            pre = np.asarray(syn.i[:]) % n_pre          # stdp.input_weights
+        if "dw" in syn.variables:  # input synapses are static without
+            pre = np.asarray(syn.i[:]) % n_pre  # stdp.input_weights
             post = np.asarray(syn.j[:]) % n
             np.add.at(dw, (post, pre), np.asarray(syn.dw[:]))
         out[key] = dw[None]
@@ -342,11 +417,13 @@ def stdp_updates(net, model) -> dict[str, np.ndarray]:
 
 # -- building blocks ---------------------------------------------------------------------------------
 def _brian2():
-    hook = sys.excepthook                               # brian2 installs its own on import
+    hook = sys.excepthook  # brian2 installs its own on import
     try:
         import brian2
-    except ImportError as exc:                          # pragma: no cover - depends on the install
-        raise ImportError("the Brian2 adapter needs brian2 (pip install 'neurosnap[brian2]')") from exc
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError(
+            "the Brian2 adapter needs brian2 (pip install 'neurosnap[brian2]')"
+        ) from exc
     finally:
         # importing brian2 replaces sys.excepthook, which would report every later uncaught error of
         # the user's program as "Brian 2 encountered an unexpected error": give the user's hook back
@@ -357,9 +434,11 @@ def _brian2():
 def _codeobj_class(target, cache_dir):
     if target == "numpy":
         from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
+
         return NumpyCodeObject
     from brian2 import prefs
     from brian2.codegen.runtime.cython_rt import CythonCodeObject
+
     path = Path(cache_dir) if cache_dir is not None else Path.cwd() / DEFAULT_CACHE_DIR
     path.mkdir(parents=True, exist_ok=True)
     prefs.codegen.runtime.cython.cache_dir = str(path)
@@ -407,8 +486,15 @@ def _neurons(b2, cell, B, common, init_vars=()):
         update += "\na = rho * a"
         threshold = "v - v_th - beta * a > 0"
         reset += "\na = a + 1"
-    group = b2.NeuronGroup(B * cell.n_hidden, eqs, threshold=threshold, reset=reset,
-                           name=NAMES["neurons"], **refractory, **common)
+    group = b2.NeuronGroup(
+        B * cell.n_hidden,
+        eqs,
+        threshold=threshold,
+        reset=reset,
+        name=NAMES["neurons"],
+        **refractory,
+        **common,
+    )
     group.k_m = cell.dt / cell.tau_mem
     group.k_s = cell.dt / cell.tau_syn
     if two:
@@ -418,8 +504,13 @@ def _neurons(b2, cell, B, common, init_vars=()):
     if alif:
         group.rho = 1 - cell.dt / cell.tau_adapt
         group.beta = cell.beta
-    group.run_regularly(update, when="groups", order=1 if refractory else 0, name=NAMES["update"],
-                        codeobj_class=common["codeobj_class"])
+    group.run_regularly(
+        update,
+        when="groups",
+        order=1 if refractory else 0,
+        name=NAMES["update"],
+        codeobj_class=common["codeobj_class"],
+    )
     return group
 
 
@@ -428,14 +519,21 @@ def _input_source(b2, xs, dt, common):
     T, B, k = xs.shape
     if np.all((xs == 0) | (xs == 1)):
         steps, batch, chan = np.nonzero(xs)
-        gen = b2.SpikeGeneratorGroup(B * k, batch * k + chan, steps * dt, name=NAMES["input"],
-                                     **common)
+        gen = b2.SpikeGeneratorGroup(
+            B * k, batch * k + chan, steps * dt, name=NAMES["input"], **common
+        )
         return gen, "i_syn_post += w", "spike", {}
-    values = np.zeros((T + 1, B * k))                  # last row: nothing arrives after step T-1
+    values = np.zeros((T + 1, B * k))  # last row: nothing arrives after step T-1
     values[:T] = xs.reshape(T, B * k)
     table = b2.TimedArray(values, dt=dt, name=NAMES["xs"])
-    group = b2.NeuronGroup(B * k, f"x = {NAMES['xs']}(t, i) : 1", events={"tick": "True"},
-                           namespace={NAMES["xs"]: table}, name=NAMES["input"], **common)
+    group = b2.NeuronGroup(
+        B * k,
+        f"x = {NAMES['xs']}(t, i) : 1",
+        events={"tick": "True"},
+        namespace={NAMES["xs"]: table},
+        name=NAMES["input"],
+        **common,
+    )
     return group, "i_syn_post += w * x_pre", "tick", {NAMES["xs"]: table}
 
 
@@ -443,18 +541,40 @@ def _synapses(b2, source, target, on_pre, on_event, namespace, plastic, name, co
     """Transmitting synapses ``w``; with ``plastic`` (:func:`_stdp_namespace`) also STDP pathways."""
     # Scalar delays: Brian2's spike queue is far faster than with per-synapse delay variables.
     if plastic is None:
-        if isinstance(delay, str):                      # per-synapse delays, set after connect()
-            return b2.Synapses(source, target, "w : 1", on_pre=on_pre, on_event=on_event,
-                               namespace=namespace, name=name, **common)
-        return b2.Synapses(source, target, "w : 1", on_pre=on_pre, on_event=on_event,
-                           delay=0 * b2.second if delay is None else delay, namespace=namespace,
-                           name=name, **common)
-    return b2.Synapses(source, target, "w : 1" + _STDP_VARS,
-                       on_pre={"pre": on_pre, "stdp_pre": _STDP_ON_PRE}, on_post=_STDP_ON_POST,
-                       on_event={"pre": on_event, "stdp_pre": "spike", "post": "spike"},
-                       delay={"pre": 0 * b2.second, "stdp_pre": common["clock"].dt,
-                              "post": 0 * b2.second},
-                       namespace={**namespace, **plastic}, name=name, **common)
+        if isinstance(delay, str):  # per-synapse delays, set after connect()
+            return b2.Synapses(
+                source,
+                target,
+                "w : 1",
+                on_pre=on_pre,
+                on_event=on_event,
+                namespace=namespace,
+                name=name,
+                **common,
+            )
+        return b2.Synapses(
+            source,
+            target,
+            "w : 1",
+            on_pre=on_pre,
+            on_event=on_event,
+            delay=0 * b2.second if delay is None else delay,
+            namespace=namespace,
+            name=name,
+            **common,
+        )
+    return b2.Synapses(
+        source,
+        target,
+        "w : 1" + _STDP_VARS,
+        on_pre={"pre": on_pre, "stdp_pre": _STDP_ON_PRE},
+        on_post=_STDP_ON_POST,
+        on_event={"pre": on_event, "stdp_pre": "spike", "post": "spike"},
+        delay={"pre": 0 * b2.second, "stdp_pre": common["clock"].dt, "post": 0 * b2.second},
+        namespace={**namespace, **plastic},
+        name=name,
+        **common,
+    )
 
 
 def _connect(syn, pre, post, weights_post_pre, n_pre, n_post, B):
@@ -470,7 +590,7 @@ def _connect(syn, pre, post, weights_post_pre, n_pre, n_post, B):
 
 def _read(syn, out_pre_post, n_pre, n_post):
     i, j = np.asarray(syn.i[:]), np.asarray(syn.j[:])
-    first = (i < n_pre) & (j < n_post)                  # copy 0
+    first = (i < n_pre) & (j < n_post)  # copy 0
     out_pre_post[i[first], j[first]] = np.asarray(syn.w[:])[first]
 
 
@@ -482,18 +602,27 @@ def _stdp_namespace(stdp, cell, xs, dt):
     ``stdp_pre`` is delayed by one step (:func:`_synapses`), transmission is not.
     """
     from ..rules.stdp import STDP
+
     if type(stdp) is not STDP:
         raise TypeError(f"stdp must be an ns.rules.STDP, got {type(stdp).__name__}")
     if stdp.w_min is not None or stdp.w_max is not None:
-        raise ValueError("the Brian2 STDP formulation accumulates unbounded weight changes with the "
-                         "weights held fixed; use an STDP without w_min/w_max")
+        raise ValueError(
+            "the Brian2 STDP formulation accumulates unbounded weight changes with the "
+            "weights held fixed; use an STDP without w_min/w_max"
+        )
     if stdp.input_weights and not np.all((xs == 0) | (xs == 1)):
-        raise ValueError("Brian2 STDP on input weights needs 0/1 spike inputs (xs), got graded "
-                         "values (or use STDP(input_weights=False))")
+        raise ValueError(
+            "Brian2 STDP on input weights needs 0/1 spike inputs (xs), got graded "
+            "values (or use STDP(input_weights=False))"
+        )
     decay_pre, decay_post = stdp.decays(cell.dt)
     if min(decay_pre, decay_post) <= 0:
         raise ValueError("Brian2 STDP needs tau_pre, tau_post > dt with decay='euler'")
     # A per-step decay d is an exponential with time constant -dt / log(d) (exact for "exp", and the
     # Euler factor 1 - dt/tau otherwise).
-    return {"tau_pre": -dt / np.log(decay_pre), "tau_post": -dt / np.log(decay_post),
-            "a_plus": stdp.a_plus, "a_minus": stdp.a_minus}
+    return {
+        "tau_pre": -dt / np.log(decay_pre),
+        "tau_post": -dt / np.log(decay_post),
+        "a_plus": stdp.a_plus,
+        "a_minus": stdp.a_minus,
+    }

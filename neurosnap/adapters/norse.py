@@ -22,6 +22,7 @@ Not expressible (``ValueError``): ``reset="subtract"``, ``detach_reset=False``, 
 the threshold, so a spike reaches the postsynaptic membrane one step later than in neurosnap, and
 inputs likewise: no parameter choice reproduces neurosnap's ALIF), ``EGRU`` and ``LeakyRNN``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,9 +37,11 @@ def check_expressible(model) -> None:
     if type(cell) is not LIF:
         extra = ""
         if type(cell).__name__ == "ALIF":
-            extra = (": Norse's LSNN applies the input and recurrent current jump after the "
-                     "threshold (a spike reaches the postsynaptic membrane one step later than in "
-                     "neurosnap's ALIF), so neurosnap's ALIF update order is not expressible")
+            extra = (
+                ": Norse's LSNN applies the input and recurrent current jump after the "
+                "threshold (a spike reaches the postsynaptic membrane one step later than in "
+                "neurosnap's ALIF), so neurosnap's ALIF update order is not expressible"
+            )
         raise ValueError(f"Norse can express ns.cells.LIF only, got {type(cell).__name__}{extra}")
     problems = []
     if cell.reset != "zero":
@@ -50,9 +53,11 @@ def check_expressible(model) -> None:
     if getattr(cell, "tau_syn_inh", None) is not None:
         problems.append(f"tau_syn_inh={cell.tau_syn_inh} (Norse's LIF has one synaptic current)")
     if cell.refractory_steps:
-        problems.append("refractory>0 (Norse's LIFRefrac has the same forward pass with rho_reset = "
-                        "R - 1 but differentiates its refractory mask; this adapter builds "
-                        "LIFRecurrentCell)")
+        problems.append(
+            "refractory>0 (Norse's LIFRefrac has the same forward pass with rho_reset = "
+            "R - 1 but differentiates its refractory mask; this adapter builds "
+            "LIFRecurrentCell)"
+        )
     try:
         _method(cell.gate)
     except ValueError as exc:
@@ -78,6 +83,7 @@ def to_module(model, params):
     """
     torch = _torch()
     from norse.torch import LIFParameters, LIFRecurrentCell
+
     check_expressible(model)
     params = model.check_params(params)
     cell = model.cell
@@ -85,17 +91,30 @@ def to_module(model, params):
 
     dtype = _torch_dtype(torch, model)
 
-    def tensor(x):                                      # Norse's defaults would be float32 scalars
+    def tensor(x):  # Norse's defaults would be float32 scalars
         return torch.tensor(x, dtype=dtype)
 
-    p = LIFParameters(tau_syn_inv=tensor(1.0 / cell.tau_syn), tau_mem_inv=tensor(1.0 / cell.tau_mem),
-                      v_leak=tensor(cell.v_leak), v_th=tensor(cell.v_th),
-                      v_reset=tensor(cell.v_reset), method=method, alpha=tensor(alpha))
+    p = LIFParameters(
+        tau_syn_inv=tensor(1.0 / cell.tau_syn),
+        tau_mem_inv=tensor(1.0 / cell.tau_mem),
+        v_leak=tensor(cell.v_leak),
+        v_th=tensor(cell.v_th),
+        v_reset=tensor(cell.v_reset),
+        method=method,
+        alpha=tensor(alpha),
+    )
     # Copies: with autapses=False Norse zeroes the diagonal of the given tensor in place.
     w_in = torch.nn.Parameter(tensor(params["cell.w_in"][0]))
     w_rec = torch.nn.Parameter(tensor(params["cell.w_rec"][0]))
-    module = LIFRecurrentCell(cell.n_in, cell.n_hidden, p=p, input_weights=w_in,
-                              recurrent_weights=w_rec, autapses=cell.autapses, dt=cell.dt)
+    module = LIFRecurrentCell(
+        cell.n_in,
+        cell.n_hidden,
+        p=p,
+        input_weights=w_in,
+        recurrent_weights=w_rec,
+        autapses=cell.autapses,
+        dt=cell.dt,
+    )
     mask = torch.tensor(cell.mask, dtype=dtype)
     module.recurrent_weights.register_hook(lambda grad: grad * mask)
     readout = torch.nn.Linear(cell.n_hidden, model.n_out, dtype=dtype)
@@ -108,13 +127,16 @@ def to_module(model, params):
 
 def from_module(module, model) -> dict[str, np.ndarray]:
     """The params dict of ``model`` read from a module built by :func:`to_module`."""
+
     def arr(t):
         return t.detach().cpu().numpy().astype(model.dtype, copy=True)
 
-    params = {"cell.w_in": arr(module.input_weights)[None],
-              "cell.w_rec": arr(module.recurrent_weights)[None],
-              "readout.weight": arr(module.readout.weight),
-              "readout.bias": arr(module.readout.bias)}
+    params = {
+        "cell.w_in": arr(module.input_weights)[None],
+        "cell.w_rec": arr(module.recurrent_weights)[None],
+        "readout.weight": arr(module.readout.weight),
+        "readout.bias": arr(module.readout.bias),
+    }
     return model.check_params(params)
 
 
@@ -146,10 +168,12 @@ def sequence_grad(model, params, xs, ys, mask=None):
             picked = logp.gather(1, torch.from_numpy(ys[t]).long()[:, None])[:, 0]
             total = total - torch.sum(m[t] * picked)
     total.backward()
-    grads = {"cell.w_in": module.input_weights.grad.numpy()[None].astype(model.dtype),
-             "cell.w_rec": module.recurrent_weights.grad.numpy()[None].astype(model.dtype),
-             "readout.weight": module.readout.weight.grad.numpy().astype(model.dtype),
-             "readout.bias": module.readout.bias.grad.numpy().astype(model.dtype)}
+    grads = {
+        "cell.w_in": module.input_weights.grad.numpy()[None].astype(model.dtype),
+        "cell.w_rec": module.recurrent_weights.grad.numpy()[None].astype(model.dtype),
+        "readout.weight": module.readout.weight.grad.numpy().astype(model.dtype),
+        "readout.bias": module.readout.bias.grad.numpy().astype(model.dtype),
+    }
     return float(total.detach()), grads
 
 
@@ -182,12 +206,15 @@ def initial_state(model, batch: int):
     spike ``z`` of that state), batch ``batch``, in ``model.dtype``."""
     torch = _torch()
     from norse.torch.functional.lif import LIFState
+
     cell, dtype = model.cell, _torch_dtype(torch, model)
     z0 = float(cell.v_leak - cell.v_th > 0)
     shape = (batch, cell.n_hidden)
-    return LIFState(z=torch.full(shape, z0, dtype=dtype),
-                    v=torch.full(shape, cell.v_reset if z0 else cell.v_leak, dtype=dtype),
-                    i=torch.zeros(shape, dtype=dtype))
+    return LIFState(
+        z=torch.full(shape, z0, dtype=dtype),
+        v=torch.full(shape, cell.v_reset if z0 else cell.v_leak, dtype=dtype),
+        i=torch.zeros(shape, dtype=dtype),
+    )
 
 
 def _torch_dtype(torch, model):
@@ -198,7 +225,7 @@ def _torch():
     try:
         import norse.torch  # noqa: F401  (checks that Norse is installed)
         import torch
-    except ImportError as exc:                          # pragma: no cover - depends on the install
+    except ImportError as exc:  # pragma: no cover - depends on the install
         raise ImportError("the Norse adapter needs torch and norse (see docs/adapters.md)") from exc
     return torch
 
@@ -212,5 +239,7 @@ def _method(gate):
         return "triangle", s.gamma
     if isinstance(s, FastSigmoid) and s.gamma == 1.0 and s.slope == 1.0:
         return "super", 1.0
-    raise ValueError(f"surrogate {s!r} has no Norse equivalent: use Triangle(gamma, width=1.0) "
-                     "(Norse 'triangle') or FastSigmoid(gamma=1.0, slope=1.0) (Norse 'super')")
+    raise ValueError(
+        f"surrogate {s!r} has no Norse equivalent: use Triangle(gamma, width=1.0) "
+        "(Norse 'triangle') or FastSigmoid(gamma=1.0, slope=1.0) (Norse 'super')"
+    )

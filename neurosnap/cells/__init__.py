@@ -1,4 +1,5 @@
 """Recurrent cores: :class:`LeakyRNN`, :class:`EGRU`, :class:`LIF`, :class:`ALIF`."""
+
 from .alif import ALIF
 from .base import Cell
 from .egru import EGRU

@@ -12,6 +12,7 @@ As :mod:`neurosnap.cells.lif` with an adaptation variable ``a`` raising the thre
 ``refractory > 0`` adds the counter ``r`` as a fourth state variable, as in LIF (eq. (15)-(18)): no
 spike while refractory, the membrane clamped, ``i`` and ``a`` keep integrating.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,11 +50,21 @@ class ALIF(_Spiking):
     state_names = ("v", "i", "a")
     gate_names = ("i",)
 
-    def __init__(self, n_in: int, n_hidden: int, density: float = 1.0, *, tau_adapt: float = 0.2,
-                 beta: float = 1.8, detach_adaptation: bool = False, **kwargs):
-        super().__init__(n_in, n_hidden, density, **kwargs)     # validates dt
-        self.tau_adapt = validate.real("tau_adapt", tau_adapt, low=self.dt,
-                                       low_name=f"dt={self.dt}")
+    def __init__(
+        self,
+        n_in: int,
+        n_hidden: int,
+        density: float = 1.0,
+        *,
+        tau_adapt: float = 0.2,
+        beta: float = 1.8,
+        detach_adaptation: bool = False,
+        **kwargs,
+    ):
+        super().__init__(n_in, n_hidden, density, **kwargs)  # validates dt
+        self.tau_adapt = validate.real(
+            "tau_adapt", tau_adapt, low=self.dt, low_name=f"dt={self.dt}"
+        )
         self.beta = validate.real("beta", beta, low=0.0)
         if not isinstance(detach_adaptation, bool):
             raise TypeError(f"detach_adaptation must be a bool, got {detach_adaptation!r}")
@@ -71,7 +82,7 @@ class ALIF(_Spiking):
         if not jac:
             return new, None, None, None
         k_m, k_s = self.dt / self.tau_mem, self.dt / self.tau_syn
-        km = k_m if m is None else k_m * m                 # 0 while clamped
+        km = k_m if m is None else k_m * m  # 0 while clamped
         B, S, n = state.shape
         dza = np.zeros_like(v) if self.detach_adaptation else dz
         local = np.zeros((B, S, S, n), dtype=state.dtype)  # the counter's rows and columns stay 0
@@ -100,4 +111,5 @@ class ALIF(_Spiking):
     def compiled_spec(self):
         """See :meth:`~neurosnap.cells.base.Cell.compiled_spec`."""
         from ..engine import codes
+
         return self._spiking_spec(codes.ALIF) if type(self) is ALIF else None

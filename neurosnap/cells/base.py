@@ -6,6 +6,7 @@ has one). Subclasses define one unit's dynamics in :meth:`Cell._local` and its e
 :meth:`Cell._output`, each with hand-written derivatives; :meth:`Cell.step_record` assembles the
 step record of ``docs/theory/rtrl.md`` eq. (1)-(3) from them.
 """
+
 from __future__ import annotations
 
 import abc
@@ -40,20 +41,33 @@ class Cell(abc.ABC):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "__init__" in vars(cls):            # every hyperparameter ends up in config() and repr
+        if "__init__" in vars(cls):  # every hyperparameter ends up in config() and repr
             cls.__init__ = describe.record_init(cls.__init__)
 
     @describe.record_init
-    def __init__(self, n_in: int, n_hidden: int, density: float = 1.0, *, seed: int = 0,
-                 autapses: bool = True, bias: bool = True, w_in_scale: float = 1.0,
-                 w_rec_scale: float = 1.0):
+    def __init__(
+        self,
+        n_in: int,
+        n_hidden: int,
+        density: float = 1.0,
+        *,
+        seed: int = 0,
+        autapses: bool = True,
+        bias: bool = True,
+        w_in_scale: float = 1.0,
+        w_rec_scale: float = 1.0,
+    ):
         self.n_in = validate.positive_int("n_in", n_in)
         self.n_hidden = validate.positive_int("n_hidden", n_hidden)
         self.density = validate.density("density", density)
         self.seed = validate.positive_int("seed", seed, minimum=0)
-        G, n = len(self.gate_names), self.n_hidden     # dense (G, n, n) weights and (n, n) mask
-        validate.memory("n_hidden", n_hidden, n * n * (8 * G + 1),
-                        f"the dense ({G}, n, n) float64 recurrent weights and the (n, n) mask")
+        G, n = len(self.gate_names), self.n_hidden  # dense (G, n, n) weights and (n, n) mask
+        validate.memory(
+            "n_hidden",
+            n_hidden,
+            n * n * (8 * G + 1),
+            f"the dense ({G}, n, n) float64 recurrent weights and the (n, n) mask",
+        )
         validate.memory("n_in", n_in, G * n * self.n_in * 8, f"the ({G}, n, n_in) input weights")
         if not isinstance(autapses, bool):
             raise TypeError(f"autapses must be a bool, got {autapses!r}")
@@ -70,8 +84,13 @@ class Cell(abc.ABC):
         #: the connectivity index (:class:`~neurosnap.core.graph.RecurrentGraph`), built once here;
         #: the event drive, the sparse engine, SnAp, the cost counters and the compiled loops use it
         self.graph = RecurrentGraph(self.mask)
-        self.layout = ParamLayout(self.mask, len(self.gate_names), self.n_in, self.has_bias,
-                                  has_threshold=bool(getattr(self, "learn_threshold", False)))
+        self.layout = ParamLayout(
+            self.mask,
+            len(self.gate_names),
+            self.n_in,
+            self.has_bias,
+            has_threshold=bool(getattr(self, "learn_threshold", False)),
+        )
         #: the recurrent drive gathered from events (:class:`~neurosnap.cells.events.EventDrive`),
         #: with its tuning knobs ``crossover`` and ``min_units``
         self.event_drive = EventDrive(self.graph)
@@ -92,9 +111,17 @@ class Cell(abc.ABC):
         ``n_out=0``): sizes, mask, connectivity index (``graph``), layout and time step ``dt``
         (``None`` for cells without one)."""
         dt = getattr(self, "dt", None)
-        return Structure(cell=type(self).__name__, n_in=self.n_in, n_hidden=self.n_hidden,
-                         n_state=self.n_state, n_out=0, mask=self.mask, graph=self.graph,
-                         layout=self.layout, dt=None if dt is None else float(dt))
+        return Structure(
+            cell=type(self).__name__,
+            n_in=self.n_in,
+            n_hidden=self.n_hidden,
+            n_state=self.n_state,
+            n_out=0,
+            mask=self.mask,
+            graph=self.graph,
+            layout=self.layout,
+            dt=None if dt is None else float(dt),
+        )
 
     def _make_mask(self) -> np.ndarray:
         n = self.n_hidden
@@ -105,7 +132,7 @@ class Cell(abc.ABC):
         for i in range(n):
             cols = rng.choice(candidates, size=k, replace=False, shuffle=False)
             if not self.autapses:
-                cols[cols >= i] += 1                      # skip column i
+                cols[cols >= i] += 1  # skip column i
             mask[i, cols] = True
         return mask
 
@@ -114,10 +141,14 @@ class Cell(abc.ABC):
         G, n, k = self.n_gates, self.n_hidden, self.n_in
         fan_in = max(1, int(self.mask.sum(axis=1).max()))
         post, pre = self.mask_indices
-        w_rec = np.zeros((G, n, n), dtype=dtype)          # only existing weights are drawn
-        w_rec[:, post, pre] = rng.standard_normal((G, len(post))) * self.w_rec_scale / np.sqrt(fan_in)
-        params = {"w_rec": w_rec,
-                  "w_in": rng.standard_normal((G, n, k)) * self.w_in_scale / np.sqrt(k)}
+        w_rec = np.zeros((G, n, n), dtype=dtype)  # only existing weights are drawn
+        w_rec[:, post, pre] = (
+            rng.standard_normal((G, len(post))) * self.w_rec_scale / np.sqrt(fan_in)
+        )
+        params = {
+            "w_rec": w_rec,
+            "w_in": rng.standard_normal((G, n, k)) * self.w_in_scale / np.sqrt(k),
+        }
         if self.has_bias:
             params["bias"] = np.zeros((G, n))
         return {name: value.astype(dtype, copy=False) for name, value in params.items()}
@@ -157,15 +188,16 @@ class Cell(abc.ABC):
         rec, inp = self._drives(params, y_prev, x)
         new, local, drec, dinp = self._loc(params, state, rec, inp, jac=True)
         y, dout, events = self._out(params, new, jac=True)
-        thr = self._threshold_terms(params, state, new, rec, inp)   # learned thresholds only
+        thr = self._threshold_terms(params, state, new, rec, inp)  # learned thresholds only
         dthr, dy_thr_prev, dy_thr = (None, None, None) if thr is None else thr
         record = StepRecord(
             events=events,
             support=np.any(dout != 0, axis=1),
             dout=dout,
             jac_state=StateJacobian(local=local, drec=drec, w_rec=params["w_rec"], dout=dout_prev),
-            jac_params=ParamJacobian(drec=drec, dinp=dinp, y_prev=y_prev, x=x, dthr=dthr,
-                                     dy_thr_prev=dy_thr_prev),
+            jac_params=ParamJacobian(
+                drec=drec, dinp=dinp, y_prev=y_prev, x=x, dthr=dthr, dy_thr_prev=dy_thr_prev
+            ),
             dy_thr=dy_thr,
         )
         return new, y, record
@@ -192,7 +224,7 @@ class Cell(abc.ABC):
     def _drives(self, params, y_prev, x):
         # W_rec @ y_prev gathered from the units with non-zero output when that is cheaper than
         # the dense product (neurosnap.cells.events.EventDrive); equal to round-off
-        rec = self.event_drive(params["w_rec"], y_prev)                     # (B, G, n)
+        rec = self.event_drive(params["w_rec"], y_prev)  # (B, G, n)
         inp = np.matmul(params["w_in"], x.T).transpose(2, 0, 1)
         if self.has_bias:
             inp = inp + params["bias"]

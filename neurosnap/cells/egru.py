@@ -14,6 +14,7 @@ With ``learn_threshold=True`` the threshold is a per-unit parameter ``theta = si
 (as in arXiv 2303.05641), stored raw in ``params["threshold"]``; its Jacobian terms are
 ``docs/theory/cells.md`` eq. (21)-(26).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,9 +63,18 @@ class EGRU(Cell):
     state_names = ("c",)
     gate_names = ("u", "r", "c")
 
-    def __init__(self, n_in: int, n_hidden: int, density: float = 1.0, *, gate=None,
-                 threshold: float = 0.3, detach_reset: bool = False, learn_threshold: bool = False,
-                 **kwargs):
+    def __init__(
+        self,
+        n_in: int,
+        n_hidden: int,
+        density: float = 1.0,
+        *,
+        gate=None,
+        threshold: float = 0.3,
+        detach_reset: bool = False,
+        learn_threshold: bool = False,
+        **kwargs,
+    ):
         self.gate = make_gate(gate, Triangle(gamma=0.7, width=0.5))
         self.threshold = validate.real("threshold", threshold, low=0.0, low_open=True)
         if not isinstance(detach_reset, bool):
@@ -72,8 +82,10 @@ class EGRU(Cell):
         if not isinstance(learn_threshold, bool):
             raise TypeError(f"learn_threshold must be a bool, got {learn_threshold!r}")
         if learn_threshold and not self.threshold < 1.0:
-            raise ValueError("threshold must be in (0, 1) with learn_threshold=True "
-                             f"(theta = sigmoid(theta_raw)), got {threshold!r}")
+            raise ValueError(
+                "threshold must be in (0, 1) with learn_threshold=True "
+                f"(theta = sigmoid(theta_raw)), got {threshold!r}"
+            )
         self.detach_reset = detach_reset
         self.learn_threshold = learn_threshold
         super().__init__(n_in, n_hidden, density, **kwargs)
@@ -81,7 +93,7 @@ class EGRU(Cell):
     # -- learned threshold -------------------------------------------------------------------------
     def init_params(self, rng, dtype):
         params = super().init_params(rng, dtype)
-        if self.learn_threshold:                     # raw = logit(threshold): theta starts there
+        if self.learn_threshold:  # raw = logit(threshold): theta starts there
             raw = np.log(self.threshold) - np.log1p(-self.threshold)
             params["threshold"] = np.full(self.n_hidden, raw, dtype=dtype)
         return params
@@ -97,8 +109,10 @@ class EGRU(Cell):
         if not self.learn_threshold:
             return self.threshold
         if params is None or "threshold" not in params:
-            raise ValueError("this EGRU learns its threshold (learn_threshold=True): pass the "
-                             "cell's params (with 'threshold') to compute its output")
+            raise ValueError(
+                "this EGRU learns its threshold (learn_threshold=True): pass the "
+                "cell's params (with 'threshold') to compute its output"
+            )
         return _sigmoid(params["threshold"])
 
     def _out(self, params, state, jac):
@@ -112,14 +126,14 @@ class EGRU(Cell):
         if not self.learn_threshold:
             return None
         theta = self._theta(params)
-        dsig = theta * (1.0 - theta)                   # dtheta / dtheta_raw
+        dsig = theta * (1.0 - theta)  # dtheta / dtheta_raw
         c = state[:, 0]
         u = _sigmoid(rec[:, 0] + inp[:, 0])
         o = self.gate.forward(c - theta)
         gp = self.gate.grad(c - theta)
-        dc_r = 0.0 * c if self.detach_reset else -o + theta * gp   # d c_r / d theta   (eq. (23))
-        dthr = ((1 - u) * dc_r * dsig)[:, None, :]                  # local Mbar       (eq. (24))
-        dy_thr_prev = -c * gp * dsig                                # d y_{t-1}/dtheta (eq. (22))
+        dc_r = 0.0 * c if self.detach_reset else -o + theta * gp  # d c_r / d theta   (eq. (23))
+        dthr = ((1 - u) * dc_r * dsig)[:, None, :]  # local Mbar       (eq. (24))
+        dy_thr_prev = -c * gp * dsig  # d y_{t-1}/dtheta (eq. (22))
         c_new = new[:, 0]
         dy_thr = -c_new * self.gate.grad(c_new - theta) * dsig
         return dthr, dy_thr_prev, dy_thr
@@ -137,9 +151,9 @@ class EGRU(Cell):
             return new, None, None, None
         dc_r = 1.0 if self.detach_reset else 1.0 - theta * self.gate.grad(c - theta)
         local = ((1 - u) * dc_r)[:, None, None, :]
-        d_u = (z - c_r) * u * (1 - u)                  # dc/d(pre-activation of u)
-        d_zpre = u * (1 - z * z)                       # dc/d(pre-activation of z)
-        d_r = d_zpre * rec[:, 2] * r * (1 - r)          # dc/d(pre-activation of r)
+        d_u = (z - c_r) * u * (1 - u)  # dc/d(pre-activation of u)
+        d_zpre = u * (1 - z * z)  # dc/d(pre-activation of z)
+        d_r = d_zpre * rec[:, 2] * r * (1 - r)  # dc/d(pre-activation of r)
         drec = np.stack([d_u, d_r, d_zpre * r], axis=1)[:, None]
         dinp = np.stack([d_u, d_r, d_zpre], axis=1)[:, None]
         return new, local, drec, dinp
@@ -161,6 +175,7 @@ class EGRU(Cell):
         if type(self) is not EGRU or gate is None or self.learn_threshold:
             return None
         from ..engine import codes
+
         hyper = np.zeros(10)
         hyper[0], hyper[1] = self.threshold, float(self.detach_reset)
         return codes.EGRU, gate[0], gate[1], hyper

@@ -10,6 +10,7 @@ construction (they get no gradient) and are never read.
 :class:`EventDrive` picks, per call, between this kernel and the dense BLAS product by the counted
 work (see :attr:`EventDrive.crossover`); both give the same result to round-off.
 """
+
 from __future__ import annotations
 
 import numba
@@ -48,8 +49,12 @@ class EventDrive:
     crossover = 0.02
     min_units = 64
 
-    def __init__(self, mask: np.ndarray | RecurrentGraph, crossover: float | None = None,
-                 min_units: int | None = None):
+    def __init__(
+        self,
+        mask: np.ndarray | RecurrentGraph,
+        crossover: float | None = None,
+        min_units: int | None = None,
+    ):
         self.crossover = float(EventDrive.crossover if crossover is None else crossover)
         self.min_units = int(EventDrive.min_units if min_units is None else min_units)
         graph = mask if isinstance(mask, RecurrentGraph) else RecurrentGraph(mask)
@@ -78,8 +83,13 @@ class EventDrive:
         """The event-driven kernel (always), shape ``(B, G, n)``."""
         dtype = np.result_type(w_rec.dtype, y.dtype)
         out = np.zeros((y.shape[0], w_rec.shape[0], self.n), dtype=dtype)
-        _gather(np.ascontiguousarray(w_rec, dtype=dtype), np.ascontiguousarray(y, dtype=dtype),
-                self.indptr, self.indices, out)
+        _gather(
+            np.ascontiguousarray(w_rec, dtype=dtype),
+            np.ascontiguousarray(y, dtype=dtype),
+            self.indptr,
+            self.indices,
+            out,
+        )
         return out
 
 
@@ -90,7 +100,7 @@ def _gather(w_rec, y, indptr, indices, out):  # pragma: no cover - numba
     vals = np.empty(B, dtype=y.dtype)
     bs = np.empty(B, dtype=np.int64)
     for j in range(n):
-        m = 0                                  # batch entries where unit j emitted an event
+        m = 0  # batch entries where unit j emitted an event
         for b in range(B):
             v = y[b, j]
             if v != 0:

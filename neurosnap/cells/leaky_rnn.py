@@ -3,6 +3,7 @@
 Smooth and dense in time (every unit "emits" every step), the simplest cell; equations in
 ``docs/theory/cells.md`` eq. (1).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,8 +40,9 @@ class LeakyRNN(Cell):
     state_names = ("h",)
     gate_names = ("h",)
 
-    def __init__(self, n_in: int, n_hidden: int, density: float = 1.0, *, alpha: float = 1.0,
-                 **kwargs):
+    def __init__(
+        self, n_in: int, n_hidden: int, density: float = 1.0, *, alpha: float = 1.0, **kwargs
+    ):
         self.alpha = validate.real("alpha", alpha, low=0.0, high=1.0, low_open=True)
         super().__init__(n_in, n_hidden, density, **kwargs)
 
@@ -65,6 +67,7 @@ class LeakyRNN(Cell):
         if type(self) is not LeakyRNN:
             return None
         from ..engine import codes
+
         hyper = np.zeros(10)
         hyper[0] = self.alpha
         return codes.LEAKY, codes.TRIANGLE, np.zeros(2), hyper

@@ -24,6 +24,7 @@ counting as the first of the ``R`` refractory steps:
 With ``delay = D > 1`` (eq. (19)-(20)) the jump adds ``W_rec z_{t-D}``, read from the delayed gate
 arguments that the state carries.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,10 +39,30 @@ RESETS = ("zero", "subtract")
 class _Spiking(Cell):
     """Shared hyperparameters of LIF and ALIF (not public)."""
 
-    def __init__(self, n_in, n_hidden, density=1.0, *, gate=None, dt=1e-3, tau_mem=1e-2,
-                 tau_syn=5e-3, v_th=1.0, v_leak=0.0, v_reset=0.0, reset="zero",
-                 detach_reset=True, refractory=0.0, delay=1, autapses=False, bias=False,
-                 w_in_scale=1.0, w_rec_scale=1.0, tau_syn_inh=None, **kwargs):
+    def __init__(
+        self,
+        n_in,
+        n_hidden,
+        density=1.0,
+        *,
+        gate=None,
+        dt=1e-3,
+        tau_mem=1e-2,
+        tau_syn=5e-3,
+        v_th=1.0,
+        v_leak=0.0,
+        v_reset=0.0,
+        reset="zero",
+        detach_reset=True,
+        refractory=0.0,
+        delay=1,
+        autapses=False,
+        bias=False,
+        w_in_scale=1.0,
+        w_rec_scale=1.0,
+        tau_syn_inh=None,
+        **kwargs,
+    ):
         self.gate = make_gate(gate, Triangle(gamma=0.3, width=1.0))
         self.dt = validate.real("dt", dt, low=0.0, low_open=True)
         self.tau_mem = validate.real("tau_mem", tau_mem, low=self.dt, low_name=f"dt={self.dt}")
@@ -50,11 +71,14 @@ class _Spiking(Cell):
         self.tau_syn_inh = None
         if tau_syn_inh is not None:
             if type(self).state_names != ("v", "i"):
-                raise ValueError(f"tau_syn_inh: a second synaptic current is implemented for LIF "
-                                 f"only, not {type(self).__name__}")
-            self.tau_syn_inh = validate.real("tau_syn_inh", tau_syn_inh, low=self.dt,
-                                             low_name=f"dt={self.dt}")
-            self.gate_names = ("i", "i_inh")      # w_rec[1], w_in[1] (, bias[1]) drive i_inh
+                raise ValueError(
+                    f"tau_syn_inh: a second synaptic current is implemented for LIF "
+                    f"only, not {type(self).__name__}"
+                )
+            self.tau_syn_inh = validate.real(
+                "tau_syn_inh", tau_syn_inh, low=self.dt, low_name=f"dt={self.dt}"
+            )
+            self.gate_names = ("i", "i_inh")  # w_rec[1], w_in[1] (, bias[1]) drive i_inh
         self.v_th = validate.real("v_th", v_th)
         self.v_leak = validate.real("v_leak", v_leak)
         self.v_reset = validate.real("v_reset", v_reset)
@@ -65,8 +89,9 @@ class _Spiking(Cell):
         self.refractory = validate.real("refractory", refractory, low=0.0)
         steps = round(self.refractory / self.dt)
         if abs(steps * self.dt - self.refractory) > 1e-9 * self.dt:
-            raise ValueError(f"refractory must be a whole number of steps dt={self.dt}, got "
-                             f"{self.refractory!r}")
+            raise ValueError(
+                f"refractory must be a whole number of steps dt={self.dt}, got {self.refractory!r}"
+            )
         #: ``R``, the refractory period in steps (0: no refractoriness, no counter in the state)
         self.refractory_steps = steps
         #: recurrent transmission delay in steps (1: a spike reaches its targets at the next step)
@@ -74,8 +99,12 @@ class _Spiking(Cell):
         # each delay step adds state variables, and a step's Jacobian is (S, S) per unit
         n_base = len(type(self).state_names) + (self.tau_syn_inh is not None)
         n_state = n_base + (1 if steps else 0) + (2 if steps else 1) * (self.delay - 1)
-        validate.memory("delay", delay, 8 * n_state ** 2,
-                        f"the ({n_state}, {n_state}) per-unit state Jacobian of one step")
+        validate.memory(
+            "delay",
+            delay,
+            8 * n_state**2,
+            f"the ({n_state}, {n_state}) per-unit state Jacobian of one step",
+        )
         # state layout: base variables, the counter r (refractory > 0), the delayed gate arguments
         # q1..q{D-1} (delay > 1) and, with both, the delayed not-refractory flags f1..f{D-1}
         names = type(self).state_names
@@ -91,16 +120,24 @@ class _Spiking(Cell):
             names += tuple(f"f{k}" for k in range(1, self.delay))
         if len(names) != len(type(self).state_names):
             self.state_names = names
-        super().__init__(n_in, n_hidden, density, autapses=autapses, bias=bias,
-                         w_in_scale=w_in_scale, w_rec_scale=w_rec_scale, **kwargs)
+        super().__init__(
+            n_in,
+            n_hidden,
+            density,
+            autapses=autapses,
+            bias=bias,
+            w_in_scale=w_in_scale,
+            w_rec_scale=w_rec_scale,
+            **kwargs,
+        )
 
     def initial_state(self, batch, dtype=np.float64):
         state = np.zeros((batch, self.n_state, self.n_hidden), dtype=dtype)
         state[:, 0] = self.v_leak
         # before the first step the network was at rest: delayed gate arguments of that state
-        state[:, self._iq:self._iq + self.delay - 1] = self.v_leak - self.v_th
+        state[:, self._iq : self._iq + self.delay - 1] = self.v_leak - self.v_th
         if self.refractory_steps:
-            state[:, self._if:self._if + self.delay - 1] = 1.0
+            state[:, self._if : self._if + self.delay - 1] = 1.0
         return state
 
     def _drive_output(self, state, jac, params=None):
@@ -171,10 +208,13 @@ class _Spiking(Cell):
             return np.full((n, n), self.delay, dtype=np.int64)
         arr = np.asarray(delays)
         if arr.shape != (n, n):
-            raise ValueError(f"delays must have shape (n, n) = ({n}, {n}) (post, pre), got "
-                             f"{arr.shape}")
-        if not (np.issubdtype(arr.dtype, np.integer)
-                or (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)))):
+            raise ValueError(
+                f"delays must have shape (n, n) = ({n}, {n}) (post, pre), got {arr.shape}"
+            )
+        if not (
+            np.issubdtype(arr.dtype, np.integer)
+            or (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)))
+        ):
             raise TypeError(f"delays must hold integers (steps), got dtype {arr.dtype}")
         arr = np.where(self.mask, arr, 1).astype(np.int64)
         if arr.min() < 1:
@@ -212,13 +252,22 @@ class _Spiking(Cell):
         """``compiled_spec`` of LIF / ALIF: ``hyper = [k_m, k_s, v_th, v_leak, v_reset,
         reset == "subtract", detach_reset, rho, beta, detach_adaptation]``."""
         from ..engine import codes
+
         gate = self.gate.compiled_spec()
-        if (gate is None or self.refractory_steps or self.delay > 1
-                or self.tau_syn_inh is not None):                      # reference path only
+        if (
+            gate is None or self.refractory_steps or self.delay > 1 or self.tau_syn_inh is not None
+        ):  # reference path only
             return None
         hyper = np.zeros(10)
-        hyper[:7] = [self.dt / self.tau_mem, self.dt / self.tau_syn, self.v_th, self.v_leak,
-                     self.v_reset, float(self.reset == "subtract"), float(self.detach_reset)]
+        hyper[:7] = [
+            self.dt / self.tau_mem,
+            self.dt / self.tau_syn,
+            self.v_th,
+            self.v_leak,
+            self.v_reset,
+            float(self.reset == "subtract"),
+            float(self.detach_reset),
+        ]
         if code == codes.ALIF:
             hyper[7:] = [1 - self.dt / self.tau_adapt, self.beta, float(self.detach_adaptation)]
         return code, gate[0], gate[1], hyper
@@ -227,7 +276,7 @@ class _Spiking(Cell):
         k_m, k_s = self.dt / self.tau_mem, self.dt / self.tau_syn
         i_j = i + rec[:, 0] + inp[:, 0]
         v_new = v_r + k_m * (self.v_leak - v_r + i_j)
-        if m is not None:                         # clamped while refractory
+        if m is not None:  # clamped while refractory
             v_new = np.where(m > 0, v_new, v_r)
         return v_new, (1 - k_s) * i_j
 
@@ -305,7 +354,7 @@ class LIF(_Spiking):
         v_r, dvr_dv, _ = self._reset(v, z, dz, jac)
         c_new, m = self._counter(state, v - self.v_th, free)
         two = self.tau_syn_inh is not None
-        if two:                                   # eq. (28)-(29): i and i_inh both drive v
+        if two:  # eq. (28)-(29): i and i_inh both drive v
             v_new, i_new, ih_new = self._integrate2(v_r, i, state[:, 2], rec, inp, m)
             base = [v_new, i_new, ih_new]
         else:
@@ -315,7 +364,7 @@ class LIF(_Spiking):
         if not jac:
             return new, None, None, None
         k_m, k_s = self.dt / self.tau_mem, self.dt / self.tau_syn
-        km = k_m if m is None else k_m * m                 # 0 while clamped
+        km = k_m if m is None else k_m * m  # 0 while clamped
         B, S, n = state.shape
         local = np.zeros((B, S, S, n), dtype=state.dtype)  # the counter's rows and columns stay 0
         local[:, 0, 0] = (1 - km) * dvr_dv
@@ -345,4 +394,5 @@ class LIF(_Spiking):
     def compiled_spec(self):
         """See :meth:`~neurosnap.cells.base.Cell.compiled_spec`."""
         from ..engine import codes
+
         return self._spiking_spec(codes.LIF) if type(self) is LIF else None

@@ -1,4 +1,5 @@
 """``python -m neurosnap.cli``: the ``neurosnap`` command line."""
+
 import sys
 
 from . import main

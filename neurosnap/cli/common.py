@@ -1,4 +1,5 @@
 """What every ``neurosnap`` command shares: one-line errors, the help formatter, output folders."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,15 @@ class Formatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if ("default" in text or action.default is None or action.default is False
-                or action.default == argparse.SUPPRESS
-                or action.default == [] or not action.option_strings or action.nargs == 0):
+        if (
+            "default" in text
+            or action.default is None
+            or action.default is False
+            or action.default == argparse.SUPPRESS
+            or action.default == []
+            or not action.option_strings
+            or action.nargs == 0
+        ):
             return text
         return text + " (default: %(default)s)"
 
@@ -48,20 +55,26 @@ def setup_errors(what):
 def prepare_out(out: Path, outputs, resume=False, overwrite=False, subdir=None) -> Path:
     """Check and create the output directory; refuse to mix a new run into an earlier one."""
     if resume and overwrite:
-        raise UsageError("--resume and --overwrite exclude each other: --resume continues the run "
-                         "in the output directory, --overwrite replaces it")
+        raise UsageError(
+            "--resume and --overwrite exclude each other: --resume continues the run "
+            "in the output directory, --overwrite replaces it"
+        )
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
     for name in outputs:
         if (out / name).exists() and not (out / name).is_file():
-            raise UsageError(f"{out / name} is a directory, where neurosnap writes a file; remove "
-                             f"it or choose another --out")
+            raise UsageError(
+                f"{out / name} is a directory, where neurosnap writes a file; remove "
+                f"it or choose another --out"
+            )
     if out.is_dir() and any(out.iterdir()) and not (resume or overwrite):
-        raise UsageError(f"{out} is not empty (an earlier run?); use --resume to continue it, "
-                         f"--overwrite to replace its results, or --out DIR for a new directory")
+        raise UsageError(
+            f"{out} is not empty (an earlier run?); use --resume to continue it, "
+            f"--overwrite to replace its results, or --out DIR for a new directory"
+        )
     with setup_errors(f"cannot use --out {out}"):
         out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):           # writable?
+        with tempfile.TemporaryFile(dir=out):  # writable?
             pass
         if overwrite:
             for name in outputs:

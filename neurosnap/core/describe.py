@@ -6,6 +6,7 @@ their description holds every hyperparameter, including defaults, whatever attri
 class uses internally; frozen dataclasses (gates, surrogates, rules, optimizers) are described by
 their fields.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,7 +36,7 @@ def record_init(init):
         try:
             bound = signature.bind(self, *args, **kwargs)
         except TypeError:
-            bound = None                       # the real __init__ raises its own error
+            bound = None  # the real __init__ raises its own error
         if bound is not None:
             bound.apply_defaults()
             for name, value in list(bound.arguments.items())[1:]:
@@ -99,8 +100,15 @@ def differences(recorded, current, prefix: str = "") -> list[str]:
             else:
                 out += differences(recorded[key], current[key], path)
         return out
-    if recorded != current or type(recorded) is not type(current) and not (
-            isinstance(recorded, (int, float)) and isinstance(current, (int, float))
-            and not isinstance(recorded, bool) and not isinstance(current, bool)):
+    if (
+        recorded != current
+        or type(recorded) is not type(current)
+        and not (
+            isinstance(recorded, (int, float))
+            and isinstance(current, (int, float))
+            and not isinstance(recorded, bool)
+            and not isinstance(current, bool)
+        )
+    ):
         return [f"{prefix or 'value'}: {recorded!r} in the checkpoint, {current!r} now"]
     return []

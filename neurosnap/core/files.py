@@ -3,6 +3,7 @@
 Every ``.npz`` that neurosnap writes (training checkpoints, ``params.npz``, recordings) goes through
 :func:`atomic_savez`; every one it reads goes through :mod:`neurosnap.core.npz` (headers checked,
 ``allow_pickle=False``)."""
+
 from __future__ import annotations
 
 import json

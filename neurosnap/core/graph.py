@@ -3,6 +3,7 @@
 Every user of the connectivity (the event-driven recurrent drive, the sparse exact engine, SnAp,
 the cost counters, the compiled loops) takes it from ``cell.graph`` instead of rebuilding it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,7 +37,7 @@ class RecurrentGraph:
         self.edge_post = post.astype(np.int64)
         self.edge_pre = pre.astype(np.int64)
         self.in_ptr = np.searchsorted(post, np.arange(n + 1)).astype(np.int64)
-        order = np.lexsort((post, pre))                  # by presynaptic unit, then postsynaptic
+        order = np.lexsort((post, pre))  # by presynaptic unit, then postsynaptic
         self.csc_edge = order.astype(np.int64)
         self.indices = post[order].astype(np.int64)
         self.indptr = np.searchsorted(pre[order], np.arange(n + 1)).astype(np.int64)

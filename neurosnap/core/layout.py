@@ -12,6 +12,7 @@ changes unit ``i``'s output ``y_{t-1}[i]``, which reaches ``i``'s postsynaptic u
 (``docs/theory/cells.md`` eq. (25)). Threshold columns come last, after the columns of
 :attr:`ParamLayout.base`, the layout without them that the numba kernels run on.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,9 @@ class ParamLayout:
         n_thr: number of threshold columns (0 or ``n``), ``thr_cols`` their positions.
     """
 
-    def __init__(self, mask: np.ndarray, n_gates: int, n_in: int, has_bias: bool,
-                 has_threshold: bool = False):
+    def __init__(
+        self, mask: np.ndarray, n_gates: int, n_in: int, has_bias: bool, has_threshold: bool = False
+    ):
         n = mask.shape[0]
         self.n, self.n_gates, self.n_in, self.has_bias = n, n_gates, n_in, has_bias
         self.has_threshold = bool(has_threshold)
@@ -62,7 +64,7 @@ class ParamLayout:
         self._thr = self.kind == THR
         self.n_thr = int(self._thr.sum())
         self.thr_cols = np.flatnonzero(self._thr)
-        self.base = (ParamLayout(mask, n_gates, n_in, has_bias) if self.has_threshold else self)
+        self.base = ParamLayout(mask, n_gates, n_in, has_bias) if self.has_threshold else self
 
     def pre_values(self, y_prev: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Presynaptic factor of every column, shape ``(B, P)``: y_prev, x or 1."""
@@ -86,9 +88,10 @@ class ParamLayout:
 
         This is all of Mbar_t except, for threshold columns, the non-local part
         :meth:`nonlocal_immediate` (rows of the unit's postsynaptic units)."""
-        return (self.post_factors(jac_params.drec, jac_params.dinp,
-                                  getattr(jac_params, "dthr", None))
-                * self.pre_values(jac_params.y_prev, jac_params.x)[:, None, :])
+        return (
+            self.post_factors(jac_params.drec, jac_params.dinp, getattr(jac_params, "dthr", None))
+            * self.pre_values(jac_params.y_prev, jac_params.x)[:, None, :]
+        )
 
     def nonlocal_immediate(self, jac_params, w_rec: np.ndarray):
         """The threshold columns' non-local immediate influence, ``(B, S, n, n_thr)`` or None.
@@ -112,8 +115,9 @@ class ParamLayout:
     def nonlocal_edges(self, jac_params, w_rec: np.ndarray, edge_post, edge_pre):
         """The same non-local term on the existing connections only: ``(B, S, E)`` values for the
         entries ``(post[e], pre[e])`` (cost ``O(B S G E)``, i.e. fan-out per threshold)."""
-        coef = np.einsum("bage,ge->bae", jac_params.drec[:, :, :, edge_post],
-                         w_rec[:, edge_post, edge_pre])
+        coef = np.einsum(
+            "bage,ge->bae", jac_params.drec[:, :, :, edge_post], w_rec[:, edge_post, edge_pre]
+        )
         return coef * jac_params.dy_thr_prev[:, None, edge_pre]
 
     def to_dict(self, vec: np.ndarray, dtype) -> dict[str, np.ndarray]:

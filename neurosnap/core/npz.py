@@ -13,6 +13,7 @@ and then reads (decompresses) only the members the caller asks for, so an unused
 "deflate bomb") costs nothing. Any failure is a ``ValueError`` (or the caller's subclass) saying
 "not a valid neurosnap <what> file" and why; the message never suggests unpickling.
 """
+
 from __future__ import annotations
 
 import struct
@@ -33,9 +34,22 @@ MAX_MEMBERS = 4096
 KINDS = "biuf"
 # what numpy's header parser and zipfile raise on corrupt bytes (the header is a Python literal
 # parsed with ast/tokenize: a damaged one raises SyntaxError or TokenError)
-_READ_ERRORS = (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error, struct.error,
-                NotImplementedError, RuntimeError, OverflowError, KeyError, IndexError, TypeError,
-                SyntaxError, tokenize.TokenError)
+_READ_ERRORS = (
+    ValueError,
+    EOFError,
+    OSError,
+    zipfile.BadZipFile,
+    zlib.error,
+    struct.error,
+    NotImplementedError,
+    RuntimeError,
+    OverflowError,
+    KeyError,
+    IndexError,
+    TypeError,
+    SyntaxError,
+    tokenize.TokenError,
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +75,7 @@ def _brief(exc) -> str:
 
 def _fail(error, what, path, reason):
     exc = error(f"{path} is not a valid neurosnap {what} file: {reason}")
-    exc._neurosnap_checked = True                  # raised by this module: passed on unchanged
+    exc._neurosnap_checked = True  # raised by this module: passed on unchanged
     return exc
 
 
@@ -81,30 +95,52 @@ def _header(f, name, what, path, error, info=None, size=None) -> Header:
         version = np.lib.format.read_magic(f)
         if version not in ((1, 0), (2, 0), (3, 0)):
             raise ValueError(f"unsupported .npy format version {version}")
-        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                else np.lib.format.read_array_header_2_0)
-        with warnings.catch_warnings():             # numpy warns about Python 2 style headers
+        read = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        with warnings.catch_warnings():  # numpy warns about Python 2 style headers
             warnings.simplefilter("ignore", UserWarning)
             shape, fortran, dtype = read(f)
         offset = f.tell()
     except _READ_ERRORS as exc:
-        raise _fail(error, what, path, f"{label} has no valid .npy header ({_brief(exc)})") from None
+        raise _fail(
+            error, what, path, f"{label} has no valid .npy header ({_brief(exc)})"
+        ) from None
     if dtype.hasobject:
-        raise _fail(error, what, path, f"{label} is an object array (refused: neurosnap "
-                                       "never unpickles files)")
+        raise _fail(
+            error,
+            what,
+            path,
+            f"{label} is an object array (refused: neurosnap never unpickles files)",
+        )
     if dtype.kind not in KINDS or dtype.fields is not None or dtype.subdtype is not None:
-        raise _fail(error, what, path, f"{label} has dtype {dtype}; expected bool, "
-                                       "integer or floating point numbers")
+        raise _fail(
+            error,
+            what,
+            path,
+            f"{label} has dtype {dtype}; expected bool, integer or floating point numbers",
+        )
     count = 1
     for s in shape:
         count *= int(s)
     nbytes = count * dtype.itemsize
     if nbytes > validate.MAX_BYTES:
-        raise _fail(error, what, path, f"{label} declares shape {shape} ({nbytes} bytes), "
-                                       "more than this machine's memory")
+        raise _fail(
+            error,
+            what,
+            path,
+            f"{label} declares shape {shape} ({nbytes} bytes), more than this machine's memory",
+        )
     if size is not None and size != offset + nbytes:
-        raise _fail(error, what, path, f"{label} holds {size - offset} bytes of data but "
-                                       f"its header declares {nbytes} (truncated or corrupt)")
+        raise _fail(
+            error,
+            what,
+            path,
+            f"{label} holds {size - offset} bytes of data but "
+            f"its header declares {nbytes} (truncated or corrupt)",
+        )
     return Header(name, tuple(int(s) for s in shape), dtype, bool(fortran), nbytes, info, offset)
 
 
@@ -130,8 +166,9 @@ def headers(path, what: str, error=ValueError) -> dict[str, Header]:
     except _READ_ERRORS as exc:
         if getattr(exc, "_neurosnap_checked", False):
             raise
-        raise _fail(error, what, path, "unreadable or truncated (not an .npz archive: "
-                                       f"{_brief(exc)})") from None
+        raise _fail(
+            error, what, path, f"unreadable or truncated (not an .npz archive: {_brief(exc)})"
+        ) from None
 
 
 def read(path, what: str, select=None, error=ValueError) -> dict[str, np.ndarray]:
@@ -158,17 +195,18 @@ def read(path, what: str, select=None, error=ValueError) -> dict[str, np.ndarray
                 with zf.open(head.info) as f:  # type: ignore[arg-type]  # set for every member
                     arrays[key] = _data(f, head)
     except _READ_ERRORS as exc:
-        raise _fail(error, what, path, f"member {key!r} is unreadable or truncated "
-                                       f"({_brief(exc)})") from None
+        raise _fail(
+            error, what, path, f"member {key!r} is unreadable or truncated ({_brief(exc)})"
+        ) from None
     return arrays
 
 
 def _data(f, head: Header) -> np.ndarray:
-    f.read(head.data_offset)                       # past the header (already checked)
+    f.read(head.data_offset)  # past the header (already checked)
     raw = bytearray(head.nbytes)
     view, got = memoryview(raw), 0
     while got < head.nbytes:
-        chunk = f.readinto(view[got:got + (1 << 24)])
+        chunk = f.readinto(view[got : got + (1 << 24)])
         if not chunk:
             raise EOFError(f"expected {head.nbytes} bytes of data, got {got}")
         got += chunk
@@ -193,8 +231,13 @@ def npy_header(path, what: str, error=ValueError) -> Header:
 def _checked_npy(f, path, what, error, size):
     head = _header(f, path.name, what, path, error)
     if size < head.data_offset + head.nbytes:
-        raise _fail(error, what, path, f"it holds {size - head.data_offset} bytes of data but its "
-                                       f"header declares {head.nbytes} (truncated)")
+        raise _fail(
+            error,
+            what,
+            path,
+            f"it holds {size - head.data_offset} bytes of data but its "
+            f"header declares {head.nbytes} (truncated)",
+        )
     return head
 
 
@@ -204,7 +247,15 @@ def memmap(path, head: Header, offset: int = 0) -> np.ndarray:
     if head.nbytes == 0:
         return np.zeros(head.shape, head.dtype)
     if Path(path).stat().st_size < offset + head.data_offset + head.nbytes:
-        raise ValueError(f"{path} is not a valid neurosnap file: member {head.name!r} is "
-                         "truncated (the file ends before its data)")
-    return np.memmap(path, dtype=head.dtype, mode="r", offset=offset + head.data_offset,
-                     shape=head.shape, order="F" if head.fortran else "C")
+        raise ValueError(
+            f"{path} is not a valid neurosnap file: member {head.name!r} is "
+            "truncated (the file ends before its data)"
+        )
+    return np.memmap(
+        path,
+        dtype=head.dtype,
+        mode="r",
+        offset=offset + head.data_offset,
+        shape=head.shape,
+        order="F" if head.fortran else "C",
+    )

@@ -4,6 +4,7 @@ On a terminal the bar redraws at most twice a second; when stderr is not a termi
 pipe, a batch job) it writes a new line at most every :data:`LOG_INTERVAL` seconds, so that a long
 run does not fill its log with progress lines.
 """
+
 from __future__ import annotations
 
 import sys
@@ -19,11 +20,15 @@ def progress_bar(total: int, *, initial: int = 0, file=None, **kwargs):
     forces a redraw. Other keyword arguments go to ``tqdm``.
     """
     from tqdm.auto import tqdm
+
     file = sys.stderr if file is None else file
     isatty = getattr(file, "isatty", None)
     terminal = bool(isatty()) if callable(isatty) else False
-    options = {"unit": "step", "dynamic_ncols": terminal,
-               "mininterval": 0.5 if terminal else LOG_INTERVAL}
+    options = {
+        "unit": "step",
+        "dynamic_ncols": terminal,
+        "mininterval": 0.5 if terminal else LOG_INTERVAL,
+    }
     if not terminal:
         options["maxinterval"] = max(LOG_INTERVAL, 10.0)
     options.update(kwargs)

@@ -14,6 +14,7 @@ the recurrent weights and the event output (rtrl eq. 3):
 A silent unit ``j`` outside the surrogate's support has ``dout[:, j] == 0`` and so contributes no
 column to the second part: this is the activity sparsity the sparse engine exploits.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,8 +54,8 @@ class StateJacobian:
             Shape ``(B, S, n)``: ``local v`` per unit plus ``drec W_rec (dout . v)`` (the recurrence).
         """
         out = np.einsum("bacn,bcn->ban", self.local, v)
-        y = np.einsum("bcj,bcj->bj", self.dout, v)                   # change of the event output
-        rec = np.einsum("gij,bj->bgi", self.w_rec, y)                # change of the recurrent drive
+        y = np.einsum("bcj,bcj->bj", self.dout, v)  # change of the event output
+        rec = np.einsum("gij,bj->bgi", self.w_rec, y)  # change of the recurrent drive
         return out + np.einsum("bagi,bgi->bai", self.drec, rec)
 
     def matvec_transpose(self, lam: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ A rule's ``init`` reads sizes, the parameter layout, the connectivity and the ti
 :meth:`neurosnap.Model.structure` (the cell's :meth:`~neurosnap.cells.base.Cell.structure` plus the
 readout), never from attributes of the cell object.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 Each check raises ``ValueError`` or ``TypeError`` whose message starts with the argument's name,
 so a user sees *which* argument was wrong and what was expected instead of a NumPy traceback.
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,13 +16,13 @@ FLOAT_DTYPES = (np.float32, np.float64)
 
 #: Largest count (steps, sizes, batch) any argument may take: beyond it step counters, sizes and
 #: index arithmetic would leave exact int64/float64 territory.
-MAX_COUNT = 2 ** 53
+MAX_COUNT = 2**53
 
 
 def _physical_memory() -> int:
     try:
         return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):        # pragma: no cover - non-POSIX
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
         return 1 << 40
 
 
@@ -58,19 +59,22 @@ def memory(name: str, value, nbytes, what: str) -> None:
     """
     nbytes = int(nbytes)
     if nbytes > MAX_BYTES:
-        raise ValueError(f"{name}={_short(value)} needs about {_bytes(nbytes)} for {what}, more "
-                         f"than this machine's {_bytes(MAX_BYTES)} of memory")
+        raise ValueError(
+            f"{name}={_short(value)} needs about {_bytes(nbytes)} for {what}, more "
+            f"than this machine's {_bytes(MAX_BYTES)} of memory"
+        )
 
 
 def _bytes(n: int) -> str:
-    for unit, size in (("PiB", 2 ** 50), ("TiB", 2 ** 40), ("GiB", 2 ** 30), ("MiB", 2 ** 20)):
+    for unit, size in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
         if n >= size:
-            return f"{n / size:.3g} {unit}" if n < 2 ** 60 * 1000 else f"2^{n.bit_length() - 1} bytes"
+            return f"{n / size:.3g} {unit}" if n < 2**60 * 1000 else f"2^{n.bit_length() - 1} bytes"
     return f"{n} bytes"
 
 
-def steps(name: str, duration: float, dt: float, *, minimum: int = 1,
-          maximum: int = 2 ** 31 - 1) -> int:
+def steps(
+    name: str, duration: float, dt: float, *, minimum: int = 1, maximum: int = 2**31 - 1
+) -> int:
     """``duration / dt`` rounded to whole steps, in ``[minimum, maximum]`` (no overflow).
 
     ``duration`` and ``dt`` are already validated finite floats (``dt > 0``).
@@ -94,8 +98,9 @@ def finite(where: str, _hint: str | None = None, **arrays) -> None:
     """
     for name, value in arrays.items():
         if not np.all(np.isfinite(value)):
-            hint = _hint or ("weights, inputs or hyperparameters are too large for the model's "
-                             "dtype")
+            hint = _hint or (
+                "weights, inputs or hyperparameters are too large for the model's dtype"
+            )
             raise FloatingPointError(f"{where}: non-finite {name} (NaN or inf); {hint}")
 
 
@@ -103,37 +108,50 @@ def guarded(func):
     """Decorator: run ``func`` with NumPy's overflow/invalid/divide warnings silenced, because its
     results pass through :func:`finite`, which turns NaN/inf into one ``FloatingPointError`` that
     names what overflowed (instead of a RuntimeWarning and a silently non-finite result)."""
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             return func(*args, **kwargs)
+
     return wrapper
 
 
 def boolean(name: str, value) -> bool:
     """A bool (``np.bool_`` accepted); strings such as ``"no"`` or ``"false"`` are refused."""
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool (True or False), got {type(value).__name__} "
-                        f"{value!r}")
+        raise TypeError(
+            f"{name} must be a bool (True or False), got {type(value).__name__} {value!r}"
+        )
     return bool(value)
 
 
-def real(name: str, value, *, low=None, high=None, low_open=False, high_open=False,
-         low_name: str | None = None) -> float:
+def real(
+    name: str,
+    value,
+    *,
+    low=None,
+    high=None,
+    low_open=False,
+    high_open=False,
+    low_name: str | None = None,
+) -> float:
     """Return ``value`` as a finite float inside the given (optionally open) interval
     (``low_name``: how the message names the lower bound, e.g. ``"dt=0.001"``)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {_short(value)}")
     try:
         value = float(value)
-    except OverflowError:                          # a Python int beyond float range
-        raise ValueError(f"{name} must be a finite real number (within float range), got "
-                         f"{_short(value)}") from None
+    except OverflowError:  # a Python int beyond float range
+        raise ValueError(
+            f"{name} must be a finite real number (within float range), got {_short(value)}"
+        ) from None
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low_name or low}, got "
-                         f"{value}")
+        raise ValueError(
+            f"{name} must be {'>' if low_open else '>='} {low_name or low}, got {value}"
+        )
     if high is not None and (value > high or (high_open and value == high)):
         raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
     return value
@@ -174,15 +192,19 @@ def array(name: str, value, *, ndim=None, shape=None, dtype=None, finite=True, i
     whatever the memory layout of the argument.
     """
     if isinstance(value, (np.matrix, np.ma.MaskedArray)):
-        raise TypeError(f"{name} must be a plain numpy array (np.asarray), got "
-                        f"{type(value).__module__}.{type(value).__name__}")
+        raise TypeError(
+            f"{name} must be a plain numpy array (np.asarray), got "
+            f"{type(value).__module__}.{type(value).__name__}"
+        )
     if not isinstance(value, np.ndarray):
         if isinstance(value, (list, tuple)) or np.isscalar(value):
             try:
                 value = np.asarray(value)
             except (ValueError, TypeError, OverflowError):
-                raise TypeError(f"{name} must be a numeric array, got a ragged or non-numeric "
-                                f"{type(value).__name__}") from None
+                raise TypeError(
+                    f"{name} must be a numeric array, got a ragged or non-numeric "
+                    f"{type(value).__name__}"
+                ) from None
         else:
             raise TypeError(f"{name} must be a numpy array, got {type(value).__name__}")
     if value.dtype == object:
@@ -190,19 +212,24 @@ def array(name: str, value, *, ndim=None, shape=None, dtype=None, finite=True, i
     if integer:
         if not np.issubdtype(value.dtype, np.integer):
             raise TypeError(f"{name} must be an integer array, got dtype {value.dtype}")
-    elif not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)
-              or value.dtype == np.bool_):
+    elif not (
+        np.issubdtype(value.dtype, np.floating)
+        or np.issubdtype(value.dtype, np.integer)
+        or value.dtype == np.bool_
+    ):
         raise TypeError(f"{name} must be a real-valued array, got dtype {value.dtype}")
     if ndim is not None and value.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {value.shape}")
     if shape is not None:
-        if value.ndim != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape, strict=True)):
+        if value.ndim != len(shape) or any(
+            s is not None and s != v for s, v in zip(shape, value.shape, strict=True)
+        ):
             raise ValueError(f"{name} must have shape {_fmt(shape)}, got {value.shape}")
     if value.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {value.shape}")
     if dtype is not None and not integer:
         value = value.astype(dtype, copy=False)
-    if not value.flags.c_contiguous:              # (0-d arrays are; ascontiguousarray makes them 1-d)
+    if not value.flags.c_contiguous:  # (0-d arrays are; ascontiguousarray makes them 1-d)
         value = np.ascontiguousarray(value)
     if finite and not integer and not np.all(np.isfinite(value)):
         raise ValueError(f"{name} contains NaN or inf")
@@ -219,5 +246,8 @@ def _fmt(shape) -> str:
 def training_finite(t: int, **arrays) -> None:
     """:func:`finite` for the training loop at time step ``t``: the message says that training
     stopped and that the last checkpoint (if any) is intact."""
-    finite(f"train at time step {t}", _hint="training stopped, the last checkpoint (if "
-           "any) is intact", **arrays)
+    finite(
+        f"train at time step {t}",
+        _hint="training stopped, the last checkpoint (if any) is intact",
+        **arrays,
+    )

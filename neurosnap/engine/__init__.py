@@ -29,6 +29,7 @@ Numba compiles each loop once per dtype (``cache=True``: later processes load it
 is one loop per rule family (:mod:`neurosnap.engine._loops`): traces (SnAp-1, RFLO, e-prop),
 influence (RTRL, SnAp-n), UORO and BPTT.
 """
+
 from __future__ import annotations
 
 import threading
@@ -60,6 +61,7 @@ def check_engine(engine) -> str:
 
 def _rule_family(rule):
     from ..rules import BPTT, RFLO, RTRL, UORO, EProp, SnAp
+
     kind = type(rule)
     if kind is RTRL:
         return "influence"
@@ -84,14 +86,20 @@ def supports(model, rule, opt=None, params=None) -> bool:
         params: parameter dict (its keys are checked: extra parameters are not compiled).
     """
     from ..optim import SGD, Adam
+
     if model.cell.compiled_spec() is None or _rule_family(rule) is None:
         return False
     if opt is not None and type(opt) not in (SGD, Adam):
         return False
     if params is not None and set(params) != set(model.param_shapes()):
         return False
-    return set(model.param_shapes()) <= {"cell.w_rec", "cell.w_in", "cell.bias",
-                                         "readout.weight", "readout.bias"}
+    return set(model.param_shapes()) <= {
+        "cell.w_rec",
+        "cell.w_in",
+        "cell.bias",
+        "readout.weight",
+        "readout.bias",
+    }
 
 
 # -------------------------------------------------------------------------------------------------
@@ -109,6 +117,7 @@ def _graph(cell):
     def build():
         g = cell.graph
         return (g.indptr, g.indices, g.csc_edge, g.edge_pre, g.edge_post, g.self_edge, g.in_ptr)
+
     return _static(cell, ("graph",), build)
 
 
@@ -116,8 +125,13 @@ def _layout(cell):
     def build():
         lay = cell.layout
         _check_structure(cell)
-        return (lay.kind.astype(np.int64), lay.gate.astype(np.int64), lay.post.astype(np.int64),
-                lay.pre.astype(np.int64))
+        return (
+            lay.kind.astype(np.int64),
+            lay.gate.astype(np.int64),
+            lay.post.astype(np.int64),
+            lay.pre.astype(np.int64),
+        )
+
     return _static(cell, ("layout",), build)
 
 
@@ -126,6 +140,7 @@ def _check_structure(cell):
     unit assuming its order: per gate the recurrent weights in CSR order of the mask, then per
     gate the input weights ``(i, k)`` row-major, then per gate the biases. Checked once per cell."""
     from ..core.layout import BIAS, INP, REC
+
     lay, G, n, k = cell.layout, cell.n_gates, cell.n_hidden, cell.n_in
     post, pre = np.nonzero(cell.mask)
     ii, kk = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
@@ -133,20 +148,26 @@ def _check_structure(cell):
     parts += [(INP, g, ii.ravel(), kk.ravel()) for g in range(G)]
     if cell.has_bias:
         parts += [(BIAS, g, np.arange(n), np.zeros(n, np.int64)) for g in range(G)]
-    expect = [np.concatenate([np.full(len(p[2]), p[j]) if j < 2 else p[j] for p in parts])
-              for j in range(4)]
+    expect = [
+        np.concatenate([np.full(len(p[2]), p[j]) if j < 2 else p[j] for p in parts])
+        for j in range(4)
+    ]
     got = [lay.kind, lay.gate, lay.post, lay.pre]
-    if any(not np.array_equal(np.asarray(a, np.int64), np.asarray(b, np.int64))
-           for a, b in zip(expect, got, strict=True)):
+    if any(
+        not np.array_equal(np.asarray(a, np.int64), np.asarray(b, np.int64))
+        for a, b in zip(expect, got, strict=True)
+    ):
         raise RuntimeError("ParamLayout's column order changed; update neurosnap.engine._loops")
 
 
 def _plan(cell, order, batch):
     """Block plan of exact RTRL (``order == 0``) or SnAp-``order`` as ``(arrays, perm, sizes,
     exact)``; ``exact``: the plan is all of ``M`` (stored as ``(B, S, n, P)``)."""
+
     def build():
         from ..sparse import kernels, patterns
         from ..sparse.kernels import BlockPlan
+
         graph = cell.graph
         S = cell.n_state
         plan, exact = None, True
@@ -154,26 +175,45 @@ def _plan(cell, order, batch):
             rows = patterns.snap_rows(cell.mask, order)
             if not all(len(r) == cell.n_hidden for r in rows):
                 plan, exact = BlockPlan.from_rowsets(cell.layout, graph, S, batch, rows), False
-        if plan is None:                        # exact RTRL (or a saturated SnAp pattern)
+        if plan is None:  # exact RTRL (or a saturated SnAp pattern)
             plan = BlockPlan.dense(cell.layout, graph, S, batch, chunk=kernels.CHUNK)
-        arrays = (plan.blk_base, plan.blk_bstride, plan.blk_rstride, plan.blk_ncol, plan.blk_col0,
-                  plan.blk_rowset, plan.rs_rowptr, plan.rs_units, plan.rs_eptr, plan.rs_ejj,
-                  plan.rs_ee, plan.col_kind.astype(np.int64), plan.col_gate.astype(np.int64),
-                  plan.col_post.astype(np.int64), plan.col_pre.astype(np.int64),
-                  plan.col_row.astype(np.int64), int(plan.size))
+        arrays = (
+            plan.blk_base,
+            plan.blk_bstride,
+            plan.blk_rstride,
+            plan.blk_ncol,
+            plan.blk_col0,
+            plan.blk_rowset,
+            plan.rs_rowptr,
+            plan.rs_units,
+            plan.rs_eptr,
+            plan.rs_ejj,
+            plan.rs_ee,
+            plan.col_kind.astype(np.int64),
+            plan.col_gate.astype(np.int64),
+            plan.col_post.astype(np.int64),
+            plan.col_pre.astype(np.int64),
+            plan.col_row.astype(np.int64),
+            int(plan.size),
+        )
         n_src = S * len(plan.rs_units) * S + S * S * len(plan.rs_ee)
         sizes = (S, max(graph.nnz, 1), cell.n_hidden, S * len(plan.rs_units) + 1, max(n_src, 1))
         return arrays, plan.perm.astype(np.int64), sizes, exact
+
     return _static(cell, ("plan", order, batch), build)
 
 
 def _feedback(model, rule):
     from ..rules.rflo import random_feedback
+
     if getattr(rule, "feedback", "symmetric") != "random":
         return np.zeros((1, 1), model.dtype), False
     key = ("feedback", rule.seed, model.n_out, np.dtype(model.dtype).str)
-    fb = _static(model.cell, key, lambda: random_feedback(rule.seed, model.n_out,
-                                                          model.cell.n_hidden, model.dtype))
+    fb = _static(
+        model.cell,
+        key,
+        lambda: random_feedback(rule.seed, model.n_out, model.cell.n_hidden, model.dtype),
+    )
     return fb, True
 
 
@@ -198,16 +238,23 @@ def _data(model, xs, ys, mask):
 def _param_tuple(model, params, copy):
     cell = model.cell
     G, n = cell.n_gates, cell.n_hidden
-    get = (lambda k: np.array(params[k], dtype=model.dtype, order="C", copy=True)) if copy else \
-        (lambda k: np.ascontiguousarray(params[k], dtype=model.dtype))
+    get = (
+        (lambda k: np.array(params[k], dtype=model.dtype, order="C", copy=True))
+        if copy
+        else (lambda k: np.ascontiguousarray(params[k], dtype=model.dtype))
+    )
     bias = get("cell.bias") if "cell.bias" in params else np.zeros((G, n), model.dtype)
-    return (get("cell.w_rec"), get("cell.w_in"), bias, get("readout.weight"),
-            get("readout.bias"))
+    return (get("cell.w_rec"), get("cell.w_in"), bias, get("readout.weight"), get("readout.bias"))
 
 
 def _no_opt(dtype):
-    z = (np.zeros((1, 1, 1), dtype), np.zeros((1, 1, 1), dtype), np.zeros((1, 1), dtype),
-         np.zeros((1, 1), dtype), np.zeros(1, dtype))
+    z = (
+        np.zeros((1, 1, 1), dtype),
+        np.zeros((1, 1, 1), dtype),
+        np.zeros((1, 1), dtype),
+        np.zeros((1, 1), dtype),
+        np.zeros(1, dtype),
+    )
     return (codes.NO_OPT, np.zeros(4), np.zeros(1, np.int64), z, z)
 
 
@@ -215,6 +262,7 @@ def _run(model, rule, params_t, data, state, acc, outs, opt_t, ctl, batch_size, 
     """Dispatch one chunk to the compiled loop of the rule's family; returns the summed loss."""
     from ..rules import rtrl as _rtrl
     from . import _loops
+
     cell = model.cell
     ck, gk, gp, hp = cell.compiled_spec()
     cell_t = (int(ck), int(gk), np.asarray(gp, np.float64), np.asarray(hp, np.float64), state)
@@ -225,41 +273,79 @@ def _run(model, rule, params_t, data, state, acc, outs, opt_t, ctl, batch_size, 
     if family == "trace":
         code = {"SnAp": codes.SNAP1, "RFLO": codes.RFLO, "EProp": codes.EPROP}[type(rule).__name__]
         fb, use_fb = _feedback(model, rule)
-        return _loops.run_trace(code, fb, use_fb, data, cell_t, params_t, graph, layout, acc, outs,
-                                opt_t, ctl, bs)
+        return _loops.run_trace(
+            code, fb, use_fb, data, cell_t, params_t, graph, layout, acc, outs, opt_t, ctl, bs
+        )
     if family == "influence":
         order = getattr(rule, "n", 0)
         dt = model.dtype
         rows, P = S * n, cell.layout.size
         if getattr(rule, "sparse", True):
             plan, perm, (S_, nnz, n_, nptr, nsrc), exact = _plan(cell, order, B)
-            work = (np.zeros((S_, nnz), dt), np.zeros(n_, np.bool_), np.zeros(nptr, np.int64),
-                    np.zeros(nsrc, dt), np.zeros(nsrc, np.int64), np.zeros(nsrc, np.int64))
+            work = (
+                np.zeros((S_, nnz), dt),
+                np.zeros(n_, np.bool_),
+                np.zeros(nptr, np.int64),
+                np.zeros(nsrc, dt),
+                np.zeros(nsrc, np.int64),
+                np.zeros(nsrc, np.int64),
+            )
             code = codes.BLOCK
-            knob = getattr(rule, "dense_switch", _rtrl.DENSE_SWITCH)     # SnAp: the default
+            knob = getattr(rule, "dense_switch", _rtrl.DENSE_SWITCH)  # SnAp: the default
             switch = float(knob) if exact and rows >= BLAS_MIN_ROWS else 0.0
             size = plan[-1]
             dense = (rows, rows) if switch > 0 else (1, 1)
-            bufs = (np.zeros(size, dt), np.zeros(size, dt), np.zeros((1, 1, 1), dt),
-                    np.zeros((1, 1, 1), dt), np.zeros(dense, dt), np.zeros(dense[0], dt))
+            bufs = (
+                np.zeros(size, dt),
+                np.zeros(size, dt),
+                np.zeros((1, 1, 1), dt),
+                np.zeros((1, 1, 1), dt),
+                np.zeros(dense, dt),
+                np.zeros(dense[0], dt),
+            )
         else:
             plan, perm, work = _dummy_plan(dt), layout[0], _dummy_work(dt)
             code, switch = codes.DENSE, 0.0
-            bufs = (np.zeros(1, dt), np.zeros(1, dt), np.zeros((B, rows, P), dt),
-                    np.zeros((B, rows, P), dt), np.zeros((rows, rows), dt), np.zeros(rows, dt))
-        return _loops.run_influence(code, plan, work, bufs, perm, switch, data, cell_t, params_t,
-                                    graph, layout, acc, outs, opt_t, ctl, bs)
+            bufs = (
+                np.zeros(1, dt),
+                np.zeros(1, dt),
+                np.zeros((B, rows, P), dt),
+                np.zeros((B, rows, P), dt),
+                np.zeros((rows, rows), dt),
+                np.zeros(rows, dt),
+            )
+        return _loops.run_influence(
+            code,
+            plan,
+            work,
+            bufs,
+            perm,
+            switch,
+            data,
+            cell_t,
+            params_t,
+            graph,
+            layout,
+            acc,
+            outs,
+            opt_t,
+            ctl,
+            bs,
+        )
     if family == "uoro":
         from ..rules.uoro import params_digest as _digest
+
         seed_digest = _digest(digest) if digest is not None else 0
         rng = np.random.default_rng([rule.seed, seed_digest])
         T_run = int(ctl[0])
         nus = (2 * rng.integers(0, 2, size=(T_run, B, S, n)) - 1).astype(model.dtype)
-        return _loops.run_uoro(nus, data, cell_t, params_t, graph, layout, acc, outs, opt_t, ctl,
-                               bs)
+        return _loops.run_uoro(
+            nus, data, cell_t, params_t, graph, layout, acc, outs, opt_t, ctl, bs
+        )
     window = rule.truncation if rule.truncation is not None else int(ctl[0])
-    return _loops.run_bptt(int(window), data, cell_t, params_t, graph, layout, acc, outs, opt_t,
-                           ctl, bs)
+    return _loops.run_bptt(
+        int(window), data, cell_t, params_t, graph, layout, acc, outs, opt_t, ctl, bs
+    )
 
 
 def _dummy_plan(dtype):
@@ -268,8 +354,14 @@ def _dummy_plan(dtype):
 
 
 def _dummy_work(dtype):
-    return (np.zeros((1, 1), dtype), np.zeros(1, np.bool_), np.zeros(1, np.int64),
-            np.zeros(1, dtype), np.zeros(1, np.int64), np.zeros(1, np.int64))
+    return (
+        np.zeros((1, 1), dtype),
+        np.zeros(1, np.bool_),
+        np.zeros(1, np.int64),
+        np.zeros(1, dtype),
+        np.zeros(1, np.int64),
+        np.zeros(1, np.int64),
+    )
 
 
 def sequence_grad(model, params, xs, ys, rule, mask):
@@ -289,8 +381,19 @@ def sequence_grad(model, params, xs, ys, rule, mask):
     g_bout = np.zeros_like(params["readout.bias"])
     outs = (np.zeros((T, B, model.n_out), dt), np.zeros((T, B)))
     ctl = np.array([T, 0, 0, 0, 0, 0, 0, 0], dtype=np.int64)
-    total = _run(model, rule, params_t, data, state, (core, g_wout, g_bout), outs, _no_opt(dt),
-                 ctl, 1, digest=params)
+    total = _run(
+        model,
+        rule,
+        params_t,
+        data,
+        state,
+        (core, g_wout, g_bout),
+        outs,
+        _no_opt(dt),
+        ctl,
+        1,
+        digest=params,
+    )
     return float(total), model.grads_dict(core, g_wout, g_bout), state
 
 
@@ -303,6 +406,7 @@ def run_batch(loop, batch, steps, update_every):
     from ..core.validate import training_finite as _check_finite
     from ..optim import SGD
     from ..tasks.base import Batch
+
     model, rule, opt = loop.model, loop.rule, loop.opt
     xs, ys, mask = model.check_inputs(batch.xs, batch.ys, batch.mask)
     T, B, _ = xs.shape
@@ -319,24 +423,35 @@ def run_batch(loop, batch, steps, update_every):
     keys = [k if (k != "cell.bias" or has_bias) else None for k in _PARAM_KEYS]
 
     def arrays(tree):
-        return tuple(np.array(tree[k], dtype=dt, copy=True) if k is not None
-                     else np.zeros_like(params_t[2]) for k in keys)
+        return tuple(
+            np.array(tree[k], dtype=dt, copy=True) if k is not None else np.zeros_like(params_t[2])
+            for k in keys
+        )
+
     if isinstance(opt, SGD):
         m1 = arrays(loop.opt_state["velocity"])
-        opt_t = (codes.SGD, np.array([opt.lr, opt.momentum, 0.0, 0.0]), np.zeros(1, np.int64),
-                 m1, tuple(np.zeros_like(a) for a in m1))
+        opt_t = (
+            codes.SGD,
+            np.array([opt.lr, opt.momentum, 0.0, 0.0]),
+            np.zeros(1, np.int64),
+            m1,
+            tuple(np.zeros_like(a) for a in m1),
+        )
     else:
-        opt_t = (codes.ADAM, np.array([opt.lr, opt.b1, opt.b2, opt.eps]),
-                 np.array([int(loop.opt_state["count"])], np.int64),
-                 arrays(loop.opt_state["mu"]), arrays(loop.opt_state["nu"]))
+        opt_t = (
+            codes.ADAM,
+            np.array([opt.lr, opt.b1, opt.b2, opt.eps]),
+            np.array([int(loop.opt_state["count"])], np.int64),
+            arrays(loop.opt_state["mu"]),
+            arrays(loop.opt_state["nu"]),
+        )
     data = _data(model, xs, ys, mask)
     state = model.cell.initial_state(B, dt)
     outs = (np.zeros((T, B, model.n_out), dt), np.zeros((T, B)))
     update = update_every if rule.online else 0
     ctl = np.array([T_run, update, loop.since_update, loop.updates, 0, 0, loop.t, 1], np.int64)
     acc = (loop.core, loop.g_wout, loop.g_bout)
-    _run(model, rule, params_t, data, state, acc, outs, opt_t, ctl, loop.batch_size,
-         digest=params)
+    _run(model, rule, params_t, data, state, acc, outs, opt_t, ctl, loop.batch_size, digest=params)
     new_params = {k: v for k, v in zip(_PARAM_KEYS, params_t, strict=True) if k in params}
     if ctl[3] != loop.updates:
         loop.params = new_params
@@ -344,9 +459,11 @@ def run_batch(loop, batch, steps, update_every):
         if isinstance(opt, SGD):
             loop.opt_state = {"velocity": dict(zip(names, _pick(opt_t[3], params), strict=True))}
         else:
-            loop.opt_state = {"count": int(opt_t[2][0]),
-                              "mu": dict(zip(names, _pick(opt_t[3], params), strict=True)),
-                              "nu": dict(zip(names, _pick(opt_t[4], params), strict=True))}
+            loop.opt_state = {
+                "count": int(opt_t[2][0]),
+                "mu": dict(zip(names, _pick(opt_t[3], params), strict=True)),
+                "nu": dict(zip(names, _pick(opt_t[4], params), strict=True)),
+            }
     err = int(ctl[4])
     loop.t = int(ctl[5]) if err else loop.t + T_run
     loop.updates, loop.since_update = int(ctl[3]), int(ctl[2])

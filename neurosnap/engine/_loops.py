@@ -21,6 +21,7 @@ gradient accumulation, and, in training, the optimizer update every ``update_eve
 
 Each returns the summed loss of the chunk.
 """
+
 from __future__ import annotations
 
 import numba
@@ -47,10 +48,20 @@ _u = numba.uint64
 @_jit
 def _scratch(B, S, G, n, n_out, dtype_like):  # pragma: no cover - numba
     dt = dtype_like.dtype
-    return (np.zeros((B, n), dt), np.zeros((B, S, n), dt), np.zeros((G, n), dt),
-            np.zeros((G, n), dt), np.zeros((B, S, n), dt), np.zeros((B, S, S, n), dt),
-            np.zeros((B, S, G, n), dt), np.zeros((B, S, G, n), dt), np.zeros((B, n), dt),
-            np.zeros((B, S, n), dt), np.zeros((B, n_out), dt), np.zeros((B, S, n), dt))
+    return (
+        np.zeros((B, n), dt),
+        np.zeros((B, S, n), dt),
+        np.zeros((G, n), dt),
+        np.zeros((G, n), dt),
+        np.zeros((B, S, n), dt),
+        np.zeros((B, S, S, n), dt),
+        np.zeros((B, S, G, n), dt),
+        np.zeros((B, S, G, n), dt),
+        np.zeros((B, n), dt),
+        np.zeros((B, S, n), dt),
+        np.zeros((B, n_out), dt),
+        np.zeros((B, S, n), dt),
+    )
 
 
 @_jit
@@ -61,11 +72,42 @@ def _forward(t, data, cell, params, graph, outs, acc, sc, ctl):  # pragma: no co
     w_rec, w_in, bias, w_out, b_out = params
     y_prev, dout_prev, rec, inp, new, local, drec, dinp, y, dout, dlogits, credit = sc
     cell_output(ck, gk, gp, hp, state, y_prev, dout_prev)
-    cell_step(ck, gk, gp, hp, state, xs[t], w_rec, w_in, bias, graph, y_prev, rec, inp, new, local,
-              drec, dinp)
+    cell_step(
+        ck,
+        gk,
+        gp,
+        hp,
+        state,
+        xs[t],
+        w_rec,
+        w_in,
+        bias,
+        graph,
+        y_prev,
+        rec,
+        inp,
+        new,
+        local,
+        drec,
+        dinp,
+    )
     cell_output(ck, gk, gp, hp, new, y, dout)
-    loss = readout_loss(loss_code, y, dout, w_out, b_out, ys_i[t], ys_f[t], mask[t], outs[0][t],
-                        dlogits, outs[1][t], credit, acc[1], acc[2])
+    loss = readout_loss(
+        loss_code,
+        y,
+        dout,
+        w_out,
+        b_out,
+        ys_i[t],
+        ys_f[t],
+        mask[t],
+        outs[0][t],
+        dlogits,
+        outs[1][t],
+        credit,
+        acc[1],
+        acc[2],
+    )
     if ctl[7] != 0:
         if not all_finite(new):
             ctl[4], ctl[5] = 1, ctl[6] + t
@@ -83,8 +125,22 @@ def _update(params, layout, acc, opt, ctl, batch_size, t):  # pragma: no cover -
         ctl[4], ctl[5] = 3, ctl[6] + t
         return False
     code, hp, count, m1, m2 = opt
-    apply_update(code, hp, count, params, m1, m2, acc[0], acc[1], acc[2], layout[0], layout[1],
-                 layout[2], layout[3], batch_size)
+    apply_update(
+        code,
+        hp,
+        count,
+        params,
+        m1,
+        m2,
+        acc[0],
+        acc[1],
+        acc[2],
+        layout[0],
+        layout[1],
+        layout[2],
+        layout[3],
+        batch_size,
+    )
     ctl[3] += 1
     ctl[2] = 0
     return True
@@ -149,8 +205,26 @@ def _trace_range(e2, core, q0, m, vbuf, Dm, f, sig, tmp, S):  # pragma: no cover
 
 
 @_jit
-def trace_step(code, eps, Dm, fr, fi, sig, vbuf, tmp, graph, w_rec, local, drec, dinp, dout_prev,
-               y_prev, x, signal, core):  # pragma: no cover - numba
+def trace_step(
+    code,
+    eps,
+    Dm,
+    fr,
+    fi,
+    sig,
+    vbuf,
+    tmp,
+    graph,
+    w_rec,
+    local,
+    drec,
+    dinp,
+    dout_prev,
+    y_prev,
+    x,
+    signal,
+    core,
+):  # pragma: no cover - numba
     """One trace-rule step on ``eps (B, S, P)``; adds ``signal^T eps`` to ``core``.
 
     ``SNAP1``: ``eps = D_ii eps + Mbar`` with ``D_ii`` the unit's block of ``J_t``, autapse
@@ -229,8 +303,9 @@ def trace_step(code, eps, Dm, fr, fi, sig, vbuf, tmp, graph, w_rec, local, drec,
                     _trace_range(e2, core, g * nnz + r0, nr, vbuf, Dm, fr, sig, tmp, S)
                     for k in range(n_in):
                         vbuf[k] = xb[k]
-                    _trace_range(e2, core, inp0 + (g * n + i) * n_in, n_in, vbuf, Dm, fi, sig,
-                                 tmp, S)
+                    _trace_range(
+                        e2, core, inp0 + (g * n + i) * n_in, n_in, vbuf, Dm, fi, sig, tmp, S
+                    )
                     if has_bias:
                         vbuf[0] = 1.0
                         _trace_range(e2, core, bias0 + g * n + i, 1, vbuf, Dm, fi, sig, tmp, S)
@@ -251,8 +326,9 @@ def learning_signal(fb, dlogits, dout, signal):  # pragma: no cover - numba
 
 
 @_jit
-def run_trace(code, fb, use_fb, data, cell, params, graph, layout, acc, outs, opt, ctl,
-              batch_size):  # pragma: no cover - numba
+def run_trace(
+    code, fb, use_fb, data, cell, params, graph, layout, acc, outs, opt, ctl, batch_size
+):  # pragma: no cover - numba
     """Chunk loop of SnAp-1, RFLO and e-prop (``code``: ``SNAP1``, ``RFLO``, ``EPROP``)."""
     state = cell[4]
     B, S, n = state.shape
@@ -283,12 +359,34 @@ def run_trace(code, fb, use_fb, data, cell, params, graph, layout, acc, outs, op
             learning_signal(fb, dlogits, dout, signal)
         else:
             signal[:] = credit
-        trace_step(code, eps, Dm, fr, fi, sig, vbuf, tmp, graph, params[0], local, drec, dinp,
-                   dout_prev, y_prev, xs[t], signal, acc[0])
+        trace_step(
+            code,
+            eps,
+            Dm,
+            fr,
+            fi,
+            sig,
+            vbuf,
+            tmp,
+            graph,
+            params[0],
+            local,
+            drec,
+            dinp,
+            dout_prev,
+            y_prev,
+            xs[t],
+            signal,
+            acc[0],
+        )
         state[:] = new
         ctl[2] += 1
-        if (ctl[1] > 0 and ctl[2] >= ctl[1] and opt[0] != NO_OPT
-                and not _update(params, layout, acc, opt, ctl, batch_size, t + 1)):
+        if (
+            ctl[1] > 0
+            and ctl[2] >= ctl[1]
+            and opt[0] != NO_OPT
+            and not _update(params, layout, acc, opt, ctl, batch_size, t + 1)
+        ):
             return total
     return total
 
@@ -304,8 +402,27 @@ def _fold(grad_store, perm, core):  # pragma: no cover - numba
 
 
 @_jit
-def dense_step(M, M2, J, cred, gtmp, graph, kind, gate, post, pre, w_rec, local, drec, dinp,
-               dout_prev, y_prev, x, credit, core):  # pragma: no cover - numba
+def dense_step(
+    M,
+    M2,
+    J,
+    cred,
+    gtmp,
+    graph,
+    kind,
+    gate,
+    post,
+    pre,
+    w_rec,
+    local,
+    drec,
+    dinp,
+    dout_prev,
+    y_prev,
+    x,
+    credit,
+    core,
+):  # pragma: no cover - numba
     """``M2 = J_t M + Mbar_t`` with the dense Jacobian (BLAS), ``core += c_t^T M2`` (rtrl eq. 4, 6)."""
     B, S, n = dout_prev.shape
     G = w_rec.shape[0]
@@ -344,8 +461,24 @@ def dense_step(M, M2, J, cred, gtmp, graph, kind, gate, post, pre, w_rec, local,
 
 
 @_jit
-def run_influence(code, plan, work, bufs, perm, switch, data, cell, params, graph, layout, acc, outs,
-                  opt, ctl, batch_size):  # pragma: no cover - numba
+def run_influence(
+    code,
+    plan,
+    work,
+    bufs,
+    perm,
+    switch,
+    data,
+    cell,
+    params,
+    graph,
+    layout,
+    acc,
+    outs,
+    opt,
+    ctl,
+    batch_size,
+):  # pragma: no cover - numba
     """Chunk loop of exact RTRL and SnAp-n >= 2.
 
     ``code == BLOCK``: the sparse exact kernel
@@ -371,8 +504,25 @@ def run_influence(code, plan, work, bufs, perm, switch, data, cell, params, grap
     sc = _scratch(B, S, G, n, n_out, state)
     y_prev, dout_prev, _r, _i, new, local, drec, dinp, _y, dout, _dlogits, credit = sc
     indptr, indices, csc_edge, edge_pre = graph[0], graph[1], graph[2], graph[3]
-    (blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0, blk_rowset, rs_rowptr, rs_units,
-     rs_eptr, rs_ejj, rs_ee, col_kind, col_gate, col_post, col_pre, col_row, _size) = plan
+    (
+        blk_base,
+        blk_bstride,
+        blk_rstride,
+        blk_ncol,
+        blk_col0,
+        blk_rowset,
+        rs_rowptr,
+        rs_units,
+        rs_eptr,
+        rs_ejj,
+        rs_ee,
+        col_kind,
+        col_gate,
+        col_post,
+        col_pre,
+        col_row,
+        _size,
+    ) = plan
     coef, active, src_ptr, src_f, src_c, src_jj = work
     old, nxt, M, M2, J, cred = bufs
     gtmp = np.zeros(P, dt)
@@ -386,24 +536,99 @@ def run_influence(code, plan, work, bufs, perm, switch, data, cell, params, grap
         total += loss
         use_blas = False
         if code == BLOCK and switch > 0:
-            use_blas = switch * macs_per_column_arrays(local, drec, dout_prev, dout, graph[4],
-                                                       edge_pre).sum() > B * (S * n) ** 2
-        if use_blas:                   # dense steps of the exact plan: BLAS on the same storage
-            dense_step(old.reshape((B, S * n, P)), nxt.reshape((B, S * n, P)), J, cred, gtmp,
-                       graph, kind, gate, post, pre, params[0], local, drec, dinp, dout_prev,
-                       y_prev, xs[t], credit, acc[0])
+            use_blas = (
+                switch
+                * macs_per_column_arrays(local, drec, dout_prev, dout, graph[4], edge_pre).sum()
+                > B * (S * n) ** 2
+            )
+        if use_blas:  # dense steps of the exact plan: BLAS on the same storage
+            dense_step(
+                old.reshape((B, S * n, P)),
+                nxt.reshape((B, S * n, P)),
+                J,
+                cred,
+                gtmp,
+                graph,
+                kind,
+                gate,
+                post,
+                pre,
+                params[0],
+                local,
+                drec,
+                dinp,
+                dout_prev,
+                y_prev,
+                xs[t],
+                credit,
+                acc[0],
+            )
             old, nxt = nxt, old
         elif code == BLOCK:
-            block_step_arrays(old, nxt, blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0,
-                              blk_rowset, rs_rowptr, rs_units, rs_eptr, rs_ejj, rs_ee, col_kind,
-                              col_gate, col_post, col_pre, col_row, indptr, indices, csc_edge,
-                              edge_pre, local, drec, params[0], dout_prev, drec, dinp, y_prev,
-                              xs[t], credit, grad_store, True, coef, active, src_ptr, src_f,
-                              src_c, src_jj)
+            block_step_arrays(
+                old,
+                nxt,
+                blk_base,
+                blk_bstride,
+                blk_rstride,
+                blk_ncol,
+                blk_col0,
+                blk_rowset,
+                rs_rowptr,
+                rs_units,
+                rs_eptr,
+                rs_ejj,
+                rs_ee,
+                col_kind,
+                col_gate,
+                col_post,
+                col_pre,
+                col_row,
+                indptr,
+                indices,
+                csc_edge,
+                edge_pre,
+                local,
+                drec,
+                params[0],
+                dout_prev,
+                drec,
+                dinp,
+                y_prev,
+                xs[t],
+                credit,
+                grad_store,
+                True,
+                coef,
+                active,
+                src_ptr,
+                src_f,
+                src_c,
+                src_jj,
+            )
             old, nxt = nxt, old
         else:
-            dense_step(M, M2, J, cred, gtmp, graph, kind, gate, post, pre, params[0], local, drec,
-                       dinp, dout_prev, y_prev, xs[t], credit, acc[0])
+            dense_step(
+                M,
+                M2,
+                J,
+                cred,
+                gtmp,
+                graph,
+                kind,
+                gate,
+                post,
+                pre,
+                params[0],
+                local,
+                drec,
+                dinp,
+                dout_prev,
+                y_prev,
+                xs[t],
+                credit,
+                acc[0],
+            )
             M, M2 = M2, M
         state[:] = new
         ctl[2] += 1
@@ -419,8 +644,23 @@ def run_influence(code, plan, work, bufs, perm, switch, data, cell, params, grap
 # BPTT, whole sequence or truncated windows
 # -------------------------------------------------------------------------------------------------
 @_jit
-def bptt_backward(m, lam, out, delta, w_rec, graph, layout, local_w, drec_w, dinp_w, doutp_w,
-                  yprev_w, x_w, cred_w, core):  # pragma: no cover - numba
+def bptt_backward(
+    m,
+    lam,
+    out,
+    delta,
+    w_rec,
+    graph,
+    layout,
+    local_w,
+    drec_w,
+    dinp_w,
+    doutp_w,
+    yprev_w,
+    x_w,
+    cred_w,
+    core,
+):  # pragma: no cover - numba
     """Backward pass over the ``m`` stored steps of a window (bptt eq. (2)-(3)); adds to ``core``."""
     edge_pre, in_ptr = graph[3], graph[6]
     B, S, n = lam.shape
@@ -481,8 +721,9 @@ def bptt_backward(m, lam, out, delta, w_rec, graph, layout, local_w, drec_w, din
 
 
 @_jit
-def run_bptt(window, data, cell, params, graph, layout, acc, outs, opt, ctl,
-             batch_size):  # pragma: no cover - numba
+def run_bptt(
+    window, data, cell, params, graph, layout, acc, outs, opt, ctl, batch_size
+):  # pragma: no cover - numba
     """Chunk loop of BPTT: records of up to ``window`` steps, then the backward pass (and, in
     training, an optimizer update); the rest at the end of the chunk."""
     state = cell[4]
@@ -524,19 +765,47 @@ def run_bptt(window, data, cell, params, graph, layout, acc, outs, opt, ctl,
         state[:] = new
         ctl[2] += 1
         if m >= window:
-            bptt_backward(m, lam, out, delta, params[0], graph, layout, local_w, drec_w, dinp_w,
-                          doutp_w, yprev_w, x_w, cred_w, acc[0])
+            bptt_backward(
+                m,
+                lam,
+                out,
+                delta,
+                params[0],
+                graph,
+                layout,
+                local_w,
+                drec_w,
+                dinp_w,
+                doutp_w,
+                yprev_w,
+                x_w,
+                cred_w,
+                acc[0],
+            )
             m = 0
-            if opt[0] != NO_OPT and not _update(params, layout, acc, opt, ctl, batch_size,
-                                                t + 1):
+            if opt[0] != NO_OPT and not _update(params, layout, acc, opt, ctl, batch_size, t + 1):
                 return total
     if m > 0:
-        bptt_backward(m, lam, out, delta, params[0], graph, layout, local_w, drec_w, dinp_w,
-                      doutp_w, yprev_w, x_w, cred_w, acc[0])
+        bptt_backward(
+            m,
+            lam,
+            out,
+            delta,
+            params[0],
+            graph,
+            layout,
+            local_w,
+            drec_w,
+            dinp_w,
+            doutp_w,
+            yprev_w,
+            x_w,
+            cred_w,
+            acc[0],
+        )
         if opt[0] != NO_OPT:
             _update(params, layout, acc, opt, ctl, batch_size, ctl[0])
     return total
-
 
 
 # -------------------------------------------------------------------------------------------------
@@ -550,8 +819,29 @@ def _ratio(num, den):  # pragma: no cover - numba
 
 
 @_jit
-def uoro_step(s_t, theta, js, yv, recv, nu_m, nu, graph, kind, gate, post, pre, w_rec, local,
-              drec, dinp, dout_prev, y_prev, x, credit, core):  # pragma: no cover - numba
+def uoro_step(
+    s_t,
+    theta,
+    js,
+    yv,
+    recv,
+    nu_m,
+    nu,
+    graph,
+    kind,
+    gate,
+    post,
+    pre,
+    w_rec,
+    local,
+    drec,
+    dinp,
+    dout_prev,
+    y_prev,
+    x,
+    credit,
+    core,
+):  # pragma: no cover - numba
     """One UORO step (uoro eq. (2)-(5)) with the signs ``nu (B, S, n)`` of this step."""
     B, S, n = s_t.shape
     G = w_rec.shape[0]
@@ -618,8 +908,9 @@ def uoro_step(s_t, theta, js, yv, recv, nu_m, nu, graph, kind, gate, post, pre, 
 
 
 @_jit
-def run_uoro(nus, data, cell, params, graph, layout, acc, outs, opt, ctl,
-             batch_size):  # pragma: no cover - numba
+def run_uoro(
+    nus, data, cell, params, graph, layout, acc, outs, opt, ctl, batch_size
+):  # pragma: no cover - numba
     """Chunk loop of UORO; ``nus (T, B, S, n)`` holds the signs of every step, drawn by the caller
     from the rule's stream (the same numbers the reference draws step by step)."""
     state = cell[4]
@@ -645,11 +936,36 @@ def run_uoro(nus, data, cell, params, graph, layout, acc, outs, opt, ctl,
         if not ok:
             return total
         total += loss
-        uoro_step(s_t, theta, js, yv, recv, nu_m, nus[t], graph, kind, gate, post, pre, params[0],
-                  local, drec, dinp, dout_prev, y_prev, xs[t], credit, acc[0])
+        uoro_step(
+            s_t,
+            theta,
+            js,
+            yv,
+            recv,
+            nu_m,
+            nus[t],
+            graph,
+            kind,
+            gate,
+            post,
+            pre,
+            params[0],
+            local,
+            drec,
+            dinp,
+            dout_prev,
+            y_prev,
+            xs[t],
+            credit,
+            acc[0],
+        )
         state[:] = new
         ctl[2] += 1
-        if (ctl[1] > 0 and ctl[2] >= ctl[1] and opt[0] != NO_OPT
-                and not _update(params, layout, acc, opt, ctl, batch_size, t + 1)):
+        if (
+            ctl[1] > 0
+            and ctl[2] >= ctl[1]
+            and opt[0] != NO_OPT
+            and not _update(params, layout, acc, opt, ctl, batch_size, t + 1)
+        ):
             return total
     return total

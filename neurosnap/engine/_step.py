@@ -6,6 +6,7 @@ selected by small integer codes at run time (see :mod:`neurosnap.engine.codes`),
 function serves every cell and gate. The NumPy cells (``Cell._local`` / ``Cell._output``) are the
 reference these functions are tested against (``tests/test_engine.py``).
 """
+
 from __future__ import annotations
 
 import numba
@@ -80,8 +81,9 @@ def cell_output(ck, gk, gp, hp, state, y, dout):  # pragma: no cover - numba
 
 
 @_jit
-def cell_step(ck, gk, gp, hp, state, x, w_rec, w_in, bias, graph, y_prev, rec, inp, new, local,
-              drec, dinp):  # pragma: no cover - numba
+def cell_step(
+    ck, gk, gp, hp, state, x, w_rec, w_in, bias, graph, y_prev, rec, inp, new, local, drec, dinp
+):  # pragma: no cover - numba
     """One cell step with its record for the whole batch.
 
     Args:
@@ -104,7 +106,7 @@ def cell_step(ck, gk, gp, hp, state, x, w_rec, w_in, bias, graph, y_prev, rec, i
     nnz = edge_pre.shape[0]
     dense_mask = nnz == n * n
     for b in range(B):
-        fan = 0                          # multiply-adds of the event-driven gather
+        fan = 0  # multiply-adds of the event-driven gather
         for j in range(n):
             if y_prev[b, j] != 0:
                 fan += indptr[j + 1] - indptr[j]
@@ -226,8 +228,22 @@ def cell_step(ck, gk, gp, hp, state, x, w_rec, w_in, bias, graph, y_prev, rec, i
 
 # -- readout and loss -----------------------------------------------------------------------------
 @_jit
-def readout_loss(loss_code, y, dout, w_out, b_out, target_i, target_f, mask_t, logits, dlogits,
-                 losses, credit, g_wout, g_bout):  # pragma: no cover - numba
+def readout_loss(
+    loss_code,
+    y,
+    dout,
+    w_out,
+    b_out,
+    target_i,
+    target_f,
+    mask_t,
+    logits,
+    dlogits,
+    losses,
+    credit,
+    g_wout,
+    g_bout,
+):  # pragma: no cover - numba
     """Readout, per-step loss, its credits and the readout gradient for one step.
 
     Writes ``logits (B, n_out)``, ``dlogits (B, n_out)`` (masked), ``losses (B,)`` (masked, float64)
@@ -313,13 +329,14 @@ def _opt_entry(code, hp, c1, c2, p, m1, m2, g):  # pragma: no cover - numba
         v = hp[1] * m1 + g
         return p - hp[0] * v, v, m2
     mu = hp[1] * m1 + (1 - hp[1]) * g
-    nu = hp[2] * m2 + (1 - hp[2]) * g ** 2
+    nu = hp[2] * m2 + (1 - hp[2]) * g**2
     return p - hp[0] * (mu / c1) / (np.sqrt(nu / c2) + hp[3]), mu, nu
 
 
 @_jit
-def apply_update(code, hp, count, params, m1, m2, core, g_wout, g_bout, kind, gate, post, pre,
-                 batch_size):  # pragma: no cover - numba
+def apply_update(
+    code, hp, count, params, m1, m2, core, g_wout, g_bout, kind, gate, post, pre, batch_size
+):  # pragma: no cover - numba
     """``opt.update`` of :mod:`neurosnap.optim` in place on the existing parameters, with the
     gradients divided by ``batch_size``; zeroes the accumulators.
 
@@ -340,20 +357,24 @@ def apply_update(code, hp, count, params, m1, m2, core, g_wout, g_bout, kind, ga
         k, gg, i, j = kind[q], gate[q], post[q], pre[q]
         if k == REC:
             w_rec[gg, i, j], a_rec[gg, i, j], b_rec[gg, i, j] = _opt_entry(
-                code, hp, c1, c2, w_rec[gg, i, j], a_rec[gg, i, j], b_rec[gg, i, j], g)
+                code, hp, c1, c2, w_rec[gg, i, j], a_rec[gg, i, j], b_rec[gg, i, j], g
+            )
         elif k == INP:
             w_in[gg, i, j], a_in[gg, i, j], b_in[gg, i, j] = _opt_entry(
-                code, hp, c1, c2, w_in[gg, i, j], a_in[gg, i, j], b_in[gg, i, j], g)
+                code, hp, c1, c2, w_in[gg, i, j], a_in[gg, i, j], b_in[gg, i, j], g
+            )
         else:
             bias[gg, i], a_bias[gg, i], b_bias[gg, i] = _opt_entry(
-                code, hp, c1, c2, bias[gg, i], a_bias[gg, i], b_bias[gg, i], g)
+                code, hp, c1, c2, bias[gg, i], a_bias[gg, i], b_bias[gg, i], g
+            )
         core[q] = 0.0
     for o in range(w_out.shape[0]):
         for j in range(w_out.shape[1]):
             w_out[o, j], a_out[o, j], b_wout[o, j] = _opt_entry(
-                code, hp, c1, c2, w_out[o, j], a_out[o, j], b_wout[o, j], g_wout[o, j] / batch_size)
+                code, hp, c1, c2, w_out[o, j], a_out[o, j], b_wout[o, j], g_wout[o, j] / batch_size
+            )
             g_wout[o, j] = 0.0
         b_out[o], a_bout[o], b_bout[o] = _opt_entry(
-            code, hp, c1, c2, b_out[o], a_bout[o], b_bout[o], g_bout[o] / batch_size)
+            code, hp, c1, c2, b_out[o], a_bout[o], b_bout[o], g_bout[o] / batch_size
+        )
         g_bout[o] = 0.0
-

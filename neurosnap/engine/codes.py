@@ -1,4 +1,5 @@
 """Integer codes the compiled engine dispatches on (cells, gates, losses, optimizers, rules)."""
+
 from __future__ import annotations
 
 #: cell kinds (:meth:`neurosnap.cells.base.Cell.compiled_spec`)

@@ -2,6 +2,7 @@
 
 Shared by :mod:`neurosnap.compare` and :mod:`neurosnap.sweep`.
 """
+
 from __future__ import annotations
 
 import csv

@@ -2,6 +2,7 @@
 
 Shared by :mod:`neurosnap.compare` (rule x seed runs) and :mod:`neurosnap.sweep` (grid points).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,9 @@ def run_config(cfg: dict, progress: bool = False):
     """
     model, rule, opt, task, train_kwargs = config_mod.build(cfg)
     start = time.perf_counter()
-    history = train_built(model, rule, opt, task, progress, train_kwargs)     # errors propagate as raised
+    history = train_built(
+        model, rule, opt, task, progress, train_kwargs
+    )  # errors propagate as raised
     wall = time.perf_counter() - start
     last = history.rows[-1] if history.rows else {}
     steps = int(last.get("step", 0))
@@ -33,7 +36,9 @@ def run_config(cfg: dict, progress: bool = False):
         "final": history.final() if history.rows else math.nan,
         "level": history.final("level") if any("level" in r for r in history.rows) else None,
         "final_loss": history.final("loss") if history.rows else math.nan,
-        "steps": steps, "updates": int(last.get("updates", 0)), "wall_s": wall,
+        "steps": steps,
+        "updates": int(last.get("updates", 0)),
+        "wall_s": wall,
         "steps_per_s": steps / wall if wall > 0 else math.nan,
     }
     return summary, history, (model, rule, opt, task, train_kwargs)
@@ -66,8 +71,9 @@ def probe(model, rule, params, batch) -> dict:
         for t in range(T):
             state, y, record = cell.step_record(cp, state, xs[t])
             _, _, dlogits, dy = model.step_loss(params, y, ys[t], mask[t])
-            rule_state, g = rule.step(rule_state, record, dy[:, None, :] * record.dout, params=params,
-                                      dlogits=dlogits)
+            rule_state, g = rule.step(
+                rule_state, record, dy[:, None, :] * record.dout, params=params, dlogits=dlogits
+            )
             meter.add(step_stats(record, rule, rule_state))
             if g is not None:
                 core += g
@@ -77,8 +83,12 @@ def probe(model, rule, params, batch) -> dict:
         if not was_tracing:
             tracemalloc.stop()
     means = meter.means()
-    return {"macs_per_step": means["macs"], "influence_nnz": means["influence_nnz"],
-            "event_fraction": means["event_fraction"], "peak_mem_mib": peak / 2**20}
+    return {
+        "macs_per_step": means["macs"],
+        "influence_nnz": means["influence_nnz"],
+        "event_fraction": means["event_fraction"],
+        "peak_mem_mib": peak / 2**20,
+    }
 
 
 def warm_up(cfg):

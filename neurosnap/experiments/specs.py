@@ -2,6 +2,7 @@
 
 Shared by :mod:`neurosnap.compare` (rule specs) and :mod:`neurosnap.sweep` (grid axes).
 """
+
 from __future__ import annotations
 
 import copy
@@ -47,8 +48,9 @@ def parse_value(raw: str):
     except tomllib.TOMLDecodeError:
         if _BARE.match(raw):
             return raw
-        raise ValueError(f"{raw!r} is not a TOML value (quote strings that contain spaces or symbols)") \
-            from None
+        raise ValueError(
+            f"{raw!r} is not a TOML value (quote strings that contain spaces or symbols)"
+        ) from None
 
 
 def parse_rule_spec(spec: str) -> tuple[str, dict]:
@@ -63,21 +65,35 @@ def parse_rule_spec(spec: str) -> tuple[str, dict]:
         RuleSpecError: the message quotes the bad spec and says what is wrong.
     """
     from ..rules import RULES
+
     if not isinstance(spec, str):
         from ..rules.base import Rule
-        name = (spec.__name__ if isinstance(spec, type) and issubclass(spec, Rule)
-                else type(spec).__name__ if isinstance(spec, Rule) else None)
-        hint = (f": compare builds each rule from its spec, so pass the name {name!r} (not "
-                f"ns.rules.{name} or an instance)" if name else "")
-        raise RuleSpecError(f"rule spec must be a string like 'RTRL' or 'SnAp:n=2', got "
-                            f"{spec!r}{hint}")
+
+        name = (
+            spec.__name__
+            if isinstance(spec, type) and issubclass(spec, Rule)
+            else type(spec).__name__
+            if isinstance(spec, Rule)
+            else None
+        )
+        hint = (
+            f": compare builds each rule from its spec, so pass the name {name!r} (not "
+            f"ns.rules.{name} or an instance)"
+            if name
+            else ""
+        )
+        raise RuleSpecError(
+            f"rule spec must be a string like 'RTRL' or 'SnAp:n=2', got {spec!r}{hint}"
+        )
     name, _, rest = spec.strip().partition(":")
     name = name.strip()
     if not name:
         raise RuleSpecError(f"rule spec {spec!r}: missing rule name (expected e.g. 'SnAp:n=2')")
     if name not in RULES:
-        raise RuleSpecError(f"rule spec {spec!r}: unknown rule {name!r}; expected one of "
-                            f"{sorted(RULES)}.{config_mod.did_you_mean(name, RULES)}")
+        raise RuleSpecError(
+            f"rule spec {spec!r}: unknown rule {name!r}; expected one of "
+            f"{sorted(RULES)}.{config_mod.did_you_mean(name, RULES)}"
+        )
     kwargs = {}
     if rest.strip():
         try:
@@ -88,7 +104,9 @@ def parse_rule_spec(spec: str) -> tuple[str, dict]:
             key, eq, raw = item.partition("=")
             key = key.strip()
             if not eq or not key or not raw.strip():
-                raise RuleSpecError(f"rule spec {spec!r}: {item.strip()!r} must look like key=value")
+                raise RuleSpecError(
+                    f"rule spec {spec!r}: {item.strip()!r} must look like key=value"
+                )
             if key in kwargs:
                 raise RuleSpecError(f"rule spec {spec!r}: {key!r} given twice")
             try:
@@ -100,8 +118,9 @@ def parse_rule_spec(spec: str) -> tuple[str, dict]:
     allowed = config_mod.keywords(RULES[name])
     bad = sorted(set(kwargs) - allowed)
     if bad:
-        raise RuleSpecError(f"rule spec {spec!r}: unknown key(s) {bad} for {name}; "
-                            f"allowed: {sorted(allowed)}")
+        raise RuleSpecError(
+            f"rule spec {spec!r}: unknown key(s) {bad} for {name}; allowed: {sorted(allowed)}"
+        )
     try:
         RULES[name](**kwargs)
     except (TypeError, ValueError) as exc:

@@ -2,6 +2,7 @@
 
 Shared by :mod:`neurosnap.compare` and :mod:`neurosnap.sweep`; items and results are pickled.
 """
+
 from __future__ import annotations
 
 
@@ -9,9 +10,11 @@ def _init_local_worker():
     """Local pool workers: one BLAS thread each (the pool already uses the cores); Ctrl-C is left
     to the parent process, which stops the workers itself."""
     import signal
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         from threadpoolctl import threadpool_limits
+
         threadpool_limits(1)
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
         pass
@@ -27,11 +30,12 @@ def iter_local(fn, items, workers, raise_errors=True):
     """
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from multiprocessing import get_context
+
     items = list(items)
     if not items:
         return
     workers = max(1, min(int(workers), len(items)))
-    if workers == 1:                                     # no pool for a single worker
+    if workers == 1:  # no pool for a single worker
         for i, item in enumerate(items):
             if raise_errors:
                 yield i, fn(*item), None
@@ -43,8 +47,9 @@ def iter_local(fn, items, workers, raise_errors=True):
             else:
                 yield i, value, None
         return
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                               initializer=_init_local_worker)
+    pool = ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_init_local_worker
+    )
     futures = {}
     try:
         futures = {pool.submit(fn, *item): i for i, item in enumerate(items)}
@@ -54,7 +59,7 @@ def iter_local(fn, items, workers, raise_errors=True):
             for fut in sorted(done, key=futures.get):
                 try:
                     value = fut.result()
-                except Exception as exc:                      # raised or reported below
+                except Exception as exc:  # raised or reported below
                     if raise_errors:
                         raise
                     yield futures[fut], None, exc

@@ -4,6 +4,7 @@
 ``ns.io.from_nir(graph)`` imports one as ``(model, params)``; the ``nir`` package is imported only
 when they are called.
 """
+
 from .nir import check_expressible, from_nir, to_nir
 
 __all__ = ["to_nir", "from_nir", "check_expressible"]

@@ -13,6 +13,7 @@ plus what a task would otherwise supply::
 ``build_model(model_config(m))`` rebuilds a model with the same hyperparameters and the same
 connectivity mask (the mask is a function of ``density`` and ``seed``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,7 +28,7 @@ from ..cells.base import Cell
 from ..model import Model
 
 _SKIP = {"self", "n_in", "n_hidden", "density"}
-_ATTRIBUTE = {"bias": "has_bias"}          # constructor keyword -> attribute holding its value
+_ATTRIBUTE = {"bias": "has_bias"}  # constructor keyword -> attribute holding its value
 
 
 def cell_keywords(cls) -> list[str]:
@@ -37,8 +38,11 @@ def cell_keywords(cls) -> list[str]:
     for klass in cls.__mro__:
         if "__init__" in vars(klass):
             for p in inspect.signature(klass.__init__).parameters.values():
-                if p.name not in _SKIP and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) \
-                        and p.name not in names:
+                if (
+                    p.name not in _SKIP
+                    and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+                    and p.name not in names
+                ):
                     names.append(p.name)
     return names
 
@@ -51,8 +55,11 @@ def gate_config(gate) -> dict:
         s = gate.surrogate
         for name, cls in gates.SURROGATES.items():
             if type(s) is cls:
-                return {"kind": "heaviside", "surrogate": name,
-                        **{k: float(v) for k, v in vars(s).items()}}
+                return {
+                    "kind": "heaviside",
+                    "surrogate": name,
+                    **{k: float(v) for k, v in vars(s).items()},
+                }
     raise ValueError(f"gate {gate!r} cannot be described (unknown gate or surrogate class)")
 
 
@@ -61,8 +68,9 @@ def gate_from_config(spec) -> gates.Gate:
     ``[model.cell_options] gate`` of a configuration; ``surrogate`` defaults to ``"triangle"``).
     ``ValueError`` naming the key for a table that describes no gate."""
     if not isinstance(spec, dict) or "kind" not in spec:
-        raise ValueError(f"gate must be a table with kind='heaviside' or 'smooth', got "
-                         f"{str(spec)[:60]}")
+        raise ValueError(
+            f"gate must be a table with kind='heaviside' or 'smooth', got {str(spec)[:60]}"
+        )
     spec = dict(spec)
     kind = spec.pop("kind")
     if not isinstance(kind, str):
@@ -74,8 +82,9 @@ def gate_from_config(spec) -> gates.Gate:
             return gates.Smooth(**spec)
         name = spec.pop("surrogate", "triangle")
         if not isinstance(name, str) or name not in gates.SURROGATES:
-            raise LookupError(f"gate surrogate={name!r} is unknown; expected one of "
-                              f"{sorted(gates.SURROGATES)}")
+            raise LookupError(
+                f"gate surrogate={name!r} is unknown; expected one of {sorted(gates.SURROGATES)}"
+            )
         return gates.Heaviside(gates.SURROGATES[name](**spec))
     except LookupError as exc:
         raise ValueError(exc.args[0]) from None
@@ -100,9 +109,16 @@ def model_config(model) -> dict:
     for name in cell_keywords(type(cell)):
         value = getattr(cell, _ATTRIBUTE.get(name, name))
         options[name] = gate_config(value) if name == "gate" else _plain(value)
-    return {"cell": type(cell).__name__, "n_in": cell.n_in, "n_hidden": cell.n_hidden,
-            "density": float(cell.density), "dtype": np.dtype(model.dtype).name,
-            "n_out": model.n_out, "loss": model.loss, "cell_options": options}
+    return {
+        "cell": type(cell).__name__,
+        "n_in": cell.n_in,
+        "n_hidden": cell.n_hidden,
+        "density": float(cell.density),
+        "dtype": np.dtype(model.dtype).name,
+        "n_out": model.n_out,
+        "loss": model.loss,
+        "cell_options": options,
+    }
 
 
 def build_model(config: dict) -> Model:
@@ -110,16 +126,24 @@ def build_model(config: dict) -> Model:
     that is not one (missing keys, wrong types, unknown cell, dtype or gate)."""
     if not isinstance(config, dict):
         raise ValueError(f"model configuration must be an object, got {type(config).__name__}")
-    missing = sorted({"cell", "n_in", "n_hidden", "density", "dtype", "n_out", "loss",
-                      "cell_options"} - set(config))
+    missing = sorted(
+        {"cell", "n_in", "n_hidden", "density", "dtype", "n_out", "loss", "cell_options"}
+        - set(config)
+    )
     if missing:
         raise ValueError(f"model configuration lacks {missing}")
     if config["dtype"] not in ("float32", "float64"):
-        raise ValueError(f"model configuration: dtype must be 'float32' or 'float64', got "
-                         f"{config['dtype']!r}")
+        raise ValueError(
+            f"model configuration: dtype must be 'float32' or 'float64', got {config['dtype']!r}"
+        )
     try:
-        cell = build_cell(config["cell"], config["n_in"], config["n_hidden"], config["density"],
-                          config["cell_options"])
+        cell = build_cell(
+            config["cell"],
+            config["n_in"],
+            config["n_hidden"],
+            config["density"],
+            config["cell_options"],
+        )
         return Model(cell, config["n_out"], loss=config["loss"], dtype=getattr(np, config["dtype"]))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"model configuration: {exc}") from None

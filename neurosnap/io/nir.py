@@ -58,6 +58,7 @@ Norse's): it casts every array to float32 (for a float64 run, replace
 it ignores ``v_reset`` (resets to 0); its synapse decays towards ``v_leak`` rather than 0. So
 Norse reproduces neurosnap's spikes exactly when ``v_reset == 0`` and ``v_leak == 0``.
 """
+
 from __future__ import annotations
 
 import json
@@ -77,9 +78,10 @@ METADATA_VERSION = 1
 def _nir():
     try:
         import nir
-    except ImportError as exc:                          # pragma: no cover - depends on the install
-        raise ImportError("neurosnap.io.nir needs the 'nir' package: pip install nir "
-                          "(or neurosnap[norse])") from exc
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError(
+            "neurosnap.io.nir needs the 'nir' package: pip install nir (or neurosnap[norse])"
+        ) from exc
     return nir
 
 
@@ -90,26 +92,33 @@ def check_expressible(model) -> None:
     cell = model.cell
     name = type(cell).__name__
     if name == "ALIF":
-        raise ValueError("NIR cannot express ALIF: its threshold adaptation (threshold "
-                         "v_th + beta * a, a_t = rho (a_{t-1} + z_{t-1})) has no NIR node (NIR 1.0 "
-                         "neurons have fixed thresholds); use ns.cells.LIF")
+        raise ValueError(
+            "NIR cannot express ALIF: its threshold adaptation (threshold "
+            "v_th + beta * a, a_t = rho (a_{t-1} + z_{t-1})) has no NIR node (NIR 1.0 "
+            "neurons have fixed thresholds); use ns.cells.LIF"
+        )
     if name == "EGRU":
-        raise ValueError("NIR cannot express EGRU: its sigmoid/tanh gates and gate products have "
-                         "no NIR nodes (NIR 1.0 has linear maps and LIF/LI/IF neurons)")
+        raise ValueError(
+            "NIR cannot express EGRU: its sigmoid/tanh gates and gate products have "
+            "no NIR nodes (NIR 1.0 has linear maps and LIF/LI/IF neurons)"
+        )
     if name == "LeakyRNN":
         raise ValueError("NIR cannot express LeakyRNN: NIR 1.0 has no tanh nonlinearity node")
     if type(cell) is not LIF:
         raise ValueError(f"NIR export supports ns.cells.LIF only, got {name}")
     problems = []
     if cell.reset != "zero":
-        problems.append(f"reset={cell.reset!r} (NIR's CubaLIF resets to v_reset; use "
-                        "reset='zero')")
+        problems.append(f"reset={cell.reset!r} (NIR's CubaLIF resets to v_reset; use reset='zero')")
     if not isinstance(cell.gate, Heaviside):
-        problems.append(f"gate {cell.gate!r} (NIR neurons emit Heaviside spikes; ns.gates.Smooth "
-                        "has no NIR equivalent)")
+        problems.append(
+            f"gate {cell.gate!r} (NIR neurons emit Heaviside spikes; ns.gates.Smooth "
+            "has no NIR equivalent)"
+        )
     if cell.v_leak > cell.v_th:
-        problems.append(f"v_leak={cell.v_leak} > v_th={cell.v_th} (neurosnap's initial state "
-                        "would be a spike, which a NIR graph cannot start with)")
+        problems.append(
+            f"v_leak={cell.v_leak} > v_th={cell.v_th} (neurosnap's initial state "
+            "would be a spike, which a NIR graph cannot start with)"
+        )
     if getattr(cell, "refractory_steps", 0):
         problems.append(f"refractory={cell.refractory} (NIR's CubaLIF has no refractory period)")
     if getattr(cell, "delay", 1) > 1:
@@ -140,7 +149,7 @@ def to_nir(model, params, *, readout: bool = True):
     cell = model.cell
     n, n_in = cell.n_hidden, cell.n_in
 
-    def full(value):                                    # hyperparameters exactly, in float64
+    def full(value):  # hyperparameters exactly, in float64
         return np.full(n, value, dtype=np.float64)
 
     def copy(name):
@@ -148,11 +157,20 @@ def to_nir(model, params, *, readout: bool = True):
 
     w_in = copy("cell.w_in")[0]
     nodes = {"input": nir.Input(input_type={"input": np.array([n_in])})}
-    nodes["w_in"] = (nir.Affine(weight=w_in, bias=copy("cell.bias")[0]) if cell.has_bias
-                     else nir.Linear(weight=w_in))
-    nodes["lif"] = nir.CubaLIF(tau_syn=full(cell.tau_syn), tau_mem=full(cell.tau_mem), r=full(1.0),
-                               v_leak=full(cell.v_leak), v_threshold=full(cell.v_th),
-                               v_reset=full(cell.v_reset), w_in=full(cell.tau_syn / cell.dt))
+    nodes["w_in"] = (
+        nir.Affine(weight=w_in, bias=copy("cell.bias")[0])
+        if cell.has_bias
+        else nir.Linear(weight=w_in)
+    )
+    nodes["lif"] = nir.CubaLIF(
+        tau_syn=full(cell.tau_syn),
+        tau_mem=full(cell.tau_mem),
+        r=full(1.0),
+        v_leak=full(cell.v_leak),
+        v_threshold=full(cell.v_th),
+        v_reset=full(cell.v_reset),
+        w_in=full(cell.tau_syn / cell.dt),
+    )
     nodes["w_rec"] = nir.Linear(weight=copy("cell.w_rec")[0])
     edges = [("input", "w_in"), ("w_in", "lif"), ("lif", "w_rec"), ("w_rec", "lif")]
     if readout:
@@ -163,8 +181,12 @@ def to_nir(model, params, *, readout: bool = True):
         edges += [("lif", "output")]
         n_output = n
     nodes["output"] = nir.Output(output_type={"output": np.array([n_output])})
-    metadata = {"neurosnap_version": METADATA_VERSION, "dt": float(cell.dt), "time_unit": "s",
-                "neurosnap_model": json.dumps(model_config(model))}
+    metadata = {
+        "neurosnap_version": METADATA_VERSION,
+        "dt": float(cell.dt),
+        "time_unit": "s",
+        "neurosnap_model": json.dumps(model_config(model)),
+    }
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
 
@@ -173,15 +195,21 @@ def _node_array(node_name, field, values, ndim=None, shape=None):
     try:
         values = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"NIR node {node_name!r}: {field} must be an array of numbers, got "
-                         f"{str(values)[:60]}") from None
+        raise ValueError(
+            f"NIR node {node_name!r}: {field} must be an array of numbers, got {str(values)[:60]}"
+        ) from None
     if values.ndim == 0:
         values = values.reshape(1)
-    if values.size == 0 or (ndim is not None and values.ndim != ndim) \
-            or (shape is not None and values.shape != shape):
+    if (
+        values.size == 0
+        or (ndim is not None and values.ndim != ndim)
+        or (shape is not None and values.shape != shape)
+    ):
         expected = f"shape {shape}" if shape else f"{ndim or 1}-D"
-        raise ValueError(f"NIR node {node_name!r}: {field} must be a non-empty {expected} array, "
-                         f"got shape {values.shape}")
+        raise ValueError(
+            f"NIR node {node_name!r}: {field} must be a non-empty {expected} array, "
+            f"got shape {values.shape}"
+        )
     if not np.all(np.isfinite(values)):
         raise ValueError(f"NIR node {node_name!r}: {field} contains NaN or inf")
     return values
@@ -190,9 +218,11 @@ def _node_array(node_name, field, values, ndim=None, shape=None):
 def _uniform(node_name, field, values):
     values = np.asarray(values, dtype=np.float64)
     if values.size and not np.all(values == values.flat[0]):
-        raise ValueError(f"NIR node {node_name!r}: {field} differs between neurons "
-                         f"(range [{values.min()}, {values.max()}]); neurosnap's LIF has one "
-                         f"{field} for all units")
+        raise ValueError(
+            f"NIR node {node_name!r}: {field} differs between neurons "
+            f"(range [{values.min()}, {values.max()}]); neurosnap's LIF has one "
+            f"{field} for all units"
+        )
     return float(values.flat[0])
 
 
@@ -237,30 +267,36 @@ def from_nir(graph, *, dt: float | None = None):
         try:
             graph = nir.read(path)
         except Exception as exc:  # noqa: BLE001 - h5py/nir raise many types for a foreign file
-            raise ValueError(f"{path} is not a valid NIR file: {type(exc).__name__}: "
-                             f"{str(exc)[:200]}") from None
+            raise ValueError(
+                f"{path} is not a valid NIR file: {type(exc).__name__}: {str(exc)[:200]}"
+            ) from None
     if not isinstance(graph, nir.NIRGraph):
         raise TypeError(f"graph must be a nir.NIRGraph or a path, got {type(graph).__name__}")
     nodes, edges = graph.nodes, list(graph.edges)
     supported = (nir.Input, nir.Output, nir.Linear, nir.Affine, nir.CubaLIF, nir.LIF)
     for name, node in nodes.items():
         if not isinstance(node, supported):
-            what = {"LI": "a leaky integrator (e.g. a leaky readout): neurosnap's readout is "
-                          "instantaneous, o_t = W_out z_t + b",
-                    "CubaLI": "a current-based leaky integrator (e.g. a leaky readout): "
-                              "neurosnap's readout is instantaneous",
-                    "NIRGraph": "a subgraph: flatten it first"}.get(type(node).__name__,
-                                                                   "not an LIF-network node")
-            raise ValueError(f"NIR node {name!r} ({type(node).__name__}) cannot be imported: "
-                             f"{what}. neurosnap imports Input -> Linear/Affine -> CubaLIF/LIF "
-                             "(+ recurrent Linear) -> [Linear/Affine readout] -> Output")
+            what = {
+                "LI": "a leaky integrator (e.g. a leaky readout): neurosnap's readout is "
+                "instantaneous, o_t = W_out z_t + b",
+                "CubaLI": "a current-based leaky integrator (e.g. a leaky readout): "
+                "neurosnap's readout is instantaneous",
+                "NIRGraph": "a subgraph: flatten it first",
+            }.get(type(node).__name__, "not an LIF-network node")
+            raise ValueError(
+                f"NIR node {name!r} ({type(node).__name__}) cannot be imported: "
+                f"{what}. neurosnap imports Input -> Linear/Affine -> CubaLIF/LIF "
+                "(+ recurrent Linear) -> [Linear/Affine readout] -> Output"
+            )
     neurons = [k for k, v in nodes.items() if isinstance(v, (nir.CubaLIF, nir.LIF))]
     inputs = [k for k, v in nodes.items() if isinstance(v, nir.Input)]
     outputs = [k for k, v in nodes.items() if isinstance(v, nir.Output)]
     if len(neurons) != 1 or len(inputs) != 1 or len(outputs) != 1:
-        raise ValueError(f"neurosnap imports graphs with one input, one neuron layer (CubaLIF or "
-                         f"LIF) and one output; got inputs {inputs}, neuron layers {neurons}, "
-                         f"outputs {outputs}")
+        raise ValueError(
+            f"neurosnap imports graphs with one input, one neuron layer (CubaLIF or "
+            f"LIF) and one output; got inputs {inputs}, neuron layers {neurons}, "
+            f"outputs {outputs}"
+        )
     lif_name, in_name, out_name = neurons[0], inputs[0], outputs[0]
 
     def succ(name):
@@ -270,27 +306,41 @@ def from_nir(graph, *, dt: float | None = None):
         return [a for a, b in edges if b == name]
 
     w_in_names = succ(in_name)
-    if len(w_in_names) != 1 or not isinstance(nodes[w_in_names[0]], (nir.Linear, nir.Affine)) \
-            or succ(w_in_names[0]) != [lif_name] or pred(w_in_names[0]) != [in_name]:
-        raise ValueError("the graph's input must feed one Linear/Affine node that feeds the "
-                         f"neuron layer {lif_name!r}")
+    if (
+        len(w_in_names) != 1
+        or not isinstance(nodes[w_in_names[0]], (nir.Linear, nir.Affine))
+        or succ(w_in_names[0]) != [lif_name]
+        or pred(w_in_names[0]) != [in_name]
+    ):
+        raise ValueError(
+            "the graph's input must feed one Linear/Affine node that feeds the "
+            f"neuron layer {lif_name!r}"
+        )
     w_in_name = w_in_names[0]
     rec_names = [p for p in pred(lif_name) if p != w_in_name]
-    if len(rec_names) > 1 or (rec_names and (not isinstance(nodes[rec_names[0]], nir.Linear)
-                                             or pred(rec_names[0]) != [lif_name])):
-        raise ValueError(f"the neuron layer {lif_name!r} may receive only its input weights and "
-                         f"one recurrent Linear node from itself; got inputs {pred(lif_name)}")
+    if len(rec_names) > 1 or (
+        rec_names
+        and (not isinstance(nodes[rec_names[0]], nir.Linear) or pred(rec_names[0]) != [lif_name])
+    ):
+        raise ValueError(
+            f"the neuron layer {lif_name!r} may receive only its input weights and "
+            f"one recurrent Linear node from itself; got inputs {pred(lif_name)}"
+        )
     after = [s for s in succ(lif_name) if s not in rec_names]
     if len(after) != 1:
-        raise ValueError(f"the neuron layer {lif_name!r} must feed exactly one readout or output, "
-                         f"got {after}")
+        raise ValueError(
+            f"the neuron layer {lif_name!r} must feed exactly one readout or output, got {after}"
+        )
     readout_name = None
     if after[0] != out_name:
         readout_name = after[0]
-        if not isinstance(nodes[readout_name], (nir.Linear, nir.Affine)) \
-                or succ(readout_name) != [out_name]:
-            raise ValueError(f"node {readout_name!r} after the neurons must be a Linear/Affine "
-                             "readout feeding the output")
+        if not isinstance(nodes[readout_name], (nir.Linear, nir.Affine)) or succ(readout_name) != [
+            out_name
+        ]:
+            raise ValueError(
+                f"node {readout_name!r} after the neurons must be a Linear/Affine "
+                "readout feeding the output"
+            )
 
     meta = graph.metadata if isinstance(graph.metadata, dict) else {}
     config = meta.get("neurosnap_model")
@@ -298,39 +348,53 @@ def from_nir(graph, *, dt: float | None = None):
         try:
             config = json.loads(_text(config))
         except (TypeError, ValueError, RecursionError) as exc:
-            raise ValueError(f"the graph's metadata['neurosnap_model'] is not valid JSON: "
-                             f"{str(exc)[:100]}") from None
+            raise ValueError(
+                f"the graph's metadata['neurosnap_model'] is not valid JSON: {str(exc)[:100]}"
+            ) from None
     if dt is None:
         try:
             dt = _number(meta.get("dt"))
         except (TypeError, ValueError, AttributeError, OverflowError):
-            raise ValueError(f"the graph's metadata['dt'] must be a number, got "
-                             f"{str(meta.get('dt'))[:60]}") from None
+            raise ValueError(
+                f"the graph's metadata['dt'] must be a number, got {str(meta.get('dt'))[:60]}"
+            ) from None
         if dt is None:
-            raise ValueError("dt is needed: NIR is continuous-time and this graph has no "
-                             "metadata['dt']; call from_nir(graph, dt=...)")
+            raise ValueError(
+                "dt is needed: NIR is continuous-time and this graph has no "
+                "metadata['dt']; call from_nir(graph, dt=...)"
+            )
     dt = validate.real("dt", dt, low=0.0, low_open=True)
 
     lif = nodes[lif_name]
     w_in_node, n = nodes[w_in_name], None
     w_in = _node_array(w_in_name, "weight", w_in_node.weight, ndim=2)
     n, n_in = w_in.shape
-    bias = (_node_array(w_in_name, "bias", w_in_node.bias, shape=(n,))
-            if isinstance(w_in_node, nir.Affine) else None)
-    w_rec = (_node_array(rec_names[0], "weight", nodes[rec_names[0]].weight, ndim=2) if rec_names
-             else np.zeros((n, n), w_in.dtype))
+    bias = (
+        _node_array(w_in_name, "bias", w_in_node.bias, shape=(n,))
+        if isinstance(w_in_node, nir.Affine)
+        else None
+    )
+    w_rec = (
+        _node_array(rec_names[0], "weight", nodes[rec_names[0]].weight, ndim=2)
+        if rec_names
+        else np.zeros((n, n), w_in.dtype)
+    )
     if w_rec.shape != (n, n):
         raise ValueError(f"recurrent weights must have shape ({n}, {n}), got {w_rec.shape}")
-    neuron_fields = ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in") \
-        if isinstance(lif, nir.CubaLIF) else ("tau", "r", "v_leak", "v_threshold", "v_reset")
+    neuron_fields = (
+        ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in")
+        if isinstance(lif, nir.CubaLIF)
+        else ("tau", "r", "v_leak", "v_threshold", "v_reset")
+    )
     for field in neuron_fields:
         values = _node_array(lif_name, field, getattr(lif, field, None))
         if values.size not in (1, n):
-            raise ValueError(f"NIR node {lif_name!r}: {field} must have one value per neuron "
-                             f"({n}), got shape {values.shape}")
+            raise ValueError(
+                f"NIR node {lif_name!r}: {field} must have one value per neuron "
+                f"({n}), got shape {values.shape}"
+            )
         if field.startswith("tau") and not np.all(values > 0):
-            raise ValueError(f"NIR node {lif_name!r}: {field} must be > 0, got "
-                             f"min {values.min()}")
+            raise ValueError(f"NIR node {lif_name!r}: {field} must be > 0, got min {values.min()}")
     if isinstance(lif, nir.CubaLIF):
         tau_syn = _uniform(lif_name, "tau_syn", lif.tau_syn)
         tau_mem = _uniform(lif_name, "tau_mem", lif.tau_mem)
@@ -346,8 +410,10 @@ def from_nir(graph, *, dt: float | None = None):
     v_th = _uniform(lif_name, "v_threshold", lif.v_threshold)
     v_reset = _uniform(lif_name, "v_reset", lif.v_reset)
     if gain is not None and not np.all(np.isfinite(gain)):
-        raise ValueError(f"dt={dt} with the neuron's tau_syn, w_in and r gives a non-finite "
-                         "weight scale (dt/tau_syn) * w_in * r")
+        raise ValueError(
+            f"dt={dt} with the neuron's tau_syn, w_in and r gives a non-finite "
+            "weight scale (dt/tau_syn) * w_in * r"
+        )
     if gain is not None:
         w_in = gain[:, None] * w_in
         w_rec = gain[:, None] * w_rec
@@ -355,45 +421,75 @@ def from_nir(graph, *, dt: float | None = None):
 
     ro = nodes[readout_name] if readout_name else None
     if config is not None:
-        if not isinstance(config, dict) or config.get("cell") != "LIF" \
-                or config.get("n_in") != n_in or config.get("n_hidden") != n:
+        if (
+            not isinstance(config, dict)
+            or config.get("cell") != "LIF"
+            or config.get("n_in") != n_in
+            or config.get("n_hidden") != n
+        ):
             raise ValueError("the graph's metadata['neurosnap_model'] does not match its nodes")
         model = build_model(config)
     else:
         diag = bool(np.any(np.diag(w_rec) != 0))
         n_out = 1 if ro is None else _node_array(readout_name, "weight", ro.weight, ndim=2).shape[0]
         try:
-            cell = LIF(n_in, n, 1.0, dt=dt, tau_mem=tau_mem, tau_syn=tau_syn, v_th=v_th,
-                       v_leak=v_leak, v_reset=v_reset, autapses=diag or n < 2,
-                       bias=bias is not None)
+            cell = LIF(
+                n_in,
+                n,
+                1.0,
+                dt=dt,
+                tau_mem=tau_mem,
+                tau_syn=tau_syn,
+                v_th=v_th,
+                v_leak=v_leak,
+                v_reset=v_reset,
+                autapses=diag or n < 2,
+                bias=bias is not None,
+            )
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"the graph's neuron parameters do not fit ns.cells.LIF: {exc}") from None
+            raise ValueError(
+                f"the graph's neuron parameters do not fit ns.cells.LIF: {exc}"
+            ) from None
         model = Model(cell, n_out, loss="mse", dtype=np.float64)
     cell, dtype = model.cell, model.dtype
-    for field, value in (("tau_mem", tau_mem), ("tau_syn", tau_syn), ("v_th", v_th),
-                         ("v_leak", v_leak), ("v_reset", v_reset), ("dt", dt)):
+    for field, value in (
+        ("tau_mem", tau_mem),
+        ("tau_syn", tau_syn),
+        ("v_th", v_th),
+        ("v_leak", v_leak),
+        ("v_reset", v_reset),
+        ("dt", dt),
+    ):
         if not np.isclose(getattr(cell, field), value, rtol=1e-12, atol=0):
-            raise ValueError(f"the graph's {field}={value} differs from its metadata's "
-                             f"{getattr(cell, field)}")
+            raise ValueError(
+                f"the graph's {field}={value} differs from its metadata's {getattr(cell, field)}"
+            )
     if (bias is not None) != cell.has_bias:
         raise ValueError("the graph's input bias does not match its metadata's bias setting")
-    params = {"cell.w_in": np.asarray(w_in, dtype=dtype)[None].copy(),
-              "cell.w_rec": np.asarray(w_rec, dtype=dtype)[None].copy()}
+    params = {
+        "cell.w_in": np.asarray(w_in, dtype=dtype)[None].copy(),
+        "cell.w_rec": np.asarray(w_rec, dtype=dtype)[None].copy(),
+    }
     if bias is not None:
         params["cell.bias"] = np.asarray(bias, dtype=dtype)[None].copy()
     if ro is not None:
         weight = _node_array(readout_name, "weight", ro.weight, ndim=2).astype(dtype)
         if weight.shape != (model.n_out, n):
-            raise ValueError(f"readout weight must have shape ({model.n_out}, {n}), got "
-                             f"{weight.shape}")
+            raise ValueError(
+                f"readout weight must have shape ({model.n_out}, {n}), got {weight.shape}"
+            )
         params["readout.weight"] = weight
         params["readout.bias"] = (
             _node_array(readout_name, "bias", ro.bias, shape=(model.n_out,)).astype(dtype)
-            if isinstance(ro, nir.Affine) else np.zeros(model.n_out, dtype))
+            if isinstance(ro, nir.Affine)
+            else np.zeros(model.n_out, dtype)
+        )
     else:
         params["readout.weight"] = np.zeros((model.n_out, n), dtype)
         params["readout.bias"] = np.zeros(model.n_out, dtype)
     if not np.all(params["cell.w_rec"][0][~cell.mask] == 0):
-        raise ValueError("the graph's recurrent weights are non-zero where the model's "
-                         "connectivity mask has no synapse")
+        raise ValueError(
+            "the graph's recurrent weights are non-zero where the model's "
+            "connectivity mask has no synapse"
+        )
     return model, model.check_params(params)

@@ -10,6 +10,7 @@ and existing weights cost anything) and given their immediate influence on the e
 connections only (fan-out per threshold). Exact, not an approximation; ``keep`` restricts the
 block to a SnAp pattern.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,8 +48,8 @@ def block_step(M, record, credit, graph, layout, keep=None):
     j = layout.post[layout.thr_cols]
     new[:, :, j, np.arange(layout.n_thr)] += jp.dthr[:, :, j].astype(dt, copy=False)  # local
     if graph.nnz:
-        vals = layout.nonlocal_edges(jp, js.w_rec, graph.edge_post, graph.edge_pre)   # (B, S, E)
-        new[:, :, graph.edge_post, graph.edge_pre] += vals.astype(dt, copy=False)   # non-local
+        vals = layout.nonlocal_edges(jp, js.w_rec, graph.edge_post, graph.edge_pre)  # (B, S, E)
+        new[:, :, graph.edge_post, graph.edge_pre] += vals.astype(dt, copy=False)  # non-local
     if keep is not None:
         new *= keep
     return new, np.einsum("ban,banj->j", credit.astype(dt, copy=False), new)

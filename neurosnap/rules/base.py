@@ -15,6 +15,7 @@ A rule is a frozen dataclass of hyperparameters (picklable, hashable) with three
 
 Keyword arguments after ``*`` leave room for extras without breaking the signature.
 """
+
 from __future__ import annotations
 
 import abc
@@ -28,10 +29,14 @@ def check_rule(rule, name: str = "rule"):
     if isinstance(rule, Rule):
         return rule
     if isinstance(rule, type) and issubclass(rule, Rule):
-        raise TypeError(f"{name} must be a rule instance, got the class {rule.__name__}: pass "
-                        f"ns.rules.{rule.__name__}() (an instance), not ns.rules.{rule.__name__}")
-    raise TypeError(f"{name} must be a neurosnap rule instance such as ns.rules.RTRL(), got "
-                    f"{type(rule).__name__}")
+        raise TypeError(
+            f"{name} must be a rule instance, got the class {rule.__name__}: pass "
+            f"ns.rules.{rule.__name__}() (an instance), not ns.rules.{rule.__name__}"
+        )
+    raise TypeError(
+        f"{name} must be a neurosnap rule instance such as ns.rules.RTRL(), got "
+        f"{type(rule).__name__}"
+    )
 
 
 class Rule(abc.ABC):

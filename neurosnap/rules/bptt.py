@@ -8,6 +8,7 @@ Backward recursion (bptt eq. (1)-(3)), with ``c_t = dL_t/ds_t`` the per-step cre
 With ``truncation=k`` the history is cut every ``k`` steps: the gradient of each window's losses
 flows back only to the window's start and is returned at the window's end.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -75,12 +76,13 @@ class BPTT(Rule):
         lam = np.zeros_like(state.credits[0])
         for record, credit in zip(reversed(state.records), reversed(state.credits), strict=True):
             lam = lam + credit
-            imm = layout.immediate(record.jac_params)                       # (B, S, P)
-            grad += np.einsum("bap,bap->p", lam[:, :, layout.post], imm)   # eq. (3)
-            if layout.n_thr:         # learned thresholds: non-local Mbar (cells eq. (25), (27))
+            imm = layout.immediate(record.jac_params)  # (B, S, P)
+            grad += np.einsum("bap,bap->p", lam[:, :, layout.post], imm)  # eq. (3)
+            if layout.n_thr:  # learned thresholds: non-local Mbar (cells eq. (25), (27))
                 grad[layout.thr_cols] += layout.nonlocal_vjp(
-                    lam, record.jac_params, record.jac_state.w_rec).sum(axis=0)
-            lam = record.jac_state.matvec_transpose(lam)                    # eq. (2)
+                    lam, record.jac_params, record.jac_state.w_rec
+                ).sum(axis=0)
+            lam = record.jac_state.matvec_transpose(lam)  # eq. (2)
         state.records.clear()
         state.credits.clear()
         return state, grad

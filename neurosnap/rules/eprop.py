@@ -18,6 +18,7 @@ A learned EGRU threshold keeps its local immediate influence in eq. (2) and, lik
 the recurrent weights, loses the non-local one through ``y_{t-1}`` (``docs/theory/cells.md``
 eq. (24)-(25)); the training loop adds its direct readout term (cells eq. (26)).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,12 +62,12 @@ class EProp(TraceRule):
     def step(self, state, record, credit, *, params, dlogits=None, **extras):
         layout, eps = state.layout, state.eligibility
         local = record.jac_state.local
-        new = layout.immediate(record.jac_params)                           # Mbar_t
-        for a, c in _couplings(local):                                      # eq. (2)
+        new = layout.immediate(record.jac_params)  # Mbar_t
+        for a, c in _couplings(local):  # eq. (2)
             new[:, a] += local[:, a, c][:, layout.post] * eps[:, c]
         state.eligibility = new
-        signal = learning_credit(state.feedback, credit, record, dlogits)   # L_t dout_t
-        return state, np.einsum("bap,bap->p", signal[:, :, layout.post], new)   # eq. (3)-(4)
+        signal = learning_credit(state.feedback, credit, record, dlogits)  # L_t dout_t
+        return state, np.einsum("bap,bap->p", signal[:, :, layout.post], new)  # eq. (3)-(4)
 
     def cost(self, state, record) -> dict:
         """Trace entries and multiply-adds of one step, per sequence (``docs/theory/eprop.md``).

@@ -20,6 +20,7 @@ A learned EGRU threshold keeps its local immediate influence in eq. (2) and drop
 through ``y_{t-1}`` (``docs/theory/cells.md`` eq. (24)-(25)); the training loop adds its direct
 readout term (cells eq. (26)) with the true readout.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,8 +55,9 @@ def learning_credit(feedback, credit, record, dlogits):
     if feedback is None:
         return credit
     if dlogits is None:
-        raise ValueError("dlogits must be given to a rule with feedback='random' (dL_t/do_t, "
-                         "shape (B, n_out))")
+        raise ValueError(
+            "dlogits must be given to a rule with feedback='random' (dL_t/do_t, shape (B, n_out))"
+        )
     return (dlogits @ feedback)[:, None, :] * record.dout
 
 
@@ -88,8 +90,11 @@ class TraceRule(Rule):
     def init(self, model, params, batch):
         cell = model.structure()
         layout = cell.layout
-        fb = (random_feedback(self.seed, model.n_out, cell.n_hidden, model.dtype)
-              if self.feedback == "random" else None)
+        fb = (
+            random_feedback(self.seed, model.n_out, cell.n_hidden, model.dtype)
+            if self.feedback == "random"
+            else None
+        )
         eps = np.zeros((batch, cell.n_state, layout.size), dtype=model.dtype)
         return TraceState(eligibility=eps, layout=layout, feedback=fb)
 
@@ -124,11 +129,11 @@ class RFLO(TraceRule):
     def step(self, state, record, credit, *, params, dlogits=None, **extras):
         layout, eps = state.layout, state.eligibility
         local = record.jac_state.local
-        decay = np.diagonal(local, axis1=1, axis2=2).transpose(0, 2, 1)      # (B, S, n)
-        eps = decay[:, :, layout.post] * eps + layout.immediate(record.jac_params)   # eq. (2)
+        decay = np.diagonal(local, axis1=1, axis2=2).transpose(0, 2, 1)  # (B, S, n)
+        eps = decay[:, :, layout.post] * eps + layout.immediate(record.jac_params)  # eq. (2)
         state.eligibility = eps
-        signal = learning_credit(state.feedback, credit, record, dlogits)   # eq. (3)
-        return state, np.einsum("bap,bap->p", signal[:, :, layout.post], eps)   # eq. (4)
+        signal = learning_credit(state.feedback, credit, record, dlogits)  # eq. (3)
+        return state, np.einsum("bap,bap->p", signal[:, :, layout.post], eps)  # eq. (4)
 
     def cost(self, state, record) -> dict:
         """Trace entries and multiply-adds of one step, per sequence (``docs/theory/rflo.md``).
@@ -147,5 +152,8 @@ def trace_cost(state, macs_per_column) -> dict:
     if state.feedback is not None:
         n_out, n = state.feedback.shape
         macs += n_out * n + S * n
-    return {"influence_nnz": np.count_nonzero(state.eligibility) / B,
-            "influence_size": float(S * P), "macs": float(macs)}
+    return {
+        "influence_nnz": np.count_nonzero(state.eligibility) / B,
+        "influence_size": float(S * P),
+        "macs": float(macs),
+    }

@@ -22,6 +22,7 @@ weights and most units inside the surrogate's support), the sparse engine multip
 Jacobian with BLAS instead, panel by panel on the same storage: both paths are exact, the choice
 only follows speed (``DENSE_SWITCH``, the default, measured in ``docs/benchmarks.md``).
 """
+
 from __future__ import annotations
 
 import weakref
@@ -62,15 +63,24 @@ class _BufferPool:
     def take(self, cell, dtype, plan):
         # the key fixes the panel geometry, so that flags mean the same panels on reuse
         batch, n_panels, size = plan.B, len(plan.blk_base), plan.S * plan.n * len(plan.perm)
-        key = (id(cell), np.dtype(dtype).str, batch, plan.S, plan.n, len(plan.perm),
-               int(plan.blk_ncol[0]))
+        key = (
+            id(cell),
+            np.dtype(dtype).str,
+            batch,
+            plan.S,
+            plan.n,
+            len(plan.perm),
+            int(plan.blk_ncol[0]),
+        )
         pairs = self.free.get(key)
         if not pairs:
             if key not in self.free:
                 self.free[key] = []
                 weakref.finalize(cell, self.free.pop, key, None)
-            return [(np.zeros((batch, size), dtype), np.ones((batch, n_panels), np.uint8))
-                    for _ in range(2)], key
+            return [
+                (np.zeros((batch, size), dtype), np.ones((batch, n_panels), np.uint8))
+                for _ in range(2)
+            ], key
         out = [pairs.pop(), pairs.pop()]
         for buf, flags in out:
             _zero_panels(buf, flags, plan)
@@ -87,7 +97,7 @@ def _zero_panels(buf, flags, plan):
     view = buf.reshape(plan.B, S, -1)
     for b, q in zip(*np.nonzero(flags == 0), strict=True):
         lo = plan.blk_col0[q] * n
-        view[b, :, lo:lo + n * plan.blk_ncol[q]] = 0
+        view[b, :, lo : lo + n * plan.blk_ncol[q]] = 0
     flags[:] = 1
 
 
@@ -226,25 +236,39 @@ class RTRL(Rule):
         cell = model.structure()
         layout = cell.layout
         shape = (batch, cell.n_state, cell.n_hidden, layout.size)
-        full, layout = layout, layout.base          # the sparse engine's panels: no thresholds
+        full, layout = layout, layout.base  # the sparse engine's panels: no thresholds
         graph = cell.graph
         grad = np.zeros(layout.size, dtype=model.dtype)
         if not self.sparse:
-            return InfluenceState(data=np.zeros(shape, model.dtype), layout=full, graph=graph,
-                                  grad=np.zeros(full.size, dtype=model.dtype))
+            return InfluenceState(
+                data=np.zeros(shape, model.dtype),
+                layout=full,
+                graph=graph,
+                grad=np.zeros(full.size, dtype=model.dtype),
+            )
         S, n, P = cell.n_state, cell.n_hidden, layout.size
         tile = kernels.tile_columns(S, n, P, np.dtype(model.dtype).itemsize, self.tile_bytes)
-        plan = kernels.BlockPlan.dense(layout, graph, S, batch, chunk=tile, panels=True,
-                                       perm=kernels.presynaptic_order(layout))
-        pairs, key = _POOL.take(model.cell, model.dtype, plan)   # buffers live as long as the cell
+        plan = kernels.BlockPlan.dense(
+            layout, graph, S, batch, chunk=tile, panels=True, perm=kernels.presynaptic_order(layout)
+        )
+        pairs, key = _POOL.take(model.cell, model.dtype, plan)  # buffers live as long as the cell
         (data, f0), (spare, f1) = pairs
         work = kernels.ExactWork(layout, graph, plan, model.dtype)
-        state = InfluenceState(data=data, layout=layout, graph=graph, plan=plan, grad=grad,
-                               spare=spare, work=work, zero_flags=[f0, f1],
-                               fired=work.new_fired(batch),
-                               dense_switch=float(self.dense_switch), kernel=self.kernel,
-                               thr=_thresholds.new_block(full, batch, S, model.dtype),
-                               thr_layout=full if full.n_thr else None)
+        state = InfluenceState(
+            data=data,
+            layout=layout,
+            graph=graph,
+            plan=plan,
+            grad=grad,
+            spare=spare,
+            work=work,
+            zero_flags=[f0, f1],
+            fired=work.new_fired(batch),
+            dense_switch=float(self.dense_switch),
+            kernel=self.kernel,
+            thr=_thresholds.new_block(full, batch, S, model.dtype),
+            thr_layout=full if full.n_thr else None,
+        )
         weakref.finalize(state, _POOL.give, key, pairs)
         return state
 
@@ -253,14 +277,15 @@ class RTRL(Rule):
         if not self.sparse:
             M = state.data
             B, S, n, P = M.shape
-            J = record.jac_state.to_dense()                                     # (B, Sn, Sn)
+            J = record.jac_state.to_dense()  # (B, Sn, Sn)
             M = np.matmul(J, M.reshape(B, S * n, P)).reshape(B, S, n, P)
             M[:, :, layout.post, np.arange(P)] += layout.immediate(record.jac_params)  # + Mbar_t
-            if layout.n_thr:                   # learned thresholds: non-local part of Mbar_t
+            if layout.n_thr:  # learned thresholds: non-local part of Mbar_t
                 M[:, :, :, layout.thr_cols] += layout.nonlocal_immediate(
-                    record.jac_params, record.jac_state.w_rec)
+                    record.jac_params, record.jac_state.w_rec
+                )
             state.data = M
-            return state, np.einsum("ban,banp->p", credit, M)                  # eq. (6)
+            return state, np.einsum("ban,banp->p", credit, M)  # eq. (6)
         return state, sparse_step(state, record, credit)
 
     def cost(self, state, record):
@@ -269,12 +294,14 @@ class RTRL(Rule):
         kernel only over the columns it multiplied, see ``InfluenceState.live_cols``), or the
         dense product's on steps the sparse engine handed to BLAS."""
         B, S, n, P = state.shape
-        nnz = np.count_nonzero(state.data) + (0 if state.thr is None
-                                              else np.count_nonzero(state.thr))
+        nnz = np.count_nonzero(state.data) + (
+            0 if state.thr is None else np.count_nonzero(state.thr)
+        )
         out = {"influence_nnz": nnz / B, "influence_size": float(S * n * P)}
         if self.sparse and not state.last_blas:
-            out["macs"] = _stats.exact_sparse_macs(record, state.graph, state.layout,
-                                                   state.live_cols)
+            out["macs"] = _stats.exact_sparse_macs(
+                record, state.graph, state.layout, state.live_cols
+            )
         else:
             out["macs"] = _stats.dense_rtrl_macs(record, P)
         return out
@@ -286,8 +313,9 @@ def sparse_step(state, record, credit) -> np.ndarray:
     g = exact_step(state, record, credit)
     if state.thr is None:
         return g
-    state.thr, g_thr = _thresholds.block_step(state.thr, record, credit, state.graph,
-                                              state.thr_layout)
+    state.thr, g_thr = _thresholds.block_step(
+        state.thr, record, credit, state.graph, state.thr_layout
+    )
     return np.concatenate([g, g_thr])
 
 
@@ -299,7 +327,8 @@ def exact_step(state, record, credit) -> np.ndarray:
     B, S, n, _ = state.shape
     ds = state.dense_switch
     state.last_blas = ds > 0 and (
-        ds * _stats.kernel_macs_per_column(record, state.graph) > B * (S * n) ** 2)
+        ds * _stats.kernel_macs_per_column(record, state.graph) > B * (S * n) ** 2
+    )
     grad = state.grad
     grad[:] = 0
     old, new = state.data.reshape(-1), state.spare.reshape(-1)
@@ -309,23 +338,34 @@ def exact_step(state, record, credit) -> np.ndarray:
             _blas_panels(state, record, credit)
             state.blas_steps += 1
         else:
-            kernels.block_step(old, new, state.plan, state.graph, record.jac_state,
-                               record.jac_params, credit, grad)
-        zf[1][:] = 0                                   # the new buffer's content is not tracked
+            kernels.block_step(
+                old, new, state.plan, state.graph, record.jac_state, record.jac_params, credit, grad
+            )
+        zf[1][:] = 0  # the new buffer's content is not tracked
         state.live_cols = None
         jp = record.jac_params
-        state.fired[:, :n] |= (jp.y_prev != 0)
-        state.fired[:, n:n + jp.x.shape[1]] |= (jp.x != 0)
+        state.fired[:, :n] |= jp.y_prev != 0
+        state.fired[:, n : n + jp.x.shape[1]] |= jp.x != 0
     else:
         state.live_cols = state.fired[:, state.work.col_group].sum(axis=1, dtype=np.int64)
-        state.skipped += kernels.exact_panel_step(old, new, state.plan, state.work, state.graph,
-                                                  record.jac_state, record.jac_params, credit,
-                                                  grad, zero_flags=(zf[0], zf[1]),
-                                                  fired=state.fired, new_zero_where_silent=True)
+        state.skipped += kernels.exact_panel_step(
+            old,
+            new,
+            state.plan,
+            state.work,
+            state.graph,
+            record.jac_state,
+            record.jac_params,
+            credit,
+            grad,
+            zero_flags=(zf[0], zf[1]),
+            fired=state.fired,
+            new_zero_where_silent=True,
+        )
     state.data, state.spare = state.spare, state.data
     zf.reverse()
     out = np.empty_like(grad)
-    out[state.plan.perm] = grad                        # storage order -> parameter order
+    out[state.plan.perm] = grad  # storage order -> parameter order
     return out
 
 
@@ -339,15 +379,15 @@ def _blas_panels(state, record, credit) -> None:
     J = record.jac_state.to_dense().astype(dt, copy=False).reshape(B, S, n, S, n)
     old = state.data.reshape(B, S, n * P)
     new = state.spare.reshape(B, S, n * P)
-    if state._imm_off is None:             # storage column -> its entry in its unit's row
-        block = np.repeat(np.arange(len(plan.blk_col0)), plan.blk_ncol)   # per storage column
+    if state._imm_off is None:  # storage column -> its entry in its unit's row
+        block = np.repeat(np.arange(len(plan.blk_col0)), plan.blk_ncol)  # per storage column
         col0, ncol = plan.blk_col0[block], plan.blk_ncol[block]
         state._imm_off = col0 * n + plan.col_post * ncol + (np.arange(P) - col0)
-    Jp = J[:, 0, :, 0, :] if S == 1 else J.transpose(0, 1, 3, 2, 4)          # (B,n,n)|(B,S,S,n,n)
+    Jp = J[:, 0, :, 0, :] if S == 1 else J.transpose(0, 1, 3, 2, 4)  # (B,n,n)|(B,S,S,n,n)
     for q in range(len(plan.blk_col0)):
         lo, nc = plan.blk_col0[q] * n, plan.blk_ncol[q]
-        src = old[:, :, lo:lo + n * nc].reshape(B, S, n, nc)
-        dst = new[:, :, lo:lo + n * nc].reshape(B, S, n, nc)
+        src = old[:, :, lo : lo + n * nc].reshape(B, S, n, nc)
+        dst = new[:, :, lo : lo + n * nc].reshape(B, S, n, nc)
         if S == 1:
             np.matmul(Jp, src[:, 0], out=dst[:, 0])
         else:
@@ -357,4 +397,4 @@ def _blas_panels(state, record, credit) -> None:
     cr = credit.astype(dt, copy=False)
     for q in range(len(plan.blk_col0)):
         lo, c0, nc = plan.blk_col0[q] * n, plan.blk_col0[q], plan.blk_ncol[q]
-        grad[c0:c0 + nc] += cr.reshape(-1) @ new[:, :, lo:lo + n * nc].reshape(B * S * n, nc)
+        grad[c0 : c0 + nc] += cr.reshape(-1) @ new[:, :, lo : lo + n * nc].reshape(B * S * n, nc)

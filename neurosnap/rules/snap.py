@@ -20,6 +20,7 @@ variables) and parameter ``p`` iff ``R_{n-1}[k, post[p]]`` (snap eq. (5)) and ru
   SnAp-n keeps ``R_n`` for it, one hop more (snap eq. (13)); its columns are a separate
   ``(B, S, n, n)`` block (:mod:`neurosnap.rules._thresholds`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -86,8 +87,11 @@ class SnApState:
         """Numbers stored per sequence (batch element)."""
         if self.exact is not None:
             return int(np.prod(self.exact.shape[1:]))
-        thr = (0 if self.thr is None or self.thr_keep is None      # thr_keep is set with thr
-               else int(np.count_nonzero(self.thr_keep)) * self.thr.shape[1])
+        thr = (
+            0
+            if self.thr is None or self.thr_keep is None  # thr_keep is set with thr
+            else int(np.count_nonzero(self.thr_keep)) * self.thr.shape[1]
+        )
         if self.plan is not None:
             return self.plan.stored_per_sequence() + thr
         return int(np.prod(self.data.shape[1:])) + thr
@@ -132,48 +136,81 @@ class SnAp(Rule):
     def init(self, model, params, batch):
         cell = model.structure()
         full, S, dtype = cell.layout, cell.n_state, model.dtype
-        layout = full.base                     # the kernels' columns: thresholds kept apart
+        layout = full.base  # the kernels' columns: thresholds kept apart
         graph = cell.graph
         grad = np.zeros(layout.size, dtype=dtype)
         rows = patterns.snap_rows(cell.mask, self.n)
-        if self.n > 1 and all(len(r) == cell.n_hidden for r in rows):   # exact RTRL (eq. (9))
+        if self.n > 1 and all(len(r) == cell.n_hidden for r in rows):  # exact RTRL (eq. (9))
             exact = _rtrl.RTRL(dense_switch=_rtrl.DENSE_SWITCH).init(model, params, batch)
-            return SnApState(data=exact.data, layout=layout, graph=graph, order=self.n,
-                             grad=grad, exact=exact)
+            return SnApState(
+                data=exact.data, layout=layout, graph=graph, order=self.n, grad=grad, exact=exact
+            )
         thr = {}
-        if full.n_thr:       # threshold theta_j: rows reachable from j within n steps (eq. (13))
+        if full.n_thr:  # threshold theta_j: rows reachable from j within n steps (eq. (13))
             keep = patterns.reachability(cell.mask, self.n)[:, full.post[full.thr_cols]]
-            thr = {"thr": _thresholds.new_block(full, batch, S, dtype), "thr_keep": keep,
-                   "thr_layout": full}
+            thr = {
+                "thr": _thresholds.new_block(full, batch, S, dtype),
+                "thr_keep": keep,
+                "thr_layout": full,
+            }
         if self.n == 1:
-            return SnApState(data=np.zeros((batch, S, layout.size), dtype=dtype), layout=layout,
-                             graph=graph, order=1, grad=grad, **thr)
+            return SnApState(
+                data=np.zeros((batch, S, layout.size), dtype=dtype),
+                layout=layout,
+                graph=graph,
+                order=1,
+                grad=grad,
+                **thr,
+            )
         plan = kernels.BlockPlan.from_rowsets(layout, graph, S, batch, rows)
-        return SnApState(data=np.zeros(plan.size, dtype=dtype), layout=layout, graph=graph,
-                         order=self.n, plan=plan, spare=np.zeros(plan.size, dtype=dtype),
-                         grad=grad, **thr)
+        return SnApState(
+            data=np.zeros(plan.size, dtype=dtype),
+            layout=layout,
+            graph=graph,
+            order=self.n,
+            plan=plan,
+            spare=np.zeros(plan.size, dtype=dtype),
+            grad=grad,
+            **thr,
+        )
 
     def step(self, state, record, credit, *, params, dlogits=None, **extras):
-        if state.exact is not None:                                        # snap eq. (9)
+        if state.exact is not None:  # snap eq. (9)
             g = _rtrl.sparse_step(state.exact, record, credit)
             state.data = state.exact.data
             return state, g
         grad = state.grad
         grad[:] = 0
-        if state.plan is None:                                            # snap eq. (7)
-            kernels.snap1_step(state.data, state.layout, state.graph, record.jac_state,
-                               record.jac_params, credit, grad)
+        if state.plan is None:  # snap eq. (7)
+            kernels.snap1_step(
+                state.data,
+                state.layout,
+                state.graph,
+                record.jac_state,
+                record.jac_params,
+                credit,
+                grad,
+            )
             out = grad.copy()
         else:
-            kernels.block_step(state.data, state.spare, state.plan, state.graph,
-                               record.jac_state, record.jac_params, credit, grad)  # eq. (6)
+            kernels.block_step(
+                state.data,
+                state.spare,
+                state.plan,
+                state.graph,
+                record.jac_state,
+                record.jac_params,
+                credit,
+                grad,
+            )  # eq. (6)
             state.data, state.spare = state.spare, state.data
             out = np.empty_like(grad)
             out[state.plan.perm] = grad
         if state.thr is None:
             return state, out
-        state.thr, g_thr = _thresholds.block_step(state.thr, record, credit, state.graph,
-                                                  state.thr_layout, keep=state.thr_keep)
+        state.thr, g_thr = _thresholds.block_step(
+            state.thr, record, credit, state.graph, state.thr_layout, keep=state.thr_keep
+        )
         return state, np.concatenate([out, g_thr])
 
     def cost(self, state, record):
@@ -181,10 +218,10 @@ class SnAp(Rule):
         if state.exact is not None:
             return _rtrl.RTRL().cost(state.exact, record)
         B = len(record.events)
-        nnz = np.count_nonzero(state.data) + (0 if state.thr is None
-                                              else np.count_nonzero(state.thr))
-        out = {"influence_nnz": nnz / B,
-               "influence_size": float(state.stored)}
+        nnz = np.count_nonzero(state.data) + (
+            0 if state.thr is None else np.count_nonzero(state.thr)
+        )
+        out = {"influence_nnz": nnz / B, "influence_size": float(state.stored)}
         if state.plan is None:
             out["macs"] = _stats.snap1_macs(record, state.layout.size)
         else:

@@ -23,6 +23,7 @@ Bounds: with ``w_min``/``w_max`` the change is ``clip(w + Δw, w_min, w_max) - w
 weights passed as ``params`` (Norse's ``hardbound``); exact when the optimizer applies every step's
 update before the next (``update_every=1``, ``SGD(lr=1)``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -90,18 +91,23 @@ class _Pairing(Rule):
             return float(np.exp(-dt / tau))
         if tau < dt:
             if steps_cell:
-                raise ValueError(f"{name}={tau} is shorter than one time step: {steps_cell} counts "
-                                 f"time in steps (dt = 1), so {name} is a number of steps, e.g. "
-                                 f"{name}=20")
-            raise ValueError(f"{name} must be >= dt={dt} (the cell's time unit) for decay='euler', "
-                             f"got {tau}")
+                raise ValueError(
+                    f"{name}={tau} is shorter than one time step: {steps_cell} counts "
+                    f"time in steps (dt = 1), so {name} is a number of steps, e.g. "
+                    f"{name}=20"
+                )
+            raise ValueError(
+                f"{name} must be >= dt={dt} (the cell's time unit) for decay='euler', got {tau}"
+            )
         return 1.0 - dt / tau
 
     def decays(self, dt: float, steps_cell: str | None = None) -> tuple[float, float]:
         """Per-step trace factors ``(d_pre, d_post)`` for a time step ``dt`` (``steps_cell``: name
         of a cell without ``dt``, which counts time in steps; only used in the error message)."""
-        return (self._factor(dt, self.tau_pre, "tau_pre", steps_cell),
-                self._factor(dt, self.tau_post, "tau_post", steps_cell))
+        return (
+            self._factor(dt, self.tau_pre, "tau_pre", steps_cell),
+            self._factor(dt, self.tau_post, "tau_post", steps_cell),
+        )
 
     def check_model(self, model) -> None:
         """Raise ``ValueError`` when the time constants do not fit ``model``'s cell (checked before
@@ -122,8 +128,14 @@ class _Pairing(Rule):
             pre_rec=np.zeros((batch, cell.n_hidden), dtype),
             pre_in=np.zeros((batch, cell.n_in), dtype),
             post=np.zeros((batch, cell.n_hidden), dtype),
-            decay_pre=d_pre, decay_post=d_post, layout=layout, rec_cols=rec_cols, inp_cols=inp_cols,
-            plastic=plastic, loss=model.loss)
+            decay_pre=d_pre,
+            decay_post=d_post,
+            layout=layout,
+            rec_cols=rec_cols,
+            inp_cols=inp_cols,
+            plastic=plastic,
+            loss=model.loss,
+        )
 
     def _pairs(self, state, record) -> np.ndarray:
         """Advance the traces with step t and return the per-sequence changes ``Δw (B, P)``."""
@@ -134,10 +146,14 @@ class _Pairing(Rule):
         state.post = state.decay_post * state.post + z
         post, pre = state.layout.post, state.layout.pre
         dw = np.zeros((z.shape[0], state.layout.size), dtype=y_prev.dtype)
-        for cols, now, trace in ((state.rec_cols, y_prev, state.pre_rec),
-                                 (state.inp_cols, x, state.pre_in)):
-            dw[:, cols] = (self.a_plus * z[:, post[cols]] * trace[:, pre[cols]]
-                           - self.a_minus * state.post[:, post[cols]] * now[:, pre[cols]])
+        for cols, now, trace in (
+            (state.rec_cols, y_prev, state.pre_rec),
+            (state.inp_cols, x, state.pre_in),
+        ):
+            dw[:, cols] = (
+                self.a_plus * z[:, post[cols]] * trace[:, pre[cols]]
+                - self.a_minus * state.post[:, post[cols]] * now[:, pre[cols]]
+            )
         return dw
 
     def cost(self, state, record) -> dict:
@@ -151,8 +167,11 @@ class _Pairing(Rule):
         macs = 4 * int(state.plastic.sum()) + sum(a[0].size for a in traces[:3])
         if state.eligibility is not None:
             macs += 2 * state.layout.size
-        return {"influence_nnz": sum(np.count_nonzero(a) for a in traces) / B,
-                "influence_size": float(sum(a[0].size for a in traces)), "macs": float(macs)}
+        return {
+            "influence_nnz": sum(np.count_nonzero(a) for a in traces) / B,
+            "influence_size": float(sum(a[0].size for a in traces)),
+            "macs": float(macs),
+        }
 
     def _bounded(self, state, dw, params) -> np.ndarray:
         """``Δw`` (P,) limited so that the plastic weights stay in ``[w_min, w_max]``."""
@@ -162,7 +181,9 @@ class _Pairing(Rule):
         w = state.layout.from_dict(cell_params)
         lo = -np.inf if self.w_min is None else self.w_min
         hi = np.inf if self.w_max is None else self.w_max
-        return np.where(state.plastic, np.clip(w + dw, lo, hi) - w, 0.0).astype(dw.dtype, copy=False)
+        return np.where(state.plastic, np.clip(w + dw, lo, hi) - w, 0.0).astype(
+            dw.dtype, copy=False
+        )
 
 
 @dataclass(frozen=True)
@@ -241,9 +262,12 @@ class RSTDP(_Pairing):
         structure = model.structure()
         dt = 1.0 if structure.dt is None else structure.dt
         state.eligibility = np.zeros((batch, state.layout.size), model.dtype)
-        state.decay_eligibility = self._factor(dt, self.tau_eligibility, "tau_eligibility",
-                                               structure.cell if structure.dt is None
-                                               else None)
+        state.decay_eligibility = self._factor(
+            dt,
+            self.tau_eligibility,
+            "tau_eligibility",
+            structure.cell if structure.dt is None else None,
+        )
         state.baseline = np.zeros(batch, model.dtype)
         if self.tau_reward is not None:
             if dt > self.tau_reward:
@@ -267,10 +291,12 @@ class RSTDP(_Pairing):
             reward = validate.array("reward", np.broadcast_to(np.asarray(reward, float), (B,)))
             return reward, np.ones(B, bool)
         if dlogits is None:
-            raise ValueError("RSTDP needs a reward: pass dlogits (as ns.sequence_grad does) or "
-                             "reward=(B,) to step()")
+            raise ValueError(
+                "RSTDP needs a reward: pass dlogits (as ns.sequence_grad does) or "
+                "reward=(B,) to step()"
+            )
         present = np.any(dlogits != 0, axis=1)
         if state.loss == "mse":
             return -0.5 * np.sum(dlogits * dlogits, axis=1), present
-        p_target = 1.0 + dlogits.min(axis=1)                      # softmax - onehot at the target
+        p_target = 1.0 + dlogits.min(axis=1)  # softmax - onehot at the target
         return np.log(np.where(present, p_target, 1.0)), present

@@ -18,6 +18,7 @@ unbiased estimate of RTRL's. ``J_t s_tilde`` is one Jacobian-vector product thro
 EGRU threshold it includes the non-local part (``docs/theory/cells.md`` eq. (25), contracted as in
 eq. (27)), so the estimate stays unbiased.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -103,17 +104,18 @@ class UORO(Rule):
         B = s.shape[0]
         js = record.jac_state.matvec(s)
         nu = (2 * state.rng.integers(0, 2, size=s.shape) - 1).astype(s.dtype)
-        imm = layout.immediate(record.jac_params)                            # (B, S, P)
-        nu_m = np.einsum("bap,bap->bp", nu[:, :, layout.post], imm)          # Mbar_t^T nu
-        if layout.n_thr:             # learned thresholds: the non-local part of Mbar_t^T nu too
-            nu_m[:, layout.thr_cols] += layout.nonlocal_vjp(nu, record.jac_params,
-                                                            record.jac_state.w_rec)
-        rho0 = _ratio(_norm(theta), _norm(js))                              # eq. (4)
+        imm = layout.immediate(record.jac_params)  # (B, S, P)
+        nu_m = np.einsum("bap,bap->bp", nu[:, :, layout.post], imm)  # Mbar_t^T nu
+        if layout.n_thr:  # learned thresholds: the non-local part of Mbar_t^T nu too
+            nu_m[:, layout.thr_cols] += layout.nonlocal_vjp(
+                nu, record.jac_params, record.jac_state.w_rec
+            )
+        rho0 = _ratio(_norm(theta), _norm(js))  # eq. (4)
         rho1 = _ratio(_norm(nu_m), np.full(B, np.sqrt(nu[0].size), dtype=s.dtype))
-        s = rho0[:, None, None] * js + rho1[:, None, None] * nu              # eq. (2)
-        theta = theta / rho0[:, None] + nu_m / rho1[:, None]                 # eq. (3)
+        s = rho0[:, None, None] * js + rho1[:, None, None] * nu  # eq. (2)
+        theta = theta / rho0[:, None] + nu_m / rho1[:, None]  # eq. (3)
         state.s_tilde, state.theta_tilde = s, theta
-        return state, np.einsum("ban,ban->b", credit, s) @ theta             # eq. (5)
+        return state, np.einsum("ban,ban->b", credit, s) @ theta  # eq. (5)
 
     def cost(self, state, record) -> dict:
         """Trace entries and multiply-adds of one step, per sequence (``docs/theory/uoro.md``).
@@ -128,8 +130,11 @@ class UORO(Rule):
         G = record.jac_state.drec.shape[2]
         jvp = S * S * n + S * n + state.n_rec + S * G * n
         nnz = np.count_nonzero(state.s_tilde) + np.count_nonzero(state.theta_tilde)
-        return {"influence_nnz": nnz / B, "influence_size": float(S * n + P),
-                "macs": float(jvp + 2 * S * P + 3 * (S * n + P) + S * n + P)}
+        return {
+            "influence_nnz": nnz / B,
+            "influence_size": float(S * n + P),
+            "macs": float(jvp + 2 * S * P + 3 * (S * n + P) + S * n + P),
+        }
 
 
 def _norm(x):

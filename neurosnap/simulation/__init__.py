@@ -42,10 +42,23 @@ The pieces: :mod:`neurosnap.simulation.sources` (input streams), :mod:`neurosnap
 (:func:`simulate`), :mod:`neurosnap.simulation.engine` (the step and event-driven runners),
 :mod:`neurosnap.simulation.recording` (:class:`Recording`, its files, the chunked buffers).
 """
+
 from .recording import FORMAT, FORMAT_VERSION, Recording
 from .run import ENGINES, RECORD_KINDS, load_params, simulate
 from .sources import ArraySource, BernoulliSource, PoissonSource, Source, TaskSource, load_inputs
 
-__all__ = ["simulate", "Recording", "Source", "PoissonSource", "BernoulliSource", "ArraySource",
-           "TaskSource", "load_inputs", "load_params", "FORMAT", "FORMAT_VERSION", "RECORD_KINDS",
-           "ENGINES"]
+__all__ = [
+    "simulate",
+    "Recording",
+    "Source",
+    "PoissonSource",
+    "BernoulliSource",
+    "ArraySource",
+    "TaskSource",
+    "load_inputs",
+    "load_params",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "RECORD_KINDS",
+    "ENGINES",
+]

@@ -1,6 +1,7 @@
 """The two ways :func:`neurosnap.simulate` advances a network one chunk at a time, state carried:
 :class:`StepRunner` (any cell, ``model.cell.step``) and :class:`EventRunner` (LIF/ALIF with a
 Heaviside gate, the event-driven numba kernel :func:`lif_chunk`)."""
+
 from __future__ import annotations
 
 import numba
@@ -27,9 +28,13 @@ class StepRunner:
         for name, val in self.init.items():
             self.state[:, cell.state_names.index(name)] = val
         if self.init and getattr(cell, "delay", 1) > 1:
-            q = self.state[:, 0] - cell.v_th - getattr(cell, "beta", 0.0) * (
-                self.state[:, 2] if "a" in cell.state_names else 0.0)
-            self.state[:, cell._iq:cell._iq + cell.delay - 1] = q[:, None]
+            q = (
+                self.state[:, 0]
+                - cell.v_th
+                - getattr(cell, "beta", 0.0)
+                * (self.state[:, 2] if "a" in cell.state_names else 0.0)
+            )
+            self.state[:, cell._iq : cell._iq + cell.delay - 1] = q[:, None]
 
     def run(self, xs, t0, emit):
         """Steps ``xs (k, B, n_in)`` from time step ``t0``: ``emit(steps, units, batch)`` gets the
@@ -73,18 +78,17 @@ class EventRunner:
     or ``None`` for the cell's uniform ``delay``.
     """
 
-
-    def __init__(self, model, params, batch, var_idx, units, want_events, delays=None,
-                 init=None):
+    def __init__(self, model, params, batch, var_idx, units, want_events, delays=None, init=None):
         from .lif_events import EventLIF
+
         self.init = init or {}
         cell = model.cell
         ev = EventLIF(model, params, check=False)
         self.model, self.B, self.n = model, batch, cell.n_hidden
-        if delays is None:                                  # no dense (n, n) array
+        if delays is None:  # no dense (n, n) array
             d = np.full(len(ev.out_w), cell.delay, dtype=np.int64)
         else:
-            pre, post = np.nonzero(cell.mask.T)             # EventLIF's CSR order
+            pre, post = np.nonzero(cell.mask.T)  # EventLIF's CSR order
             d = cell.synapse_delays(delays)[post, pre]
         #: a second synaptic current (LIF's ``tau_syn_inh``): kernel :func:`lif2_chunk`
         self.two = getattr(cell, "tau_syn_inh", None) is not None
@@ -92,8 +96,11 @@ class EventRunner:
         # one delay for all: a scalar (no per-synapse read in the scatter, which is bound by
         # memory traffic); otherwise the narrowest unsigned type
         self.uniform = self.L if len(d) == 0 or d.min() == self.L else 0
-        self.out_d = (np.zeros(1, np.uint16) if self.uniform
-                      else d.astype(np.uint16 if self.L < 1 << 16 else np.uint32))
+        self.out_d = (
+            np.zeros(1, np.uint16)
+            if self.uniform
+            else d.astype(np.uint16 if self.L < 1 << 16 else np.uint32)
+        )
         self.csr = (ev.out_ptr, ev.out_post, ev.out_w, self.out_d, ev.w_in_t, ev.bias)
         if self.two:
             # one table per current holding its nonzero weights only (Dale's law: each spike
@@ -108,19 +115,21 @@ class EventRunner:
                 dg = self.out_d if self.uniform else self.out_d[keep]
                 tables.append((ptr, ev.out_post[keep], np.ascontiguousarray(w[keep]), dg))
             w_in_t2 = np.ascontiguousarray(p["cell.w_in"][1].T)
-            bias2 = (p["cell.bias"][1].copy() if cell.has_bias else np.zeros(self.n, model.dtype))
+            bias2 = p["cell.bias"][1].copy() if cell.has_bias else np.zeros(self.n, model.dtype)
             self.csr = (*tables[0], ev.w_in_t, ev.bias, *tables[1], w_in_t2, bias2)
             self.decay_inh = model.dtype.type(1 - cell.dt / cell.tau_syn_inh)
         self.constants, self.subtract = ev.constants, ev.subtract
-        self.refr = max(cell.refractory_steps - 1, 0)        # counter after a spike: R - 1
+        self.refr = max(cell.refractory_steps - 1, 0)  # counter after a spike: R - 1
         self.v_leak = ev.constants[1]
         codes = []
         for idx in var_idx:
             name = cell.state_names[idx]
             if name not in EVENT_STATE_VARS:
-                raise ValueError(f"the event engine does not hold state variable {name!r} (the "
-                                 "delay buffer is a ring of synaptic input there); record it with "
-                                 "engine='step'")
+                raise ValueError(
+                    f"the event engine does not hold state variable {name!r} (the "
+                    "delay buffer is a ring of synaptic input there); record it with "
+                    "engine='step'"
+                )
             codes.append(EVENT_STATE_VARS[name])
         self.var_codes = np.asarray(codes, dtype=np.int64)
         self.units = np.asarray(units, dtype=np.int64)
@@ -134,7 +143,7 @@ class EventRunner:
         self.cnt = np.zeros((self.B, self.n), np.int64)
         self.ring = np.zeros((self.B, self.L, self.n), dtype)
         self.inp = np.zeros(self.n, dtype)
-        self.cur2 = np.empty((self.B, self.n), dtype)         # the second current (self.two)
+        self.cur2 = np.empty((self.B, self.n), dtype)  # the second current (self.two)
         self.ring2 = np.zeros((self.B, self.L, self.n) if self.two else (self.B, 1, 1), dtype)
         self.inp2 = np.zeros(self.n, dtype)
         self.now = np.empty(self.n, np.int64)
@@ -152,8 +161,10 @@ class EventRunner:
         self.a[:] = 0
         self.cnt[:] = 0
         self.cur2[:] = 0
-        for name, val in self.init.items():       # given initial values, (B, n)
-            {"v": self.v, "i": self.cur, "a": self.a, "r": self.cnt, "i_inh": self.cur2}[name][:] = val
+        for name, val in self.init.items():  # given initial values, (B, n)
+            {"v": self.v, "i": self.cur, "a": self.a, "r": self.cnt, "i_inh": self.cur2}[name][
+                :
+            ] = val
         self.ring[:] = 0
         self.ring2[:] = 0
         v_th, beta = self.constants[0], self.constants[6]
@@ -181,17 +192,58 @@ class EventRunner:
         t = 0
         while t < k:
             if self.two:
-                t = lif2_chunk(xs, t, t0, self.v, self.cur, self.cur2, self.cnt, self.ring,
-                               self.ring2, self.inp, self.inp2, self.now, *self.csr,
-                               *self.constants[:5], self.decay_inh, self.subtract, self.refr,
-                               self.uniform, self.want_events, *self.buf, n_spk, counts,
-                               self.units, self.var_codes, st)
+                t = lif2_chunk(
+                    xs,
+                    t,
+                    t0,
+                    self.v,
+                    self.cur,
+                    self.cur2,
+                    self.cnt,
+                    self.ring,
+                    self.ring2,
+                    self.inp,
+                    self.inp2,
+                    self.now,
+                    *self.csr,
+                    *self.constants[:5],
+                    self.decay_inh,
+                    self.subtract,
+                    self.refr,
+                    self.uniform,
+                    self.want_events,
+                    *self.buf,
+                    n_spk,
+                    counts,
+                    self.units,
+                    self.var_codes,
+                    st,
+                )
             else:
-                t = lif_chunk(xs, t, t0, self.v, self.cur, self.a, self.cnt, self.ring,
-                              self.inp, self.now,
-                              *self.csr, *self.constants, self.subtract, self.refr, self.uniform,
-                              self.want_events, *self.buf, n_spk, counts, self.units,
-                              self.var_codes, st)
+                t = lif_chunk(
+                    xs,
+                    t,
+                    t0,
+                    self.v,
+                    self.cur,
+                    self.a,
+                    self.cnt,
+                    self.ring,
+                    self.inp,
+                    self.now,
+                    *self.csr,
+                    *self.constants,
+                    self.subtract,
+                    self.refr,
+                    self.uniform,
+                    self.want_events,
+                    *self.buf,
+                    n_spk,
+                    counts,
+                    self.units,
+                    self.var_codes,
+                    st,
+                )
             m = int(n_spk[0])
             if m:
                 emit(self.buf[0][:m], self.buf[1][:m], self.buf[2][:m])
@@ -200,10 +252,43 @@ class EventRunner:
 
 
 @numba.njit(cache=True)
-def lif_chunk(xs, t_begin, t0, v, cur, a, cnt, ring, inp, now, out_ptr, out_post, out_w, out_d,
-              w_in_t, bias, v_th, v_leak, v_reset, k_m, decay_syn, rho, beta, subtract, refr,
-              uniform, want_events, spk_step, spk_unit, spk_batch, n_spk_arr, counts, units, var_codes,
-              st_out):
+def lif_chunk(
+    xs,
+    t_begin,
+    t0,
+    v,
+    cur,
+    a,
+    cnt,
+    ring,
+    inp,
+    now,
+    out_ptr,
+    out_post,
+    out_w,
+    out_d,
+    w_in_t,
+    bias,
+    v_th,
+    v_leak,
+    v_reset,
+    k_m,
+    decay_syn,
+    rho,
+    beta,
+    subtract,
+    refr,
+    uniform,
+    want_events,
+    spk_step,
+    spk_unit,
+    spk_batch,
+    n_spk_arr,
+    counts,
+    units,
+    var_codes,
+    st_out,
+):
     """Steps ``t_begin..`` of a chunk in place on the carried state (the cells' floating-point
     operations, ``neurosnap/cells/lif.py``); returns the step it stopped at (the chunk's end, or
     earlier when the event buffer could overflow). ``ring[b, (t0 + t) mod L]`` holds the synaptic
@@ -220,7 +305,7 @@ def lif_chunk(xs, t_begin, t0, v, cur, a, cnt, ring, inp, now, out_ptr, out_post
             return t
         slot = (t0 + t) % L
         for b in range(B):
-            for c in range(n_in):                           # W_in x_t: the active channels
+            for c in range(n_in):  # W_in x_t: the active channels
                 x = xs[t, b, c]
                 if x != 0:
                     for u in range(n):
@@ -231,7 +316,7 @@ def lif_chunk(xs, t_begin, t0, v, cur, a, cnt, ring, inp, now, out_ptr, out_post
                 vu = v[b, u]
                 au = a[b, u]
                 v_r = vu
-                if cnt[b, u] == 0 and vu - v_th - beta * au > 0:    # z_{t-1} (eq. (15))
+                if cnt[b, u] == 0 and vu - v_th - beta * au > 0:  # z_{t-1} (eq. (15))
                     v_r = vu - v_th if subtract else v_reset
                     au = rho * (au + 1)
                     cu = refr
@@ -241,7 +326,7 @@ def lif_chunk(xs, t_begin, t0, v, cur, a, cnt, ring, inp, now, out_ptr, out_post
                 i_j = cur[b, u] + rec[u] + (inp[u] + bias[u])
                 if cu == 0:
                     vn = v_r + k_m * (v_leak - v_r + i_j)
-                else:                                       # clamped while refractory
+                else:  # clamped while refractory
                     vn = v_r
                 v[b, u] = vn
                 cur[b, u] = decay_syn * i_j
@@ -257,7 +342,7 @@ def lif_chunk(xs, t_begin, t0, v, cur, a, cnt, ring, inp, now, out_ptr, out_post
                         spk_unit[n_spk] = u
                         spk_batch[n_spk] = b
                         n_spk += 1
-            for s in range(n_now):      # this step's spikes travel: slot of step t + d
+            for s in range(n_now):  # this step's spikes travel: slot of step t + d
                 j = now[s]
                 if uniform:
                     dst = slot + uniform
@@ -286,12 +371,50 @@ def lif_chunk(xs, t_begin, t0, v, cur, a, cnt, ring, inp, now, out_ptr, out_post
 
 
 @numba.njit(cache=True)
-def lif2_chunk(xs, t_begin, t0, v, cur, cur2, cnt, ring, ring2, inp, inp2, now,
-               out_ptr, out_post, out_w, out_d, w_in_t, bias,
-               out_ptr2, out_post2, out_w2, out_d2, w_in_t2, bias2,
-               v_th, v_leak, v_reset, k_m, decay_syn, decay_inh, subtract, refr, uniform,
-               want_events, spk_step, spk_unit, spk_batch, n_spk_arr, counts, units, var_codes,
-               st_out):
+def lif2_chunk(
+    xs,
+    t_begin,
+    t0,
+    v,
+    cur,
+    cur2,
+    cnt,
+    ring,
+    ring2,
+    inp,
+    inp2,
+    now,
+    out_ptr,
+    out_post,
+    out_w,
+    out_d,
+    w_in_t,
+    bias,
+    out_ptr2,
+    out_post2,
+    out_w2,
+    out_d2,
+    w_in_t2,
+    bias2,
+    v_th,
+    v_leak,
+    v_reset,
+    k_m,
+    decay_syn,
+    decay_inh,
+    subtract,
+    refr,
+    uniform,
+    want_events,
+    spk_step,
+    spk_unit,
+    spk_batch,
+    n_spk_arr,
+    counts,
+    units,
+    var_codes,
+    st_out,
+):
     """:func:`lif_chunk` for LIF with two synaptic currents (``tau_syn_inh``,
     ``docs/theory/cells.md`` eq. (28)-(29)): ``cur`` jumps by the first synapse table, input
     weights and bias, ``cur2`` by the second ones, each with its ring buffer ``ring``, ``ring2``;
@@ -319,7 +442,7 @@ def lif2_chunk(xs, t_begin, t0, v, cur, cur2, cnt, ring, ring2, inp, inp2, now,
             for u in range(n):
                 vu = v[b, u]
                 v_r = vu
-                if cnt[b, u] == 0 and vu - v_th > 0:                 # z_{t-1}
+                if cnt[b, u] == 0 and vu - v_th > 0:  # z_{t-1}
                     v_r = vu - v_th if subtract else v_reset
                     cu = refr
                 else:

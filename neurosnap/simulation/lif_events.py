@@ -9,6 +9,7 @@ The update is neurosnap's LIF/ALIF step (``neurosnap/cells/lif.py``, ``alif.py``
 floating-point operations, so the events equal ``model.run(params, xs).events`` (and ``v`` its
 ``states[:, :, 0]``) up to the summation order of the synaptic inputs (round-off).
 """
+
 from __future__ import annotations
 
 import numba
@@ -33,31 +34,43 @@ class EventLIF:
     def __init__(self, model, params, check=True):
         cell = model.cell
         if not isinstance(cell, (LIF, ALIF)) or not isinstance(cell.gate, Heaviside):
-            raise ValueError("simulate_lif_events needs an ns.cells.LIF or ns.cells.ALIF with a "
-                             f"Heaviside gate, got {cell!r} with gate {cell.gate!r}")
+            raise ValueError(
+                "simulate_lif_events needs an ns.cells.LIF or ns.cells.ALIF with a "
+                f"Heaviside gate, got {cell!r} with gate {cell.gate!r}"
+            )
         if getattr(cell, "tau_syn_inh", None) is not None and check:
-            raise ValueError("simulate_lif_events runs cells with one synaptic current; use "
-                             "ns.simulate (event engine) for tau_syn_inh=")
+            raise ValueError(
+                "simulate_lif_events runs cells with one synaptic current; use "
+                "ns.simulate (event engine) for tau_syn_inh="
+            )
         if check and (cell.refractory_steps or cell.delay > 1):
-            raise ValueError("simulate_lif_events runs cells without refractoriness and with "
-                             "delay=1; use ns.simulate (event engine) for refractory= and delay=")
+            raise ValueError(
+                "simulate_lif_events runs cells without refractoriness and with "
+                "delay=1; use ns.simulate (event engine) for refractory= and delay="
+            )
         params = model.check_params(params)
         self.model, dtype = model, model.dtype
-        pre, post = np.nonzero(cell.mask.T)                 # sorted by presynaptic unit
+        pre, post = np.nonzero(cell.mask.T)  # sorted by presynaptic unit
         self.out_ptr = np.searchsorted(pre, np.arange(cell.n_hidden + 1)).astype(np.int64)
         # The scatter of a spike's synapses is bound by memory traffic: the narrowest unsigned
         # index type (unsigned also spares numba's negative-index check) ran 1.5x faster than int32.
         self.out_post = post.astype(np.uint16 if cell.n_hidden <= 1 << 16 else np.uint32)
         self.out_w = np.ascontiguousarray(params["cell.w_rec"][0][post, pre])
-        self.w_in_t = np.ascontiguousarray(params["cell.w_in"][0].T)   # (n_in, n)
-        self.bias = (params["cell.bias"][0].copy() if cell.has_bias
-                     else np.zeros(cell.n_hidden, dtype))
+        self.w_in_t = np.ascontiguousarray(params["cell.w_in"][0].T)  # (n_in, n)
+        self.bias = (
+            params["cell.bias"][0].copy() if cell.has_bias else np.zeros(cell.n_hidden, dtype)
+        )
         alif = isinstance(cell, ALIF)
         c = dtype.type
-        self.constants = (c(cell.v_th), c(cell.v_leak), c(cell.v_reset), c(cell.dt / cell.tau_mem),
-                          c(1 - cell.dt / cell.tau_syn),
-                          c(1 - cell.dt / cell.tau_adapt) if alif else c(0.0),
-                          c(cell.beta) if alif else c(0.0))
+        self.constants = (
+            c(cell.v_th),
+            c(cell.v_leak),
+            c(cell.v_reset),
+            c(cell.dt / cell.tau_mem),
+            c(1 - cell.dt / cell.tau_syn),
+            c(1 - cell.dt / cell.tau_adapt) if alif else c(0.0),
+            c(cell.beta) if alif else c(0.0),
+        )
         self.subtract = cell.reset == "subtract"
 
     def run(self, xs, record_v: bool = False):
@@ -73,8 +86,19 @@ class EventLIF:
         events = np.zeros((T, B, n), dtype=np.bool_)
         v_out = np.zeros((T if record_v else 0, B, n), dtype=self.model.dtype)
         # mypy reads numba's Dispatcher.__call__ stub, not the jitted signature
-        _simulate(xs, self.out_ptr, self.out_post, self.out_w, self.w_in_t, self.bias,  # type: ignore[call-arg]
-                  *self.constants, self.subtract, record_v, events, v_out)
+        _simulate(
+            xs,
+            self.out_ptr,
+            self.out_post,
+            self.out_w,
+            self.w_in_t,
+            self.bias,  # type: ignore[call-arg]
+            *self.constants,
+            self.subtract,
+            record_v,
+            events,
+            v_out,
+        )
         return (events, v_out) if record_v else events
 
 
@@ -85,8 +109,25 @@ def simulate_lif_events(model, params, xs, record_v: bool = False):
 
 
 @numba.njit(cache=True)
-def _simulate(xs, out_ptr, out_post, out_w, w_in_t, bias, v_th, v_leak, v_reset, k_m, decay_syn,
-              rho, beta, subtract, record_v, events, v_out):
+def _simulate(
+    xs,
+    out_ptr,
+    out_post,
+    out_w,
+    w_in_t,
+    bias,
+    v_th,
+    v_leak,
+    v_reset,
+    k_m,
+    decay_syn,
+    rho,
+    beta,
+    subtract,
+    record_v,
+    events,
+    v_out,
+):
     T, B, n_in = xs.shape
     n = bias.shape[0]
     dtype = bias.dtype
@@ -98,16 +139,16 @@ def _simulate(xs, out_ptr, out_post, out_w, w_in_t, bias, v_th, v_leak, v_reset,
         rec = np.zeros(n, dtype=dtype)
         inp = np.zeros(n, dtype=dtype)
         n_spk = 0
-        for u in range(n):                                  # z_{-1} of the initial state
+        for u in range(n):  # z_{-1} of the initial state
             if v[u] - v_th - beta * a[u] > 0:
                 spikes[n_spk] = u
                 n_spk += 1
         for t in range(T):
-            for s in range(n_spk):                          # W_rec z_{t-1}: only the spikers' rows
+            for s in range(n_spk):  # W_rec z_{t-1}: only the spikers' rows
                 j = spikes[s]
                 for q in range(out_ptr[j], out_ptr[j + 1]):
                     rec[out_post[q]] += out_w[q]
-            for k in range(n_in):                           # W_in x_t: only the active channels
+            for k in range(n_in):  # W_in x_t: only the active channels
                 x = xs[t, b, k]
                 if x != 0:
                     for u in range(n):

@@ -1,6 +1,7 @@
 """What :func:`neurosnap.simulate` recorded (:class:`Recording`, its files and their checks) and
 the buffers that build it chunk by chunk (:class:`ChunkStore`, :class:`RateBinner`). The file
 format is in the docstring of :mod:`neurosnap.simulation`."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ from ..core import files, npz, validate
 
 FORMAT = "neurosnap-recording"
 FORMAT_VERSION = 1
-FLUSH_BYTES = 2 << 20              # per-key in-memory buffer before a chunk file is written
+FLUSH_BYTES = 2 << 20  # per-key in-memory buffer before a chunk file is written
 
 
 # -- the recording ---------------------------------------------------------------------------------
@@ -47,7 +48,7 @@ class LazyNpz:
             with open(self.path, "rb") as f:
                 f.seek(info.header_offset)
                 local = f.read(30)
-            if local[:4] == b"PK\x03\x04":                   # a local file header
+            if local[:4] == b"PK\x03\x04":  # a local file header
                 n_name, n_extra = struct.unpack("<HH", local[26:30])
                 return npz.memmap(self.path, head, info.header_offset + 30 + n_name + n_extra)
         return npz.read(self.path, self.what, lambda found: [key])[key]
@@ -133,9 +134,9 @@ class Recording:
         counts = np.zeros(self.n_units, dtype=np.int64)
         units, seq, block = self.spike_units, self.spike_batch, 1 << 22
         for a in range(0, len(units), block):
-            u = np.asarray(units[a:a + block])
+            u = np.asarray(units[a : a + block])
             if batch is not None:
-                u = u[np.asarray(seq[a:a + block]) == batch]
+                u = u[np.asarray(seq[a : a + block]) == batch]
             counts += np.bincount(u, minlength=self.n_units)
         return counts
 
@@ -148,7 +149,7 @@ class Recording:
         if batch is not None:
             keep = seq == batch
             steps, units, seq = steps[keep], units[keep], seq[keep]
-        order = np.lexsort((steps, units, seq))            # by sequence, unit, then time
+        order = np.lexsort((steps, units, seq))  # by sequence, unit, then time
         steps, key = steps[order], seq[order].astype(np.int64) * self.n_units + units[order]
         same = key[1:] == key[:-1]
         return (steps[1:] - steps[:-1])[same] * self.dt
@@ -168,8 +169,9 @@ class Recording:
     @property
     def units(self) -> np.ndarray:
         """Units whose states were recorded, ``(U,)``."""
-        return self._get("units", "states") if "units" in self._arrays \
-            else np.zeros(0, dtype=np.int64)
+        return (
+            self._get("units", "states") if "units" in self._arrays else np.zeros(0, dtype=np.int64)
+        )
 
     @property
     def states(self) -> dict[str, np.ndarray]:
@@ -201,24 +203,36 @@ class Recording:
             path = path.parent
         meta_path, npz_path = path / "recording.json", path / "recording.npz"
         if not meta_path.is_file() or not npz_path.is_file():
-            raise ValueError(f"{path} is not a recording: it needs recording.json and recording.npz")
+            raise ValueError(
+                f"{path} is not a recording: it needs recording.json and recording.npz"
+            )
         if meta_path.stat().st_size > _MAX_META_BYTES:
-            raise ValueError(f"{meta_path} is not a valid neurosnap recording file: larger than "
-                             f"{_MAX_META_BYTES} bytes")
+            raise ValueError(
+                f"{meta_path} is not a valid neurosnap recording file: larger than "
+                f"{_MAX_META_BYTES} bytes"
+            )
         try:
             with open(meta_path, encoding="utf-8") as f:
                 meta = json.load(f)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"{meta_path} is not valid JSON: {exc}") from None
         except RecursionError:
-            raise ValueError(f"{meta_path} is not a valid neurosnap recording file: JSON nested "
-                             "too deeply") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT \
-                or meta.get("format_version") != FORMAT_VERSION:
-            got = meta if not isinstance(meta, dict) else \
-                f"format={meta.get('format')!r}, format_version={meta.get('format_version')!r}"
-            raise ValueError(f"{meta_path} is not a {FORMAT} version {FORMAT_VERSION} file "
-                             f"({str(got)[:80]})")
+            raise ValueError(
+                f"{meta_path} is not a valid neurosnap recording file: JSON nested too deeply"
+            ) from None
+        if (
+            not isinstance(meta, dict)
+            or meta.get("format") != FORMAT
+            or meta.get("format_version") != FORMAT_VERSION
+        ):
+            got = (
+                meta
+                if not isinstance(meta, dict)
+                else f"format={meta.get('format')!r}, format_version={meta.get('format_version')!r}"
+            )
+            raise ValueError(
+                f"{meta_path} is not a {FORMAT} version {FORMAT_VERSION} file ({str(got)[:80]})"
+            )
         _check_recording_meta(meta_path, meta)
         arrays = LazyNpz(npz_path)
         expected = _expected_arrays(meta)
@@ -228,16 +242,20 @@ class Recording:
         for key, (dtype, shape) in expected.items():
             head = arrays._heads[key]
             if head.dtype != dtype or head.shape != shape:
-                raise ValueError(f"{npz_path} is not a valid neurosnap recording file: {key} must "
-                                 f"be {dtype} of shape {shape} (from recording.json), got "
-                                 f"{head.dtype} {head.shape}")
+                raise ValueError(
+                    f"{npz_path} is not a valid neurosnap recording file: {key} must "
+                    f"be {dtype} of shape {shape} (from recording.json), got "
+                    f"{head.dtype} {head.shape}"
+                )
         return cls(arrays, meta, path)
 
     def __repr__(self):
         rec = self.meta["recorded"]
-        return (f"Recording({self.meta['model']['cell']} n={self.n_units}, T={self.n_steps}, "
-                f"B={self.batch}, events={self.n_events if rec['events'] else 'not recorded'}, "
-                f"states={rec['states']}, units={len(self.meta['units'])})")
+        return (
+            f"Recording({self.meta['model']['cell']} n={self.n_units}, T={self.n_steps}, "
+            f"B={self.batch}, events={self.n_events if rec['events'] else 'not recorded'}, "
+            f"states={rec['states']}, units={len(self.meta['units'])})"
+        )
 
 
 _MAX_META_BYTES = 64 << 20
@@ -245,37 +263,60 @@ _MAX_META_BYTES = 64 << 20
 
 def _check_recording_meta(path, meta):
     """Validate the metadata keys :class:`Recording` uses (types and ranges)."""
+
     def bad(key, expected):
         value = meta.get(key)
-        raise ValueError(f"{path} is not a valid neurosnap recording file: {key!r} must be "
-                         f"{expected}, got {str(value)[:60]}")
+        raise ValueError(
+            f"{path} is not a valid neurosnap recording file: {key!r} must be "
+            f"{expected}, got {str(value)[:60]}"
+        )
 
-    for key, low in (("n_steps", 1), ("batch", 1), ("n_units", 1), ("n_events", 0),
-                     ("rate_bin", 1)):
+    for key, low in (
+        ("n_steps", 1),
+        ("batch", 1),
+        ("n_units", 1),
+        ("n_events", 0),
+        ("rate_bin", 1),
+    ):
         value = meta.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) \
-                or not low <= value <= validate.MAX_COUNT:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not low <= value <= validate.MAX_COUNT
+        ):
             bad(key, f"an integer in [{low}, {validate.MAX_COUNT}]")
     dt = meta.get("dt")
-    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not 0 < dt < float("inf") \
-            or not (dt * meta["n_units"] > 1e-300 and dt * meta["n_steps"] < 1e300):
-        bad("dt", "a positive number whose times (dt * n_steps) and rates (1 / (n_units * dt)) "
-                  "are finite")
+    if (
+        isinstance(dt, bool)
+        or not isinstance(dt, (int, float))
+        or not 0 < dt < float("inf")
+        or not (dt * meta["n_units"] > 1e-300 and dt * meta["n_steps"] < 1e300)
+    ):
+        bad(
+            "dt",
+            "a positive number whose times (dt * n_steps) and rates (1 / (n_units * dt)) "
+            "are finite",
+        )
     try:
-        validate.memory("n_units", meta["n_units"], meta["n_units"] * 8 * 4,
-                        "per-unit event counts")
+        validate.memory(
+            "n_units", meta["n_units"], meta["n_units"] * 8 * 4, "per-unit event counts"
+        )
     except ValueError as exc:
         raise ValueError(f"{path} is not a valid neurosnap recording file: {exc}") from None
     rec = meta.get("recorded")
-    if not isinstance(rec, dict) or not isinstance(rec.get("events"), bool) \
-            or not isinstance(rec.get("rate"), bool) or not isinstance(rec.get("states"), list) \
-            or not all(isinstance(v, str) and v.isidentifier() for v in rec["states"]) \
-            or len(set(rec["states"])) != len(rec["states"]):
+    if (
+        not isinstance(rec, dict)
+        or not isinstance(rec.get("events"), bool)
+        or not isinstance(rec.get("rate"), bool)
+        or not isinstance(rec.get("states"), list)
+        or not all(isinstance(v, str) and v.isidentifier() for v in rec["states"])
+        or len(set(rec["states"])) != len(rec["states"])
+    ):
         bad("recorded", "an object {events: bool, rate: bool, states: [names]}")
     units = meta.get("units")
     if not isinstance(units, list) or not all(
-            isinstance(u, int) and not isinstance(u, bool) and 0 <= u < meta["n_units"]
-            for u in units):
+        isinstance(u, int) and not isinstance(u, bool) and 0 <= u < meta["n_units"] for u in units
+    ):
         bad("units", f"a list of unit indices in [0, {meta['n_units']})")
     if rec["states"] and not units:
         bad("units", "non-empty when states are recorded")
@@ -291,9 +332,11 @@ def _expected_arrays(meta):
     dtypes = meta.get("arrays", {})
     expected = {}
     if meta["recorded"]["events"]:
-        expected.update(spike_steps=(np.dtype(np.int64), (K,)),
-                        spike_units=(np.dtype(np.int32), (K,)),
-                        spike_batch=(np.dtype(np.int32), (K,)))
+        expected.update(
+            spike_steps=(np.dtype(np.int64), (K,)),
+            spike_units=(np.dtype(np.int32), (K,)),
+            spike_batch=(np.dtype(np.int32), (K,)),
+        )
     if meta["recorded"]["rate"]:
         expected["rate"] = (np.dtype(np.float64), (-(-T // meta["rate_bin"]), B))
     if meta["recorded"]["states"]:
@@ -301,8 +344,10 @@ def _expected_arrays(meta):
         for v in meta["recorded"]["states"]:
             name = dtypes.get(f"state_{v}", {}).get("dtype") if isinstance(dtypes, dict) else None
             if name not in ("float32", "float64"):
-                raise ValueError(f"recording metadata: arrays['state_{v}'] must give dtype "
-                                 f"float32 or float64, got {name!r}")
+                raise ValueError(
+                    f"recording metadata: arrays['state_{v}'] must give dtype "
+                    f"float32 or float64, got {name!r}"
+                )
             expected[f"state_{v}"] = (np.dtype(name), (T, B, U))
     return expected
 
@@ -320,11 +365,11 @@ class ChunkStore:
     """Arrays growing along axis 0, kept in memory or streamed to ``DIR/.chunks/*.npy``."""
 
     def __init__(self, specs, out=None):
-        self.specs = specs                              # key -> (dtype, trailing shape)
+        self.specs = specs  # key -> (dtype, trailing shape)
         self.out = None if out is None else Path(out)
-        self.pending = {k: [] for k in specs}           # not yet written
+        self.pending = {k: [] for k in specs}  # not yet written
         self.pending_bytes = {k: 0 for k in specs}
-        self.files = {k: [] for k in specs}             # (path, rows) written so far
+        self.files = {k: [] for k in specs}  # (path, rows) written so far
         if self.out is not None:
             self.chunk_dir = self.out / ".chunks"
             if self.chunk_dir.exists():
@@ -373,8 +418,11 @@ class ChunkStore:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
                 for key, (dtype, shape) in self.specs.items():
                     rows = sum(r for _, r in self.files[key])
-                    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                              "fortran_order": False, "shape": (rows,) + tuple(shape)}
+                    header = {
+                        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                        "fortran_order": False,
+                        "shape": (rows,) + tuple(shape),
+                    }
                     with zf.open(key + ".npy", "w", force_zip64=True) as f:
                         np.lib.format.write_array_header_2_0(f, header)
                         for chunk_path, _ in self.files[key]:
@@ -396,7 +444,7 @@ class RateBinner:
     """Turns per-step event counts ``(k, B)`` into rates per bin of ``width`` steps."""
 
     def __init__(self, width, batch, scale):
-        self.width, self.scale = width, scale          # scale = 1 / (n * dt)
+        self.width, self.scale = width, scale  # scale = 1 / (n * dt)
         self.acc, self.filled = np.zeros(batch, dtype=np.int64), 0
 
     def push(self, counts):
@@ -404,7 +452,7 @@ class RateBinner:
         out, pos, k = [], 0, len(counts)
         while pos < k:
             take = min(self.width - self.filled, k - pos)
-            self.acc += counts[pos:pos + take].sum(axis=0)
+            self.acc += counts[pos : pos + take].sum(axis=0)
             self.filled += take
             pos += take
             if self.filled == self.width:

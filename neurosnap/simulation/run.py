@@ -1,5 +1,6 @@
 """``simulate``: run a model on an input stream chunk by chunk and record it (the format is in the
 docstring of :mod:`neurosnap.simulation`)."""
+
 from __future__ import annotations
 
 import datetime
@@ -35,17 +36,21 @@ def load_params(model: Model, path) -> dict[str, np.ndarray]:
     shapes = model.param_shapes()
 
     def select(found):
-        prefix = "params/" if "__meta__.json" in found else ""       # a training checkpoint
-        names = {k[len(prefix):] for k in found if k.startswith(prefix) and k != "__meta__.json"}
+        prefix = "params/" if "__meta__.json" in found else ""  # a training checkpoint
+        names = {k[len(prefix) :] for k in found if k.startswith(prefix) and k != "__meta__.json"}
         if names != set(shapes):
-            raise ValueError(f"params file {path} does not fit the model: missing "
-                             f"{sorted(set(shapes) - names)}, unexpected "
-                             f"{sorted(names - set(shapes))[:10]}")
+            raise ValueError(
+                f"params file {path} does not fit the model: missing "
+                f"{sorted(set(shapes) - names)}, unexpected "
+                f"{sorted(names - set(shapes))[:10]}"
+            )
         for name, shape in shapes.items():
             head = found[prefix + name]
             if head.shape != shape or head.dtype.kind != "f":
-                raise ValueError(f"params file {path} does not fit the model: {name} must be "
-                                 f"floats of shape {shape}, got {head.dtype} {head.shape}")
+                raise ValueError(
+                    f"params file {path} does not fit the model: {name} must be "
+                    f"floats of shape {shape}, got {head.dtype} {head.shape}"
+                )
         return [prefix + name for name in shapes]
 
     arrays = npz.read(path, "params", select)
@@ -75,11 +80,14 @@ def _resolve_record(record, cell, state_vars):
             if r not in svars:
                 svars.append(r)
         else:
-            raise ValueError(f"record: unknown name {r!r}; expected 'events', 'rate', 'states' or "
-                             f"a state variable of {type(cell).__name__}: {', '.join(names)}")
+            raise ValueError(
+                f"record: unknown name {r!r}; expected 'events', 'rate', 'states' or "
+                f"a state variable of {type(cell).__name__}: {', '.join(names)}"
+            )
     if not kinds:
-        raise ValueError("record must name at least one of 'events', 'rate', 'states' or a "
-                         "state variable")
+        raise ValueError(
+            "record must name at least one of 'events', 'rate', 'states' or a state variable"
+        )
     if "states" in kinds and not svars:
         if state_vars is None:
             state_vars = (names[0],)
@@ -87,15 +95,19 @@ def _resolve_record(record, cell, state_vars):
             state_vars = [s.strip() for s in state_vars.split(",")]
         for s in state_vars:
             if s not in names:
-                raise ValueError(f"state_vars: {s!r} is not a state variable of "
-                                 f"{type(cell).__name__} ({', '.join(names)})")
+                raise ValueError(
+                    f"state_vars: {s!r} is not a state variable of "
+                    f"{type(cell).__name__} ({', '.join(names)})"
+                )
             if s not in svars:
                 svars.append(s)
     if isinstance(cell, LeakyRNN) and kinds & {"events", "rate"}:
-        raise ValueError("record: a LeakyRNN has no events (every unit outputs a value every "
-                         "step); record its state instead, e.g. record=('h',)")
+        raise ValueError(
+            "record: a LeakyRNN has no events (every unit outputs a value every "
+            "step); record its state instead, e.g. record=('h',)"
+        )
     if "events" in kinds:
-        kinds.add("rate")                               # derived from the same counts, cheap
+        kinds.add("rate")  # derived from the same counts, cheap
     return kinds, svars
 
 
@@ -113,8 +125,10 @@ def _resolve_units(units, n, recording_states):
     if not np.issubdtype(arr.dtype, np.integer) or arr.ndim != 1:
         raise TypeError(f"units must be a 1-D sequence of integers, got {units!r}")
     if arr.min() < 0 or arr.max() >= n:
-        raise ValueError(f"units must be in [0, {n}) (the network has {n} units), got "
-                         f"{arr.min() if arr.min() < 0 else arr.max()}")
+        raise ValueError(
+            f"units must be in [0, {n}) (the network has {n} units), got "
+            f"{arr.min() if arr.min() < 0 else arr.max()}"
+        )
     if len(np.unique(arr)) != len(arr):
         raise ValueError(f"units must not repeat, got {units!r}")
     return arr.astype(np.int64)
@@ -125,47 +139,70 @@ def check_initial_state(initial_state, cell, batch, dtype):
     if initial_state is None:
         return {}
     if not isinstance(initial_state, dict):
-        raise TypeError(f"initial_state must be a dict from state variable names to arrays, got "
-                        f"{type(initial_state).__name__}")
+        raise TypeError(
+            f"initial_state must be a dict from state variable names to arrays, got "
+            f"{type(initial_state).__name__}"
+        )
     allowed = list(cell.state_names)
-    if isinstance(cell, (LIF, ALIF)):                   # not the delay buffers q*, f*
+    if isinstance(cell, (LIF, ALIF)):  # not the delay buffers q*, f*
         allowed = [s for s in allowed if s in ("v", "i", "i_inh", "a", "r")]
     n = cell.n_hidden
     out = {}
     for name, val in initial_state.items():
         if name not in allowed:
-            raise ValueError(f"initial_state: {name!r} is not a settable state variable of "
-                             f"{type(cell).__name__}; expected one of {', '.join(allowed)}")
+            raise ValueError(
+                f"initial_state: {name!r} is not a settable state variable of "
+                f"{type(cell).__name__}; expected one of {', '.join(allowed)}"
+            )
         arr = np.asarray(val, dtype=dtype)
         if arr.shape in ((), (n,)):
             arr = np.broadcast_to(arr, (batch, n))
         elif arr.shape != (batch, n):
-            raise ValueError(f"initial_state[{name!r}] must be a scalar or have shape ({n},) or "
-                             f"({batch}, {n}), "
-                             f"got {arr.shape}")
+            raise ValueError(
+                f"initial_state[{name!r}] must be a scalar or have shape ({n},) or "
+                f"({batch}, {n}), "
+                f"got {arr.shape}"
+            )
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"initial_state[{name!r}] must be finite (no NaN or inf)")
         if name == "r":
             steps = getattr(cell, "refractory_steps", 0)
             if np.any(arr < 0) or np.any(arr > max(steps - 1, 0)) or np.any(arr != np.round(arr)):
-                raise ValueError(f"initial_state['r'] must hold integers in [0, "
-                                 f"{max(steps - 1, 0)}] (refractory steps left)")
+                raise ValueError(
+                    f"initial_state['r'] must hold integers in [0, "
+                    f"{max(steps - 1, 0)}] (refractory steps left)"
+                )
         out[name] = np.array(arr)
-    if "r" in out:                     # the two engines differ on such a unit's first spike
+    if "r" in out:  # the two engines differ on such a unit's first spike
         v = out.get("v", np.full((batch, n), cell.v_leak))
         a = out.get("a", 0.0)
         if np.any((out["r"] > 0) & (v - cell.v_th - getattr(cell, "beta", 0.0) * a > 0)):
-            raise ValueError("initial_state: a unit with r > 0 (refractory) must be below "
-                             "threshold at step 0")
+            raise ValueError(
+                "initial_state: a unit with r > 0 (refractory) must be below threshold at step 0"
+            )
     return out
 
 
 @validate.guarded
-def simulate(model, params, inputs, record=("events",), *, steps: int | None = None,
-             units=None, state_vars=None, rate_bin: int = 10, out=None,
-             chunk_steps: int = 10_000, progress: bool = False, engine: str = "auto",
-             batch: int = 1, dt: float | None = None, delays=None,
-             initial_state=None) -> Recording:
+def simulate(
+    model,
+    params,
+    inputs,
+    record=("events",),
+    *,
+    steps: int | None = None,
+    units=None,
+    state_vars=None,
+    rate_bin: int = 10,
+    out=None,
+    chunk_steps: int = 10_000,
+    progress: bool = False,
+    engine: str = "auto",
+    batch: int = 1,
+    dt: float | None = None,
+    delays=None,
+    initial_state=None,
+) -> Recording:
     """Run ``model`` on ``inputs`` and record events, states and rates (module docstring).
 
     Args:
@@ -236,12 +273,14 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
     batch = validate.positive_int("batch", batch)
     source = as_source(inputs, model, batch)
     if source.n != cell.n_in:
-        raise ValueError(f"inputs must have n_in={cell.n_in} channels (the model's n_in), got "
-                         f"{source.n}")
+        raise ValueError(
+            f"inputs must have n_in={cell.n_in} channels (the model's n_in), got {source.n}"
+        )
     if steps is None:
         if source.length is None:
-            raise ValueError(f"steps must be given for an unbounded input source "
-                             f"({type(source).__name__})")
+            raise ValueError(
+                f"steps must be given for an unbounded input source ({type(source).__name__})"
+            )
         steps = source.length
     steps = validate.positive_int("steps", steps)
     if source.length is not None and steps > source.length:
@@ -262,26 +301,32 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
     var_idx = [cell.state_names.index(s) for s in svars]
     eventable = isinstance(cell, (LIF, ALIF)) and isinstance(cell.gate, Heaviside)
     if engine == "event" and not eventable:
-        raise ValueError(f"engine='event' needs an LIF or ALIF cell with a Heaviside gate, got "
-                         f"{cell!r} with gate {getattr(cell, 'gate', None)!r}")
+        raise ValueError(
+            f"engine='event' needs an LIF or ALIF cell with a Heaviside gate, got "
+            f"{cell!r} with gate {getattr(cell, 'gate', None)!r}"
+        )
     use_events = eventable and engine != "step"
     if delays is not None and not use_events:
-        raise ValueError("delays (per-synapse) need the event engine: an LIF or ALIF cell with a "
-                         "Heaviside gate and engine 'auto' or 'event'")
+        raise ValueError(
+            "delays (per-synapse) need the event engine: an LIF or ALIF cell with a "
+            "Heaviside gate and engine 'auto' or 'event'"
+        )
     B, n, dtype = source.batch, cell.n_hidden, model.dtype
     # shorten chunks so that one chunk of recorded states stays under 64 MiB
     row_bytes = B * max(1, len(var_idx) * len(units)) * np.dtype(dtype).itemsize
     chunk_steps = max(1, min(chunk_steps, (64 << 20) // row_bytes))
 
     init = check_initial_state(initial_state, cell, B, dtype)
-    runner = (EventRunner(model, params, B, var_idx, units, "events" in kinds, delays=delays,
-                          init=init)
-              if use_events else StepRunner(model, params, B, var_idx, units, "events" in kinds,
-                                            init=init))
+    runner = (
+        EventRunner(model, params, B, var_idx, units, "events" in kinds, delays=delays, init=init)
+        if use_events
+        else StepRunner(model, params, B, var_idx, units, "events" in kinds, init=init)
+    )
     specs: dict[str, tuple[type | np.dtype, tuple[int, ...]]] = {}
     if "events" in kinds:
-        specs.update(spike_steps=(np.int64, ()), spike_units=(np.int32, ()),
-                     spike_batch=(np.int32, ()))
+        specs.update(
+            spike_steps=(np.int64, ()), spike_units=(np.int32, ()), spike_batch=(np.int32, ())
+        )
     if "rate" in kinds:
         specs["rate"] = (np.float64, (B,))
     for s in svars:
@@ -304,6 +349,7 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
     bar = None
     if progress:
         from ..core.progress import progress_bar
+
         bar = progress_bar(steps, unit_scale=True)
     t = 0
     try:
@@ -325,10 +371,13 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
                 bar.update(len(xs))
         if "rate" in kinds:
             store.append("rate", binner.finish())
-            validate.finite("simulate", _hint=f"dt={dt} is too small for a rate in events per "
-                            "second", rate=binner.scale)
+            validate.finite(
+                "simulate",
+                _hint=f"dt={dt} is too small for a rate in events per second",
+                rate=binner.scale,
+            )
     except BaseException:
-        if out_dir is not None:                         # leave no half-written chunk files
+        if out_dir is not None:  # leave no half-written chunk files
             shutil.rmtree(store.chunk_dir, ignore_errors=True)
         raise
     finally:
@@ -336,18 +385,28 @@ def simulate(model, params, inputs, record=("events",), *, steps: int | None = N
             bar.close()
     wall = time.perf_counter() - start
     meta = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "neurosnap_version": __version__,
-        "dt": dt, "time_unit": time_unit, "n_steps": steps, "batch": B, "n_units": n,
-        "n_in": cell.n_in, "n_events": n_events,
+        "dt": dt,
+        "time_unit": time_unit,
+        "n_steps": steps,
+        "batch": B,
+        "n_units": n,
+        "n_in": cell.n_in,
+        "n_events": n_events,
         "recorded": {"events": "events" in kinds, "rate": "rate" in kinds, "states": svars},
-        "units": units.tolist(), "rate_bin": rate_bin,
-        "rate_unit": "events per unit per second" if time_unit == "s" else
-                     "events per unit per step",
+        "units": units.tolist(),
+        "rate_bin": rate_bin,
+        "rate_unit": "events per unit per second"
+        if time_unit == "s"
+        else "events per unit per step",
         "engine": "event" if use_events else "step",
-        "network_hash": network_hash(model, params), "model": model_config(model),
-        "input": source.describe(), "wall_seconds": wall,
+        "network_hash": network_hash(model, params),
+        "model": model_config(model),
+        "input": source.describe(),
+        "wall_seconds": wall,
         "arrays": {},
     }
     extra = {"units": units} if svars else {}

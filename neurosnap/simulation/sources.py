@@ -1,5 +1,6 @@
 """Input streams for :func:`neurosnap.simulate`: arrays, array files, Poisson and Bernoulli spike
 sources, task streams. A :class:`Source` yields ``(steps, batch, n)`` chunks in order."""
+
 from __future__ import annotations
 
 import abc
@@ -64,8 +65,10 @@ class _RandomSpikes(Source):
         self.seed = validate.positive_int("seed", seed, minimum=0)
         p = np.array(p, dtype=np.float64)
         if p.ndim not in (0, 1) or (p.ndim == 1 and p.shape != (self.n,)):
-            raise ValueError(f"{argname} must be a number or an array of shape (n={self.n},), "
-                             f"got shape {p.shape}")
+            raise ValueError(
+                f"{argname} must be a number or an array of shape (n={self.n},), "
+                f"got shape {p.shape}"
+            )
         if not np.all(np.isfinite(p)):
             raise ValueError(f"{argname} must be finite")
         self._p = p
@@ -99,14 +102,22 @@ class PoissonSource(_RandomSpikes):
         if np.any(rate < 0):
             raise ValueError(f"rate_hz must be >= 0, got {rate_hz!r}")
         if np.any(rate * self.dt > 1):
-            raise ValueError(f"rate_hz * dt must be <= 1 (one spike per step at most), got "
-                             f"rate_hz={rate_hz!r}, dt={self.dt}")
+            raise ValueError(
+                f"rate_hz * dt must be <= 1 (one spike per step at most), got "
+                f"rate_hz={rate_hz!r}, dt={self.dt}"
+            )
         self.rate_hz = rate
         super().__init__(rate * self.dt, n, seed, batch, "rate_hz")
 
     def describe(self):
-        return {"kind": "poisson", "rate_hz": self.rate_hz.tolist(), "n": self.n, "dt": self.dt,
-                "seed": self.seed, "batch": self.batch}
+        return {
+            "kind": "poisson",
+            "rate_hz": self.rate_hz.tolist(),
+            "n": self.n,
+            "dt": self.dt,
+            "seed": self.seed,
+            "batch": self.batch,
+        }
 
 
 class BernoulliSource(_RandomSpikes):
@@ -126,8 +137,13 @@ class BernoulliSource(_RandomSpikes):
         super().__init__(q, n, seed, batch, "p")
 
     def describe(self):
-        return {"kind": "bernoulli", "p": self._p.tolist(), "n": self.n, "seed": self.seed,
-                "batch": self.batch}
+        return {
+            "kind": "bernoulli",
+            "p": self._p.tolist(),
+            "n": self.n,
+            "seed": self.seed,
+            "batch": self.batch,
+        }
 
 
 class ArraySource(Source):
@@ -141,12 +157,17 @@ class ArraySource(Source):
 
     def __init__(self, xs, name: str = "inputs"):
         if isinstance(xs, (np.matrix, np.ma.MaskedArray)):
-            raise TypeError(f"{name} must be a plain numpy array (np.asarray), got "
-                            f"{type(xs).__module__}.{type(xs).__name__}")
+            raise TypeError(
+                f"{name} must be a plain numpy array (np.asarray), got "
+                f"{type(xs).__module__}.{type(xs).__name__}"
+            )
         if not isinstance(xs, np.ndarray):
             raise TypeError(f"{name} must be a numpy array, got {type(xs).__name__}")
-        if xs.dtype == object or not (np.issubdtype(xs.dtype, np.floating)
-                                      or np.issubdtype(xs.dtype, np.integer) or xs.dtype == np.bool_):
+        if xs.dtype == object or not (
+            np.issubdtype(xs.dtype, np.floating)
+            or np.issubdtype(xs.dtype, np.integer)
+            or xs.dtype == np.bool_
+        ):
             raise TypeError(f"{name} must be a real-valued array, got dtype {xs.dtype}")
         if xs.ndim == 2:
             xs = xs[:, None, :]
@@ -161,10 +182,11 @@ class ArraySource(Source):
 
     def read(self, steps):
         steps = validate.positive_int("steps", steps)
-        chunk = np.asarray(self.xs[self._pos:self._pos + steps], dtype=np.float64)
+        chunk = np.asarray(self.xs[self._pos : self._pos + steps], dtype=np.float64)
         if not np.all(np.isfinite(chunk)):
-            raise ValueError(f"{self.name} contains NaN or inf (steps {self._pos}.."
-                             f"{self._pos + len(chunk) - 1})")
+            raise ValueError(
+                f"{self.name} contains NaN or inf (steps {self._pos}..{self._pos + len(chunk) - 1})"
+            )
         self._pos += len(chunk)
         return chunk
 
@@ -202,11 +224,12 @@ class TaskSource(Source):
         new = False
         if self._buf is None or self._pos >= len(self._buf):
             xs = self.task.sample(self._rng, self.batch).xs
-            self._buf = validate.array("task.sample(...).xs", xs, shape=(None, self.batch, self.n),
-                                       dtype=np.float64)
+            self._buf = validate.array(
+                "task.sample(...).xs", xs, shape=(None, self.batch, self.n), dtype=np.float64
+            )
             self._pos, new = 0, self.reset_state
             self.sequences += 1
-        chunk = self._buf[self._pos:self._pos + max_steps]
+        chunk = self._buf[self._pos : self._pos + max_steps]
         self._pos += len(chunk)
         return chunk, new
 
@@ -220,8 +243,13 @@ class TaskSource(Source):
         return np.concatenate(parts)
 
     def describe(self):
-        return {"kind": "task", "task": type(self.task).__name__, "batch": self.batch,
-                "seed": self.seed, "reset": self.reset_state}
+        return {
+            "kind": "task",
+            "task": type(self.task).__name__,
+            "batch": self.batch,
+            "seed": self.seed,
+            "reset": self.reset_state,
+        }
 
 
 def load_inputs(path) -> np.ndarray:
@@ -257,6 +285,8 @@ def as_source(inputs, model, batch):
         return TaskSource(inputs, batch=batch)
     if isinstance(inputs, np.ndarray):
         return ArraySource(inputs)
-    raise TypeError("inputs must be an array (T, B, n_in), a .npy/.npz path, a Source "
-                    "(PoissonSource, BernoulliSource, ...), an ns.tasks task or a Batch, got "
-                    f"{type(inputs).__name__}")
+    raise TypeError(
+        "inputs must be an array (T, B, n_in), a .npy/.npz path, a Source "
+        "(PoissonSource, BernoulliSource, ...), an ns.tasks task or a Batch, got "
+        f"{type(inputs).__name__}"
+    )

@@ -28,6 +28,7 @@ gradient fused into the last pass; all indexing is by *unsigned* offsets into fl
 with signed offsets numba's negative-index test keeps LLVM from vectorising, and array views would
 cost a reference-count update per row.
 """
+
 from __future__ import annotations
 
 import numba
@@ -61,11 +62,26 @@ class BlockPlan:
     set per postsynaptic unit, SnAp-n).
     """
 
-    def __init__(self, *, layout, graph, n_state, batch, perm, blk_base, blk_bstride, blk_rstride,
-                 blk_ncol, blk_col0, blk_rowset, rowsets, size):
+    def __init__(
+        self,
+        *,
+        layout,
+        graph,
+        n_state,
+        batch,
+        perm,
+        blk_base,
+        blk_bstride,
+        blk_rstride,
+        blk_ncol,
+        blk_col0,
+        blk_rowset,
+        rowsets,
+        size,
+    ):
         self.n, self.S, self.B = layout.n, n_state, batch
-        self.size = int(size)                            # numbers stored, all blocks, whole batch
-        self.perm = np.asarray(perm, dtype=np.int64)     # storage column -> parameter
+        self.size = int(size)  # numbers stored, all blocks, whole batch
+        self.perm = np.asarray(perm, dtype=np.int64)  # storage column -> parameter
         self.blk_base = np.asarray(blk_base, dtype=np.int64)
         self.blk_bstride = np.asarray(blk_bstride, dtype=np.int64)
         self.blk_rstride = np.asarray(blk_rstride, dtype=np.int64)
@@ -104,8 +120,9 @@ class BlockPlan:
             sl = slice(self.blk_col0[q], self.blk_col0[q] + self.blk_ncol[q])
             pos = np.minimum(np.searchsorted(units, self.col_post[sl]), len(units) - 1)
             if np.any(units[pos] != self.col_post[sl]):
-                raise ValueError("every block's row set must hold the postsynaptic units of its "
-                                 "columns")
+                raise ValueError(
+                    "every block's row set must hold the postsynaptic units of its columns"
+                )
             col_row[sl] = pos
         self.col_row = col_row
 
@@ -129,11 +146,21 @@ class BlockPlan:
             base, rstride = starts * n, ncol
         else:
             base, rstride = starts, np.full(len(starts), P)
-        return cls(layout=layout, graph=graph, n_state=n_state, batch=batch, perm=perm,
-                   blk_base=base, blk_bstride=np.full(len(starts), n * P),
-                   blk_rstride=rstride, blk_ncol=ncol, blk_col0=starts,
-                   blk_rowset=np.zeros(len(starts), dtype=np.int64), rowsets=[np.arange(n)],
-                   size=batch * n_state * n * P)
+        return cls(
+            layout=layout,
+            graph=graph,
+            n_state=n_state,
+            batch=batch,
+            perm=perm,
+            blk_base=base,
+            blk_bstride=np.full(len(starts), n * P),
+            blk_rstride=rstride,
+            blk_ncol=ncol,
+            blk_col0=starts,
+            blk_rowset=np.zeros(len(starts), dtype=np.int64),
+            rowsets=[np.arange(n)],
+            size=batch * n_state * n * P,
+        )
 
     @classmethod
     def from_rowsets(cls, layout, graph, n_state, batch, rows_of_unit, chunk=CHUNK):
@@ -164,10 +191,21 @@ class BlockPlan:
                 blk_col0.append(col_start[q] + s0)
                 blk_rowset.append(key_to_id[key])
             offset += batch * n_state * r * c
-        return cls(layout=layout, graph=graph, n_state=n_state, batch=batch, perm=perm,
-                   blk_base=blk_base, blk_bstride=blk_bstride, blk_rstride=blk_rstride,
-                   blk_ncol=blk_ncol, blk_col0=blk_col0, blk_rowset=blk_rowset, rowsets=rowsets,
-                   size=offset)
+        return cls(
+            layout=layout,
+            graph=graph,
+            n_state=n_state,
+            batch=batch,
+            perm=perm,
+            blk_base=blk_base,
+            blk_bstride=blk_bstride,
+            blk_rstride=blk_rstride,
+            blk_ncol=blk_ncol,
+            blk_col0=blk_col0,
+            blk_rowset=blk_rowset,
+            rowsets=rowsets,
+            size=offset,
+        )
 
     def workspace(self, dtype, graph) -> dict:
         """Scratch arrays of :func:`block_step`, allocated once per plan and dtype."""
@@ -175,7 +213,7 @@ class BlockPlan:
         cache = self.__dict__.setdefault("_work", {})
         if key not in cache:
             S = self.S
-            n_src = S * len(self.rs_units) * S + S * S * len(self.rs_ee)   # worst case
+            n_src = S * len(self.rs_units) * S + S * S * len(self.rs_ee)  # worst case
             cache[key] = {
                 "coef": np.zeros((self.S, max(graph.nnz, 1)), dtype=dtype),
                 "active": np.zeros(self.n, dtype=bool),
@@ -193,8 +231,12 @@ class BlockPlan:
     def _index(self, q):
         units = self.rowsets[self.blk_rowset[q]]
         B, S, r, nc = self.B, self.S, len(units), self.blk_ncol[q]
-        idx = (self.blk_base[q] + (np.arange(B * S)[:, None, None] * self.blk_bstride[q])
-               + np.arange(r)[None, :, None] * self.blk_rstride[q] + np.arange(nc)[None, None, :])
+        idx = (
+            self.blk_base[q]
+            + (np.arange(B * S)[:, None, None] * self.blk_bstride[q])
+            + np.arange(r)[None, :, None] * self.blk_rstride[q]
+            + np.arange(nc)[None, None, :]
+        )
         return units, idx
 
     def from_dense(self, M: np.ndarray) -> np.ndarray:
@@ -203,7 +245,7 @@ class BlockPlan:
         for q in range(len(self.blk_base)):
             units, idx = self._index(q)
             c0, nc = self.blk_col0[q], self.blk_ncol[q]
-            data[idx] = M[:, :, units[:, None], self.perm[c0:c0 + nc][None, :]].reshape(idx.shape)
+            data[idx] = M[:, :, units[:, None], self.perm[c0 : c0 + nc][None, :]].reshape(idx.shape)
         return data
 
     def to_dense(self, data: np.ndarray) -> np.ndarray:
@@ -213,8 +255,9 @@ class BlockPlan:
         for q in range(len(self.blk_base)):
             units, idx = self._index(q)
             c0, nc = self.blk_col0[q], self.blk_ncol[q]
-            out[:, :, units[:, None], self.perm[c0:c0 + nc][None, :]] = data[idx].reshape(
-                B, S, len(units), nc)
+            out[:, :, units[:, None], self.perm[c0 : c0 + nc][None, :]] = data[idx].reshape(
+                B, S, len(units), nc
+            )
         return out
 
 
@@ -241,14 +284,47 @@ def block_step(old, new, plan, graph, jac_state, jac_params, credit, grad_store,
         credit = np.zeros((plan.B, S, n), dtype=dt)
     js, jp = jac_state, jac_params
     w = plan.workspace(dt, graph)
-    block_step_arrays(old, new, plan.blk_base, plan.blk_bstride, plan.blk_rstride, plan.blk_ncol,
-                plan.blk_col0, plan.blk_rowset, plan.rs_rowptr, plan.rs_units, plan.rs_eptr,
-                plan.rs_ejj, plan.rs_ee, plan.col_kind, plan.col_gate, plan.col_post, plan.col_pre,
-                plan.col_row, graph.indptr, graph.indices, graph.csc_edge, graph.edge_pre,
-                _c(js.local, dt), _c(js.drec, dt), _c(js.w_rec, dt), _c(js.dout, dt),
-                _c(jp.drec, dt), _c(jp.dinp, dt), _c(jp.y_prev, dt), _c(jp.x, dt), _c(credit, dt),
-                grad_store, immediate, w["coef"], w["active"], w["src_ptr"],
-                w["src_f"], w["src_c"], w["src_jj"])
+    block_step_arrays(
+        old,
+        new,
+        plan.blk_base,
+        plan.blk_bstride,
+        plan.blk_rstride,
+        plan.blk_ncol,
+        plan.blk_col0,
+        plan.blk_rowset,
+        plan.rs_rowptr,
+        plan.rs_units,
+        plan.rs_eptr,
+        plan.rs_ejj,
+        plan.rs_ee,
+        plan.col_kind,
+        plan.col_gate,
+        plan.col_post,
+        plan.col_pre,
+        plan.col_row,
+        graph.indptr,
+        graph.indices,
+        graph.csc_edge,
+        graph.edge_pre,
+        _c(js.local, dt),
+        _c(js.drec, dt),
+        _c(js.w_rec, dt),
+        _c(js.dout, dt),
+        _c(jp.drec, dt),
+        _c(jp.dinp, dt),
+        _c(jp.y_prev, dt),
+        _c(jp.x, dt),
+        _c(credit, dt),
+        grad_store,
+        immediate,
+        w["coef"],
+        w["active"],
+        w["src_ptr"],
+        w["src_f"],
+        w["src_c"],
+        w["src_jj"],
+    )
 
 
 def _c(a, dtype):
@@ -256,11 +332,47 @@ def _c(a, dtype):
 
 
 @numba.njit(cache=True, nogil=True)
-def block_step_arrays(old, new, blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0, blk_rowset,
-                      rs_rowptr, rs_units, rs_eptr, rs_ejj, rs_ee, col_kind, col_gate, col_post,
-                      col_pre, col_row, indptr, indices, csc_edge, edge_pre, local, drec, w_rec,
-                      dout, jp_drec, jp_dinp, y_prev, x, credit, grad, immediate, coef, active,
-                      src_ptr, src_f, src_c, src_jj):  # pragma: no cover - numba
+def block_step_arrays(
+    old,
+    new,
+    blk_base,
+    blk_bstride,
+    blk_rstride,
+    blk_ncol,
+    blk_col0,
+    blk_rowset,
+    rs_rowptr,
+    rs_units,
+    rs_eptr,
+    rs_ejj,
+    rs_ee,
+    col_kind,
+    col_gate,
+    col_post,
+    col_pre,
+    col_row,
+    indptr,
+    indices,
+    csc_edge,
+    edge_pre,
+    local,
+    drec,
+    w_rec,
+    dout,
+    jp_drec,
+    jp_dinp,
+    y_prev,
+    x,
+    credit,
+    grad,
+    immediate,
+    coef,
+    active,
+    src_ptr,
+    src_f,
+    src_c,
+    src_jj,
+):  # pragma: no cover - numba
     """The compiled body of :func:`block_step` on the plain arrays of a :class:`BlockPlan`, a
     :class:`~neurosnap.core.graph.RecurrentGraph` and a step record (called from other compiled
     loops, ``neurosnap.engine``); arguments as :func:`block_step` unpacks them."""
@@ -374,7 +486,7 @@ def block_step_arrays(old, new, blk_base, blk_bstride, blk_rstride, blk_ncol, bl
                     f = credit[b, a, k]
                     if f != 0:
                         _axpy(grad, _u(c0), new, _u(base + a * bs + kk * rst), f, nc)
-            if immediate:                  # Mbar_t: column s sits in the rows of its unit
+            if immediate:  # Mbar_t: column s sits in the rows of its unit
                 for s_ in range(nc):
                     col = c0 + s_
                     kind = col_kind[col]
@@ -415,33 +527,63 @@ def _comb8(dst, od, src, o8, f8, nc, add, g, og, cf, with_grad):  # pragma: no c
         if with_grad:
             for s in range(nc):
                 us = _u(s)
-                v = (dst[od + us] + f0 * src[o0 + us] + f1 * src[o1 + us]
-                     + f2 * src[o2 + us] + f3 * src[o3 + us] + f4 * src[o4 + us]
-                     + f5 * src[o5 + us] + f6 * src[o6 + us] + f7 * src[o7 + us])
+                v = (
+                    dst[od + us]
+                    + f0 * src[o0 + us]
+                    + f1 * src[o1 + us]
+                    + f2 * src[o2 + us]
+                    + f3 * src[o3 + us]
+                    + f4 * src[o4 + us]
+                    + f5 * src[o5 + us]
+                    + f6 * src[o6 + us]
+                    + f7 * src[o7 + us]
+                )
                 dst[od + us] = v
                 g[og + us] += cf * v
         else:
             for s in range(nc):
                 us = _u(s)
-                v = (dst[od + us] + f0 * src[o0 + us] + f1 * src[o1 + us]
-                     + f2 * src[o2 + us] + f3 * src[o3 + us] + f4 * src[o4 + us]
-                     + f5 * src[o5 + us] + f6 * src[o6 + us] + f7 * src[o7 + us])
+                v = (
+                    dst[od + us]
+                    + f0 * src[o0 + us]
+                    + f1 * src[o1 + us]
+                    + f2 * src[o2 + us]
+                    + f3 * src[o3 + us]
+                    + f4 * src[o4 + us]
+                    + f5 * src[o5 + us]
+                    + f6 * src[o6 + us]
+                    + f7 * src[o7 + us]
+                )
                 dst[od + us] = v
     else:
         if with_grad:
             for s in range(nc):
                 us = _u(s)
-                v = (f0 * src[o0 + us] + f1 * src[o1 + us] + f2 * src[o2 + us]
-                     + f3 * src[o3 + us] + f4 * src[o4 + us] + f5 * src[o5 + us]
-                     + f6 * src[o6 + us] + f7 * src[o7 + us])
+                v = (
+                    f0 * src[o0 + us]
+                    + f1 * src[o1 + us]
+                    + f2 * src[o2 + us]
+                    + f3 * src[o3 + us]
+                    + f4 * src[o4 + us]
+                    + f5 * src[o5 + us]
+                    + f6 * src[o6 + us]
+                    + f7 * src[o7 + us]
+                )
                 dst[od + us] = v
                 g[og + us] += cf * v
         else:
             for s in range(nc):
                 us = _u(s)
-                v = (f0 * src[o0 + us] + f1 * src[o1 + us] + f2 * src[o2 + us]
-                     + f3 * src[o3 + us] + f4 * src[o4 + us] + f5 * src[o5 + us]
-                     + f6 * src[o6 + us] + f7 * src[o7 + us])
+                v = (
+                    f0 * src[o0 + us]
+                    + f1 * src[o1 + us]
+                    + f2 * src[o2 + us]
+                    + f3 * src[o3 + us]
+                    + f4 * src[o4 + us]
+                    + f5 * src[o5 + us]
+                    + f6 * src[o6 + us]
+                    + f7 * src[o7 + us]
+                )
                 dst[od + us] = v
 
 
@@ -453,29 +595,37 @@ def _comb4(dst, od, src, o8, f8, nc, add, g, og, cf, with_grad):  # pragma: no c
         if with_grad:
             for s in range(nc):
                 us = _u(s)
-                v = (dst[od + us] + f0 * src[o0 + us] + f1 * src[o1 + us]
-                     + f2 * src[o2 + us] + f3 * src[o3 + us])
+                v = (
+                    dst[od + us]
+                    + f0 * src[o0 + us]
+                    + f1 * src[o1 + us]
+                    + f2 * src[o2 + us]
+                    + f3 * src[o3 + us]
+                )
                 dst[od + us] = v
                 g[og + us] += cf * v
         else:
             for s in range(nc):
                 us = _u(s)
-                v = (dst[od + us] + f0 * src[o0 + us] + f1 * src[o1 + us]
-                     + f2 * src[o2 + us] + f3 * src[o3 + us])
+                v = (
+                    dst[od + us]
+                    + f0 * src[o0 + us]
+                    + f1 * src[o1 + us]
+                    + f2 * src[o2 + us]
+                    + f3 * src[o3 + us]
+                )
                 dst[od + us] = v
     else:
         if with_grad:
             for s in range(nc):
                 us = _u(s)
-                v = (f0 * src[o0 + us] + f1 * src[o1 + us] + f2 * src[o2 + us]
-                     + f3 * src[o3 + us])
+                v = f0 * src[o0 + us] + f1 * src[o1 + us] + f2 * src[o2 + us] + f3 * src[o3 + us]
                 dst[od + us] = v
                 g[og + us] += cf * v
         else:
             for s in range(nc):
                 us = _u(s)
-                v = (f0 * src[o0 + us] + f1 * src[o1 + us] + f2 * src[o2 + us]
-                     + f3 * src[o3 + us])
+                v = f0 * src[o0 + us] + f1 * src[o1 + us] + f2 * src[o2 + us] + f3 * src[o3 + us]
                 dst[od + us] = v
 
 
@@ -595,7 +745,7 @@ class ExactWork:
 
     def __init__(self, layout, graph, plan, dtype):
         S, n = plan.S, layout.n
-        n_src = S * n * S + S * S * graph.nnz                  # worst case: every local entry and edge
+        n_src = S * n * S + S * S * graph.nnz  # worst case: every local entry and edge
         self.coef = np.zeros((S, max(graph.nnz, 1)), dtype=dtype)
         self.active = np.zeros(n, dtype=np.bool_)
         self.src_ptr = np.zeros(S * n + 1, dtype=np.int64)
@@ -603,8 +753,11 @@ class ExactWork:
         self.src_c = np.zeros(max(n_src, 1), dtype=np.int64)
         self.src_j = np.zeros(max(n_src, 1), dtype=np.int64)
         n_in = int(layout.n_in)
-        group = np.where(plan.col_kind == REC, plan.col_pre,
-                         np.where(plan.col_kind == INP, n + plan.col_pre, n + n_in))
+        group = np.where(
+            plan.col_kind == REC,
+            plan.col_pre,
+            np.where(plan.col_kind == INP, n + plan.col_pre, n + n_in),
+        )
         self.col_group = group.astype(np.int64)
         self.n_groups = n + n_in + 1
         self.runs = np.zeros((3, int(plan.blk_ncol.max()) + 1), dtype=np.int64)
@@ -616,9 +769,23 @@ class ExactWork:
         return fired
 
 
-def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit, grad, *,
-                     skip_zero=True, immediate=True, zero_flags=None, fired=None,
-                     new_zero_where_silent=False) -> int:
+def exact_panel_step(
+    old,
+    new,
+    plan,
+    work,
+    graph,
+    jac_state,
+    jac_params,
+    credit,
+    grad,
+    *,
+    skip_zero=True,
+    immediate=True,
+    zero_flags=None,
+    fired=None,
+    new_zero_where_silent=False,
+) -> int:
     """One exact RTRL step on panel storage: ``new = J_t old + Mbar_t``, ``grad += c_t^T new``
     (rtrl eq. 4, 6, evaluated as eq. 7).
 
@@ -688,27 +855,106 @@ def exact_panel_step(old, new, plan, work, graph, jac_state, jac_params, credit,
     if fired is None:
         fired_ = np.ones((B, w.n_groups), dtype=np.uint8)
     else:
-        if not (isinstance(fired, np.ndarray) and fired.dtype == np.uint8
-                and fired.shape == (B, w.n_groups)):
+        if not (
+            isinstance(fired, np.ndarray)
+            and fired.dtype == np.uint8
+            and fired.shape == (B, w.n_groups)
+        ):
             raise ValueError(f"fired must be a uint8 array of shape {(B, w.n_groups)}")
         fired_ = fired
-    return _exact_panels(old, new, B, S, n, plan.blk_base, plan.blk_bstride, plan.blk_rstride,
-                         plan.blk_ncol, plan.blk_col0, bool(skip_zero), zold, znew, fired_,
-                         w.col_group, w.runs, bool(new_zero_where_silent and fired is not None),
-                         bool(immediate),
-                         plan.col_kind, plan.col_gate, plan.col_post, plan.col_pre, graph.indptr,
-                         graph.indices, graph.csc_edge, graph.in_ptr, graph.edge_pre,
-                         _c(js.local, dt), _c(js.drec, dt), _c(js.w_rec, dt), _c(js.dout, dt),
-                         _c(jp.drec, dt), _c(jp.dinp, dt), _c(jp.y_prev, dt), _c(jp.x, dt),
-                         _c(credit, dt), grad, w.coef, w.active, w.src_ptr, w.src_f, w.src_c,
-                         w.src_j)
+    return _exact_panels(
+        old,
+        new,
+        B,
+        S,
+        n,
+        plan.blk_base,
+        plan.blk_bstride,
+        plan.blk_rstride,
+        plan.blk_ncol,
+        plan.blk_col0,
+        bool(skip_zero),
+        zold,
+        znew,
+        fired_,
+        w.col_group,
+        w.runs,
+        bool(new_zero_where_silent and fired is not None),
+        bool(immediate),
+        plan.col_kind,
+        plan.col_gate,
+        plan.col_post,
+        plan.col_pre,
+        graph.indptr,
+        graph.indices,
+        graph.csc_edge,
+        graph.in_ptr,
+        graph.edge_pre,
+        _c(js.local, dt),
+        _c(js.drec, dt),
+        _c(js.w_rec, dt),
+        _c(js.dout, dt),
+        _c(jp.drec, dt),
+        _c(jp.dinp, dt),
+        _c(jp.y_prev, dt),
+        _c(jp.x, dt),
+        _c(credit, dt),
+        grad,
+        w.coef,
+        w.active,
+        w.src_ptr,
+        w.src_f,
+        w.src_c,
+        w.src_j,
+    )
 
 
 @numba.njit(cache=True, nogil=True)
-def _exact_panels(old, new, B, S, n, blk_base, blk_bstride, blk_rstride, blk_ncol, blk_col0,
-                  skip_zero, zold, znew, fired, col_group, runs, keep_silent, immediate, col_kind, col_gate, col_post, col_pre, indptr, indices,
-                  csc_edge, in_ptr, edge_pre, local, drec, w_rec, dout, jp_drec, jp_dinp, y_prev,
-                  x, credit, grad, coef, active, src_ptr, src_f, src_c, src_j):  # pragma: no cover - numba
+def _exact_panels(
+    old,
+    new,
+    B,
+    S,
+    n,
+    blk_base,
+    blk_bstride,
+    blk_rstride,
+    blk_ncol,
+    blk_col0,
+    skip_zero,
+    zold,
+    znew,
+    fired,
+    col_group,
+    runs,
+    keep_silent,
+    immediate,
+    col_kind,
+    col_gate,
+    col_post,
+    col_pre,
+    indptr,
+    indices,
+    csc_edge,
+    in_ptr,
+    edge_pre,
+    local,
+    drec,
+    w_rec,
+    dout,
+    jp_drec,
+    jp_dinp,
+    y_prev,
+    x,
+    credit,
+    grad,
+    coef,
+    active,
+    src_ptr,
+    src_f,
+    src_c,
+    src_j,
+):  # pragma: no cover - numba
     G = w_rec.shape[0]
     zero = old.dtype.type(0.0)
     o8 = np.zeros(8, dtype=np.uint64)
@@ -846,7 +1092,7 @@ def _exact_panels(old, new, B, S, n, blk_base, blk_bstride, blk_rstride, blk_nco
                             else:
                                 _comb1(new, od, old, o8, f8, m_, not first, grad, og, cf, wg)
                             first = False
-            if immediate:                  # Mbar_t: column s sits in the rows of its unit
+            if immediate:  # Mbar_t: column s sits in the rows of its unit
                 for s_ in range(nc):
                     col = c0 + s_
                     kind = col_kind[col]
@@ -891,15 +1137,45 @@ def snap1_step(M, layout, graph, jac_state, jac_params, credit, grad):
     """
     dt = M.dtype
     js, jp = jac_state, jac_params
-    _snap1_step(M, layout.kind.astype(np.int64), layout.gate, layout.post, layout.pre,
-                graph.self_edge, _c(js.local, dt), _c(js.drec, dt), _c(js.w_rec, dt),
-                _c(js.dout, dt), _c(jp.drec, dt), _c(jp.dinp, dt), _c(jp.y_prev, dt), _c(jp.x, dt),
-                _c(credit, dt), grad)
+    _snap1_step(
+        M,
+        layout.kind.astype(np.int64),
+        layout.gate,
+        layout.post,
+        layout.pre,
+        graph.self_edge,
+        _c(js.local, dt),
+        _c(js.drec, dt),
+        _c(js.w_rec, dt),
+        _c(js.dout, dt),
+        _c(jp.drec, dt),
+        _c(jp.dinp, dt),
+        _c(jp.y_prev, dt),
+        _c(jp.x, dt),
+        _c(credit, dt),
+        grad,
+    )
 
 
 @numba.njit(cache=True, nogil=True)
-def _snap1_step(M, kind, gate, post, pre, self_edge, local, drec, w_rec, dout, jp_drec, jp_dinp,
-                y_prev, x, credit, grad):  # pragma: no cover - numba
+def _snap1_step(
+    M,
+    kind,
+    gate,
+    post,
+    pre,
+    self_edge,
+    local,
+    drec,
+    w_rec,
+    dout,
+    jp_drec,
+    jp_dinp,
+    y_prev,
+    x,
+    credit,
+    grad,
+):  # pragma: no cover - numba
     B, S, P = M.shape
     G = w_rec.shape[0]
     n = local.shape[3]

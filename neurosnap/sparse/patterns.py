@@ -7,6 +7,7 @@ entries ``(k, p)`` with ``k`` reachable from ``post[p]`` within ``n - 1`` hops (
 eq. (4)); all state variables of a kept unit are kept, since the couplings between a unit's own
 state variables act within one step.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,5 +63,5 @@ def snap_rows(mask: np.ndarray, order: int) -> list[np.ndarray]:
 def snap_mask(mask: np.ndarray, layout, order: int, n_state: int) -> np.ndarray:
     """The SnAp-``order`` pattern as a dense boolean ``(S, n, P)`` array (for tests and docs)."""
     R = reachability(mask, order - 1)
-    keep = R[:, layout.post]                                   # (n, P)
+    keep = R[:, layout.post]  # (n, P)
     return np.broadcast_to(keep, (n_state,) + keep.shape).copy()

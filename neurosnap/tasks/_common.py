@@ -1,5 +1,6 @@
 """Helpers shared by the synthetic tasks (not public): argument checks, Poisson inputs, window
 decisions and held-out evaluation on a fixed set of sequences."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -35,10 +36,14 @@ def batch_size(task, value) -> int:
     """``task.sample``'s ``batch_size``: a positive integer whose batch fits in memory (inputs,
     targets and mask of ``task.length`` steps, where the task has a fixed length)."""
     value = validate.positive_int("batch_size", value)
-    length = getattr(task, "length", 1)
+    length = getattr(task, "length", getattr(task, "T", 1))  # fixed or padded sequence length
     length = length if isinstance(length, int) and length > 0 else 1
-    validate.memory("batch_size", value, value * length * (task.n_in + task.n_out + 1) * 8,
-                    f"a batch of {length}-step sequences")
+    validate.memory(
+        "batch_size",
+        value,
+        value * length * (task.n_in + task.n_out + 1) * 8,
+        f"a batch of {length}-step sequences",
+    )
     return value
 
 
@@ -46,8 +51,10 @@ def probability(name: str, rate: float, dt: float) -> float:
     """Per-step spike probability ``rate * dt`` of a Poisson input, which must be <= 1."""
     p = rate * dt
     if p > 1.0:
-        raise ValueError(f"{name} * dt must be <= 1 (a spike probability per step), got "
-                         f"{name}={rate} and dt={dt}")
+        raise ValueError(
+            f"{name} * dt must be <= 1 (a spike probability per step), got "
+            f"{name}={rate} and dt={dt}"
+        )
     return p
 
 
@@ -61,6 +68,7 @@ def sequence_decision_metrics(task, batch, logits: np.ndarray, losses: np.ndarra
     sequence (argmax of the logits summed over its counted steps, :func:`window_accuracy`); and
     ``step_accuracy``, every counted step on its own. ``logits (T, B, n_out)``, ``losses (T, B)``."""
     from .base import Task
+
     out = Task.observe(task, batch, logits, losses)
     out["step_accuracy"] = out.pop("accuracy")
     correct, counted = window_accuracy(logits, batch.ys, batch.mask, logits.shape[0])
@@ -80,12 +88,12 @@ def window_accuracy(logits: np.ndarray, ys: np.ndarray, mask: np.ndarray, window
     """
     T, B, K = logits.shape
     W = T // window
-    lg = logits[:W * window].reshape(W, window, B, K)
-    m = mask[:W * window].reshape(W, window, B)
-    y = ys[:W * window].reshape(W, window, B)
-    summed = (lg * m[..., None]).sum(axis=1)                        # (W, B, K)
-    counted = m.any(axis=1)                                         # (W, B)
-    first = np.argmax(m, axis=1)                                    # (W, B)
+    lg = logits[: W * window].reshape(W, window, B, K)
+    m = mask[: W * window].reshape(W, window, B)
+    y = ys[: W * window].reshape(W, window, B)
+    summed = (lg * m[..., None]).sum(axis=1)  # (W, B, K)
+    counted = m.any(axis=1)  # (W, B)
+    first = np.argmax(m, axis=1)  # (W, B)
     label = np.take_along_axis(y, first[:, None, :], axis=1)[:, 0]  # (W, B)
     correct = (summed.argmax(-1) == label) & counted
     return int(correct.sum()), int(counted.sum())
@@ -105,8 +113,9 @@ def run_outputs(model, params, xs: np.ndarray) -> np.ndarray:
     T, B, _ = xs.shape
     per_seq = T * model.cell.n_state * model.cell.n_hidden
     chunk = max(1, min(B, _RUN_BUDGET // max(1, per_seq)))
-    return np.concatenate([model.run(params, xs[:, i:i + chunk]).outputs
-                           for i in range(0, B, chunk)], axis=1)
+    return np.concatenate(
+        [model.run(params, xs[:, i : i + chunk]).outputs for i in range(0, B, chunk)], axis=1
+    )
 
 
 def heldout(task, model, params, batch, prefix: str = "test") -> dict:
@@ -126,7 +135,7 @@ class HeldOut:
     ``eval_size`` fixed held-out sequences (a seed no training stream can draw)."""
 
     _heldout = None
-    eval_size: int                      # set by the task
+    eval_size: int  # set by the task
 
     def observe(self, batch, logits, losses):
         """The task's :meth:`metrics` of a processed batch (see :meth:`Task.observe`)."""

@@ -15,6 +15,7 @@ Held-out set: :meth:`Adding.evaluate` reports ``test_mse`` on ``eval_size`` fixe
 Small configuration (tests): :meth:`Adding.small` (``length=10``).
 The standard definition, as in Le, Jaitly & Hinton (2015).
 """
+
 from __future__ import annotations
 
 import numpy as np

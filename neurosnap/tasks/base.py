@@ -1,4 +1,5 @@
 """The task contract: batches of ``(xs, ys, mask)`` and feedback that may drive a curriculum."""
+
 from __future__ import annotations
 
 import abc
@@ -35,7 +36,7 @@ class Task(abc.ABC):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "__init__" in vars(cls):            # every setting ends up in config() and repr
+        if "__init__" in vars(cls):  # every setting ends up in config() and repr
             cls.__init__ = describe.record_init(cls.__init__)
 
     def config(self) -> dict:
@@ -63,7 +64,9 @@ class Task(abc.ABC):
         count = max(1, int(m.sum()))
         metrics = {"loss": float(losses[m].sum() / count)}
         if self.loss == "cross_entropy":
-            metrics["accuracy"] = float((logits.argmax(-1) == batch.ys)[m].mean()) if m.any() else 0.0
+            metrics["accuracy"] = (
+                float((logits.argmax(-1) == batch.ys)[m].mean()) if m.any() else 0.0
+            )
         return metrics
 
     def evaluate(self, model, params) -> dict:

@@ -10,6 +10,7 @@ level increases by one. With ``sample_lengths`` each sequence's length is drawn 
 ``{max(L - 5, 1), ..., L}`` so shorter lengths are not forgotten (a detail recalled from Mujika et al.,
 hence optional). Metric: the level reached.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -43,13 +44,23 @@ class Copy(Task):
 
     n_in, n_out, loss, metric = 4, 2, "cross_entropy", "level"
 
-    def __init__(self, start_length: int = 1, max_length: int = 100, threshold_bits: float = 0.15,
-                 window: int = 20, sample_lengths: bool = True):
+    def __init__(
+        self,
+        start_length: int = 1,
+        max_length: int = 100,
+        threshold_bits: float = 0.15,
+        window: int = 20,
+        sample_lengths: bool = True,
+    ):
         self.start_length = validate.positive_int("start_length", start_length)
         self.max_length = validate.positive_int("max_length", max_length)
         if self.max_length < self.start_length:
-            raise ValueError(f"max_length must be >= start_length, got {max_length} < {start_length}")
-        self.threshold_bits = validate.real("threshold_bits", threshold_bits, low=0.0, low_open=True)
+            raise ValueError(
+                f"max_length must be >= start_length, got {max_length} < {start_length}"
+            )
+        self.threshold_bits = validate.real(
+            "threshold_bits", threshold_bits, low=0.0, low_open=True
+        )
         self.window = validate.positive_int("window", window)
         if not isinstance(sample_lengths, bool):
             raise TypeError(f"sample_lengths must be a bool, got {sample_lengths!r}")
@@ -68,8 +79,11 @@ class Copy(Task):
         metrics = super().observe(batch, logits, losses)
         metrics["loss_bits"] = metrics["loss"] / np.log(2)
         self._recent.append(metrics["loss_bits"])
-        if (len(self._recent) == self.window and np.mean(self._recent) < self.threshold_bits
-                and self.level < self.max_length):
+        if (
+            len(self._recent) == self.window
+            and np.mean(self._recent) < self.threshold_bits
+            and self.level < self.max_length
+        ):
             self.level += 1
             self._recent.clear()
         metrics["level"] = self.level
@@ -80,10 +94,13 @@ class Copy(Task):
 
     def load_state_dict(self, state):
         if not isinstance(state, dict) or set(state) != {"level", "recent"}:
-            raise ValueError(f"Copy task state must be a dict with keys 'level' and 'recent', got "
-                             f"{str(state)[:60]}")
-        level = validate.positive_int("level", state["level"], minimum=self.start_length,
-                                      maximum=self.max_length)
+            raise ValueError(
+                f"Copy task state must be a dict with keys 'level' and 'recent', got "
+                f"{str(state)[:60]}"
+            )
+        level = validate.positive_int(
+            "level", state["level"], minimum=self.start_length, maximum=self.max_length
+        )
         recent = state["recent"]
         if not isinstance(recent, list) or len(recent) > self.window:
             raise ValueError(f"recent must be a list of at most window={self.window} losses")
@@ -101,7 +118,7 @@ def make_copy_batch(bits: np.ndarray) -> Batch:
     tokens[L] = DELIM
     xs = np.eye(4)[tokens]
     ys = np.zeros((T, B), dtype=np.int64)
-    ys[L + 1:] = bits
+    ys[L + 1 :] = bits
     mask = np.zeros((T, B), dtype=bool)
-    mask[L + 1:] = True
+    mask[L + 1 :] = True
     return Batch(xs=xs, ys=ys, mask=mask)

@@ -29,6 +29,7 @@ Held-out set: :meth:`DelayedMatch.evaluate` on ``eval_size`` fixed trials (``tes
 Small configuration (tests): :meth:`DelayedMatch.small` (``delay=3``, ``T = 13``).
 Checked against the reference code of Marschall et al. (``vanilla-rtrl``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,8 +62,14 @@ class DelayedMatch(_common.HeldOut, Task):
     n_in, n_out, loss, metric = 2, 2, "cross_entropy", "accuracy"
     SMALL = {"delay": 3, "stim_duration": 2, "report": 2, "onset": 1, "eval_size": 64}
 
-    def __init__(self, delay: int = 10, stim_duration: int = 3, report: int = 3, onset: int = 1,
-                 eval_size: int = 256):
+    def __init__(
+        self,
+        delay: int = 10,
+        stim_duration: int = 3,
+        report: int = 3,
+        onset: int = 1,
+        eval_size: int = 256,
+    ):
         self.delay = validate.positive_int("delay", delay, minimum=0)
         self.stim_duration = validate.positive_int("stim_duration", stim_duration)
         self.report = validate.positive_int("report", report)
@@ -88,12 +95,12 @@ class DelayedMatch(_common.HeldOut, Task):
         cols = np.arange(B)
         xs = np.zeros((self.length, B, 2))
         d = self.stim_duration
-        xs[self.onset:self.onset + d, cols, first] = 1.0
-        xs[self.t_stim_2:self.t_stim_2 + d, cols, second] = 1.0
+        xs[self.onset : self.onset + d, cols, first] = 1.0
+        xs[self.t_stim_2 : self.t_stim_2 + d, cols, second] = 1.0
         ys = np.zeros((self.length, B), dtype=np.int64)
-        ys[self.t_report:] = np.where(first == second, MATCH, NON_MATCH)
+        ys[self.t_report :] = np.where(first == second, MATCH, NON_MATCH)
         mask = np.zeros((self.length, B), dtype=bool)
-        mask[self.t_report:] = True
+        mask[self.t_report :] = True
         return Batch(xs=xs, ys=ys, mask=mask)
 
     def metrics(self, batch, logits, losses) -> dict:

@@ -18,6 +18,7 @@ The file is read directly, without importing scikit-learn (which takes seconds);
 ``scikit-learn`` package installed. Data: scikit-learn's ``load_digits`` (Alpaydin & Kaynak,
 UCI 1998).
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,8 +44,9 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
         with gzip.open(path, "rt") as f:
             data = np.loadtxt(f, delimiter=",")
         X, y = data[:, :-1], data[:, -1]
-    else:                                  # a future layout: fall back to the public loader
+    else:  # a future layout: fall back to the public loader
         from sklearn.datasets import load_digits as sk_load_digits
+
         X, y = sk_load_digits(return_X_y=True)
     images = (np.asarray(X, dtype=np.float64) / 16.0).reshape(-1, 8, 8)
     images.setflags(write=False)
@@ -73,21 +75,27 @@ class Digits(Task):
 
     def __init__(self, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15):
         self.seed = validate.positive_int("seed", seed, minimum=0)
-        self.val_fraction = validate.real("val_fraction", val_fraction, low=0.0, high=1.0,
-                                          low_open=True, high_open=True)
-        self.test_fraction = validate.real("test_fraction", test_fraction, low=0.0, high=1.0,
-                                           low_open=True, high_open=True)
+        self.val_fraction = validate.real(
+            "val_fraction", val_fraction, low=0.0, high=1.0, low_open=True, high_open=True
+        )
+        self.test_fraction = validate.real(
+            "test_fraction", test_fraction, low=0.0, high=1.0, low_open=True, high_open=True
+        )
         if self.val_fraction + self.test_fraction >= 1.0:
-            raise ValueError(f"val_fraction + test_fraction must be < 1, got "
-                             f"{val_fraction} + {test_fraction}")
+            raise ValueError(
+                f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}"
+            )
         images, self.labels = load_digits()
-        self.xs = np.ascontiguousarray(images.transpose(1, 0, 2))          # (8, N, 8): rows as steps
+        self.xs = np.ascontiguousarray(images.transpose(1, 0, 2))  # (8, N, 8): rows as steps
         N = len(self.labels)
         order = np.random.default_rng(self.seed).permutation(N)
         n_val, n_test = int(round(self.val_fraction * N)), int(round(self.test_fraction * N))
         n_train = N - n_val - n_test
-        self.splits = {"train": order[:n_train], "val": order[n_train:n_train + n_val],
-                       "test": order[n_train + n_val:]}
+        self.splits = {
+            "train": order[:n_train],
+            "val": order[n_train : n_train + n_val],
+            "test": order[n_train + n_val :],
+        }
         self._heldout: dict[str, object] = {}
 
     @classmethod

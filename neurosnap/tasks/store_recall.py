@@ -37,6 +37,7 @@ Configurations (``dt`` in seconds):
 Held-out set: :meth:`StoreRecall.evaluate` on ``eval_size`` fixed trials.
 Checked against the e-prop reference code named above.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -64,14 +65,15 @@ def valid_probability(seq_len: int, p: float) -> float:
     index = {s: i for i, s in enumerate(states)}
     M = np.zeros((8, 8))
     for (last_store, seen, prev_store), i in index.items():
-        if not prev_store:                                     # an event may follow
+        if not prev_store:  # an event may follow
             M[i, index[(not last_store, seen or not last_store, not last_store)]] += p
-        M[i, index[(last_store, seen, False)]] += 1.0 - p      # a plain bit period
+        M[i, index[(last_store, seen, False)]] += 1.0 - p  # a plain bit period
     start = np.zeros(8)
     start[index[(False, False, False)]] = 1.0
     dist = start @ np.linalg.matrix_power(M, seq_len)
-    return float(sum(dist[i] for (last_store, seen, _), i in index.items()
-                     if seen and not last_store))
+    return float(
+        sum(dist[i] for (last_store, seen, _), i in index.items() if seen and not last_store)
+    )
 
 
 class StoreRecall(_common.HeldOut, Task):
@@ -97,14 +99,33 @@ class StoreRecall(_common.HeldOut, Task):
     """
 
     n_out, loss, metric = 2, "cross_entropy", "accuracy"
-    SMALL = {"n_inputs": 20, "seq_len": 6, "tau_char": 10, "seq_delay": 2.0, "rate": 100.0,
-             "eval_size": 64}
-    PAPER = {"n_inputs": 100, "seq_len": 12, "tau_char": 200, "seq_delay": 6.0, "rate": 50.0,
-             "dt": 1e-3}
+    SMALL = {
+        "n_inputs": 20,
+        "seq_len": 6,
+        "tau_char": 10,
+        "seq_delay": 2.0,
+        "rate": 100.0,
+        "eval_size": 64,
+    }
+    PAPER = {
+        "n_inputs": 100,
+        "seq_len": 12,
+        "tau_char": 200,
+        "seq_delay": 6.0,
+        "rate": 50.0,
+        "dt": 1e-3,
+    }
 
-    def __init__(self, n_inputs: int = 100, seq_len: int = 12, tau_char: int = 200,
-                 seq_delay: float = 6.0, rate: float = 50.0, dt: float = 1e-3,
-                 eval_size: int = 256):
+    def __init__(
+        self,
+        n_inputs: int = 100,
+        seq_len: int = 12,
+        tau_char: int = 200,
+        seq_delay: float = 6.0,
+        rate: float = 50.0,
+        dt: float = 1e-3,
+        eval_size: int = 256,
+    ):
         self.n_in = validate.positive_int("n_inputs", n_inputs, minimum=4)
         self.seq_len = validate.positive_int("seq_len", seq_len, minimum=3)
         self.tau_char = validate.positive_int("tau_char", tau_char)
@@ -116,13 +137,19 @@ class StoreRecall(_common.HeldOut, Task):
         self.p_event = 1.0 / (1.0 + self.seq_delay)
         p_valid = valid_probability(self.seq_len, self.p_event)
         if p_valid < _MIN_VALID:
-            raise ValueError(f"seq_delay={self.seq_delay} with seq_len={self.seq_len} makes a "
-                             f"valid store-recall sequence too rare (probability {p_valid:.3g} per "
-                             f"draw, at least {_MIN_VALID} needed); choose seq_delay nearer "
-                             f"seq_len / 4 or a longer seq_len")
+            raise ValueError(
+                f"seq_delay={self.seq_delay} with seq_len={self.seq_len} makes a "
+                f"valid store-recall sequence too rare (probability {p_valid:.3g} per "
+                f"draw, at least {_MIN_VALID} needed); choose seq_delay nearer "
+                f"seq_len / 4 or a longer seq_len"
+            )
         self.length = self.seq_len * self.tau_char
-        validate.memory("n_inputs", self.n_in, self.length * self.n_in * 8 * 2,
-                        "one trial of Poisson inputs (seq_len * tau_char steps)")
+        validate.memory(
+            "n_inputs",
+            self.n_in,
+            self.length * self.n_in * 8 * 2,
+            "one trial of Poisson inputs (seq_len * tau_char steps)",
+        )
         self.groups = np.array_split(np.arange(self.n_in), 4)
 
     @classmethod
@@ -143,11 +170,17 @@ class StoreRecall(_common.HeldOut, Task):
                     last = STORE if last == RECALL else RECALL
                     events[t] = last
             stores = np.flatnonzero(events == STORE)
-            if (len(stores) and last == RECALL and stores[-1] < L - 1
-                    and np.all(events[stores + 1] == _NONE)):
+            if (
+                len(stores)
+                and last == RECALL
+                and stores[-1] < L - 1
+                and np.all(events[stores + 1] == _NONE)
+            ):
                 return events
-        raise RuntimeError(f"no valid store-recall sequence in {_MAX_TRIES} draws; increase "
-                           f"seq_len={L} or lower seq_delay={self.seq_delay}")
+        raise RuntimeError(
+            f"no valid store-recall sequence in {_MAX_TRIES} draws; increase "
+            f"seq_len={L} or lower seq_delay={self.seq_delay}"
+        )
 
     def symbols(self, rng, batch_size: int):
         """Per-period ``(events, bits, targets)``, each of shape ``(seq_len, B)``.
@@ -172,7 +205,7 @@ class StoreRecall(_common.HeldOut, Task):
         batch_size = _common.batch_size(self, batch_size)
         events, bits, targets = self.symbols(rng, batch_size)
         L, tau, B = self.seq_len, self.tau_char, batch_size
-        active = np.zeros((L, B, 4), dtype=bool)               # which group is on in each period
+        active = np.zeros((L, B, 4), dtype=bool)  # which group is on in each period
         recall = events == RECALL
         active[..., BIT0] = (bits == 0) & ~recall
         active[..., BIT1] = (bits == 1) & ~recall
@@ -180,7 +213,7 @@ class StoreRecall(_common.HeldOut, Task):
         active[..., RECALL] = recall
         prob = np.zeros((L, B, self.n_in))
         for g, idx in enumerate(self.groups):
-            prob[:, :, idx] = np.where(active[..., g:g + 1], self.p_spike, 0.0)
+            prob[:, :, idx] = np.where(active[..., g : g + 1], self.p_spike, 0.0)
         xs = _common.poisson(rng, np.repeat(prob, tau, axis=0))
         ys = np.repeat(targets, tau, axis=0)
         mask = np.repeat(recall, tau, axis=0)

@@ -22,6 +22,7 @@ test speaker); ``step_accuracy`` counts every counted step. :meth:`JapaneseVowel
 ``test_loss``, ``test_accuracy`` and ``test_step_accuracy`` on all 370 test utterances.
 :meth:`JapaneseVowels.sample` draws training utterances with replacement.
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,18 +50,24 @@ def _read_ts(path: str) -> tuple[list[np.ndarray], np.ndarray]:
     for number, line in enumerate(body.split(), start=1):
         fields = line.split(":")
         if len(fields) != N_FEATURES + 1:
-            raise ValueError(f"{path}, series {number}: expected {N_FEATURES} channels and a label, "
-                             f"got {len(fields)} ':'-separated fields")
+            raise ValueError(
+                f"{path}, series {number}: expected {N_FEATURES} channels and a label, "
+                f"got {len(fields)} ':'-separated fields"
+            )
         try:
             channels = [np.array([float(v) for v in ch.split(",")]) for ch in fields[:-1]]
             label = int(fields[-1])
         except ValueError as exc:
             raise ValueError(f"{path}, series {number}: {exc}") from None
-        if len({len(c) for c in channels}) != 1 or not np.all(np.isfinite(np.concatenate(channels))):
-            raise ValueError(f"{path}, series {number}: channels of unequal length or missing values")
+        if len({len(c) for c in channels}) != 1 or not np.all(
+            np.isfinite(np.concatenate(channels))
+        ):
+            raise ValueError(
+                f"{path}, series {number}: channels of unequal length or missing values"
+            )
         if not 1 <= label <= N_SPEAKERS:
             raise ValueError(f"{path}, series {number}: label must be 1..{N_SPEAKERS}, got {label}")
-        sequences.append(np.stack(channels, axis=1))                  # (length, 12)
+        sequences.append(np.stack(channels, axis=1))  # (length, 12)
         labels.append(label - 1)
     return sequences, np.array(labels, dtype=np.int64)
 
@@ -83,9 +90,11 @@ def load_japanese_vowels(split: str) -> tuple[tuple[np.ndarray, ...], np.ndarray
         if path is not None:
             break
     else:
-        raise ImportError("JapaneseVowels reads the UEA files shipped in the sktime (or aeon) wheel, "
-                          "and neither is installed: pip install \"neurosnap[data]\" "
-                          "(or pip install sktime)")
+        raise ImportError(
+            "JapaneseVowels reads the UEA files shipped in the sktime (or aeon) wheel, "
+            'and neither is installed: pip install "neurosnap[data]" '
+            "(or pip install sktime)"
+        )
     sequences, labels = _read_ts(os.fspath(path))
     for s in sequences:
         s.setflags(write=False)
@@ -128,11 +137,11 @@ class JapaneseVowels(Task):
         mask = np.zeros((self.T, B), dtype=bool)
         for b, i in enumerate(indices):
             s = sequences[i]
-            xs[:len(s), b] = (s - self.mean) / self.std
+            xs[: len(s), b] = (s - self.mean) / self.std
             if self.readout == "last":
                 mask[len(s) - 1, b] = True
             else:
-                mask[:len(s), b] = True
+                mask[: len(s), b] = True
         ys = np.broadcast_to(labels[np.asarray(indices, dtype=np.int64)], (self.T, B)).copy()
         return Batch(xs=xs, ys=ys, mask=mask)
 
@@ -141,12 +150,14 @@ class JapaneseVowels(Task):
         return np.array([len(s) for s in self.data[validate.choice("split", split, self.data)][0]])
 
     def sample(self, rng, batch_size):
-        batch_size = validate.positive_int("batch_size", batch_size)
+        batch_size = _common.batch_size(self, batch_size)
         return self.batch("train", rng.integers(0, len(self.data["train"][1]), size=batch_size))
 
     def split(self, name: str) -> Batch:
         """The whole official ``"train"`` or ``"test"`` split as one padded batch."""
-        return self.batch(name, np.arange(len(self.data[validate.choice("split", name, self.data)][1])))
+        return self.batch(
+            name, np.arange(len(self.data[validate.choice("split", name, self.data)][1]))
+        )
 
     def metrics(self, batch, logits, losses) -> dict:
         """``loss``; ``accuracy`` (argmax of the logits summed over the counted steps, one decision

@@ -1,5 +1,6 @@
 """NumPy reference of the sparse kernels' plain ``J_t M`` product
 (``neurosnap.sparse.kernels.propagate_influence``), used only by the tests."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,9 +14,9 @@ def propagate_influence_reference(M, jac_state, graph):
         active = np.flatnonzero(np.any(jac_state.dout[b] != 0, axis=0))
         if active.size == 0:
             continue
-        Y = np.einsum("cj,cjp->jp", jac_state.dout[b][:, active], M[b][:, active])   # (|A|, P)
-        W = jac_state.w_rec[:, :, active] * graph_mask(graph)[None, :, active]     # (G, n, |A|)
-        coef = np.einsum("agi,gij->aij", jac_state.drec[b], W)                      # (S, n, |A|)
+        Y = np.einsum("cj,cjp->jp", jac_state.dout[b][:, active], M[b][:, active])  # (|A|, P)
+        W = jac_state.w_rec[:, :, active] * graph_mask(graph)[None, :, active]  # (G, n, |A|)
+        coef = np.einsum("agi,gij->aij", jac_state.drec[b], W)  # (S, n, |A|)
         out[b] += coef @ Y
     return out
 

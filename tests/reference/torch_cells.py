@@ -17,6 +17,7 @@ Conventions (as in neurosnap):
 - losses are summed over the masked (t, b) entries: cross entropy ``-log softmax(o)[y]``, mse
   ``0.5 * sum_k (o_k - y_k)^2``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,9 +40,9 @@ class _HeavisideSurrogate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         (x,) = ctx.saved_tensors
-        if ctx.surrogate == "triangle":            # gamma * max(0, 1 - |x| / width)
+        if ctx.surrogate == "triangle":  # gamma * max(0, 1 - |x| / width)
             psi = ctx.gamma * torch.clamp(1.0 - x.abs() / ctx.param, min=0.0)
-        elif ctx.surrogate == "fast_sigmoid":      # gamma / (1 + slope |x|)^2
+        elif ctx.surrogate == "fast_sigmoid":  # gamma / (1 + slope |x|)^2
             psi = ctx.gamma / (1.0 + ctx.param * x.abs()) ** 2
         else:
             raise ValueError(ctx.surrogate)
@@ -115,7 +116,7 @@ class EGRU:
         (c,) = state
         theta = self.theta(p)
         o = self.gate(c - theta)
-        y = o * c                                            # only y enters the recurrence
+        y = o * c  # only y enters the recurrence
         o_reset = o.detach() if self.detach_reset else o
         theta_reset = theta.detach() if (self.detach_reset and self.learn_threshold) else theta
         c_r = c - o_reset * theta_reset
@@ -138,20 +139,23 @@ class LIF:
     v_reset: float = 0.0
     reset: str = "zero"
     detach_reset: bool = True
-    refractory_steps: int = 0          # R: spike step + R - 1 clamped steps (Brian2's convention)
-    delay: int = 1                     # D: the recurrence sees z_{t-D}
+    refractory_steps: int = 0  # R: spike step + R - 1 clamped steps (Brian2's convention)
+    delay: int = 1  # D: the recurrence sees z_{t-D}
     n_state = 2
 
     # With delay D > 1 the state ends with the past *spikes* z_{t-1}, ..., z_{t-D+1} (a different
     # buffer from neurosnap's, which keeps gate arguments: only whole-sequence gradients compare).
 
     def initial_state(self, batch, n, dtype):
-        state = (torch.full((batch, n), self.v_leak, dtype=dtype), torch.zeros(batch, n, dtype=dtype))
+        state = (
+            torch.full((batch, n), self.v_leak, dtype=dtype),
+            torch.zeros(batch, n, dtype=dtype),
+        )
         return self._with_tail(state, batch, n, dtype)
 
     def _with_tail(self, base, batch, n, dtype):
         state = base + ((torch.zeros(batch, n, dtype=dtype),) if self.refractory_steps else ())
-        z0 = self.output(state)                      # the network at rest before the first step
+        z0 = self.output(state)  # the network at rest before the first step
         return state + tuple(z0.clone() for _ in range(self.delay - 1))
 
     def _n_base(self):
@@ -161,7 +165,7 @@ class LIF:
         """``(spike the recurrence sees, new spike buffer)``."""
         if self.delay == 1:
             return z, ()
-        buf = state[self._n_base():]
+        buf = state[self._n_base() :]
         return buf[-1], (z,) + tuple(buf[:-1])
 
     def _free(self, state):
@@ -179,10 +183,13 @@ class LIF:
         """``(v_new clamped, counter tuple)``: the counter restarts at R - 1 after a spike."""
         if not self.refractory_steps:
             return v_new, ()
-        c = state[self._n_base() - 1].detach()            # an integer count: piecewise constant, no derivative
+        c = state[
+            self._n_base() - 1
+        ].detach()  # an integer count: piecewise constant, no derivative
         spiked = (xarg > 0) & (c == 0)
-        c_new = torch.where(spiked, torch.full_like(c, self.refractory_steps - 1),
-                            torch.clamp(c - 1, min=0))
+        c_new = torch.where(
+            spiked, torch.full_like(c, self.refractory_steps - 1), torch.clamp(c - 1, min=0)
+        )
         return torch.where(c_new == 0, v_new, v_r), (c_new,)
 
     def output(self, state):
@@ -320,10 +327,16 @@ def sequence_loss(cell, p, xs, ys, mask, loss, truncation=None):
 
 def bptt_grads(cell, params, xs, ys, mask, loss, truncation=None):
     """Autograd gradient of :func:`sequence_loss`; numpy in, ``(loss float, {name: ndarray})`` out."""
-    p = {k: torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True) for k, v in params.items()}
+    p = {
+        k: torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True)
+        for k, v in params.items()
+    }
     xs_t = torch.tensor(np.asarray(xs, dtype=np.float64))
-    ys_t = torch.tensor(np.asarray(ys)) if loss == "cross_entropy" else torch.tensor(
-        np.asarray(ys, dtype=np.float64))
+    ys_t = (
+        torch.tensor(np.asarray(ys))
+        if loss == "cross_entropy"
+        else torch.tensor(np.asarray(ys, dtype=np.float64))
+    )
     mask_t = torch.tensor(np.asarray(mask, dtype=bool))
     total = sequence_loss(cell, p, xs_t, ys_t, mask_t, loss, truncation)
     grads = torch.autograd.grad(total, list(p.values()))
@@ -336,8 +349,11 @@ def step_jacobians(cell, params, state, x):
     ``J[b]`` is ``d s_t[b] / d s_{t-1}[b]`` with rows and columns ordered ``(state var, unit)``;
     ``dparams[name][b]`` has shape ``(S, n) + shape(name)``.
     """
-    p = {k: torch.tensor(np.asarray(v, dtype=np.float64)) for k, v in params.items()
-         if k.startswith("cell.")}
+    p = {
+        k: torch.tensor(np.asarray(v, dtype=np.float64))
+        for k, v in params.items()
+        if k.startswith("cell.")
+    }
     s = torch.tensor(np.asarray(state, dtype=np.float64))
     xt = torch.tensor(np.asarray(x, dtype=np.float64))
     B, S, n = s.shape
@@ -347,7 +363,7 @@ def step_jacobians(cell, params, state, x):
         return step_stacked(cell, dict(zip(names, ps, strict=True)), s_, xt)
 
     jac = torch.autograd.functional.jacobian(f, (s, *p.values()))
-    js = jac[0]                                                  # (B, S, n, B, S, n)
+    js = jac[0]  # (B, S, n, B, S, n)
     J = torch.stack([js[b, :, :, b] for b in range(B)]).reshape(B, S * n, S * n)
-    dparams = {name: jac[1 + k].numpy() for k, name in enumerate(names)}   # (B, S, n, *shape)
+    dparams = {name: jac[1 + k].numpy() for k, name in enumerate(names)}  # (B, S, n, *shape)
     return J.numpy(), dparams
