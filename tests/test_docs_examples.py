@@ -79,7 +79,11 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
                     exec(code, namespace)
                 except ModuleNotFoundError as exc:
                     if exc.name and exc.name.split(".")[0] in OPTIONAL:
-                        pytest.skip(f"{_id(page)}:{line} needs {exc.name} (an optional extra)")
+                        # make test installs every extra: a missing one fails, it is never skipped
+                        pytest.fail(
+                            f"{_id(page)}:{line} needs {exc.name}, an optional extra: "
+                            f"install them with make test (or pip install -e '.[...]')"
+                        )
                     raise
     finally:
         plt.close("all")

@@ -251,6 +251,21 @@ class EventRunner:
         return counts, st
 
 
+@numba.njit(cache=True, inline="always")
+def _deliver(ring, b, slot, L, uniform, j, out_ptr, out_post, out_w, out_d):
+    """Add unit ``j``'s spike to the ring-buffer slots of its targets: slot ``slot + d`` (mod
+    ``L``) for the synapse's delay ``d`` (``uniform`` when non-zero, else per synapse)."""
+    if uniform:
+        dst = slot + uniform
+        row = ring[b, dst - L if dst >= L else dst]
+        for q in range(out_ptr[j], out_ptr[j + 1]):
+            row[out_post[q]] += out_w[q]
+    else:
+        for q in range(out_ptr[j], out_ptr[j + 1]):
+            dst = slot + out_d[q]
+            ring[b, dst - L if dst >= L else dst, out_post[q]] += out_w[q]
+
+
 @numba.njit(cache=True)
 def lif_chunk(
     xs,
@@ -343,16 +358,7 @@ def lif_chunk(
                         spk_batch[n_spk] = b
                         n_spk += 1
             for s in range(n_now):  # this step's spikes travel: slot of step t + d
-                j = now[s]
-                if uniform:
-                    dst = slot + uniform
-                    row = ring[b, dst - L if dst >= L else dst]
-                    for q in range(out_ptr[j], out_ptr[j + 1]):
-                        row[out_post[q]] += out_w[q]
-                else:
-                    for q in range(out_ptr[j], out_ptr[j + 1]):
-                        dst = slot + out_d[q]
-                        ring[b, dst - L if dst >= L else dst, out_post[q]] += out_w[q]
+                _deliver(ring, b, slot, L, uniform, now[s], out_ptr, out_post, out_w, out_d)
             counts[t, b] = n_now
             for r in range(units.shape[0]):
                 u = units[r]
@@ -469,24 +475,9 @@ def lif2_chunk(
                         spk_unit[n_spk] = u
                         spk_batch[n_spk] = b
                         n_spk += 1
-            for s in range(n_now):
-                j = now[s]
-                if uniform:
-                    dst = slot + uniform
-                    dst = dst - L if dst >= L else dst
-                    row = ring[b, dst]
-                    for q in range(out_ptr[j], out_ptr[j + 1]):
-                        row[out_post[q]] += out_w[q]
-                    row = ring2[b, dst]
-                    for q in range(out_ptr2[j], out_ptr2[j + 1]):
-                        row[out_post2[q]] += out_w2[q]
-                else:
-                    for q in range(out_ptr[j], out_ptr[j + 1]):
-                        dst = slot + out_d[q]
-                        ring[b, dst - L if dst >= L else dst, out_post[q]] += out_w[q]
-                    for q in range(out_ptr2[j], out_ptr2[j + 1]):
-                        dst = slot + out_d2[q]
-                        ring2[b, dst - L if dst >= L else dst, out_post2[q]] += out_w2[q]
+            for s in range(n_now):  # each current has its own synapses and ring buffer
+                _deliver(ring, b, slot, L, uniform, now[s], out_ptr, out_post, out_w, out_d)
+                _deliver(ring2, b, slot, L, uniform, now[s], out_ptr2, out_post2, out_w2, out_d2)
             counts[t, b] = n_now
             for r in range(units.shape[0]):
                 u = units[r]
