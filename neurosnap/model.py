@@ -38,7 +38,8 @@ class Model:
         loss: ``"cross_entropy"`` (targets ``(T, B)`` ints) or ``"mse"`` (targets ``(T, B, n_out)``).
         dtype: ``np.float64`` (default, exactness) or ``np.float32`` (speed), same code path.
 
-    Parameters are a flat dict with dotted names: ``cell.w_rec (G, n, n)``, ``cell.w_in (G, n, n_in)``,
+    Parameters are a flat dict with dotted names: ``cell.w_rec (G, n, n)`` (``(G, nnz)`` for a
+    cell with ``storage="sparse"``), ``cell.w_in (G, n, n_in)``,
     ``cell.bias (G, n)`` (if the cell has a bias), ``cell.threshold (n,)`` (EGRU with
     ``learn_threshold=True``, raw: the threshold is its sigmoid), ``readout.weight (n_out, n)``,
     ``readout.bias (n_out,)``.
@@ -112,9 +113,10 @@ class Model:
                 raise TypeError(f"params[{name!r}] must have dtype {self.dtype}, got {value.dtype}")
         params = checked
         w_rec = params["cell.w_rec"]
-        post, pre = self.cell.mask_indices
-        # non-zeros anywhere == non-zeros on the mask, without an O(n^2) boolean gather
-        if np.count_nonzero(w_rec) != np.count_nonzero(w_rec[:, post, pre]):
+        # dense storage: non-zeros anywhere == non-zeros on the mask, without an O(n^2) boolean
+        # gather (synapse values of storage="sparse" exist by construction)
+        post, pre = self.cell.mask_indices if w_rec.ndim == 3 else (None, None)
+        if w_rec.ndim == 3 and np.count_nonzero(w_rec) != np.count_nonzero(w_rec[:, post, pre]):
             raise ValueError(
                 "params['cell.w_rec'] must be zero where cell.mask is False "
                 "(weights that do not exist)"

@@ -1,8 +1,11 @@
 """The recurrent-core interface shared by all cells.
 
-A cell is hyperparameters (static) plus a fixed connectivity mask; its learnable arrays live in a
-params dict ``{"w_rec": (G, n, n), "w_in": (G, n, n_in), "bias": (G, n)}`` (bias only if the cell
-has one). Subclasses define one unit's dynamics in :meth:`Cell._local` and its event output in
+A cell is hyperparameters (static) plus a fixed connectivity (:attr:`Cell.graph`, CSR by
+postsynaptic unit); its learnable arrays live in a params dict ``{"w_rec": ..., "w_in": (G, n,
+n_in), "bias": (G, n)}`` (bias only if the cell has one). ``w_rec`` has shape ``(G, n, n)`` (zero
+off the connectivity) with ``storage="dense"``, the default, and ``(G, nnz)`` -- one value per
+existing synapse, in the order of the graph's edges -- with ``storage="sparse"``, whose memory
+follows the synapses (``docs/large-networks.md``). Subclasses define one unit's dynamics in :meth:`Cell._local` and its event output in
 :meth:`Cell._output`, each with hand-written derivatives; :meth:`Cell.step_record` assembles the
 step record of ``docs/theory/rtrl.md`` eq. (1)-(3) from them.
 """
@@ -10,16 +13,23 @@ step record of ``docs/theory/rtrl.md`` eq. (1)-(3) from them.
 from __future__ import annotations
 
 import abc
+import functools
+import hashlib
+import os
 from typing import ClassVar
 
 import numpy as np
 
 from ..core import describe, validate
-from ..core.graph import RecurrentGraph
+from ..core.graph import RecurrentGraph, index_dtype
 from ..core.layout import ParamLayout
 from ..core.record import ParamJacobian, StateJacobian, StepRecord
 from ..core.structure import Structure
 from .events import EventDrive
+
+#: constructor options left out of a cell's description at their default, so that descriptions
+#: (checkpoint signatures, network hashes) written before they existed still match
+_QUIET_DEFAULTS = {"connectivity": None, "storage": "dense"}
 
 
 class Cell(abc.ABC):
@@ -32,6 +42,13 @@ class Cell(abc.ABC):
             ``max(1, round(density * n))`` recurrent connections chosen at random (seeded by ``seed``).
         seed: seed of the connectivity mask.
         autapses: whether a unit may connect to itself.
+        connectivity: the recurrent synapses, instead of the random ones of ``density``/``seed``
+            (see :func:`connectivity_csr`): a ``scipy.sparse`` matrix or a dense ``(n, n)`` array
+            indexed ``[post, pre]`` (its non-zeros), a pair of index arrays ``(post, pre)``, or the
+            path of an ``.npz`` file holding either ``post`` and ``pre`` arrays or a matrix saved
+            by ``scipy.sparse.save_npz``.
+        storage: ``"dense"`` (``w_rec`` of shape ``(G, n, n)``) or ``"sparse"`` (``(G, nnz)``, one
+            value per synapse; memory ``O(n + nnz)``, for large networks).
         w_in_scale, w_rec_scale: standard deviations of the initial weights in units of
             ``1/sqrt(fan_in)``.
     """
@@ -56,18 +73,25 @@ class Cell(abc.ABC):
         bias: bool = True,
         w_in_scale: float = 1.0,
         w_rec_scale: float = 1.0,
+        connectivity=None,
+        storage: str = "dense",
     ):
         self.n_in = validate.positive_int("n_in", n_in)
         self.n_hidden = validate.positive_int("n_hidden", n_hidden)
         self.density = validate.density("density", density)
         self.seed = validate.positive_int("seed", seed, minimum=0)
-        G, n = len(self.gate_names), self.n_hidden  # dense (G, n, n) weights and (n, n) mask
-        validate.memory(
-            "n_hidden",
-            n_hidden,
-            n * n * (8 * G + 1),
-            f"the dense ({G}, n, n) float64 recurrent weights and the (n, n) mask",
-        )
+        if storage not in ("dense", "sparse"):
+            raise ValueError(f"storage must be 'dense' or 'sparse', got {storage!r}")
+        self.storage = storage
+        G, n = len(self.gate_names), self.n_hidden
+        if storage == "dense":  # dense (G, n, n) weights and (n, n) mask
+            validate.memory(
+                "n_hidden",
+                n_hidden,
+                n * n * (8 * G + 1),
+                f"the dense ({G}, n, n) float64 recurrent weights and the (n, n) mask "
+                "(storage='sparse' stores only the existing synapses)",
+            )
         validate.memory("n_in", n_in, G * n * self.n_in * 8, f"the ({G}, n, n_in) input weights")
         if not isinstance(autapses, bool):
             raise TypeError(f"autapses must be a bool, got {autapses!r}")
@@ -78,22 +102,56 @@ class Cell(abc.ABC):
         self.autapses, self.has_bias = autapses, bias
         self.w_in_scale = validate.real("w_in_scale", w_in_scale, low=0.0)
         self.w_rec_scale = validate.real("w_rec_scale", w_rec_scale, low=0.0)
-        self.mask = self._make_mask()
-        #: ``(post, pre)`` index arrays of the existing recurrent weights
-        self.mask_indices = np.nonzero(self.mask)
-        #: the connectivity index (:class:`~neurosnap.core.graph.RecurrentGraph`), built once here;
-        #: the event drive, the sparse engine, SnAp, the cost counters and the compiled loops use it
-        self.graph = RecurrentGraph(self.mask)
-        self.layout = ParamLayout(
-            self.mask,
+        if connectivity is None:
+            if storage == "sparse":
+                k = self._in_degree()
+                validate.memory("n_hidden", n_hidden, n * k * (8 * G + 4), "the synapses")
+            #: the connectivity index (:class:`~neurosnap.core.graph.RecurrentGraph`, CSR by
+            #: postsynaptic unit), built once here; every user of the connectivity takes it
+            self.graph = RecurrentGraph.from_csr(n, *self._random_csr())
+        else:
+            if density != 1.0:
+                raise ValueError("give density or connectivity, not both")
+            self.graph, described = connectivity_csr(connectivity, n, autapses=autapses)
+            vars(self)[describe.INIT_ARGS]["connectivity"] = described
+            self.density = self.graph.nnz / (n * n)
+        #: the connectivity the user gave (its JSON description, see :func:`connectivity_csr`)
+        #: or None for the random one of ``density`` and ``seed``
+        self.connectivity = None if connectivity is None else described
+        if self.graph.nnz == 0:
+            raise ValueError("connectivity must hold at least one synapse")
+        if storage == "dense":
+            self._mask = self.graph.to_mask()
+        #: the recurrent drive gathered from events (:class:`~neurosnap.cells.events.EventDrive`),
+        #: with its tuning knobs ``crossover`` and ``min_units``
+        self.event_drive = EventDrive(self.graph)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The connectivity as a dense ``(n, n)`` bool array ``mask[post, pre]`` (kept with
+        ``storage="dense"``; built on each call with ``storage="sparse"``, ``n**2`` bytes)."""
+        if self.storage == "dense":
+            return self._mask
+        validate.memory("n_hidden", self.n_hidden, self.n_hidden**2, "a dense (n, n) mask")
+        return self.graph.to_mask()
+
+    @property
+    def mask_indices(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(post, pre)`` int64 index arrays of the existing recurrent synapses (graph order)."""
+        return self.graph.edge_post, self.graph.edge_pre
+
+    @functools.cached_property
+    def layout(self) -> ParamLayout:
+        """Column numbering of the learnable parameters (:class:`~neurosnap.core.layout.ParamLayout`),
+        built on first use (training needs it, simulation does not)."""
+        return ParamLayout(
+            self.graph,
             len(self.gate_names),
             self.n_in,
             self.has_bias,
             has_threshold=bool(getattr(self, "learn_threshold", False)),
+            sparse_rec=self.storage == "sparse",
         )
-        #: the recurrent drive gathered from events (:class:`~neurosnap.cells.events.EventDrive`),
-        #: with its tuning knobs ``crossover`` and ``min_units``
-        self.event_drive = EventDrive(self.graph)
 
     # -- connectivity and parameters -------------------------------------------------------------
     @property
@@ -108,7 +166,7 @@ class Cell(abc.ABC):
 
     def structure(self) -> Structure:
         """The cell's public structure for learning rules (:class:`~neurosnap.core.structure.Structure`,
-        ``n_out=0``): sizes, mask, connectivity index (``graph``), layout and time step ``dt``
+        ``n_out=0``): sizes, connectivity index (``graph``), layout and time step ``dt``
         (``None`` for cells without one)."""
         dt = getattr(self, "dt", None)
         return Structure(
@@ -117,34 +175,49 @@ class Cell(abc.ABC):
             n_hidden=self.n_hidden,
             n_state=self.n_state,
             n_out=0,
-            mask=self.mask,
             graph=self.graph,
             layout=self.layout,
             dt=None if dt is None else float(dt),
         )
 
-    def _make_mask(self) -> np.ndarray:
-        n = self.n_hidden
+    def _in_degree(self) -> int:
+        candidates = self.n_hidden if self.autapses else self.n_hidden - 1
+        return min(candidates, max(1, int(round(self.density * self.n_hidden))))
+
+    def _random_csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """Fixed in-degree random connectivity as CSR ``(in_ptr, pre)``, ``O(n k)`` memory; the
+        same synapses for both storages (and as neurosnap drew them before sparse storage)."""
+        n, k = self.n_hidden, self._in_degree()
         candidates = n if self.autapses else n - 1
-        k = min(candidates, max(1, int(round(self.density * n))))
         rng = np.random.default_rng(self.seed)
-        mask = np.zeros((n, n), dtype=bool)
+        pre = np.empty(n * k, dtype=index_dtype(n))
         for i in range(n):
             cols = rng.choice(candidates, size=k, replace=False, shuffle=False)
             if not self.autapses:
                 cols[cols >= i] += 1  # skip column i
-            mask[i, cols] = True
-        return mask
+            cols.sort()
+            pre[i * k : (i + 1) * k] = cols
+        return np.arange(n + 1, dtype=np.int64) * k, pre
 
     def init_params(self, rng: np.random.Generator, dtype) -> dict[str, np.ndarray]:
-        """Fresh parameters: Gaussian weights (masked) and zero biases, see ``w_*_scale``."""
+        """Fresh parameters: Gaussian weights on the existing synapses and zero biases, see
+        ``w_*_scale``. Both storages draw the same values (the ``(G, nnz)`` synapse values are
+        drawn in chunks straight into ``dtype``, so a large sparse network needs no float64
+        copy)."""
         G, n, k = self.n_gates, self.n_hidden, self.n_in
-        fan_in = max(1, int(self.mask.sum(axis=1).max()))
-        post, pre = self.mask_indices
-        w_rec = np.zeros((G, n, n), dtype=dtype)  # only existing weights are drawn
-        w_rec[:, post, pre] = (
-            rng.standard_normal((G, len(post))) * self.w_rec_scale / np.sqrt(fan_in)
-        )
+        fan_in = max(1, int(self.graph.fan_in.max()))
+        scale = self.w_rec_scale / np.sqrt(fan_in)
+        values = np.empty((G, self.graph.nnz), dtype=dtype)  # only existing weights are drawn
+        flat = values.reshape(-1)
+        chunk = 1 << 22
+        for start in range(0, flat.size, chunk):
+            part = flat[start : start + chunk]
+            part[:] = rng.standard_normal(part.size) * scale
+        if self.storage == "dense":
+            w_rec = np.zeros((G, n, n), dtype=dtype)
+            w_rec[:, self.graph.edge_post, self.graph.edge_pre] = values
+        else:
+            w_rec = values
         params = {
             "w_rec": w_rec,
             "w_in": rng.standard_normal((G, n, k)) * self.w_in_scale / np.sqrt(k),
@@ -153,10 +226,53 @@ class Cell(abc.ABC):
             params["bias"] = np.zeros((G, n))
         return {name: value.astype(dtype, copy=False) for name, value in params.items()}
 
+    # -- the two storages of w_rec ----------------------------------------------------------------
+    def dense_w_rec(self, w_rec: np.ndarray) -> np.ndarray:
+        """``w_rec`` as a dense ``(G, n, n)`` array (zero off the connectivity), from either
+        storage's shape; a dense array is returned as it is."""
+        G, n = self.n_gates, self.n_hidden
+        w_rec = np.asarray(w_rec)
+        if w_rec.shape == (G, n, n):
+            return w_rec
+        self._check_w_rec(w_rec, (G, self.graph.nnz))
+        validate.memory("n_hidden", n, G * n * n * w_rec.itemsize, f"dense ({G}, n, n) weights")
+        out = np.zeros((G, n, n), dtype=w_rec.dtype)
+        out[:, self.graph.edge_post, self.graph.pre_index] = w_rec
+        return out
+
+    def synapse_w_rec(self, w_rec: np.ndarray) -> np.ndarray:
+        """``w_rec`` as ``(G, nnz)`` values of the existing synapses in graph order, from either
+        storage's shape (a dense array's entries off the connectivity are dropped)."""
+        G, n = self.n_gates, self.n_hidden
+        w_rec = np.asarray(w_rec)
+        if w_rec.shape == (G, self.graph.nnz) and w_rec.ndim == 2:
+            return w_rec
+        self._check_w_rec(w_rec, (G, n, n))
+        return w_rec[:, self.graph.edge_post, self.graph.pre_index]
+
+    def _check_w_rec(self, w_rec, shape):
+        if w_rec.shape != shape:
+            raise ValueError(
+                f"w_rec must have shape {(self.n_gates, self.n_hidden, self.n_hidden)} (dense) or "
+                f"{(self.n_gates, self.graph.nnz)} (one value per synapse), got {w_rec.shape}"
+            )
+
+    def weight_matrix(self, w_rec: np.ndarray, gate: int = 0):
+        """Gate ``gate``'s recurrent weights as a ``scipy.sparse.csr_array`` of shape ``(n, n)``
+        indexed ``[post, pre]`` (from either storage), e.g. to analyse or plot them."""
+        import scipy.sparse
+
+        values = self.synapse_w_rec(w_rec)[gate]
+        n = self.n_hidden
+        return scipy.sparse.csr_array(
+            (values, self.graph.pre_index, self.graph.in_ptr), shape=(n, n)
+        )
+
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Shapes of the cell's parameter arrays, by name."""
+        """Shapes of the cell's parameter arrays, by name (``w_rec`` by :attr:`storage`)."""
         G, n, k = self.n_gates, self.n_hidden, self.n_in
-        shapes: dict[str, tuple[int, ...]] = {"w_rec": (G, n, n), "w_in": (G, n, k)}
+        rec = (G, n, n) if self.storage == "dense" else (G, self.graph.nnz)
+        shapes: dict[str, tuple[int, ...]] = {"w_rec": rec, "w_in": (G, n, k)}
         if self.has_bias:
             shapes["bias"] = (G, n)
         return shapes
@@ -194,7 +310,9 @@ class Cell(abc.ABC):
             events=events,
             support=np.any(dout != 0, axis=1),
             dout=dout,
-            jac_state=StateJacobian(local=local, drec=drec, w_rec=params["w_rec"], dout=dout_prev),
+            jac_state=StateJacobian(
+                local=local, drec=drec, w_rec=params["w_rec"], dout=dout_prev, graph=self.graph
+            ),
             jac_params=ParamJacobian(
                 drec=drec, dinp=dinp, y_prev=y_prev, x=x, dthr=dthr, dy_thr_prev=dy_thr_prev
             ),
@@ -256,7 +374,11 @@ class Cell(abc.ABC):
     def config(self) -> dict:
         """Every constructor argument of this cell (defaults included) as JSON data, under
         ``"type"`` the class name; gates appear as ``{"type": "Heaviside", "surrogate": ...}``."""
-        return describe.plain(self)
+        config = describe.plain(self)
+        for key, default in _QUIET_DEFAULTS.items():  # as written before these options existed
+            if config.get(key, default) == default:
+                config.pop(key, None)
+        return config
 
     def compiled_spec(self):
         """What the compiled engine (:mod:`neurosnap.engine`) needs to run this cell, or ``None``
@@ -269,5 +391,111 @@ class Cell(abc.ABC):
         """
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in describe.init_args(self).items())
+        args = ", ".join(
+            f"{k}={v!r}"
+            for k, v in describe.init_args(self).items()
+            if not (k in _QUIET_DEFAULTS and v == _QUIET_DEFAULTS[k])
+        )
         return f"{type(self).__name__}({args})"
+
+
+def connectivity_csr(value, n: int, *, autapses: bool = True) -> tuple[RecurrentGraph, object]:
+    """The connectivity a user gave a cell, as a graph, and its JSON description for the cell's
+    ``config()``.
+
+    Args:
+        value: a ``scipy.sparse`` matrix or array-like ``(n, n)`` indexed ``[post, pre]`` (its
+            non-zeros are the synapses), a pair ``(post, pre)`` of equal-length integer arrays
+            (no synapse twice), the path of an ``.npz`` file with arrays ``post`` and ``pre`` or a
+            matrix written by ``scipy.sparse.save_npz`` (read without unpickling), or the
+            description this function returned (``{"file": path, "sha256": ...}``).
+        n: number of units.
+        autapses: ``False`` refuses self-connections.
+
+    Returns:
+        ``(graph, description)``: the description is ``{"file": path, "sha256": digest}`` for a
+        file (a cell rebuilt from it checks the file is unchanged) and ``{"n": n, "nnz": nnz,
+        "sha256": digest}`` for arrays (enough to tell two connectivities apart; a configuration
+        file must name a file to rebuild one).
+    """
+    import scipy.sparse
+
+    path, expect = None, None
+    if isinstance(value, dict):
+        if "file" not in value:
+            raise ValueError(
+                "connectivity given as arrays cannot be rebuilt from a description; save it with "
+                "neurosnap.io.save_connectivity(path, cell) and pass the path"
+            )
+        path, expect = value["file"], value.get("sha256")
+    elif isinstance(value, (str, os.PathLike)):
+        path = value
+    if path is not None:
+        from ..core import npz
+
+        arrays = npz.read(path, "connectivity")
+        if {"post", "pre"} <= set(arrays):
+            value = (arrays["post"], arrays["pre"])
+        elif {"indptr", "indices", "shape"} <= set(arrays):
+            shape = tuple(int(s) for s in arrays["shape"])
+            data = arrays.get("data", np.ones(len(arrays["indices"]), dtype=bool))
+            fmt = arrays["format"].item() if "format" in arrays else "csr"
+            fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+            cls = scipy.sparse.csc_array if fmt == "csc" else scipy.sparse.csr_array
+            value = cls((data, arrays["indices"], arrays["indptr"]), shape=shape)
+        else:
+            raise ValueError(
+                f"connectivity file {os.fspath(path)!r} must hold arrays 'post' and 'pre' or a "
+                f"matrix saved by scipy.sparse.save_npz; found {sorted(arrays)}"
+            )
+    if scipy.sparse.issparse(value):
+        if value.shape != (n, n):
+            raise ValueError(f"connectivity must have shape (n, n) = ({n}, {n}), got {value.shape}")
+        m = scipy.sparse.csr_array(value, copy=True)
+        m.sum_duplicates()
+        m.eliminate_zeros()
+        m.sort_indices()
+        graph = RecurrentGraph.from_csr(n, m.indptr, m.indices)
+    elif isinstance(value, tuple) and len(value) == 2:
+        post, pre = (np.asarray(a) for a in value)
+        for name, arr in (("post", post), ("pre", pre)):
+            if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
+                raise ValueError(
+                    f"connectivity {name} must be a 1-D integer array, got {arr.dtype}"
+                )
+            if arr.size and (arr.min() < 0 or arr.max() >= n):
+                raise ValueError(
+                    f"connectivity {name} must lie in [0, {n}), got {arr.min()}..{arr.max()}"
+                )
+        if post.shape != pre.shape:
+            raise ValueError(
+                f"connectivity post and pre differ in length: {post.shape} vs {pre.shape}"
+            )
+        order = np.lexsort((pre, post))
+        post, pre = post[order], pre[order]
+        if np.any((np.diff(post) == 0) & (np.diff(pre) == 0)):
+            raise ValueError("connectivity gives a synapse (post, pre) more than once")
+        in_ptr = np.searchsorted(post, np.arange(n + 1))
+        graph = RecurrentGraph.from_csr(n, in_ptr, pre)
+    else:
+        arr = np.asarray(value)
+        if arr.shape != (n, n):
+            raise ValueError(
+                "connectivity must be a scipy.sparse matrix, an (n, n) array, a pair of index "
+                f"arrays (post, pre) or an .npz path; got an array of shape {arr.shape} for n={n}"
+            )
+        graph = RecurrentGraph(arr != 0)
+    if not autapses and np.any(graph.edge_post == graph.edge_pre):
+        raise ValueError("connectivity holds self-connections but autapses=False")
+    digest = hashlib.sha256()
+    digest.update(memoryview(graph.in_ptr).cast("B"))
+    digest.update(memoryview(graph.pre_index).cast("B"))
+    sha = digest.hexdigest()
+    if expect is not None and expect != sha:
+        raise ValueError(
+            f"connectivity file {path!r} changed since the configuration was written "
+            "(its synapses differ)"
+        )
+    if path is not None:
+        return graph, {"file": os.fspath(path), "sha256": sha}
+    return graph, {"n": n, "nnz": graph.nnz, "sha256": sha}

@@ -2,8 +2,9 @@
 
 Only non-zero outputs propagate (for threshold cells they are the events), so the drive
 ``rec[b, g, i] = sum_j W_rec[g, i, j] y[b, j]`` costs ``G x (events x fan-out)`` multiply-adds with
-the outgoing connections of every unit stored once (CSC of the connectivity mask). Weights are read
-in place from the dense ``(G, n, n)`` array at the mask's positions, so optimisers that update the
+the outgoing connections of every unit stored once (CSC of the connectivity). Weights are read
+in place from the dense ``(G, n, n)`` array at the mask's positions (or from the ``(G, nnz)``
+synapse values of a cell with ``storage="sparse"``), so optimisers that update the
 array in place are seen at once and no copy is kept; entries outside the mask are zero by
 construction (they get no gradient) and are never read.
 
@@ -60,10 +61,17 @@ class EventDrive:
         graph = mask if isinstance(mask, RecurrentGraph) else RecurrentGraph(mask)
         n = graph.n
         self.n = n
-        self.indices = graph.indices
-        self.indptr = graph.indptr
-        self.nnz = len(self.indices)
+        self.graph = graph  # its CSC (indptr, indices, csc_edge) is built on first use
+        self.nnz = graph.nnz
         self.mean_fan_out = self.nnz / max(n, 1)
+
+    @property
+    def indptr(self) -> np.ndarray:
+        return self.graph.indptr
+
+    @property
+    def indices(self) -> np.ndarray:
+        return self.graph.indices
 
     def use_events(self, y: np.ndarray) -> bool:
         """Whether the event-driven kernel is cheaper for outputs ``y (B, n)``."""
@@ -74,7 +82,14 @@ class EventDrive:
         return events * self.mean_fan_out < self.crossover * B * n * n
 
     def __call__(self, w_rec: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """``rec[b, g, i] = sum_j w_rec[g, i, j] y[b, j]``, shape ``(B, G, n)``."""
+        """``rec[b, g, i] = sum_j W_rec[g][i, j] y[b, j]``, shape ``(B, G, n)``, for ``w_rec``
+        dense ``(G, n, n)`` or synapse values ``(G, nnz)`` (a cell's ``storage="sparse"``: the
+        alternative to the event kernel is then the CSR product, ``O(nnz)``, never ``n**2``)."""
+        if w_rec.ndim == 2:
+            events = np.count_nonzero(y)
+            if events * self.mean_fan_out < 0.5 * y.shape[0] * self.nnz:
+                return self.gather(w_rec, y)
+            return self.graph.matmul(w_rec, y)
         if not self.use_events(y):
             return np.matmul(w_rec, y.T).transpose(2, 0, 1)
         return self.gather(w_rec, y)
@@ -83,6 +98,16 @@ class EventDrive:
         """The event-driven kernel (always), shape ``(B, G, n)``."""
         dtype = np.result_type(w_rec.dtype, y.dtype)
         out = np.zeros((y.shape[0], w_rec.shape[0], self.n), dtype=dtype)
+        if w_rec.ndim == 2:
+            _gather_edges(
+                np.ascontiguousarray(w_rec, dtype=dtype),
+                np.ascontiguousarray(y, dtype=dtype),
+                self.indptr,
+                self.indices,
+                self.graph.csc_edge,
+                out,
+            )
+            return out
         _gather(
             np.ascontiguousarray(w_rec, dtype=dtype),
             np.ascontiguousarray(y, dtype=dtype),
@@ -115,3 +140,21 @@ def _gather(w_rec, y, indptr, indices, out):  # pragma: no cover - numba
                 w = w_rec[g, i, j]
                 for t in range(m):
                     out[bs[t], g, i] += w * vals[t]
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_edges(w_rec, y, indptr, indices, csc_edge, out):  # pragma: no cover - numba
+    """:func:`_gather` for synapse values ``w_rec (G, nnz)`` (edge ``csc_edge[k]`` of CSC entry
+    ``k``)."""
+    B, n = y.shape
+    G = w_rec.shape[0]
+    for j in range(n):
+        for b in range(B):
+            v = y[b, j]
+            if v == 0:
+                continue
+            for k in range(indptr[j], indptr[j + 1]):
+                i = indices[k]
+                e = csc_edge[k]
+                for g in range(G):
+                    out[b, g, i] += w_rec[g, e] * v

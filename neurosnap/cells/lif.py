@@ -197,6 +197,35 @@ class _Spiking(Cell):
             return v_r, dvr_dv, dvr_dz * dz
         return v_r, (1 - z) + dvr_dz * dz, dvr_dz * dz
 
+    def edge_delays(self, delays) -> np.ndarray:
+        """Per-synapse recurrent delays in steps, ``(nnz,)`` int64 in the order of the cell's
+        synapses (``cell.graph``), from ``delays`` of shape ``(nnz,)`` (that order) or ``(n, n)``
+        (indexed ``(post, pre)`` like a dense ``w_rec``; read on the existing synapses only).
+        Integers ``>= 1`` and ``<= 100000``; ``ValueError``/``TypeError`` naming ``delays``."""
+        arr = np.asarray(delays)
+        n, nnz = self.n_hidden, self.graph.nnz
+        if arr.shape == (nnz,) and arr.ndim == 1:
+            vals = arr
+        elif arr.shape == (n, n):
+            vals = arr[self.graph.edge_post, self.graph.pre_index]
+        else:
+            raise ValueError(
+                f"delays must have shape (nnz,) = ({nnz},) (one per synapse, graph order) or "
+                f"(n, n) = ({n}, {n}) (post, pre), got {arr.shape}"
+            )
+        if not (
+            np.issubdtype(vals.dtype, np.integer)
+            or (np.issubdtype(vals.dtype, np.floating) and np.all(vals == np.round(vals)))
+        ):
+            raise TypeError(f"delays must hold integers (steps), got dtype {arr.dtype}")
+        if len(vals) and vals.min() < 1:
+            raise ValueError(
+                f"delays must be >= 1 step on every existing synapse, got {vals.min()}"
+            )
+        if len(vals) and vals.max() > 100_000:
+            raise ValueError(f"delays must be <= 100000 steps, got {vals.max()}")
+        return vals.astype(np.int64)
+
     def synapse_delays(self, delays=None) -> np.ndarray:
         """Per-synapse recurrent delays in steps as an int64 ``(n, n)`` array indexed ``(post, pre)``
         like ``w_rec``: ``delays`` checked (integers ``>= 1`` where ``mask`` is True; entries off the

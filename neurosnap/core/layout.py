@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .graph import RecurrentGraph
+
 REC, INP, BIAS, THR = 0, 1, 2, 3
 
 
@@ -36,12 +38,22 @@ class ParamLayout:
     """
 
     def __init__(
-        self, mask: np.ndarray, n_gates: int, n_in: int, has_bias: bool, has_threshold: bool = False
+        self,
+        mask,
+        n_gates: int,
+        n_in: int,
+        has_bias: bool,
+        has_threshold: bool = False,
+        sparse_rec: bool = False,
     ):
-        n = mask.shape[0]
+        graph = mask if isinstance(mask, RecurrentGraph) else RecurrentGraph(mask)
+        n = graph.n
         self.n, self.n_gates, self.n_in, self.has_bias = n, n_gates, n_in, has_bias
         self.has_threshold = bool(has_threshold)
-        post_r, pre_r = np.nonzero(mask)
+        #: ``w_rec`` stored as ``(G, nnz)`` synapse values (a cell's ``storage="sparse"``)
+        self.sparse_rec = bool(sparse_rec)
+        self.nnz = graph.nnz
+        post_r, pre_r = graph.edge_post, graph.edge_pre
         parts = []
         for g in range(n_gates):
             parts.append((REC, g, post_r, pre_r))
@@ -64,7 +76,11 @@ class ParamLayout:
         self._thr = self.kind == THR
         self.n_thr = int(self._thr.sum())
         self.thr_cols = np.flatnonzero(self._thr)
-        self.base = ParamLayout(mask, n_gates, n_in, has_bias) if self.has_threshold else self
+        self.base = (
+            ParamLayout(graph, n_gates, n_in, has_bias, sparse_rec=sparse_rec)
+            if self.has_threshold
+            else self
+        )
 
     def pre_values(self, y_prev: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Presynaptic factor of every column, shape ``(B, P)``: y_prev, x or 1."""
@@ -102,6 +118,7 @@ class ParamLayout:
         reference form (``O(S G n^2)``); the sparse engines use :func:`nonlocal_edges`."""
         if not self.n_thr:
             return None
+        w_rec = self.dense_rec(w_rec)
         return np.einsum("bagi,gij,bj->baij", jac_params.drec, w_rec, jac_params.dy_thr_prev)
 
     def nonlocal_vjp(self, lam: np.ndarray, jac_params, w_rec: np.ndarray) -> np.ndarray:
@@ -109,23 +126,37 @@ class ParamLayout:
         ``W_rec^T (lam . drec)`` at unit ``j`` times ``dy_thr_prev[j]`` (``docs/theory/cells.md``
         eq. (27)); cost of one transposed recurrent product."""
         delta = np.einsum("ban,bagn->bgn", lam, jac_params.drec)
-        back = np.einsum("bgi,gij->bj", delta, w_rec)
+        back = np.einsum("bgi,gij->bj", delta, self.dense_rec(w_rec))
         return (back * jac_params.dy_thr_prev)[:, self.pre[self._thr]]
 
     def nonlocal_edges(self, jac_params, w_rec: np.ndarray, edge_post, edge_pre):
         """The same non-local term on the existing connections only: ``(B, S, E)`` values for the
         entries ``(post[e], pre[e])`` (cost ``O(B S G E)``, i.e. fan-out per threshold)."""
-        coef = np.einsum(
-            "bage,ge->bae", jac_params.drec[:, :, :, edge_post], w_rec[:, edge_post, edge_pre]
-        )
+        vals = w_rec if w_rec.ndim == 2 else w_rec[:, edge_post, edge_pre]
+        coef = np.einsum("bage,ge->bae", jac_params.drec[:, :, :, edge_post], vals)
         return coef * jac_params.dy_thr_prev[:, None, edge_pre]
+
+    def dense_rec(self, w_rec: np.ndarray) -> np.ndarray:
+        """``w_rec`` as ``(G, n, n)``: as it is when dense, scattered from ``(G, nnz)`` synapse
+        values (edge order) otherwise."""
+        if w_rec.ndim == 3:
+            return w_rec
+        G, n = self.n_gates, self.n
+        r = np.flatnonzero(self._rec)[: self.nnz]  # gate 0's columns: the edges in order
+        out = np.zeros((G, n, n), w_rec.dtype)
+        out[:, self.post[r], self.pre[r]] = w_rec
+        return out
 
     def to_dict(self, vec: np.ndarray, dtype) -> dict[str, np.ndarray]:
         """Scatter a ``(P,)`` gradient vector into ``{"w_rec", "w_in", "bias"}`` arrays (zeros elsewhere)."""
         G, n, k = self.n_gates, self.n, self.n_in
-        out = {"w_rec": np.zeros((G, n, n), dtype), "w_in": np.zeros((G, n, k), dtype)}
         r, i_ = self._rec, self._inp
-        out["w_rec"][self.gate[r], self.post[r], self.pre[r]] = vec[r]
+        if self.sparse_rec:  # REC columns are gate-major in edge order: (G, nnz) as they are
+            w_rec = np.ascontiguousarray(vec[r].reshape(G, self.nnz), dtype=dtype)
+        else:
+            w_rec = np.zeros((G, n, n), dtype)
+            w_rec[self.gate[r], self.post[r], self.pre[r]] = vec[r]
+        out = {"w_rec": w_rec, "w_in": np.zeros((G, n, k), dtype)}
         out["w_in"][self.gate[i_], self.post[i_], self.pre[i_]] = vec[i_]
         if self.has_bias:
             out["bias"] = np.zeros((G, n), dtype)
@@ -140,7 +171,10 @@ class ParamLayout:
         """Gather ``{"w_rec", "w_in", "bias"(, "threshold")}`` arrays into a ``(P,)`` vector."""
         vec = np.empty(self.size, dtype=d["w_in"].dtype)
         r, i_ = self._rec, self._inp
-        vec[r] = d["w_rec"][self.gate[r], self.post[r], self.pre[r]]
+        if self.sparse_rec:
+            vec[r] = d["w_rec"].reshape(-1)
+        else:
+            vec[r] = d["w_rec"][self.gate[r], self.post[r], self.pre[r]]
         vec[i_] = d["w_in"][self.gate[i_], self.post[i_], self.pre[i_]]
         if self.has_bias:
             b = self._bias

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .graph import RecurrentGraph
+
 
 @dataclass(frozen=True)
 class StateJacobian:
@@ -29,19 +31,29 @@ class StateJacobian:
     Attributes:
         local: shape ``(B, S, S, n)``, ``ds_t[a, i] / ds_{t-1}[b, i]`` not through the recurrence.
         drec: shape ``(B, S, G, n)``, ``ds_t[a, i] / drec_t[g, i]``.
-        w_rec: shape ``(G, n, n)``, the (masked) recurrent weights ``W_rec[g][post, pre]``.
+        w_rec: the recurrent weights ``W_rec[g][post, pre]``: shape ``(G, n, n)`` (zero off the
+            connectivity) or ``(G, nnz)`` synapse values in the order of ``graph``'s edges.
         dout: shape ``(B, S, n)``, ``dy_{t-1}[j] / ds_{t-1}[b, j]`` (zero for silent units).
+        graph: the connectivity (:class:`~neurosnap.core.graph.RecurrentGraph`); needed when
+            ``w_rec`` holds synapse values.
     """
 
     local: np.ndarray
     drec: np.ndarray
     w_rec: np.ndarray
     dout: np.ndarray
+    graph: RecurrentGraph | None = None
+
+    def dense_w_rec(self) -> np.ndarray:
+        """``w_rec`` as ``(G, n, n)`` (the array itself when it is dense)."""
+        if self.w_rec.ndim == 3:
+            return self.w_rec
+        return self.graph.dense(self.w_rec)  # type: ignore[union-attr]
 
     def to_dense(self) -> np.ndarray:
         """The full Jacobian, shape ``(B, S*n, S*n)``, rows and columns ordered ``(state var, unit)``."""
         B, S, _, n = self.local.shape
-        off = np.einsum("bagi,gij,bcj->baicj", self.drec, self.w_rec, self.dout)
+        off = np.einsum("bagi,gij,bcj->baicj", self.drec, self.dense_w_rec(), self.dout)
         eye = np.eye(n, dtype=self.local.dtype)
         diag = np.einsum("bacn,nm->bancm", self.local, eye)
         return (off + diag).reshape(B, S * n, S * n)
@@ -55,14 +67,20 @@ class StateJacobian:
         """
         out = np.einsum("bacn,bcn->ban", self.local, v)
         y = np.einsum("bcj,bcj->bj", self.dout, v)  # change of the event output
-        rec = np.einsum("gij,bj->bgi", self.w_rec, y)  # change of the recurrent drive
+        if self.w_rec.ndim == 3:
+            rec = np.einsum("gij,bj->bgi", self.w_rec, y)  # change of the recurrent drive
+        else:
+            rec = self.graph.matmul(self.w_rec, y)  # type: ignore[union-attr]
         return out + np.einsum("bagi,bgi->bai", self.drec, rec)
 
     def matvec_transpose(self, lam: np.ndarray) -> np.ndarray:
         """``J_t^T lam`` for ``lam`` of shape ``(B, S, n)``; the BPTT step (bptt eq. 2)."""
         out = np.einsum("bacn,ban->bcn", self.local, lam)
         delta = np.einsum("ban,bagn->bgn", lam, self.drec)
-        back = np.einsum("bgi,gij->bj", delta, self.w_rec)
+        if self.w_rec.ndim == 3:
+            back = np.einsum("bgi,gij->bj", delta, self.w_rec)
+        else:
+            back = self.graph.matmul_transpose(self.w_rec, delta)  # type: ignore[union-attr]
         return out + self.dout * back[:, None, :]
 
 

@@ -25,8 +25,7 @@ class Structure:
         n_hidden: number of units ``n``.
         n_state: state variables per unit ``S``.
         n_out: readout outputs (0 for a cell on its own).
-        mask: shape ``(n, n)`` booleans, ``mask[post, pre]``, the recurrent connectivity.
-        graph: the connectivity index of ``mask`` (:class:`~neurosnap.core.graph.RecurrentGraph`).
+        graph: the recurrent connectivity (:class:`~neurosnap.core.graph.RecurrentGraph`).
         layout: the cell's parameter columns (:class:`~neurosnap.core.layout.ParamLayout`).
         dt: the cell's time step, or ``None`` for cells without physical time (EGRU, LeakyRNN).
     """
@@ -36,7 +35,11 @@ class Structure:
     n_hidden: int
     n_state: int
     n_out: int
-    mask: np.ndarray
     graph: RecurrentGraph
     layout: ParamLayout
     dt: float | None
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The connectivity as ``(n, n)`` booleans ``mask[post, pre]`` (built from ``graph``)."""
+        return self.graph.to_mask()

@@ -89,6 +89,8 @@ def supports(model, rule, opt=None, params=None) -> bool:
 
     if model.cell.compiled_spec() is None or _rule_family(rule) is None:
         return False
+    if getattr(model.cell, "storage", "dense") != "dense":  # (G, nnz) synapse values
+        return False
     if opt is not None and type(opt) not in (SGD, Adam):
         return False
     if params is not None and set(params) != set(model.param_shapes()):

@@ -108,12 +108,15 @@ def model_config(model) -> dict:
     options = {}
     for name in cell_keywords(type(cell)):
         value = getattr(cell, _ATTRIBUTE.get(name, name))
+        if name in ("connectivity", "storage") and value in (None, "dense"):
+            continue  # defaults left out: descriptions and hashes as before these options
         options[name] = gate_config(value) if name == "gate" else _plain(value)
     return {
         "cell": type(cell).__name__,
         "n_in": cell.n_in,
         "n_hidden": cell.n_hidden,
-        "density": float(cell.density),
+        # a given connectivity replaces density (the cell refuses both)
+        "density": 1.0 if getattr(cell, "connectivity", None) else float(cell.density),
         "dtype": np.dtype(model.dtype).name,
         "n_out": model.n_out,
         "loss": model.loss,
@@ -188,7 +191,12 @@ def network_hash(model, params) -> str:
     """
     h = hashlib.sha256()
     h.update(json.dumps(model_config(model), sort_keys=True).encode())
-    h.update(np.packbits(model.cell.mask).tobytes())
+    cell = model.cell
+    if getattr(cell, "storage", "dense") == "dense":
+        h.update(np.packbits(cell.mask).tobytes())
+    else:  # no (n, n) array: the CSR index itself
+        h.update(memoryview(cell.graph.in_ptr).cast("B"))
+        h.update(memoryview(cell.graph.pre_index).cast("B"))
     for name in sorted(params):
         value = np.ascontiguousarray(params[name])
         h.update(f"{name}|{value.dtype.str}|{value.shape}|".encode())

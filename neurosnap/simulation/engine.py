@@ -74,8 +74,8 @@ class EventRunner:
     Refractoriness (the cell's ``refractory``) and recurrent delays are part of the kernel: a spike
     of step ``t`` on a synapse with delay ``d`` steps is added to a ring buffer of ``L = max(d)``
     slots per sequence at slot ``(t + d) mod L`` and enters the current jump of step ``t + d``
-    (``docs/theory/cells.md`` eq. (15)-(20)). ``delays``: per-synapse delays ``(n, n)`` (post, pre)
-    or ``None`` for the cell's uniform ``delay``.
+    (``docs/theory/cells.md`` eq. (15)-(20)). ``delays``: per-synapse delays, ``(nnz,)`` in the
+    cell's synapse order or ``(n, n)`` (post, pre), or ``None`` for the cell's uniform ``delay``.
     """
 
     def __init__(self, model, params, batch, var_idx, units, want_events, delays=None, init=None):
@@ -85,17 +85,17 @@ class EventRunner:
         cell = model.cell
         ev = EventLIF(model, params, check=False)
         self.model, self.B, self.n = model, batch, cell.n_hidden
-        if delays is None:  # no dense (n, n) array
-            d = np.full(len(ev.out_w), cell.delay, dtype=np.int64)
-        else:
-            pre, post = np.nonzero(cell.mask.T)  # EventLIF's CSR order
-            d = cell.synapse_delays(delays)[post, pre]
+        if delays is None:  # the cell's uniform delay: no per-synapse array at all
+            d = None
+            self.L = int(cell.delay)
+        else:  # per synapse, in the CSC order of the synapse tables
+            d = cell.edge_delays(delays)[ev.order]
+            self.L = int(d.max()) if len(d) else 1
         #: a second synaptic current (LIF's ``tau_syn_inh``): kernel :func:`lif2_chunk`
         self.two = getattr(cell, "tau_syn_inh", None) is not None
-        self.L = int(d.max()) if len(d) else 1
         # one delay for all: a scalar (no per-synapse read in the scatter, which is bound by
         # memory traffic); otherwise the narrowest unsigned type
-        self.uniform = self.L if len(d) == 0 or d.min() == self.L else 0
+        self.uniform = self.L if d is None or len(d) == 0 or d.min() == self.L else 0
         self.out_d = (
             np.zeros(1, np.uint16)
             if self.uniform
@@ -105,11 +105,11 @@ class EventRunner:
         if self.two:
             # one table per current holding its nonzero weights only (Dale's law: each spike
             # scatters into one current; adding the zeros would change no sum)
-            pre, post = np.nonzero(cell.mask.T)
             p = model.check_params(params)
+            pre = np.repeat(np.arange(self.n), np.diff(ev.out_ptr))
             tables = []
             for g in (0, 1):
-                w = p["cell.w_rec"][g][post, pre]
+                w = ev.w_syn[g][ev.order]
                 keep = w != 0
                 ptr = np.searchsorted(pre[keep], np.arange(self.n + 1)).astype(np.int64)
                 dg = self.out_d if self.uniform else self.out_d[keep]
@@ -118,6 +118,7 @@ class EventRunner:
             bias2 = p["cell.bias"][1].copy() if cell.has_bias else np.zeros(self.n, model.dtype)
             self.csr = (*tables[0], ev.w_in_t, ev.bias, *tables[1], w_in_t2, bias2)
             self.decay_inh = model.dtype.type(1 - cell.dt / cell.tau_syn_inh)
+        del ev.order, ev.w_syn  # the tables hold what the kernel reads
         self.constants, self.subtract = ev.constants, ev.subtract
         self.refr = max(cell.refractory_steps - 1, 0)  # counter after a spike: R - 1
         self.v_leak = ev.constants[1]
@@ -172,14 +173,12 @@ class EventRunner:
         if self.two:
             tables.append((self.ring2, self.csr[6:10]))
         for ring, (out_ptr, out_post, out_w, out_d) in tables:
-            if self.uniform:
-                out_d = np.full(len(out_w), self.uniform, dtype=np.int64)
             for b in range(self.B):
                 # the network held in its initial state before step 0: its spikes z_{-1},
                 # z_{-2}, ... are in flight; those on a synapse of delay d arrive at steps 0..d-1
                 for j in np.nonzero(self.v[b] - v_th - beta * self.a[b] > 0)[0]:
                     for q in range(out_ptr[j], out_ptr[j + 1]):
-                        for s in range(out_d[q]):
+                        for s in range(self.uniform or out_d[q]):
                             ring[b, s % self.L, out_post[q]] += out_w[q]
 
     def run(self, xs, t0, emit):

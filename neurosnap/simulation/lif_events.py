@@ -50,12 +50,14 @@ class EventLIF:
             )
         params = model.check_params(params)
         self.model, dtype = model, model.dtype
-        pre, post = np.nonzero(cell.mask.T)  # sorted by presynaptic unit
-        self.out_ptr = np.searchsorted(pre, np.arange(cell.n_hidden + 1)).astype(np.int64)
+        # synapse tables by presynaptic unit (CSC) from the cell's CSR index, no (n, n) array.
         # The scatter of a spike's synapses is bound by memory traffic: the narrowest unsigned
         # index type (unsigned also spares numba's negative-index check) ran 1.5x faster than int32.
-        self.out_post = post.astype(np.uint16 if cell.n_hidden <= 1 << 16 else np.uint32)
-        self.out_w = np.ascontiguousarray(params["cell.w_rec"][0][post, pre])
+        self.out_ptr, self.order, self.out_post = cell.graph.transpose_order(
+            np.uint16 if cell.n_hidden <= 1 << 16 else np.uint32
+        )
+        self.w_syn = cell.synapse_w_rec(params["cell.w_rec"])  # (G, nnz), graph order
+        self.out_w = np.ascontiguousarray(self.w_syn[0][self.order])
         self.w_in_t = np.ascontiguousarray(params["cell.w_in"][0].T)  # (n_in, n)
         self.bias = (
             params["cell.bias"][0].copy() if cell.has_bias else np.zeros(cell.n_hidden, dtype)

@@ -236,9 +236,10 @@ def simulate(
         dt: seconds per step for times and rates (default: the cell's ``dt``; cells without one
             count in steps, ``dt = 1``).
         delays: per-synapse recurrent transmission delays in steps for the event engine, integers
-            ``>= 1`` of shape ``(n, n)`` indexed ``(post, pre)`` like ``w_rec`` (read where the
-            connectivity mask is True): a spike of step ``t`` reaches ``post`` at step
-            ``t + delays[post, pre]``. Default: the cell's uniform ``delay`` (1: the next step).
+            ``>= 1``: shape ``(nnz,)``, one per synapse in the order of ``model.cell.graph`` (the
+            order of a sparse ``w_rec``), or ``(n, n)`` indexed ``(post, pre)`` like a dense
+            ``w_rec`` (read where a synapse exists): a spike of step ``t`` reaches ``post`` at step
+            ``t + delay``. Default: the cell's uniform ``delay`` (1: the next step).
             Brian2's adapter takes the same array (``neurosnap.adapters.brian2.simulate``).
         initial_state: the state at step 0 (and after each reset of a task's sequences) instead
             of the cell's rest state: a dict from base state variable names (``"v"``, ``"i"``,
