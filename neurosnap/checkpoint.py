@@ -348,8 +348,9 @@ def restore_training(path, loop, rng, task, history, signature: dict) -> float:
     """Put the training checkpoint at ``path`` back into ``loop``, ``rng``, ``task`` and ``history``
     (checked against the model, the optimizer state and the run's ``signature``); return the wall
     seconds the run had taken."""
-    arrays, meta = load_training(path, loop.model, loop.opt_state)
-    recorded = meta.get("signature")
+    # settings first: a changed setting (e.g. the cell's storage) is named before the arrays'
+    # shapes are compared
+    recorded = _read_meta(path, npz.headers(path, "checkpoint", CheckpointError)).get("signature")
     changed = describe.differences(recorded if isinstance(recorded, dict) else {}, signature)
     if changed:
         raise CheckpointError(
@@ -358,6 +359,7 @@ def restore_training(path, loop, rng, task, history, signature: dict) -> float:
             + "; ".join(changed)
             + ". Resume with the checkpoint's settings, or start a new run in another directory"
         )
+    arrays, meta = load_training(path, loop.model, loop.opt_state)
     params = {k[len("params/") :]: v for k, v in arrays.items() if k.startswith("params/")}
     loop.params = loop.model.check_params(params)
     loop.opt_state = _unflatten("opt", arrays, meta["scalars"])

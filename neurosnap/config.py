@@ -99,7 +99,8 @@ def resolve(name) -> Path:
 def load(path) -> dict:
     """Parse a TOML file into a config dict (not yet validated; see :func:`build`).
 
-    ``path`` may also name a shipped configuration (see :func:`resolve`).
+    ``path`` may also name a shipped configuration (see :func:`resolve`). A relative
+    ``[model.cell_options] connectivity`` file is taken relative to the configuration's folder.
     """
     path = resolve(path)
     if path.is_dir():
@@ -110,7 +111,8 @@ def load(path) -> dict:
         )
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            config = tomllib.load(f)
+        return _relative_to(config, path.parent)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except IsADirectoryError:
@@ -127,6 +129,17 @@ def load(path) -> dict:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+
+
+def _relative_to(config: dict, folder: Path) -> dict:
+    """A connectivity file named by a relative path (``[model.cell_options] connectivity``) is
+    found next to the configuration file, wherever neurosnap runs from."""
+    options = config.get("model", {}).get("cell_options") if isinstance(config, dict) else None
+    if isinstance(options, dict) and isinstance(options.get("connectivity"), str):
+        conn = Path(options["connectivity"]).expanduser()
+        if not conn.is_absolute():
+            options["connectivity"] = str(folder / conn)
+    return config
 
 
 def apply_overrides(config: dict, overrides) -> dict:

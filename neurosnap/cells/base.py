@@ -16,6 +16,7 @@ import abc
 import functools
 import hashlib
 import os
+import zipfile
 from typing import ClassVar
 
 import numpy as np
@@ -433,20 +434,29 @@ def connectivity_csr(value, n: int, *, autapses: bool = True) -> tuple[Recurrent
     if path is not None:
         from ..core import npz
 
-        arrays = npz.read(path, "connectivity")
-        if {"post", "pre"} <= set(arrays):
+        npz.check_file(path, "connectivity")
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = {name.removesuffix(".npy") for name in zf.namelist()}
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise ValueError(
+                f"connectivity file {os.fspath(path)!r} is not an .npz: {exc}"
+            ) from None
+        if {"post", "pre"} <= names:  # neurosnap's own layout, read by its checked reader
+            arrays = npz.read(path, "connectivity", select=lambda found: ["post", "pre"])
             value = (arrays["post"], arrays["pre"])
-        elif {"indptr", "indices", "shape"} <= set(arrays):
-            shape = tuple(int(s) for s in arrays["shape"])
-            data = arrays.get("data", np.ones(len(arrays["indices"]), dtype=bool))
-            fmt = arrays["format"].item() if "format" in arrays else "csr"
-            fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
-            cls = scipy.sparse.csc_array if fmt == "csc" else scipy.sparse.csr_array
-            value = cls((data, arrays["indices"], arrays["indptr"]), shape=shape)
+        elif {"format", "indptr", "indices", "shape"} <= names:
+            try:  # scipy.sparse.save_npz's layout; scipy reads it with allow_pickle=False
+                value = scipy.sparse.load_npz(path)
+            except (OSError, ValueError, KeyError) as exc:
+                raise ValueError(
+                    f"connectivity file {os.fspath(path)!r} is not a readable scipy.sparse "
+                    f"matrix: {exc}"
+                ) from None
         else:
             raise ValueError(
                 f"connectivity file {os.fspath(path)!r} must hold arrays 'post' and 'pre' or a "
-                f"matrix saved by scipy.sparse.save_npz; found {sorted(arrays)}"
+                f"matrix saved by scipy.sparse.save_npz; found {sorted(names)}"
             )
     if scipy.sparse.issparse(value):
         if value.shape != (n, n):
