@@ -44,7 +44,7 @@ class Cell(abc.ABC):
         seed: seed of the connectivity mask.
         autapses: whether a unit may connect to itself.
         connectivity: the recurrent synapses, instead of the random ones of ``density``/``seed``
-            (see :func:`connectivity_csr`): a ``scipy.sparse`` matrix or a dense ``(n, n)`` array
+            (see :func:`~neurosnap.cells.base.connectivity_csr`): a ``scipy.sparse`` matrix or a dense ``(n, n)`` array
             indexed ``[post, pre]`` (its non-zeros), a pair of index arrays ``(post, pre)``, or the
             path of an ``.npz`` file holding either ``post`` and ``pre`` arrays or a matrix saved
             by ``scipy.sparse.save_npz``.
