@@ -10,7 +10,7 @@ are the API pages themselves (mkdocstrings links those).
 On the theory pages, an equation number in the text, "(3)" or "eq. (3)", links to that equation
 of the same page (its anchor ``eq-<page>-3``).
 
-On the API pages, a private base class in a "Bases:" line (``_Spiking``) is replaced by its own
+On the API pages, a private base class in a "Bases:" line (``_Base``) is replaced by its own
 public bases (``Cell``): the reader gets the class whose documentation applies. (Only the rendered
 line changes: mkdocstrings still sees the real bases, so inherited signatures stay right.)
 """

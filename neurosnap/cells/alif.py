@@ -18,10 +18,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import validate
-from .lif import _Spiking
+from .lif import SpikingCell
 
 
-class ALIF(_Spiking):
+class ALIF(SpikingCell):
     """Adaptive LIF: state ``(v, i, a)``; all LIF arguments plus:
 
     Args:

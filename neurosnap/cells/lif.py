@@ -36,8 +36,10 @@ from .base import Cell
 RESETS = ("zero", "subtract")
 
 
-class _Spiking(Cell):
-    """Shared hyperparameters of LIF and ALIF (not public)."""
+class SpikingCell(Cell):
+    """The base of LIF and ALIF: their shared hyperparameters, the reset, refractory counter and
+    delay buffers (``docs/theory/cells.md`` eq. (15)-(20)). Not constructed directly; subclass it
+    for another spiking cell with the same membrane bookkeeping."""
 
     def __init__(
         self,
@@ -323,7 +325,7 @@ class _Spiking(Cell):
         return np.stack(parts + self._tail(state, g_prev, free_prev, c_new), axis=1)
 
 
-class LIF(_Spiking):
+class LIF(SpikingCell):
     """Leaky integrate-and-fire neurons with current synapses; update order in the module docstring.
 
     Args:

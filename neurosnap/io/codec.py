@@ -28,7 +28,6 @@ from ..cells.base import Cell
 from ..model import Model
 
 _SKIP = {"self", "n_in", "n_hidden", "density"}
-_ATTRIBUTE = {"bias": "has_bias"}  # constructor keyword -> attribute holding its value
 
 
 def cell_keywords(cls) -> list[str]:
@@ -92,31 +91,21 @@ def gate_from_config(spec) -> gates.Gate:
         raise ValueError(f"gate: {exc}") from None
 
 
-def _plain(value):
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value)
-    return value
-
-
 def model_config(model) -> dict:
-    """JSON-serialisable description of ``model`` (module docstring)."""
+    """JSON-serialisable description of ``model`` (module docstring), from the cell's own
+    description (:meth:`~neurosnap.cells.base.Cell.config`, every constructor argument) with the
+    gate written as a ``{"kind": ...}`` table."""
     cell = model.cell
-    options = {}
-    for name in cell_keywords(type(cell)):
-        value = getattr(cell, _ATTRIBUTE.get(name, name))
-        if name in ("connectivity", "storage") and value in (None, "dense"):
-            continue  # defaults left out: descriptions and hashes as before these options
-        options[name] = gate_config(value) if name == "gate" else _plain(value)
+    options = cell.config()
+    name = options.pop("type")
+    n_in, n_hidden, density = (options.pop(k) for k in ("n_in", "n_hidden", "density"))
+    if "gate" in options:
+        options["gate"] = gate_config(cell.gate)
     return {
-        "cell": type(cell).__name__,
-        "n_in": cell.n_in,
-        "n_hidden": cell.n_hidden,
-        # a given connectivity replaces density (the cell refuses both)
-        "density": 1.0 if getattr(cell, "connectivity", None) else float(cell.density),
+        "cell": name,
+        "n_in": n_in,
+        "n_hidden": n_hidden,
+        "density": float(density),
         "dtype": np.dtype(model.dtype).name,
         "n_out": model.n_out,
         "loss": model.loss,
