@@ -190,6 +190,28 @@ def test_brian2_sparse_equals_dense(kind, kw, monkeypatch):
         np.testing.assert_array_equal(back[k], ps[k], err_msg=k)
 
 
+def test_brian2_two_currents_sparse_equals_dense():
+    """LIF's second current (Dale's law: excitatory units drive ``i``, inhibitory ones ``i_inh``)
+    from ``(2, nnz)`` synapse values: the spikes of the dense network, weights read back."""
+    pytest.importorskip("brian2")
+    from neurosnap.adapters import brian2 as adapter
+
+    dense, pd, sparse, ps = _pair(n=30, density=0.5, tau_syn_inh=1e-2, w_in_scale=10.0)
+    exc = sparse.cell.graph.pre_index < 22  # the presynaptic unit of every synapse
+    ps["cell.w_rec"] = np.stack([np.where(exc, 2.0, 0.0), np.where(exc, 0.0, -4.0)])
+    pd["cell.w_rec"] = dense.cell.dense_w_rec(ps["cell.w_rec"])
+    w_in = np.random.default_rng(2).normal(0, 12.0, (30, N_IN))
+    for p in (ps, pd):
+        p["cell.w_in"] = np.stack([np.abs(w_in), -np.abs(w_in) / 6])
+    xs = _spikes(200, rate=0.1)
+    traj = dense.run(pd, xs)
+    assert 0.01 < traj.events.mean() < 0.4
+    events, _ = adapter.simulate(sparse, ps, xs)
+    np.testing.assert_array_equal(events, traj.events)
+    back = adapter.from_network(adapter.to_network(sparse, ps, xs), sparse)
+    np.testing.assert_array_equal(back["cell.w_rec"], ps["cell.w_rec"])
+
+
 def test_brian2_per_synapse_delays_in_graph_order():
     pytest.importorskip("brian2")
     from neurosnap.adapters import brian2 as adapter

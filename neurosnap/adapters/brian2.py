@@ -90,8 +90,8 @@ def check_expressible(model) -> None:
     """Raise ``ValueError`` unless ``model``'s cell can be run in Brian2 by this adapter.
 
     Expressible: :class:`~neurosnap.cells.LIF` and :class:`~neurosnap.cells.ALIF` with a Heaviside gate
-    (any surrogate, reset, density, autapses, bias, refractory period, delay, LIF's second current
-    ``tau_syn_inh``; a delay > 1 needs ``v_leak <= v_th``). Not: ``ns.gates.Smooth`` (graded, non-spike
+    (any surrogate, reset, density or user-given connectivity, storage, autapses, bias, refractory
+    period, delay, LIF's second current ``tau_syn_inh``; a delay > 1 needs ``v_leak <= v_th``). Not: ``ns.gates.Smooth`` (graded, non-spike
     outputs), EGRU and LeakyRNN (no spiking dynamics).
     """
     cell = model.cell
