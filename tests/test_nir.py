@@ -36,6 +36,7 @@ CONFIGS = {
     "tau_syn=dt": {"tau_syn": 1e-3, "tau_mem": 0.02},
     "dt-5ms": {"dt": 5e-3, "tau_syn": 0.01, "tau_mem": 0.03},
     "fast-sigmoid": {"gate": ns.gates.Heaviside(ns.gates.FastSigmoid(2.0, 3.0))},
+    "sparse-storage": {"storage": "sparse", "bias": True},
 }
 
 

@@ -27,6 +27,11 @@ multiplies the explicit membrane update (``(unless refractory)``) and gates the 
 ``docs/theory/cells.md`` eq. (15)-(17) step for step. A recurrent delay of ``D`` steps (the cell's
 uniform ``delay`` or per-synapse ``delays=``) becomes a Brian2 synaptic delay of ``D - 1`` steps.
 
+The recurrent ``Synapses`` are built from the cell's connectivity index (``cell.graph``), one Brian2
+synapse per neurosnap synapse, with its weight read from ``w_rec`` in either storage (``(G, n, n)``
+or, with ``storage="sparse"``, ``(G, nnz)``): no ``(n, n)`` array is built for a sparse cell, so a
+network's memory follows its synapses in Brian2 as in neurosnap.
+
 Events and membranes agree with ``model.run`` up to the summation order of the synaptic inputs
 (round-off, ~1e-16 relative). The readout is stored as weight-only ``Synapses`` (no pathway, no cost)
 so that :func:`from_network` returns a complete params dict.
@@ -85,8 +90,8 @@ def check_expressible(model) -> None:
     """Raise ``ValueError`` unless ``model``'s cell can be run in Brian2 by this adapter.
 
     Expressible: :class:`~neurosnap.cells.LIF` and :class:`~neurosnap.cells.ALIF` with a Heaviside gate
-    (any surrogate, reset, density, autapses, bias, refractory period, delay, LIF's second current
-    ``tau_syn_inh``; a delay > 1 needs ``v_leak <= v_th``). Not: ``ns.gates.Smooth`` (graded, non-spike
+    (any surrogate, reset, density or user-given connectivity, storage, autapses, bias, refractory
+    period, delay, LIF's second current ``tau_syn_inh``; a delay > 1 needs ``v_leak <= v_th``). Not: ``ns.gates.Smooth`` (graded, non-spike
     outputs), EGRU and LeakyRNN (no spiking dynamics).
     """
     cell = model.cell
@@ -132,10 +137,12 @@ def to_network(
         stdp: optional :class:`~neurosnap.rules.STDP`: the recurrent and input synapses also
             accumulate its weight changes (Song/Abbott traces) in a variable ``dw`` with the weights
             held fixed, as ``ns.sequence_grad`` does; read them with :func:`stdp_updates`.
-        delays: optional per-synapse recurrent delays in steps, integers ``>= 1`` of shape
-            ``(n, n)`` indexed ``(post, pre)`` like ``w_rec`` (read where the connectivity mask is
-            True), as ``ns.simulate(..., delays=)`` takes them; default: the cell's uniform
-            ``delay``. Synapse ``(post, pre)`` gets Brian2's ``delay = (delays[post, pre] - 1) dt``.
+        delays: optional per-synapse recurrent delays in steps, integers ``>= 1``, as
+            ``ns.simulate(..., delays=)`` takes them: shape ``(nnz,)``, one per synapse in the
+            order of ``model.cell.graph`` (the order of a sparse ``w_rec``), or ``(n, n)`` indexed
+            ``(post, pre)`` like a dense ``w_rec`` (read where a synapse exists); default: the
+            cell's uniform ``delay``. A synapse with delay ``D`` gets Brian2's
+            ``delay = (D - 1) dt``.
         initial_state: optional state at step 0 instead of the rest state, as
             ``ns.simulate(..., initial_state=)`` takes it: a dict ``"v"``, ``"i"``, ``"i_inh"``, ``"a"``
             to scalars, ``(n,)`` or ``(B, n)`` arrays (the refractory counter ``"r"`` is refused:
@@ -164,7 +171,7 @@ def to_network(
                 "delays with v_leak > v_th: neurosnap's network at rest before the "
                 "first step emits spikes that would still be in flight"
             )
-        delays = model.cell.synapse_delays(delays)
+        delays = model.cell.edge_delays(delays)  # (nnz,), graph order
     params = model.check_params(params)
     xs, _, _ = model.check_inputs(xs)
     validate.choice("target", target, TARGETS)
@@ -245,8 +252,8 @@ def to_network(
         NAMES["input_synapses"],
         weights,
     )
-    pre, post = np.meshgrid(np.arange(k), np.arange(n), indexing="ij")
-    _connect(s_in, pre.ravel(), post.ravel(), params["cell.w_in"][0], k, n, B)
+    pre, post = (a.ravel() for a in np.meshgrid(np.arange(k), np.arange(n), indexing="ij"))
+    _connect(s_in, pre, post, params["cell.w_in"][0][post, pre], k, n, B)
     if two:  # gate 1's input weights jump i_inh
         s_in_inh = _synapses(
             b2,
@@ -259,16 +266,21 @@ def to_network(
             NAMES["input_synapses_inh"],
             weights,
         )
-        _connect(s_in_inh, pre.ravel(), post.ravel(), params["cell.w_in"][1], k, n, B)
+        _connect(s_in_inh, pre, post, params["cell.w_in"][1][post, pre], k, n, B)
         objects.append(s_in_inh)
 
-    # neurosnap's delay D (steps, 1 = the next step) is a Brian2 transmission delay of D - 1 steps
-    pre, post = np.nonzero(cell.mask.T)
+    # neurosnap's delay D (steps, 1 = the next step) is a Brian2 transmission delay of D - 1 steps.
+    # The synapses in CSC order (by presynaptic unit, then postsynaptic): edge order[q] is pre[q] ->
+    # post[q]; their weights and delays are gathered in that order, never as (n, n) arrays.
+    out_ptr, order, post = cell.graph.transpose_order()
+    pre = np.repeat(np.arange(n, dtype=post.dtype), np.diff(out_ptr))
+    values = cell.synapse_w_rec(params["cell.w_rec"])  # (G, nnz), graph order
+    steps = None if delays is None else delays[order] - 1
     recurrent = []
     for g, (var, name) in enumerate(
         [("i_syn", "recurrent_synapses"), ("i_inh", "recurrent_synapses_inh")][: 2 if two else 1]
     ):
-        w_rec = params["cell.w_rec"][g]  # zero off the mask (model.check_params)
+        w_rec = values[g][order]
         syn = _synapses(
             b2,
             neurons,
@@ -283,11 +295,10 @@ def to_network(
         )
         # two currents: each holds its nonzero weights only (Dale's law: a unit's spike jumps
         # one of them); adding zeros would change no sum
-        keep = w_rec[post, pre] != 0 if two else slice(None)
-        _connect(syn, pre[keep], post[keep], w_rec, n, n, B)
-        if delays is not None and len(syn):  # per synapse, in connection order
-            steps = delays[np.asarray(syn.j[:]) % n, np.asarray(syn.i[:]) % n] - 1
-            syn.delay[:] = steps * dt
+        keep = w_rec != 0 if two else slice(None)
+        _connect(syn, pre[keep], post[keep], w_rec[keep], n, n, B)
+        if steps is not None and len(syn):  # per synapse, in connection order
+            syn.delay[:] = np.tile(steps[keep], B) * dt
         recurrent.append(syn)
     s_rec = recurrent[0]
     objects += recurrent[1:]
@@ -298,8 +309,10 @@ def to_network(
     readout = b2.NeuronGroup(model.n_out, "bias : 1 (constant)", name=NAMES["readout"], **common)
     readout.bias = params["readout.bias"]
     s_out = b2.Synapses(neurons, readout, "w : 1", name=NAMES["readout_synapses"], **common)
-    post, pre = np.meshgrid(np.arange(model.n_out), np.arange(n), indexing="ij")
-    _connect(s_out, pre.ravel(), post.ravel(), params["readout.weight"], n, model.n_out, 1)
+    post, pre = (
+        a.ravel() for a in np.meshgrid(np.arange(model.n_out), np.arange(n), indexing="ij")
+    )
+    _connect(s_out, pre, post, params["readout.weight"][post, pre], n, model.n_out, 1)
 
     spikes = b2.SpikeMonitor(neurons, name=NAMES["spikes"], **_no_clock(common))
     membrane = b2.StateMonitor(
@@ -364,7 +377,9 @@ def read_run(net, model, T: int, B: int):
 def from_network(net, model) -> dict[str, np.ndarray]:
     """Read a params dict back from a network built by :func:`to_network` (its first copy).
 
-    Weights come from the ``Synapses`` (``w`` by their stored indices), biases from the groups.
+    Weights come from the ``Synapses`` (``w`` by their stored indices), biases from the groups;
+    ``cell.w_rec`` in the cell's storage (``(G, nnz)`` synapse values for ``storage="sparse"``,
+    without an ``(n, n)`` array).
     """
     cell, n = model.cell, model.cell.n_hidden
     dtype = model.dtype
@@ -372,12 +387,14 @@ def from_network(net, model) -> dict[str, np.ndarray]:
     two = getattr(cell, "tau_syn_inh", None) is not None
     suffixes = ["", "_inh"] if two else [""]
     w_in = np.zeros((len(suffixes), cell.n_in, n), dtype)
-    w_rec = np.zeros((len(suffixes), n, n), dtype)
+    w_rec = np.zeros((len(suffixes), cell.graph.nnz), dtype)  # graph order
     for g, suffix in enumerate(suffixes):
         _read(net[NAMES["input_synapses" + suffix]], w_in[g], cell.n_in, n)
-        _read(net[NAMES["recurrent_synapses" + suffix]], w_rec[g], n, n)
+        syn = net[NAMES["recurrent_synapses" + suffix]]
+        post, pre, first = _first_copy(syn, n)
+        w_rec[g, _edge_ids(cell.graph, post, pre)] = np.asarray(syn.w[:])[first]
     params["cell.w_in"] = w_in.transpose(0, 2, 1).copy()
-    params["cell.w_rec"] = w_rec.transpose(0, 2, 1).copy()
+    params["cell.w_rec"] = cell.dense_w_rec(w_rec) if cell.storage == "dense" else w_rec
     if cell.has_bias:
         params["cell.bias"] = np.stack(
             [
@@ -396,22 +413,26 @@ def stdp_updates(net, model) -> dict[str, np.ndarray]:
     """Weight changes accumulated by a network built with ``stdp=``, summed over its copies.
 
     Returns:
-        ``{"cell.w_rec": (1, n, n), "cell.w_in": (1, n, n_in)}``: ``+Δw``, i.e. minus the "gradient"
-        that ``ns.sequence_grad(model, params, xs, ys, stdp)`` returns for the same keys.
+        ``{"cell.w_rec": ..., "cell.w_in": (1, n, n_in)}``: ``+Δw``, i.e. minus the "gradient"
+        that ``ns.sequence_grad(model, params, xs, ys, stdp)`` returns for the same keys;
+        ``cell.w_rec`` in the cell's storage, ``(1, n, n)`` or ``(1, nnz)`` (graph order).
     """
     cell, n = model.cell, model.cell.n_hidden
     out = {}
-    for key, name, n_pre in (
-        ("cell.w_rec", "recurrent_synapses", n),
-        ("cell.w_in", "input_synapses", cell.n_in),
-    ):
-        syn = net[NAMES[name]]
-        dw = np.zeros((n, n_pre), model.dtype)
-        if "dw" in syn.variables:  # input synapses are static without
-            pre = np.asarray(syn.i[:]) % n_pre  # stdp.input_weights
-            post = np.asarray(syn.j[:]) % n
-            np.add.at(dw, (post, pre), np.asarray(syn.dw[:]))
-        out[key] = dw[None]
+    syn = net[NAMES["recurrent_synapses"]]
+    dw_rec = np.zeros(cell.graph.nnz, model.dtype)
+    if "dw" in syn.variables:
+        pre = np.asarray(syn.i[:]) % n
+        post = np.asarray(syn.j[:]) % n
+        np.add.at(dw_rec, _edge_ids(cell.graph, post, pre), np.asarray(syn.dw[:]))
+    out["cell.w_rec"] = cell.dense_w_rec(dw_rec[None]) if cell.storage == "dense" else dw_rec[None]
+    syn = net[NAMES["input_synapses"]]
+    dw = np.zeros((n, cell.n_in), model.dtype)
+    if "dw" in syn.variables:  # input synapses are static without stdp.input_weights
+        pre = np.asarray(syn.i[:]) % cell.n_in
+        post = np.asarray(syn.j[:]) % n
+        np.add.at(dw, (post, pre), np.asarray(syn.dw[:]))
+    out["cell.w_in"] = dw[None]
     return out
 
 
@@ -577,21 +598,45 @@ def _synapses(b2, source, target, on_pre, on_event, namespace, plastic, name, co
     )
 
 
-def _connect(syn, pre, post, weights_post_pre, n_pre, n_post, B):
-    """Connect ``pre -> post`` in each of ``B`` copies and set ``w`` from ``weights[post, pre]``.
+def _connect(syn, pre, post, weights, n_pre, n_post, B):
+    """Connect ``pre[s] -> post[s]`` in each of ``B`` copies and set ``w`` to ``weights[s]``.
 
-    Synapses are stored in the order given: pass them sorted by presynaptic unit, so that a spike's
-    synapses are contiguous in memory (several times faster propagation at large ``n``).
+    Synapses are stored in the order given (checked): pass them sorted by presynaptic unit, so that
+    a spike's synapses are contiguous in memory (several times faster propagation at large ``n``).
     """
     offs = np.arange(B)[:, None]
-    syn.connect(i=(offs * n_pre + pre).ravel(), j=(offs * n_post + post).ravel())
-    syn.w[:] = weights_post_pre[np.asarray(syn.j[:]) % n_post, np.asarray(syn.i[:]) % n_pre]
+    i, j = (offs * n_pre + pre).ravel(), (offs * n_post + post).ravel()
+    syn.connect(i=i, j=j)
+    if not (np.array_equal(syn.i[:], i) and np.array_equal(syn.j[:], j)):  # pragma: no cover
+        raise RuntimeError(f"Brian2 reordered the synapses of {syn.name}")
+    syn.w[:] = np.tile(weights, B)
 
 
 def _read(syn, out_pre_post, n_pre, n_post):
     i, j = np.asarray(syn.i[:]), np.asarray(syn.j[:])
     first = (i < n_pre) & (j < n_post)  # copy 0
     out_pre_post[i[first], j[first]] = np.asarray(syn.w[:])[first]
+
+
+def _first_copy(syn, n):
+    """``(post, pre, mask)`` of a recurrent ``Synapses``' synapses in copy 0 (``mask`` selects them
+    among all of the synapses)."""
+    i, j = np.asarray(syn.i[:]), np.asarray(syn.j[:])
+    first = (i < n) & (j < n)
+    return j[first], i[first], first
+
+
+def _edge_ids(graph, post, pre) -> np.ndarray:
+    """Edge numbers (graph order) of the synapses ``pre -> post``; ``ValueError`` for a synapse the
+    cell's connectivity does not have. ``O(nnz)`` memory (the edges' ``post * n + pre`` keys, which
+    are sorted in graph order)."""
+    n = graph.n
+    keys = graph.edge_post * n + graph.pre_index
+    query = np.asarray(post, dtype=np.int64) * n + np.asarray(pre, dtype=np.int64)
+    ids = np.minimum(np.searchsorted(keys, query), max(graph.nnz - 1, 0))
+    if graph.nnz == 0 or np.any(keys[ids] != query):
+        raise ValueError("the network's recurrent synapses differ from the cell's connectivity")
+    return ids
 
 
 def _stdp_namespace(stdp, cell, xs, dt):

@@ -14,8 +14,15 @@ Expressible (:func:`check_expressible`): ``ns.cells.LIF`` with
 - a Heaviside gate whose surrogate Norse has: ``Triangle(gamma, width=1)`` is Norse's
   ``"triangle"`` with ``alpha=gamma`` (``alpha * relu(1 - |x|)``); ``FastSigmoid(gamma=1, slope=1)``
   is Norse's ``"super"`` (``1 / (1 + |x|)^2``; Norse 1.1.0 ignores its ``alpha``);
-- any ``dt``, ``tau_mem``, ``tau_syn``, ``v_th``, ``v_leak``, ``v_reset``, ``density`` (the mask is
-  kept by zero weights and a gradient hook) and ``autapses`` (Norse's ``autapses=`` flag).
+- any ``dt``, ``tau_mem``, ``tau_syn``, ``v_th``, ``v_leak``, ``v_reset``, ``density`` or
+  ``connectivity`` (synapses that do not exist are kept at zero by zero weights and a gradient
+  hook), ``autapses`` (Norse's ``autapses=`` flag) and ``storage`` (below).
+
+**Sparse storage.** Norse's ``LIFRecurrentCell`` holds a dense ``(n, n)`` recurrent matrix, so a
+cell with ``storage="sparse"`` is densified for it (after a memory check: ``ValueError`` when the
+matrix, its gradient and the connectivity mask would not fit in memory), and what comes back
+(:func:`from_module`, the gradients of :func:`sequence_grad`) is mapped back to ``(1, nnz)``
+synapse values in the order of ``cell.graph``.
 
 Not expressible (``ValueError``): ``reset="subtract"``, ``detach_reset=False``, ``bias=True``,
 ``ns.gates.Smooth`` or other surrogate shapes, ``ALIF`` (Norse's LSNN adds the synaptic input *after*
@@ -28,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..cells.lif import LIF
+from ..core import validate
 from ..gates import FastSigmoid, Heaviside, Triangle
 
 
@@ -72,12 +80,12 @@ def to_module(model, params):
 
     Args:
         model: a :class:`~neurosnap.model.Model` with an expressible LIF cell.
-        params: its parameter dict.
+        params: its parameter dict (``cell.w_rec`` in either storage).
 
     Returns:
-        ``norse.torch.LIFRecurrentCell``; its weights are copies (``w_rec`` shape ``(n, n)``,
-        ``w_in`` shape ``(n, n_in)``, ``[post, pre]`` like neurosnap's), gradients outside the
-        connectivity mask are zeroed by a hook, and the readout rides along as an attached
+        ``norse.torch.LIFRecurrentCell``; its weights are copies (``w_rec`` shape ``(n, n)``, dense
+        for either storage, ``w_in`` shape ``(n, n_in)``, ``[post, pre]`` like neurosnap's),
+        gradients where no synapse exists are zeroed by a hook, and the readout rides along as an attached
         ``readout`` ``torch.nn.Linear`` (not used by the cell's forward) so that
         :func:`from_module` can return a complete params dict.
     """
@@ -103,9 +111,18 @@ def to_module(model, params):
         method=method,
         alpha=tensor(alpha),
     )
+    n = cell.n_hidden
+    if cell.storage == "sparse":  # weights, their gradient, the mask and a NumPy copy
+        validate.memory(
+            "n_hidden",
+            n,
+            4 * n * n * np.dtype(model.dtype).itemsize,
+            f"Norse's dense ({n}, {n}) recurrent weights, their gradient and the connectivity "
+            "mask (Norse has no sparse recurrent weights; storage='sparse' is densified for it)",
+        )
     # Copies: with autapses=False Norse zeroes the diagonal of the given tensor in place.
     w_in = torch.nn.Parameter(tensor(params["cell.w_in"][0]))
-    w_rec = torch.nn.Parameter(tensor(params["cell.w_rec"][0]))
+    w_rec = torch.nn.Parameter(tensor(cell.dense_w_rec(params["cell.w_rec"])[0]))
     module = LIFRecurrentCell(
         cell.n_in,
         cell.n_hidden,
@@ -115,7 +132,8 @@ def to_module(model, params):
         autapses=cell.autapses,
         dt=cell.dt,
     )
-    mask = torch.tensor(cell.mask, dtype=dtype)
+    mask = torch.zeros((n, n), dtype=dtype)  # from the connectivity index, either storage
+    mask[torch.from_numpy(cell.graph.edge_post), torch.from_numpy(cell.graph.edge_pre)] = 1
     module.recurrent_weights.register_hook(lambda grad: grad * mask)
     readout = torch.nn.Linear(cell.n_hidden, model.n_out, dtype=dtype)
     with torch.no_grad():
@@ -126,14 +144,16 @@ def to_module(model, params):
 
 
 def from_module(module, model) -> dict[str, np.ndarray]:
-    """The params dict of ``model`` read from a module built by :func:`to_module`."""
+    """The params dict of ``model`` read from a module built by :func:`to_module` (``cell.w_rec``
+    in the cell's storage: ``(1, nnz)`` synapse values for ``storage="sparse"``; ``ValueError``
+    if the module has a non-zero recurrent weight where the cell has no synapse)."""
 
     def arr(t):
         return t.detach().cpu().numpy().astype(model.dtype, copy=True)
 
     params = {
         "cell.w_in": arr(module.input_weights)[None],
-        "cell.w_rec": arr(module.recurrent_weights)[None],
+        "cell.w_rec": _storage_w_rec(model.cell, arr(module.recurrent_weights), "module"),
         "readout.weight": arr(module.readout.weight),
         "readout.bias": arr(module.readout.bias),
     }
@@ -145,7 +165,9 @@ def sequence_grad(model, params, xs, ys, mask=None):
 
     Same contract as ``ns.sequence_grad(model, params, xs, ys, rule, mask)``: ``xs (T, B, n_in)``,
     ``ys (T, B)`` ints (cross-entropy) or ``(T, B, n_out)`` (mse), ``mask (T, B)``; returns
-    ``(loss, grads)`` with the keys and shapes of ``params`` (zero where a weight does not exist).
+    ``(loss, grads)`` with the keys and shapes of ``params`` (zero where a weight does not exist;
+    ``cell.w_rec`` as ``(1, nnz)`` synapse values for ``storage="sparse"``, gathered from Norse's
+    dense gradient).
     """
     torch = _torch()
     params = model.check_params(params)
@@ -170,7 +192,9 @@ def sequence_grad(model, params, xs, ys, mask=None):
     total.backward()
     grads = {
         "cell.w_in": module.input_weights.grad.numpy()[None].astype(model.dtype),
-        "cell.w_rec": module.recurrent_weights.grad.numpy()[None].astype(model.dtype),
+        "cell.w_rec": _storage_w_rec(
+            model.cell, module.recurrent_weights.grad.numpy().astype(model.dtype), "gradient"
+        ),
         "readout.weight": module.readout.weight.grad.numpy().astype(model.dtype),
         "readout.bias": module.readout.bias.grad.numpy().astype(model.dtype),
     }
@@ -215,6 +239,19 @@ def initial_state(model, batch: int):
         v=torch.full(shape, cell.v_reset if z0 else cell.v_leak, dtype=dtype),
         i=torch.zeros(shape, dtype=dtype),
     )
+
+
+def _storage_w_rec(cell, dense: np.ndarray, what: str) -> np.ndarray:
+    """A dense ``(n, n)`` recurrent matrix from Norse in the cell's storage: ``(1, n, n)`` or the
+    ``(1, nnz)`` synapse values (``ValueError`` naming ``what`` if a non-zero lies off them)."""
+    if cell.storage == "dense":
+        return dense[None]
+    values = dense[cell.graph.edge_post, cell.graph.pre_index]
+    if np.count_nonzero(values) != np.count_nonzero(dense):
+        raise ValueError(
+            f"the Norse {what}'s recurrent weights are non-zero where the cell has no synapse"
+        )
+    return values[None]
 
 
 def _torch_dtype(torch, model):

@@ -13,12 +13,17 @@ package is imported lazily (it comes with ``pip install neurosnap[norse]``).
 - ``w_in``: ``nir.Linear(W_in)`` (``nir.Affine(W_in, b)`` when the cell has a bias), ``(n, n_in)``;
 - ``lif``: ``nir.CubaLIF`` with per-neuron arrays ``tau_syn``, ``tau_mem``, ``r = 1``, ``v_leak``,
   ``v_threshold = v_th``, ``v_reset`` and ``w_in = tau_syn / dt`` (see below);
-- ``w_rec``: ``nir.Linear(W_rec)``, dense ``(n, n)`` with zeros where no synapse exists;
+- ``w_rec``: ``nir.Linear(W_rec)``, dense ``(n, n)`` with zeros where no synapse exists (NIR 1.0
+  has no sparse weights: a cell with ``storage="sparse"`` is written dense too, after a memory
+  check, since the ``(n, n)`` array must fit in memory);
 - ``readout``: ``nir.Affine(W_out, b_out)`` (left out with ``readout=False``: the graph then outputs
   the spikes).
 
 ``graph.metadata`` holds ``dt`` and the full neurosnap model configuration (JSON), so that
-:func:`from_nir` rebuilds the same cell (density, mask seed, surrogate, ...).
+:func:`from_nir` rebuilds the same cell (density, connectivity seed, surrogate, storage, ...). A
+cell built from a user-given ``connectivity`` also gets its synapses as two integer arrays,
+``metadata["neurosnap_post"]`` and ``metadata["neurosnap_pre"]`` (graph order), so that the
+synapses come back exactly, including any whose weight is zero.
 
 **Continuous time vs neurosnap's step.** NIR's CubaLIF is an ODE,
 ``tau_syn dI/dt = -I + w_in S`` and ``tau_mem dv/dt = (v_leak - v) + R I``, with
@@ -134,7 +139,9 @@ def to_nir(model, params, *, readout: bool = True):
 
     Args:
         model: an ``ns.Model`` with an expressible ``ns.cells.LIF`` (:func:`check_expressible`).
-        params: its parameters (copied into the graph, in ``model.dtype``).
+        params: its parameters (copied into the graph, in ``model.dtype``); ``cell.w_rec`` in
+            the cell's storage, ``(1, n, n)`` or ``(1, nnz)`` (written as the dense ``(n, n)``
+            matrix NIR's ``Linear`` holds: ``ValueError`` if that cannot fit in memory).
         readout: include the readout as an ``Affine`` node (the graph's output); if False the graph
             outputs the spikes.
 
@@ -171,7 +178,7 @@ def to_nir(model, params, *, readout: bool = True):
         v_reset=full(cell.v_reset),
         w_in=full(cell.tau_syn / cell.dt),
     )
-    nodes["w_rec"] = nir.Linear(weight=copy("cell.w_rec")[0])
+    nodes["w_rec"] = nir.Linear(weight=_dense_recurrent(cell, params["cell.w_rec"], model.dtype))
     edges = [("input", "w_in"), ("w_in", "lif"), ("lif", "w_rec"), ("w_rec", "lif")]
     if readout:
         nodes["readout"] = nir.Affine(weight=copy("readout.weight"), bias=copy("readout.bias"))
@@ -187,7 +194,28 @@ def to_nir(model, params, *, readout: bool = True):
         "time_unit": "s",
         "neurosnap_model": json.dumps(model_config(model)),
     }
+    if cell.connectivity is not None:  # user-given synapses: the description cannot rebuild them
+        index = cell.graph.pre_index.dtype
+        metadata["neurosnap_post"] = cell.graph.edge_post.astype(index)
+        metadata["neurosnap_pre"] = cell.graph.pre_index.copy()
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
+
+
+def _dense_recurrent(cell, w_rec, dtype) -> np.ndarray:
+    """Gate 0's recurrent weights as a new dense ``(n, n)`` array ``[post, pre]`` in ``dtype``
+    (zero off the connectivity), from either storage; ``ValueError`` when it cannot fit in memory
+    (NIR's ``Linear`` weights are dense)."""
+    n = cell.n_hidden
+    if cell.storage == "dense":
+        return np.array(w_rec[0], dtype=dtype, copy=True)
+    validate.memory(
+        "n_hidden",
+        n,
+        n * n * np.dtype(dtype).itemsize,
+        f"the dense ({n}, {n}) recurrent weight matrix of NIR's Linear node (NIR 1.0 has no "
+        "sparse weights; the cell's storage='sparse' holds only its synapses)",
+    )
+    return cell.graph.dense(np.asarray(w_rec[0], dtype=dtype))
 
 
 def _node_array(node_name, field, values, ndim=None, shape=None):
@@ -238,21 +266,28 @@ def _number(value):
 
 
 @validate.guarded
-def from_nir(graph, *, dt: float | None = None):
+def from_nir(graph, *, dt: float | None = None, storage: str | None = None):
     """Import a NIR graph of the shape :func:`to_nir` writes as ``(model, params)``.
 
     Args:
         graph: a ``nir.NIRGraph`` or a path to a NIR (HDF5) file (``nir.read``).
         dt: the time step. Default: the graph's ``metadata["dt"]`` (written by :func:`to_nir`);
             required for graphs from other tools, since NIR is continuous-time.
+        storage: the cell's recurrent-weight storage, ``"dense"`` (``cell.w_rec`` of shape
+            ``(1, n, n)``) or ``"sparse"`` (``(1, nnz)``, one value per synapse in the order of
+            ``cell.graph``). Default: the exported model's storage for graphs from
+            :func:`to_nir`, else ``"dense"``. For graphs from other tools ``"sparse"`` takes the
+            non-zeros of the recurrent weight matrix as the connectivity (``"dense"``: all-to-all,
+            ``density=1``); graphs from :func:`to_nir` keep their connectivity in either storage.
 
     Accepted structure: ``Input -> Linear|Affine -> CubaLIF|LIF [-> Linear -> back to the neuron]
     [-> Linear|Affine readout] -> Output``. A NIR ``LIF`` (no synapse) becomes a neurosnap LIF with
     ``tau_syn = dt`` (its current decays within one step). The neuron's ``w_in`` and ``r`` are folded
     into the weights (row scale ``(dt/tau_syn) w_in r``; exactly 1 for graphs from :func:`to_nir`,
     which are then imported bit for bit). Graphs from :func:`to_nir` come back with the exported
-    model configuration; other graphs get a dense-mask LIF (``density=1``, autapses if ``W_rec``
-    has a non-zero diagonal) with a ``"mse"`` readout, zero if the graph has none.
+    model configuration; other graphs get an all-to-all LIF (``density=1``, autapses if ``W_rec``
+    has a non-zero diagonal; with ``storage="sparse"`` the synapses are ``W_rec``'s non-zeros) with
+    a ``"mse"`` readout, zero if the graph has none.
 
     Raises:
         ValueError: naming the node or parameter neurosnap cannot represent (e.g. an ``LI`` leaky
@@ -262,6 +297,8 @@ def from_nir(graph, *, dt: float | None = None):
             not NIR/HDF5).
     """
     nir = _nir()
+    if storage is not None:
+        validate.choice("storage", storage, ("dense", "sparse"))
     if isinstance(graph, (str, os.PathLike)):
         path = npz.check_file(graph, "NIR")
         try:
@@ -428,15 +465,36 @@ def from_nir(graph, *, dt: float | None = None):
             or config.get("n_hidden") != n
         ):
             raise ValueError("the graph's metadata['neurosnap_model'] does not match its nodes")
-        model = build_model(config)
+        model = build_model(_imported_config(config, meta, storage))
+        described = config.get("cell_options", {}).get("connectivity")
+        if (
+            isinstance(described, dict)
+            and "sha256" in described
+            and model.cell.connectivity["sha256"] != described["sha256"]
+        ):
+            raise ValueError(
+                "the graph's metadata['neurosnap_post'/'neurosnap_pre'] synapses differ from "
+                "the connectivity its model configuration describes"
+            )
     else:
         diag = bool(np.any(np.diag(w_rec) != 0))
         n_out = 1 if ro is None else _node_array(readout_name, "weight", ro.weight, ndim=2).shape[0]
+        sparse = {}
+        if storage == "sparse":  # the synapses are the non-zero recurrent weights
+            import scipy.sparse
+
+            if not np.any(w_rec != 0):
+                raise ValueError(
+                    "storage='sparse' takes the connectivity from the non-zero recurrent "
+                    "weights and this graph has none; use storage='dense'"
+                )
+            sparse = {"connectivity": scipy.sparse.csr_array(w_rec), "storage": "sparse"}
         try:
             cell = LIF(
                 n_in,
                 n,
                 1.0,
+                **sparse,
                 dt=dt,
                 tau_mem=tau_mem,
                 tau_syn=tau_syn,
@@ -466,9 +524,21 @@ def from_nir(graph, *, dt: float | None = None):
             )
     if (bias is not None) != cell.has_bias:
         raise ValueError("the graph's input bias does not match its metadata's bias setting")
+    # the synapses' weights, and no non-zero weight elsewhere (graph gathers, no (n, n) mask)
+    post, pre = cell.graph.edge_post, cell.graph.pre_index
+    values = w_rec[post, pre]
+    if np.count_nonzero(values) != np.count_nonzero(w_rec):
+        raise ValueError(
+            "the graph's recurrent weights are non-zero where the model's "
+            "connectivity has no synapse"
+        )
     params = {
         "cell.w_in": np.asarray(w_in, dtype=dtype)[None].copy(),
-        "cell.w_rec": np.asarray(w_rec, dtype=dtype)[None].copy(),
+        "cell.w_rec": (
+            np.asarray(w_rec, dtype=dtype)[None].copy()
+            if cell.storage == "dense"
+            else values.astype(dtype)[None]
+        ),
     }
     if bias is not None:
         params["cell.bias"] = np.asarray(bias, dtype=dtype)[None].copy()
@@ -487,9 +557,23 @@ def from_nir(graph, *, dt: float | None = None):
     else:
         params["readout.weight"] = np.zeros((model.n_out, n), dtype)
         params["readout.bias"] = np.zeros(model.n_out, dtype)
-    if not np.all(params["cell.w_rec"][0][~cell.mask] == 0):
-        raise ValueError(
-            "the graph's recurrent weights are non-zero where the model's "
-            "connectivity mask has no synapse"
-        )
     return model, model.check_params(params)
+
+
+def _imported_config(config, meta, storage):
+    """The exported model configuration with ``storage`` (if given) and, for user-given
+    connectivity, the synapses of ``metadata["neurosnap_post"/"neurosnap_pre"]``."""
+    options = config.get("cell_options")
+    if not isinstance(options, dict):
+        return config  # build_model names the problem
+    options = dict(options)
+    if storage is not None:
+        options["storage"] = storage
+    if options.get("connectivity") is not None and "neurosnap_pre" in meta:
+        if "neurosnap_post" not in meta:
+            raise ValueError("the graph's metadata has 'neurosnap_pre' but no 'neurosnap_post'")
+        options["connectivity"] = (
+            np.asarray(meta["neurosnap_post"]),
+            np.asarray(meta["neurosnap_pre"]),
+        )
+    return {**config, "cell_options": options}
