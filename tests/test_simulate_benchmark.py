@@ -91,3 +91,23 @@ def test_large_mode_identical_to_brian2_cython(tmp_path):
         assert a["spikes"] == b["spikes"] > 0
         assert a["synaptic_events"] == b["synaptic_events"]
         assert b["loop_s"] > 0 and b["whole_s"] > b["build_s"]
+
+
+def test_worker_passes_threads_when_simulate_takes_them(monkeypatch):
+    bench = _bench()
+    spec = dict(sim="neurosnap", n=500, density=0.04, steps=60, seed=0, dtype="float32")
+    spec.update(threads=2, chunk_steps=20)
+    if not bench.simulate_accepts_threads():  # today's ns.simulate: one thread only
+        with pytest.raises(SystemExit, match="no threads= argument"):
+            bench.large_worker(spec)
+    real, seen = bench.ns.simulate, []
+
+    def simulate(model, params, inputs, record=("events",), *, threads=1, **kwargs):
+        seen.append(threads)
+        return real(model, params, inputs, record, **kwargs)
+
+    monkeypatch.setattr(bench.ns, "simulate", simulate)
+    assert bench.simulate_accepts_threads()
+    out = bench.large_worker(spec)
+    assert seen == [2] and out["threads_arg"] is True
+    assert out["loop_steps"] == 20 and out["spikes"] > 0  # chunk 2 of 3 timed (reads 2 to 3)
