@@ -33,8 +33,14 @@ def test_large_mode_neurosnap_only(tmp_path):
     out = tmp_path / "large"
     result = bench.main(
         ["--large", "--sizes", "2000", "--density", "0.01", "--extra", "3000:0.01",
-         "--steps", "200", "--targets", "--check-steps", "0", "--out", str(out)]
+         "--steps", "200", "--targets", "cython", "--skip-brian2-above", "0",
+         "--check-steps", "0", "--out", str(out)]
     )  # fmt: skip
+    # --skip-brian2-above: no Brian2 process at all (nor a C compiler) for these networks
+    assert [r for r in result["rows"] if "skipped" in r] == [
+        {"simulator": "brian2-cython", "N": n, "density": 0.01, "skipped": "limit"}
+        for n in (2000, 3000)
+    ]
     rows = _rows(result, "neurosnap")
     assert [(r["N"], r["K"], r["synapses"]) for r in rows] == [
         (2000, 20, 40_000),
@@ -51,8 +57,12 @@ def test_large_mode_neurosnap_only(tmp_path):
     assert saved["rows"] == json.loads(json.dumps(result["rows"]))
     with open(out.with_suffix(".csv"), newline="") as f:
         table = list(csv.DictReader(f))
-    assert [int(r["N"]) for r in table] == [2000, 3000]
-    assert float(table[0]["rate_hz"]) == pytest.approx(rows[0]["rate_hz"])
+    assert [(r["simulator"], int(r["N"]), r["skipped"]) for r in table if r["N"] == "3000"] == [
+        ("neurosnap", 3000, ""),
+        ("brian2-cython", 3000, "limit"),
+    ]
+    first = next(r for r in table if r["simulator"] == "neurosnap")
+    assert float(first["rate_hz"]) == pytest.approx(rows[0]["rate_hz"])
 
 
 def test_large_mode_refuses_threads_without_large(capsys):
