@@ -303,7 +303,7 @@ def _main(args, targets, cache_dir, temporary_cache):
             if temporary_cache
             else f"{cache.name}, {'empty' if not any(cache.glob('*')) else 'not empty'} at start"
         )
-        results["c_compiler"] = c_compiler()
+        results["c_compiler"] = Path(c_compiler()).name
     if targets:
         import brian2
         import Cython
@@ -384,11 +384,21 @@ def _main(args, targets, cache_dir, temporary_cache):
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     if not args.no_figure:
-        figure(per_kind, out.with_suffix(".png"), args, targets[0] if targets else None)
+        others = {
+            key: same
+            for key, same in results["identical_spikes"].items()
+            if not key.startswith("neurosnap ==")
+        }
+        note = None
+        if others:
+            note = f"{', '.join(targets[1:])} target{'s' if len(targets) > 2 else ''}: " + (
+                "identical spike trains, not drawn" if all(others.values()) else "not drawn"
+            )
+        figure(per_kind, out.with_suffix(".png"), args, targets[0] if targets else None, note)
     return results
 
 
-def figure(per_kind, path, args, target=None):
+def figure(per_kind, path, args, target=None, note=None):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -456,7 +466,8 @@ def figure(per_kind, path, args, target=None):
     axes[2].set_title("one point per network (seed)", fontsize=9)
     fig.suptitle(
         f"CUBA, {args.n} neurons, {args.seconds:g} s, dt 0.1 ms: neurosnap vs Brian2 "
-        "(same weights and initial potentials; the Euler curves coincide)",
+        "(same weights and initial potentials; the Euler curves coincide)"
+        + (f"; Brian2's {note}" if note else ""),
         fontsize=9,
     )
     fig.tight_layout()
