@@ -140,3 +140,13 @@ def sequence_loss(model, params, xs, ys, mask) -> float:
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def require_cython():
+    """Skip unless Brian2's Cython target can compile here (a C compiler and Python's headers):
+    Brian2 compiles a tiny test extension to find out (cached by Brian2 after the first call)."""
+    pytest.importorskip("brian2")
+    from brian2.codegen.runtime.cython_rt import CythonCodeObject
+
+    if not CythonCodeObject.is_available():
+        pytest.skip("Brian2's Cython target cannot compile here (no C compiler or Python headers)")

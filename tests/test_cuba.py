@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_cython
 
 import neurosnap as ns
 
@@ -76,10 +77,8 @@ def test_smoke_neurosnap_equals_brian2():
 def test_smoke_brian2_cython_equals_numpy(tmp_path):
     """The adapter's network with Brian2's Cython target, compiled into an empty cache, gives the
     numpy target's spike trains, which are neurosnap's (400 neurons, 50 ms)."""
-    pytest.importorskip("brian2")
+    require_cython()
     bench = _bench()
-    if bench.c_compiler() is None:
-        pytest.skip("no C compiler (gcc or cc) on the PATH: Brian2's Cython target cannot compile")
     model, params, v0 = bench.build(400, 0)
     T = 500
     st, un, _, _ = bench.run_neurosnap(model, params, v0, T)

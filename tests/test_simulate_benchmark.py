@@ -7,10 +7,10 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
-import shutil
 from pathlib import Path
 
 import pytest
+from conftest import require_cython
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,9 +83,7 @@ def test_large_weights_keep_the_mean_input():
 
 @pytest.mark.slow
 def test_large_mode_identical_to_brian2_cython(tmp_path):
-    pytest.importorskip("brian2")
-    if shutil.which("cc") is None and shutil.which("gcc") is None:
-        pytest.skip("Brian2's Cython target needs a C compiler")
+    require_cython()
     bench = _bench()
     # float64 for the check and the timed rows: one set of compiled Cython modules, cached under
     # .cache/brian2 like the adapter tests' (a cold cache costs about a minute of compilation)
