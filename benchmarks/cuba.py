@@ -94,21 +94,33 @@ def _loop_time(b2):
     return float(b2.get_device()._last_run_time)
 
 
-def build(n: int, seed: int):
+#: above this many neurons the network is stored sparsely (one weight per synapse,
+#: ``storage="sparse"``): a dense (2, n, n) float64 array is 2.6 GB at 40,000 neurons
+SPARSE_ABOVE = 10_000
+
+
+def build(n: int, seed: int, storage: str | None = None):
     """``(model, params, v0)``: ``models/cuba.toml`` at ``n`` neurons (cell seed ``seed``), Dale's
-    law weights and initial potentials uniform in ``[v_reset, v_th)``."""
+    law weights and initial potentials uniform in ``[v_reset, v_th)``. ``storage``: the cell's
+    weight storage (default: ``"sparse"`` above :data:`SPARSE_ABOVE` neurons, else ``"dense"``;
+    both give the same synapses, weights and spikes)."""
+    storage = storage or ("sparse" if n > SPARSE_ABOVE else "dense")
     cfg = config.apply_overrides(
         config.load(ROOT / "models" / "cuba.toml"),
-        [f"model.n_hidden={n}", f"model.cell_options.seed={seed}"],
+        [
+            f"model.n_hidden={n}",
+            f"model.cell_options.seed={seed}",
+            f"model.cell_options.storage={storage}",
+        ],
     )
     model = config.build(cfg)[0]
     cell = model.cell
     params = model.init(seed=seed)
-    exc = np.arange(n) < int(round(FRAC_EXC * n))
-    w = np.zeros((2, n, n))
-    w[0][:, exc] = W_E
-    w[1][:, ~exc] = W_I
-    params["cell.w_rec"] = w * cell.mask
+    exc_pre = cell.graph.pre_index < int(round(FRAC_EXC * n))  # per synapse: from an E unit
+    w = np.zeros((2, cell.graph.nnz))
+    w[0][exc_pre] = W_E
+    w[1][~exc_pre] = W_I
+    params["cell.w_rec"] = cell.dense_w_rec(w) if storage == "dense" else w
     params["cell.w_in"] = np.zeros_like(params["cell.w_in"])
     v0 = np.random.default_rng(1000 + seed).uniform(cell.v_reset, cell.v_th, n)
     return model, params, v0
@@ -206,15 +218,15 @@ def run_brian2_exact(model, params, v0, T, frozen=True, target="numpy", cache_di
     )
     group.v = v0 * mV
     syn = []
-    post, pre = np.nonzero(params["cell.w_rec"][0])
-    ce = b2.Synapses(group, group, on_pre="ge += we", namespace=ns_, clock=clock)
-    order = np.argsort(pre, kind="stable")
-    ce.connect(i=pre[order], j=post[order])
-    post, pre = np.nonzero(params["cell.w_rec"][1])
-    ci = b2.Synapses(group, group, on_pre="gi += wi", namespace=ns_, clock=clock)
-    order = np.argsort(pre, kind="stable")
-    ci.connect(i=pre[order], j=post[order])
-    syn += [ce, ci]
+    w = cell.synapse_w_rec(params["cell.w_rec"])  # (2, nnz), either storage
+    g_post, g_pre = cell.graph.edge_post, cell.graph.edge_pre
+    for gate, on_pre in ((0, "ge += we"), (1, "gi += wi")):
+        keep = w[gate] != 0  # Dale's law: the synapses of this current
+        post, pre = g_post[keep], g_pre[keep]
+        order = np.argsort(pre, kind="stable")
+        group_syn = b2.Synapses(group, group, on_pre=on_pre, namespace=ns_, clock=clock)
+        group_syn.connect(i=pre[order], j=post[order])
+        syn.append(group_syn)
     mon = b2.SpikeMonitor(group)
     net = b2.Network(group, *syn, mon)
     start = time.perf_counter()
