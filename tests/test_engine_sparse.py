@@ -24,6 +24,7 @@ from test_engine import CONFIGS, TOL, TRAIN_RULES, _assert_close, _rules
 
 import neurosnap as ns
 from neurosnap import engine
+from neurosnap.engine import _step
 
 
 def _pair(kind, gate, **kw):
@@ -39,6 +40,37 @@ def _pair(kind, gate, **kw):
 def _synapses(model, grads):
     """A dense-storage gradient or parameter dict with ``cell.w_rec`` as synapse values."""
     return {k: model.cell.synapse_w_rec(v) if k == "cell.w_rec" else v for k, v in grads.items()}
+
+
+@pytest.mark.parametrize("storage", ["dense", "sparse"])
+@pytest.mark.parametrize("density", [0.4, 1.0])
+@pytest.mark.parametrize("active", [1, 16])
+def test_recurrent_drive_of_every_branch_equals_reference(storage, density, active):
+    """The compiled recurrent drive gathers from the active units (few events) or runs row by
+    row (many), with an all-to-all shortcut for both: each against ``Cell.step_record``."""
+    cell = ns.cells.EGRU(3, 16, density, seed=2, storage=storage)
+    model = ns.Model(cell, n_out=2)
+    cp = model.cell_params(random_params(model, seed=3))
+    B, S, n, G = 2, cell.n_state, cell.n_hidden, cell.n_gates
+    rng = np.random.default_rng(4)
+    state = np.full((B, S, n), 0.1) + 0.01 * rng.standard_normal((B, S, n))
+    state[:, 0, :active] = 1.5 + rng.random((B, active))  # above the threshold: events
+    x = rng.normal(size=(B, 3))
+    new_ref, _, rec_ref = cell.step_record(cp, state, x)
+    ck, gk, gp, hp = cell.compiled_spec()
+    y_prev, dout_prev = np.zeros((B, n)), np.zeros((B, S, n))
+    _step.cell_output(ck, gk, gp, hp, state, y_prev, dout_prev)
+    assert np.count_nonzero(y_prev[0]) == active
+    new, local = np.zeros((B, S, n)), np.zeros((B, S, S, n))
+    drec, dinp = np.zeros((B, S, G, n)), np.zeros((B, S, G, n))
+    w = cell.synapse_w_rec(cp["w_rec"])
+    rec, inp = np.zeros((G, n)), np.zeros((G, n))
+    args = (cp["w_in"], cp["bias"], engine._graph(cell), y_prev, rec, inp, new, local, drec, dinp)
+    _step.cell_step(ck, gk, gp, hp, state, x, w, *args)
+    np.testing.assert_allclose(new, new_ref, rtol=0, atol=TOL)
+    np.testing.assert_allclose(drec, rec_ref.jac_state.drec, rtol=0, atol=TOL)
+    drive = np.einsum("gij,j->gi", cell.dense_w_rec(cp["w_rec"]), y_prev[B - 1])
+    np.testing.assert_allclose(rec, drive, rtol=0, atol=TOL)  # the last example's drive
 
 
 @pytest.mark.parametrize(

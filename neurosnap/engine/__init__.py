@@ -247,25 +247,42 @@ def _edges(cell, w_rec, dtype, copy):
     """``w_rec`` (or optimizer state of its shape) as contiguous ``(G, nnz)`` synapse values in
     edge order: gathered from a dense ``(G, n, n)`` array (a new array), else the values
     themselves (copied if ``copy``)."""
+    from . import _loops
+
     w_rec = np.asarray(w_rec)
     if w_rec.ndim == 3:
+        G, n = w_rec.shape[0], w_rec.shape[1]
         g = cell.graph
-        return np.ascontiguousarray(w_rec[:, g.edge_post, g.edge_pre], dtype=dtype)
+        if g.nnz == n * n:  # all-to-all: the edge order is the row-major order
+            flat = w_rec.reshape(G, n * n)
+            return np.array(flat, dtype, order="C", copy=True) if copy else _c(flat, dtype)
+        out = np.empty((G, g.nnz), dtype)
+        _loops.synapse_values(_c(w_rec, dtype), g.edge_post, g.edge_pre, out)
+        return out
     if copy:
         return np.array(w_rec, dtype=dtype, order="C", copy=True)
     return np.ascontiguousarray(w_rec, dtype=dtype)
 
 
 def _from_edges(cell, like, values):
-    """The inverse of :func:`_edges`: ``values (G, nnz)`` in the shape of ``like`` (a dense
-    ``like`` is copied and its synapses overwritten; entries off the connectivity are kept)."""
+    """The inverse of :func:`_edges`: ``values (G, nnz)``, an array the engine owns, in the shape
+    of ``like``: for a dense ``like``, a copy of it with the synapses overwritten (entries off the
+    connectivity are kept), or ``values`` reshaped when every entry is a synapse."""
+    from . import _loops
+
     like = np.asarray(like)
     if like.ndim != 3:
         return values
     g = cell.graph
+    if g.nnz == like.shape[1] * like.shape[2]:  # all-to-all: a view of the (fresh) values
+        return values.reshape(like.shape)
     out = np.array(like, dtype=values.dtype, order="C", copy=True)
-    out[:, g.edge_post, g.edge_pre] = values
+    _loops.scatter_synapses(values, g.edge_post, g.edge_pre, out)
     return out
+
+
+def _c(a, dtype):
+    return np.ascontiguousarray(a, dtype=dtype)
 
 
 def _param_tuple(model, params, copy):

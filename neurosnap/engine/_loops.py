@@ -465,10 +465,22 @@ def dense_step(
 
 @_jit
 def _dense_weights(w_rec, edge_post, edge_pre, out):  # pragma: no cover - numba
-    """Scatter the synapse values ``w_rec (G, nnz)`` into ``out (G, n, n)`` (zero elsewhere)."""
+    """Scatter the synapse values ``w_rec (G, nnz)`` into ``out (G, n, n)`` (entries off the
+    connectivity are left as they are)."""
     for g in range(w_rec.shape[0]):
         for e in range(w_rec.shape[1]):
             out[g, edge_post[e], edge_pre[e]] = w_rec[g, e]
+
+
+@_jit
+def synapse_values(w, edge_post, edge_pre, out):  # pragma: no cover - numba
+    """Gather the synapses of a dense ``w (G, n, n)`` into ``out (G, nnz)`` (edge order)."""
+    for g in range(out.shape[0]):
+        for e in range(out.shape[1]):
+            out[g, e] = w[g, edge_post[e], edge_pre[e]]
+
+
+scatter_synapses = _dense_weights
 
 
 @_jit

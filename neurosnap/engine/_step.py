@@ -118,16 +118,21 @@ def cell_step(
             for j in range(n):
                 yj = y_prev[b, j]
                 if yj != 0:
-                    for k in range(indptr[j], indptr[j + 1]):
-                        i = indices[k]
-                        e = csc_edge[k]
-                        for g in range(G):
-                            rec[g, i] += w_rec[g, e] * yj
-        elif dense_mask:
+                    if dense_mask:  # all-to-all: edge i -> j is number i n + j
+                        for i in range(n):
+                            for g in range(G):
+                                rec[g, i] += w_rec[g, i * n + j] * yj
+                    else:
+                        for k in range(indptr[j], indptr[j + 1]):
+                            i = indices[k]
+                            e = csc_edge[k]
+                            for g in range(G):
+                                rec[g, i] += w_rec[g, e] * yj
+        elif dense_mask:  # all-to-all: edge i -> j is number i n + j
             yb = y_prev[b]
             for g in range(G):
                 for i in range(n):
-                    w = w_rec[g, in_ptr[i] : in_ptr[i + 1]]  # row i: edges in presynaptic order
+                    w = w_rec[g, i * n : (i + 1) * n]
                     s = 0.0
                     for j in range(n):
                         s += w[j] * yb[j]
