@@ -104,6 +104,22 @@ def test_sequence_grad_sparse_storage_compiled_equals_reference(kind, gate, dens
         assert np.abs(g2["cell.w_rec"]).max() > 1e-6, f"{name}: vacuous w_rec gradient"
 
 
+def test_sequence_grad_sparse_storage_float32_close():
+    model = ns.Model(
+        make_cell("LIF", n_in=3, n_hidden=8, density=0.5, storage="sparse"),
+        n_out=3,
+        dtype=np.float32,
+    )
+    params = random_params(model, seed=0)
+    xs, ys, mask = make_batch(model, 8, 2, seed=1)
+    for rule in (ns.rules.RTRL(), ns.rules.EProp(), ns.rules.BPTT()):
+        _, g1 = ns.sequence_grad(model, params, xs, ys, rule, mask=mask)
+        _, g2 = ns.sequence_grad(model, params, xs, ys, rule, mask=mask, engine="reference")
+        assert g1["cell.w_rec"].dtype == np.float32
+        assert np.abs(g2["cell.w_rec"]).max() > 1e-3
+        _assert_close(g1, g2, 1e-4, repr(rule))
+
+
 @pytest.mark.parametrize("update_every", [1, 5])
 @pytest.mark.parametrize(
     "kind,gate,opt",
