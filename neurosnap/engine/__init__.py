@@ -529,11 +529,6 @@ def run_batch(loop, batch, steps, update_every):
     return Batch(xs=xs, ys=ys, mask=mask), outs[0], outs[1], complete
 
 
-def keys_of(params):
-    """The parameter names of ``params`` in the engine's order."""
-    return [k for k in _PARAM_KEYS if k in params]
-
-
 def _tree(cell, arrays, params, old):
     """The engine's arrays (parameter order, ``w_rec`` as synapse values) as a dict of the keys
     of ``params``, ``w_rec`` back in the shape of ``old["cell.w_rec"]``."""
