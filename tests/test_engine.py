@@ -50,15 +50,18 @@ def _assert_close(a, b, tol, what):
         assert err <= tol, f"{what}: {k} differs by {err:.2e}"
 
 
+@pytest.mark.parametrize("storage", ["dense", "sparse"])
 @pytest.mark.parametrize(
     "kind,gate", CONFIGS + [("LIF", "detached"), ("EGRU", "detached"), ("ALIF", "attached")]
 )
-def test_compiled_cell_step_equals_numpy(kind, gate):
-    overrides = {}
+def test_compiled_cell_step_equals_numpy(kind, gate, storage):
+    overrides = {"storage": storage}
     if gate == "detached":
-        gate, overrides = "heaviside", {"detach_reset": True}
+        gate = "heaviside"
+        overrides["detach_reset"] = True
     elif gate == "attached":
-        gate, overrides = "heaviside", {"detach_reset": False, "detach_adaptation": True}
+        gate = "heaviside"
+        overrides.update(detach_reset=False, detach_adaptation=True)
     cell = make_cell(kind, gate, n_in=3, n_hidden=7, density=0.4, **overrides)
     model = ns.Model(cell, n_out=2)
     params = random_params(model, seed=1)
@@ -81,7 +84,7 @@ def test_compiled_cell_step_equals_numpy(kind, gate):
         hp,
         state,
         x,
-        cp["w_rec"],
+        cell.synapse_w_rec(cp["w_rec"]),  # the engine's (G, nnz) synapse values
         cp["w_in"],
         cp.get("bias", np.zeros((G, n))),
         graph,

@@ -21,6 +21,13 @@ bits, training runs draw different signs (sequence gradients still agree); the c
 loop checks the accumulated gradient for NaN/inf when it applies an update (the reference checks
 every step's gradient), with the same error message.
 
+Recurrent weights: the compiled loops read and update ``w_rec`` as ``(G, nnz)`` values of the
+existing synapses in the graph's edge order, the storage of a cell with ``storage="sparse"``
+(memory and work of every rule but exact RTRL and SnAp-n follow the synapses, never ``n^2``); a
+dense ``(G, n, n)`` array and its optimizer state are gathered into that form before a call and
+scattered back after it (``O(G nnz)``), so both storages run the same compiled code and give the
+same synapse values.
+
 Static structure (the connectivity graph, the parameter layout, SnAp row sets and block plans) is
 built once per (cell, rule, batch size) and cached; influence buffers and scratch arrays belong to
 each call, so concurrent calls from several threads do not share mutable state.
@@ -89,8 +96,6 @@ def supports(model, rule, opt=None, params=None) -> bool:
 
     if model.cell.compiled_spec() is None or _rule_family(rule) is None:
         return False
-    if getattr(model.cell, "storage", "dense") != "dense":  # (G, nnz) synapse values
-        return False
     if opt is not None and type(opt) not in (SGD, Adam):
         return False
     if params is not None and set(params) != set(model.param_shapes()):
@@ -139,12 +144,13 @@ def _layout(cell):
 
 def _check_structure(cell):
     """The compiled loops visit the columns of :class:`~neurosnap.core.layout.ParamLayout` unit by
-    unit assuming its order: per gate the recurrent weights in CSR order of the mask, then per
-    gate the input weights ``(i, k)`` row-major, then per gate the biases. Checked once per cell."""
+    unit assuming its order: per gate the recurrent weights in the graph's edge (CSR) order, then
+    per gate the input weights ``(i, k)`` row-major, then per gate the biases. Checked once per
+    cell."""
     from ..core.layout import BIAS, INP, REC
 
     lay, G, n, k = cell.layout, cell.n_gates, cell.n_hidden, cell.n_in
-    post, pre = np.nonzero(cell.mask)
+    post, pre = cell.graph.edge_post, cell.graph.edge_pre
     ii, kk = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
     parts = [(REC, g, post, pre) for g in range(G)]
     parts += [(INP, g, ii.ravel(), kk.ravel()) for g in range(G)]
@@ -237,6 +243,48 @@ def _data(model, xs, ys, mask):
     return (xs, ys_i, ys_f, np.ascontiguousarray(mask, dtype=np.bool_), code)
 
 
+def _edges(cell, w_rec, dtype, copy):
+    """``w_rec`` (or optimizer state of its shape) as contiguous ``(G, nnz)`` synapse values in
+    edge order: gathered from a dense ``(G, n, n)`` array (a new array), else the values
+    themselves (copied if ``copy``)."""
+    from . import _loops
+
+    w_rec = np.asarray(w_rec)
+    if w_rec.ndim == 3:
+        G, n = w_rec.shape[0], w_rec.shape[1]
+        g = cell.graph
+        if g.nnz == n * n:  # all-to-all: the edge order is the row-major order
+            flat = w_rec.reshape(G, n * n)
+            return np.array(flat, dtype, order="C", copy=True) if copy else _c(flat, dtype)
+        out = np.empty((G, g.nnz), dtype)
+        _loops.synapse_values(_c(w_rec, dtype), g.edge_post, g.edge_pre, out)
+        return out
+    if copy:
+        return np.array(w_rec, dtype=dtype, order="C", copy=True)
+    return np.ascontiguousarray(w_rec, dtype=dtype)
+
+
+def _from_edges(cell, like, values):
+    """The inverse of :func:`_edges`: ``values (G, nnz)``, an array the engine owns, in the shape
+    of ``like``: for a dense ``like``, a copy of it with the synapses overwritten (entries off the
+    connectivity are kept), or ``values`` reshaped when every entry is a synapse."""
+    from . import _loops
+
+    like = np.asarray(like)
+    if like.ndim != 3:
+        return values
+    g = cell.graph
+    if g.nnz == like.shape[1] * like.shape[2]:  # all-to-all: a view of the (fresh) values
+        return values.reshape(like.shape)
+    out = np.array(like, dtype=values.dtype, order="C", copy=True)
+    _loops.scatter_synapses(values, g.edge_post, g.edge_pre, out)
+    return out
+
+
+def _c(a, dtype):
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
 def _param_tuple(model, params, copy):
     cell = model.cell
     G, n = cell.n_gates, cell.n_hidden
@@ -246,12 +294,13 @@ def _param_tuple(model, params, copy):
         else (lambda k: np.ascontiguousarray(params[k], dtype=model.dtype))
     )
     bias = get("cell.bias") if "cell.bias" in params else np.zeros((G, n), model.dtype)
-    return (get("cell.w_rec"), get("cell.w_in"), bias, get("readout.weight"), get("readout.bias"))
+    w_rec = _edges(cell, params["cell.w_rec"], model.dtype, copy)
+    return (w_rec, get("cell.w_in"), bias, get("readout.weight"), get("readout.bias"))
 
 
 def _no_opt(dtype):
     z = (
-        np.zeros((1, 1, 1), dtype),
+        np.zeros((1, 1), dtype),
         np.zeros((1, 1, 1), dtype),
         np.zeros((1, 1), dtype),
         np.zeros((1, 1), dtype),
@@ -426,7 +475,13 @@ def run_batch(loop, batch, steps, update_every):
 
     def arrays(tree):
         return tuple(
-            np.array(tree[k], dtype=dt, copy=True) if k is not None else np.zeros_like(params_t[2])
+            _edges(model.cell, tree[k], dt, copy=True)
+            if k == "cell.w_rec"
+            else (
+                np.array(tree[k], dtype=dt, copy=True)
+                if k is not None
+                else np.zeros_like(params_t[2])
+            )
             for k in keys
         )
 
@@ -454,17 +509,16 @@ def run_batch(loop, batch, steps, update_every):
     ctl = np.array([T_run, update, loop.since_update, loop.updates, 0, 0, loop.t, 1], np.int64)
     acc = (loop.core, loop.g_wout, loop.g_bout)
     _run(model, rule, params_t, data, state, acc, outs, opt_t, ctl, loop.batch_size, digest=params)
-    new_params = {k: v for k, v in zip(_PARAM_KEYS, params_t, strict=True) if k in params}
     if ctl[3] != loop.updates:
-        loop.params = new_params
-        names = keys_of(params)
+        cell = model.cell
+        loop.params = _tree(cell, params_t, params, params)
         if isinstance(opt, SGD):
-            loop.opt_state = {"velocity": dict(zip(names, _pick(opt_t[3], params), strict=True))}
+            loop.opt_state = {"velocity": _tree(cell, opt_t[3], params, loop.opt_state["velocity"])}
         else:
             loop.opt_state = {
                 "count": int(opt_t[2][0]),
-                "mu": dict(zip(names, _pick(opt_t[3], params), strict=True)),
-                "nu": dict(zip(names, _pick(opt_t[4], params), strict=True)),
+                "mu": _tree(cell, opt_t[3], params, loop.opt_state["mu"]),
+                "nu": _tree(cell, opt_t[4], params, loop.opt_state["nu"]),
             }
     err = int(ctl[4])
     loop.t = int(ctl[5]) if err else loop.t + T_run
@@ -475,13 +529,14 @@ def run_batch(loop, batch, steps, update_every):
     return Batch(xs=xs, ys=ys, mask=mask), outs[0], outs[1], complete
 
 
-def keys_of(params):
-    """The parameter names of ``params`` in the engine's order."""
-    return [k for k in _PARAM_KEYS if k in params]
-
-
-def _pick(arrays, params):
-    return [a for k, a in zip(_PARAM_KEYS, arrays, strict=True) if k in params]
+def _tree(cell, arrays, params, old):
+    """The engine's arrays (parameter order, ``w_rec`` as synapse values) as a dict of the keys
+    of ``params``, ``w_rec`` back in the shape of ``old["cell.w_rec"]``."""
+    return {
+        k: _from_edges(cell, old[k], a) if k == "cell.w_rec" else a
+        for k, a in zip(_PARAM_KEYS, arrays, strict=True)
+        if k in params
+    }
 
 
 __all__ = ["ENGINES", "check_engine", "codes", "run_batch", "sequence_grad", "supports"]

@@ -8,8 +8,10 @@ gradient accumulation, and, in training, the optimizer update every ``update_eve
 
 - ``data = (xs (T, B, n_in), ys_i (T, B) int64, ys_f (T, B, n_out or 1), mask (T, B) bool, loss_code)``
 - ``cell = (cell_kind, gate_code, gate_params (2,), hyper (10,), state (B, S, n))`` (state updated)
-- ``params = (w_rec (G, n, n), w_in (G, n, n_in), bias (G, n), w_out (n_out, n), b_out (n_out,))``
-  (updated in place by the optimizer)
+- ``params = (w_rec (G, nnz), w_in (G, n, n_in), bias (G, n), w_out (n_out, n), b_out (n_out,))``
+  (updated in place by the optimizer); ``w_rec[g, e]`` is the weight of edge ``e`` of the graph
+  (CSR order), for either storage of the cell (``neurosnap.engine`` gathers a dense array's
+  synapse values), so memory and work follow the synapses
 - ``graph = (indptr, indices, csc_edge, edge_pre, edge_post, self_edge, in_ptr)``
   (:class:`~neurosnap.core.graph.RecurrentGraph`)
 - ``layout = (kind, gate, post, pre)`` (:class:`~neurosnap.core.layout.ParamLayout`, int64)
@@ -255,10 +257,11 @@ def trace_step(
                 for c in range(S):
                     Dm[a, c] = local[b, a, c, i] if (code != RFLO or a == c) else 0.0
             if code == SNAP1 and self_edge[i] >= 0:
+                ee = self_edge[i]
                 for a in range(S):
                     r = 0.0
                     for g in range(G):
-                        r += drec[b, a, g, i] * w_rec[g, i, i]
+                        r += drec[b, a, g, i] * w_rec[g, ee]
                     if r != 0:
                         for c in range(S):
                             Dm[a, c] += r * dout_prev[b, c, i]
@@ -440,7 +443,7 @@ def dense_step(
             for a in range(S):
                 s = 0.0
                 for g in range(G):
-                    s += drec[b, a, g, i] * w_rec[g, i, j]
+                    s += drec[b, a, g, i] * w_rec[g, e]
                 if s != 0:
                     for c in range(S):
                         J[a * n + i, c * n + j] += s * dout_prev[b, c, j]
@@ -458,6 +461,26 @@ def dense_step(
         np.dot(cred, M2[b], gtmp)
         for p in range(P):
             core[p] += gtmp[p]
+
+
+@_jit
+def _dense_weights(w_rec, edge_post, edge_pre, out):  # pragma: no cover - numba
+    """Scatter the synapse values ``w_rec (G, nnz)`` into ``out (G, n, n)`` (entries off the
+    connectivity are left as they are)."""
+    for g in range(w_rec.shape[0]):
+        for e in range(w_rec.shape[1]):
+            out[g, edge_post[e], edge_pre[e]] = w_rec[g, e]
+
+
+@_jit
+def synapse_values(w, edge_post, edge_pre, out):  # pragma: no cover - numba
+    """Gather the synapses of a dense ``w (G, n, n)`` into ``out (G, nnz)`` (edge order)."""
+    for g in range(out.shape[0]):
+        for e in range(out.shape[1]):
+            out[g, e] = w[g, edge_post[e], edge_pre[e]]
+
+
+scatter_synapses = _dense_weights
 
 
 @_jit
@@ -492,6 +515,10 @@ def run_influence(
     ``switch``: for the exact plan, a step whose counted sparse work times ``switch`` exceeds the
     dense product's runs with BLAS on the dense Jacobian instead (``neurosnap.rules.rtrl``'s
     ``DENSE_SWITCH``; 0 for SnAp patterns, whose storage is not ``M``).
+
+    The block kernel reads the recurrent weights as a dense ``(G, n, n)`` array: ``code == BLOCK``
+    scatters the synapse values into one here (and again after each optimizer update). Exact
+    RTRL's influence (``S n x P``, ``P >= G nnz``) is larger; a SnAp-n pattern's may be smaller.
     """
     state = cell[4]
     B, S, n = state.shape
@@ -527,6 +554,9 @@ def run_influence(
     old, nxt, M, M2, J, cred = bufs
     gtmp = np.zeros(P, dt)
     grad_store = np.zeros(P, dt)
+    w_dense = np.zeros((G, n, n) if code == BLOCK else (1, 1, 1), dt)
+    if code == BLOCK:
+        _dense_weights(w_rec, graph[4], edge_pre, w_dense)
     xs = data[0]
     total = 0.0
     for t in range(ctl[0]):
@@ -590,7 +620,7 @@ def run_influence(
                 edge_pre,
                 local,
                 drec,
-                params[0],
+                w_dense,
                 dout_prev,
                 drec,
                 dinp,
@@ -636,6 +666,8 @@ def run_influence(
             _fold(grad_store, perm, acc[0])
             if not _update(params, layout, acc, opt, ctl, batch_size, t + 1):
                 return total
+            if code == BLOCK:
+                _dense_weights(w_rec, graph[4], edge_pre, w_dense)
     _fold(grad_store, perm, acc[0])
     return total
 
@@ -710,8 +742,7 @@ def bptt_backward(
                     d = delta[g, i]
                     if d != 0:
                         for e in range(in_ptr[i], in_ptr[i + 1]):
-                            j = edge_pre[e]
-                            back[j] += d * w_rec[g, i, j]
+                            back[edge_pre[e]] += d * w_rec[g, e]
             for j in range(n):
                 for c in range(S):
                     out[b, c, j] += doutp_w[s, b, c, j] * back[j]
@@ -846,7 +877,7 @@ def uoro_step(
     B, S, n = s_t.shape
     G = w_rec.shape[0]
     P = kind.shape[0]
-    indptr, indices = graph[0], graph[1]
+    indptr, indices, csc_edge = graph[0], graph[1], graph[2]
     for b in range(B):
         # J_t s_tilde (StateJacobian.matvec)
         for i in range(n):
@@ -865,8 +896,9 @@ def uoro_step(
             if yv[j] != 0:
                 for q in range(indptr[j], indptr[j + 1]):
                     i = indices[q]
+                    e = csc_edge[q]
                     for g in range(G):
-                        recv[g, i] += w_rec[g, i, j] * yv[j]
+                        recv[g, i] += w_rec[g, e] * yv[j]
         for i in range(n):
             for a in range(S):
                 r = 0.0

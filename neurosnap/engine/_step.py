@@ -88,9 +88,10 @@ def cell_step(
 
     Args:
         state: ``(B, S, n)`` previous state; ``y_prev (B, n)`` its event output.
-        x: ``(B, n_in)`` input; ``w_rec (G, n, n)``, ``w_in (G, n, n_in)``, ``bias (G, n)``.
-        graph: the connectivity as in :mod:`neurosnap.engine._loops` (CSC ``indptr, indices``;
-            CSR ``in_ptr`` with ``edge_pre``).
+        x: ``(B, n_in)`` input; ``w_rec (G, nnz)`` the recurrent weights of the existing
+            synapses in the graph's edge order, ``w_in (G, n, n_in)``, ``bias (G, n)``.
+        graph: the connectivity as in :mod:`neurosnap.engine._loops` (CSC ``indptr, indices,
+            csc_edge``; CSR ``in_ptr`` with ``edge_pre``).
         rec, inp: ``(G, n)`` scratch.
         new: ``(B, S, n)`` output state; ``local (B, S, S, n)``, ``drec``/``dinp (B, S, G, n)``
             output record (``docs/theory/rtrl.md`` eq. (1)-(3)).
@@ -102,7 +103,7 @@ def cell_step(
     B, S, n = state.shape
     G = w_rec.shape[0]
     n_in = w_in.shape[2]
-    indptr, indices, edge_pre, in_ptr = graph[0], graph[1], graph[3], graph[6]
+    indptr, indices, csc_edge, edge_pre, in_ptr = graph[0], graph[1], graph[2], graph[3], graph[6]
     nnz = edge_pre.shape[0]
     dense_mask = nnz == n * n
     for b in range(B):
@@ -117,15 +118,21 @@ def cell_step(
             for j in range(n):
                 yj = y_prev[b, j]
                 if yj != 0:
-                    for k in range(indptr[j], indptr[j + 1]):
-                        i = indices[k]
-                        for g in range(G):
-                            rec[g, i] += w_rec[g, i, j] * yj
-        elif dense_mask:
+                    if dense_mask:  # all-to-all: edge i -> j is number i n + j
+                        for i in range(n):
+                            for g in range(G):
+                                rec[g, i] += w_rec[g, i * n + j] * yj
+                    else:
+                        for k in range(indptr[j], indptr[j + 1]):
+                            i = indices[k]
+                            e = csc_edge[k]
+                            for g in range(G):
+                                rec[g, i] += w_rec[g, e] * yj
+        elif dense_mask:  # all-to-all: edge i -> j is number i n + j
             yb = y_prev[b]
             for g in range(G):
                 for i in range(n):
-                    w = w_rec[g, i]
+                    w = w_rec[g, i * n : (i + 1) * n]
                     s = 0.0
                     for j in range(n):
                         s += w[j] * yb[j]
@@ -135,8 +142,7 @@ def cell_step(
                 for i in range(n):
                     s = 0.0
                     for e in range(in_ptr[i], in_ptr[i + 1]):
-                        j = edge_pre[e]
-                        s += w_rec[g, i, j] * y_prev[b, j]
+                        s += w_rec[g, e] * y_prev[b, edge_pre[e]]
                     rec[g, i] = s
         for g in range(G):
             for i in range(n):
@@ -340,8 +346,9 @@ def apply_update(
     """``opt.update`` of :mod:`neurosnap.optim` in place on the existing parameters, with the
     gradients divided by ``batch_size``; zeroes the accumulators.
 
-    Only the parameters of the layout and the readout are touched: entries of ``w_rec`` outside
-    the mask have zero gradient and zero optimizer state, which the reference maps to zero updates.
+    ``params``, ``m1`` and ``m2`` hold ``w_rec`` and its optimizer state as ``(G, nnz)`` synapse
+    values in edge order, whose flat index is the layout's recurrent column ``q`` (the layout's
+    first ``G nnz`` columns, gate-major; checked by ``neurosnap.engine._check_structure``).
     """
     w_rec, w_in, bias, w_out, b_out = params
     a_rec, a_in, a_bias, a_out, a_bout = m1
@@ -352,12 +359,14 @@ def apply_update(
     if code == ADAM:
         c1 = 1 - hp[1] ** count[0]
         c2 = 1 - hp[2] ** count[0]
+    nnz = w_rec.shape[1]
     for q in range(core.shape[0]):
         g = core[q] / batch_size
         k, gg, i, j = kind[q], gate[q], post[q], pre[q]
         if k == REC:
-            w_rec[gg, i, j], a_rec[gg, i, j], b_rec[gg, i, j] = _opt_entry(
-                code, hp, c1, c2, w_rec[gg, i, j], a_rec[gg, i, j], b_rec[gg, i, j], g
+            e = q - gg * nnz
+            w_rec[gg, e], a_rec[gg, e], b_rec[gg, e] = _opt_entry(
+                code, hp, c1, c2, w_rec[gg, e], a_rec[gg, e], b_rec[gg, e], g
             )
         elif k == INP:
             w_in[gg, i, j], a_in[gg, i, j], b_in[gg, i, j] = _opt_entry(
