@@ -29,7 +29,7 @@ import numba
 import numpy as np
 
 from ..core.layout import INP, REC
-from .rowops import axpy, comb1, comb2, comb4, comb8, contiguous, fill, u64
+from .rowops import axpy, comb1, comb2, comb4, comb8, fill, record_arrays, u64
 
 #: Columns per chunk of the exact RTRL plan: the rows of one chunk (``n x CHUNK`` numbers per state
 #: variable) stay in the L2 cache while every row of the chunk is updated (256-1024 measured alike).
@@ -301,15 +301,7 @@ def block_step(old, new, plan, graph, jac_state, jac_params, credit, grad_store,
         graph.indices,
         graph.csc_edge,
         graph.edge_pre,
-        contiguous(js.local, dt),
-        contiguous(js.drec, dt),
-        contiguous(js.dense_w_rec(), dt),
-        contiguous(js.dout, dt),
-        contiguous(jp.drec, dt),
-        contiguous(jp.dinp, dt),
-        contiguous(jp.y_prev, dt),
-        contiguous(jp.x, dt),
-        contiguous(credit, dt),
+        *record_arrays(js, jp, credit, dt),
         grad_store,
         immediate,
         w["coef"],

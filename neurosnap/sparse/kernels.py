@@ -26,7 +26,7 @@ from .panels import ExactWork as ExactWork
 from .panels import exact_panel_step as exact_panel_step
 from .panels import presynaptic_order as presynaptic_order
 from .panels import tile_columns as tile_columns
-from .rowops import contiguous
+from .rowops import record_arrays
 
 
 # -------------------------------------------------------------------------------------------------
@@ -47,15 +47,7 @@ def snap1_step(M, layout, graph, jac_state, jac_params, credit, grad):
         layout.post,
         layout.pre,
         graph.self_edge,
-        contiguous(js.local, dt),
-        contiguous(js.drec, dt),
-        contiguous(js.dense_w_rec(), dt),
-        contiguous(js.dout, dt),
-        contiguous(jp.drec, dt),
-        contiguous(jp.dinp, dt),
-        contiguous(jp.y_prev, dt),
-        contiguous(jp.x, dt),
-        contiguous(credit, dt),
+        *record_arrays(js, jp, credit, dt),
         grad,
     )
 

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 
 from ..core.layout import INP, REC
-from .rowops import comb1, comb2, comb4, comb8, contiguous, fill, u64
+from .rowops import comb1, comb2, comb4, comb8, fill, record_arrays, u64
 
 # -------------------------------------------------------------------------------------------------
 # exact RTRL on panels: column tiles sized for the cache, zero panels skipped
@@ -200,15 +200,7 @@ def exact_panel_step(
         graph.csc_edge,
         graph.in_ptr,
         graph.edge_pre,
-        contiguous(js.local, dt),
-        contiguous(js.drec, dt),
-        contiguous(js.dense_w_rec(), dt),
-        contiguous(js.dout, dt),
-        contiguous(jp.drec, dt),
-        contiguous(jp.dinp, dt),
-        contiguous(jp.y_prev, dt),
-        contiguous(jp.x, dt),
-        contiguous(credit, dt),
+        *record_arrays(js, jp, credit, dt),
         grad,
         w.coef,
         w.active,

@@ -20,6 +20,15 @@ def contiguous(a, dtype):
     return np.ascontiguousarray(a, dtype=dtype)
 
 
+def record_arrays(jac_state, jac_params, credit, dtype) -> tuple:
+    """What every kernel reads of a step record, C-contiguous in ``dtype``: ``(local, drec,
+    w_rec (G, n, n), dout)`` of the state Jacobian, ``(drec, dinp, y_prev, x)`` of the immediate
+    influence, and the credit ``c_t``."""
+    js, jp = jac_state, jac_params
+    arrays = (js.local, js.drec, js.dense_w_rec(), js.dout, jp.drec, jp.dinp, jp.y_prev, jp.x)
+    return tuple(contiguous(a, dtype) for a in (*arrays, credit))
+
+
 # Vector helpers on flat buffers with *unsigned* offsets: numba then emits no negative-index
 # wraparound test and LLVM vectorises the loops; inlined at numba-IR level, so no array views
 # (and no reference counting) are created per row.
