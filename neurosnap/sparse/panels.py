@@ -172,7 +172,7 @@ def exact_panel_step(
         ):
             raise ValueError(f"fired must be a uint8 array of shape {(B, w.n_groups)}")
         fired_ = fired
-    return _exact_panels(
+    return _exact_panels(  # type: ignore[call-arg]  # numba Dispatcher stub
         old,
         new,
         B,
