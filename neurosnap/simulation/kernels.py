@@ -131,12 +131,13 @@ def _deliver(ring, b, slot, uniform, j, table, lo, hi, whole, sorted_rows):  # p
 
 
 @numba.njit(cache=True)
-def _deliver_block(
-    b, blk, nb, buf, slot, spikes, n_sp, ring, ring2, table, table2, uniform, two, sorted_rows
-):  # pragma: no cover - numba
+def _deliver_block(b, blk, nb, buf, slot, scratch, state, synapses, cell):  # pragma: no cover
     """Block ``blk`` (of ``nb``) of sequence ``b`` receives the spikes listed in buffer ``buf``
-    (``spikes``, ``n_sp``: the step at ring slot ``slot``), in the serial kernel's order; ``table``,
-    ``table2``: the synapses of the currents with ring buffers ``ring``, ``ring2``."""
+    (the step at ring slot ``slot``), in the serial kernel's order (tuples as in :func:`_task`)."""
+    spikes, n_sp = scratch[4], scratch[5]
+    ring, ring2 = state[5], state[6]
+    table, table2 = synapses
+    two, uniform, sorted_rows = cell[3], cell[4], cell[5]
     n = ring.shape[2]
     lo = blk * n // nb
     hi = (blk + 1) * n // nb
@@ -152,44 +153,17 @@ def _deliver_block(
 
 @numba.njit(cache=True)
 def _update_block(
-    t,
-    b,
-    blk,
-    nb,
-    slot,
-    buf,
-    xs,
-    active,
-    n_active,
-    inp,
-    inp2,
-    v,
-    cur,
-    cur2,
-    a,
-    cnt,
-    ring,
-    ring2,
-    w_in_t,
-    bias,
-    w_in_t2,
-    bias2,
-    constants,
-    subtract,
-    refr,
-    two,
-    spikes,
-    units,
-    var_codes,
-    st_out,
+    t, b, blk, nb, slot, buf, xs, scratch, state, weights, cell, record
 ):  # pragma: no cover - numba
     """Step ``t`` of block ``blk`` (of ``nb``) of sequence ``b``: input (the ``n_active[b]``
     channels ``active[b]``, summed in ``inp``, ``inp2``), unit update (ring slot ``slot`` read and
     cleared), the block's spikes listed from its first unit on in ``spikes[buf, b]``, recorded
-    states; returns the number of the block's spikes. The other arguments are
-    :func:`lif_chunk`'s. (A separate function, not inlined: numba's parallel pass may drop writes
-    of inlined code to arrays handed over in tuples, and cannot inline calls of over 30
-    arguments.)"""
+    states; returns the number of the block's spikes (tuples as in :func:`_task`)."""
+    active, n_active, inp, inp2, spikes, _ = scratch
+    v, cur, cur2, a, cnt, ring, ring2 = state
+    w_in_t, bias, w_in_t2, bias2 = weights
+    constants, subtract, refr, two, _, _ = cell
+    units, var_codes, st_out = record
     v_th, v_leak, v_reset, k_m, decay_syn, decay_inh, rho, beta = constants
     n = v.shape[1]
     lo = blk * n // nb
@@ -259,7 +233,45 @@ def _update_block(
     return m
 
 
+@numba.njit(cache=True)
+def _task(
+    task, nb, t, slot, pslot, buf, update, xs, scratch, state, synapses, weights, cell, record
+):  # pragma: no cover - numba
+    """Task ``task`` of a step: sequence ``task // nb``, block ``task % nb``. It receives the
+    previous step's spikes (buffer ``1 - buf``, ring slot ``pslot``) and, with ``update``, runs
+    step ``t`` (ring slot ``slot``), listing its spikes in buffer ``buf``.
+
+    The tuples hold :func:`lif_chunk`'s arrays and flags: ``scratch = (active, n_active, inp,
+    inp2, spikes, n_sp)``, ``state = (v, cur, cur2, a, cnt, ring, ring2)``, ``synapses =
+    (tables, tables2)``, ``weights = (w_in_t, bias, w_in_t2, bias2)``, ``cell = (constants,
+    subtract, refr, two, uniform, sorted_rows)``, ``record = (units, var_codes, st_out)``. (The
+    helpers are separate compiled functions, not inlined: numba's parallel pass may drop writes of
+    inlined code to arrays handed over in tuples.)
+    """
+    b = task // nb
+    blk = task - b * nb
+    _deliver_block(b, blk, nb, 1 - buf, pslot, scratch, state, synapses, cell)
+    if update:
+        m = _update_block(t, b, blk, nb, slot, buf, xs, scratch, state, weights, cell, record)
+        scratch[5][buf, b, blk] = m
+
+
 @numba.njit(cache=True, parallel=True)
+def _tasks_parallel(
+    n_task, nb, t, slot, pslot, buf, update, xs, scratch, state, synapses, weights, cell, record
+):  # pragma: no cover - numba
+    """Every :func:`_task` of a step, in parallel (numba ``prange``): they touch disjoint units.
+    (A parallel loop cannot capture nested tuples: they are taken apart here and rebuilt.)"""
+    tables, tables2 = synapses
+    constants, subtract, refr, two, uniform, sorted_rows = cell
+    for task in numba.prange(n_task):
+        syn = (tables, tables2)
+        flags = (constants, subtract, refr, two, uniform, sorted_rows)
+        i = np.int64(task)  # the serial loop's type: one compiled _task
+        _task(i, nb, t, slot, pslot, buf, update, xs, scratch, state, syn, weights, flags, record)
+
+
+@numba.njit(cache=True)
 def lif_chunk(
     xs,
     t_begin,
@@ -332,124 +344,66 @@ def lif_chunk(
     n_sp = np.zeros((2, B, nb), dtype=np.int64)
     active = np.empty((B, n_in), dtype=np.int64)
     n_active = np.zeros(B, dtype=np.int64)
+    scratch = (active, n_active, inp, inp2, spikes, n_sp)
+    state = (v, cur, cur2, a, cnt, ring, ring2)
+    synapses = (tables, tables2)
+    weights = (w_in_t, bias, w_in_t2, bias2)
+    cell = (constants, subtract, refr, two, uniform, sorted_rows)
+    record = (units, var_codes, st_out)
     t = t_begin
-    while t < k:
-        if want_events and n_spk + B * n > cap:
+    while True:
+        # one more round after the last step: its spikes travel too (no update)
+        update = t < k and not (want_events and n_spk + B * n > cap)
+        if not update and t == t_begin:
             break
         slot = (t0 + t) % L
         pslot = slot - 1 if slot > 0 else L - 1  # the previous step's slot
         buf = (t - t_begin) & 1
-        prev = 1 - buf
-        for b in range(B):
-            m = 0
-            for c in range(n_in):
-                if xs[t, b, c] != 0:
-                    active[b, m] = c
-                    m += 1
-            n_active[b] = m
-        # the previous step's spikes travel, then the units update: (sequence, block) tasks
-        if parallel:
-            for task in numba.prange(n_task):
-                tb = task // nb
-                tk = task - tb * nb
-                _deliver_block(
-                    tb,
-                    tk,
-                    nb,
-                    prev,
-                    pslot,
-                    spikes,
-                    n_sp,
-                    ring,
-                    ring2,
-                    tables,
-                    tables2,
-                    uniform,
-                    two,
-                    sorted_rows,
-                )
-                n_sp[buf, tb, tk] = _update_block(
-                    t,
-                    tb,
-                    tk,
-                    nb,
-                    slot,
-                    buf,
-                    xs,
-                    active,
-                    n_active,
-                    inp,
-                    inp2,
-                    v,
-                    cur,
-                    cur2,
-                    a,
-                    cnt,
-                    ring,
-                    ring2,
-                    w_in_t,
-                    bias,
-                    w_in_t2,
-                    bias2,
-                    constants,
-                    subtract,
-                    refr,
-                    two,
-                    spikes,
-                    units,
-                    var_codes,
-                    st_out,
-                )
-        else:
+        if update:
             for b in range(B):
-                _deliver_block(
-                    b,
-                    0,
-                    1,
-                    prev,
-                    pslot,
-                    spikes,
-                    n_sp,
-                    ring,
-                    ring2,
-                    tables,
-                    tables2,
-                    uniform,
-                    two,
-                    sorted_rows,
-                )
-                n_sp[buf, b, 0] = _update_block(
-                    t,
-                    b,
-                    0,
+                m = 0
+                for c in range(n_in):
+                    if xs[t, b, c] != 0:
+                        active[b, m] = c
+                        m += 1
+                n_active[b] = m
+        if parallel:
+            _tasks_parallel(
+                n_task,
+                nb,
+                t,
+                slot,
+                pslot,
+                buf,
+                update,
+                xs,
+                scratch,
+                state,
+                synapses,
+                weights,
+                cell,
+                record,
+            )
+        else:
+            for task in range(n_task):
+                _task(
+                    task,
                     nb,
+                    t,
                     slot,
+                    pslot,
                     buf,
+                    update,
                     xs,
-                    active,
-                    n_active,
-                    inp,
-                    inp2,
-                    v,
-                    cur,
-                    cur2,
-                    a,
-                    cnt,
-                    ring,
-                    ring2,
-                    w_in_t,
-                    bias,
-                    w_in_t2,
-                    bias2,
-                    constants,
-                    subtract,
-                    refr,
-                    two,
-                    spikes,
-                    units,
-                    var_codes,
-                    st_out,
+                    scratch,
+                    state,
+                    synapses,
+                    weights,
+                    cell,
+                    record,
                 )
+        if not update:
+            break
         for b in range(B):  # join the blocks' lists: units ascending
             total = 0
             for blk in range(nb):
@@ -464,46 +418,5 @@ def lif_chunk(
                 total += m
             counts[t, b] = total
         t += 1
-    if t > t_begin:  # the last step's spikes travel too
-        last = (t - 1 - t_begin) & 1
-        lslot = (t0 + t - 1) % L
-        if parallel:
-            for task in numba.prange(n_task):
-                tb = task // nb
-                tk = task - tb * nb
-                _deliver_block(
-                    tb,
-                    tk,
-                    nb,
-                    last,
-                    lslot,
-                    spikes,
-                    n_sp,
-                    ring,
-                    ring2,
-                    tables,
-                    tables2,
-                    uniform,
-                    two,
-                    sorted_rows,
-                )
-        else:
-            for b in range(B):
-                _deliver_block(
-                    b,
-                    0,
-                    1,
-                    last,
-                    lslot,
-                    spikes,
-                    n_sp,
-                    ring,
-                    ring2,
-                    tables,
-                    tables2,
-                    uniform,
-                    two,
-                    sorted_rows,
-                )
     n_spk_arr[0] = n_spk
     return t
