@@ -227,7 +227,7 @@ class EventRunner:
                 self.uniform,
                 self.two,
                 sorted_rows,
-                parallel,
+                True if parallel else None,
                 n_blocks,
                 self.want_events,
                 *self.buf,

@@ -68,8 +68,8 @@ def set_threads(threads: int | None) -> int | None:
 def plan(n: int, batch: int) -> tuple[bool, int]:
     """``(parallel, n_blocks)`` for :func:`lif_chunk` with ``n`` units and ``batch`` sequences on
     numba's current number of threads; the results do not depend on it."""
-    if batch * n < PARALLEL_MIN_UNITS:
-        return False, 1
+    if batch * n < PARALLEL_MIN_UNITS or numba.config.NUMBA_NUM_THREADS <= 1:
+        return False, 1  # (numba's threads are not even started)
     threads = numba.get_num_threads()
     if threads <= 1:
         return False, 1
@@ -324,8 +324,9 @@ def lif_chunk(
             state's dtype (:func:`~neurosnap.cells.lif_kernel.unit_step`).
         subtract: reset by subtraction; ``refr``: ``max(R - 1, 0)``; ``uniform``: the delay of
             every synapse, or 0 to read ``out_d``; ``two``: the second current is present.
-        sorted_rows: every CSR row ascends (:func:`rows_sorted`); ``parallel``, ``n_blocks``: see
-            :func:`plan`.
+        sorted_rows: every CSR row ascends (:func:`rows_sorted`).
+        parallel, n_blocks: ``None`` (serial; the parallel code is then neither compiled nor
+            started) or ``True`` to run ``n_blocks`` blocks per sequence in parallel (:func:`plan`).
         want_events: list spikes in ``spk_step``, ``spk_unit``, ``spk_batch`` from
             ``n_spk_arr[0]`` on (updated); ``counts (k, B)``: spikes per step and sequence.
         units, var_codes, st_out: record ``st_out[t, b, c, r]`` = state variable ``var_codes[c]``
@@ -336,7 +337,7 @@ def lif_chunk(
     L = ring.shape[1]
     cap = spk_step.shape[0]
     n_spk = n_spk_arr[0]
-    nb = n_blocks if parallel else 1
+    nb = 1 if parallel is None else n_blocks
     n_task = B * nb
     inp = np.zeros((B, n), dtype=v.dtype)
     inp2 = np.zeros((B, n) if two else (1, 1), dtype=v.dtype)
@@ -367,7 +368,7 @@ def lif_chunk(
                         active[b, m] = c
                         m += 1
                 n_active[b] = m
-        if parallel:
+        if parallel is not None:  # (pruned when None: no parallel code compiled or started)
             _tasks_parallel(
                 n_task,
                 nb,

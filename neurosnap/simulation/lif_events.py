@@ -132,7 +132,7 @@ class EventLIF:
                 1,
                 False,
                 sorted_rows,
-                parallel,
+                True if parallel else None,
                 n_blocks,
                 True,
                 *buf,
