@@ -40,7 +40,7 @@ def check_threads(threads) -> int | None:
     number of cores)."""
     if threads is None:
         return None
-    top = numba.config.NUMBA_NUM_THREADS
+    top = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
     if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)):
         raise TypeError(
             f"threads must be None or an integer from 1 to {top}, got "
@@ -68,7 +68,8 @@ def set_threads(threads: int | None) -> int | None:
 def plan(n: int, batch: int) -> tuple[bool, int]:
     """``(parallel, n_blocks)`` for :func:`lif_chunk` with ``n`` units and ``batch`` sequences on
     numba's current number of threads; the results do not depend on it."""
-    if batch * n < PARALLEL_MIN_UNITS or numba.config.NUMBA_NUM_THREADS <= 1:
+    top = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    if batch * n < PARALLEL_MIN_UNITS or top <= 1:
         return False, 1  # (numba's threads are not even started)
     threads = numba.get_num_threads()
     if threads <= 1:

@@ -108,8 +108,7 @@ class EventLIF:
         sorted_rows = n_blocks > 1 and rows_sorted(self.out_ptr, self.out_post)
         t = 0
         while t < T:
-            # mypy reads numba's Dispatcher.__call__ stub, not the jitted signature
-            t = lif_chunk(  # type: ignore[call-arg]
+            t = lif_chunk(
                 xs,
                 t,
                 0,
