@@ -81,7 +81,7 @@ def test_one_and_two_threads_are_identical(small_blocks, name, B):
     assert small_blocks and all(p == (False, 1) for p in small_blocks)
     small_blocks.clear()
     two = _simulate(case, threads=2)
-    assert small_blocks and all(p == (True, 2 if B == 1 else 1) for p in small_blocks)
+    assert small_blocks and all(p == (True, 2) for p in small_blocks)  # B x 2 tasks
     assert 0.01 < one.n_events / (80 * B * 40) < 0.5
     _assert_identical(one, two)
 
@@ -100,9 +100,15 @@ def test_every_block_split_is_identical(monkeypatch, sorted_rows):
         _assert_identical(serial, _simulate(case))
 
 
-def test_default_plan_is_serial_for_small_networks():
-    assert kernels.plan(40, 3) == (False, 1)
-    assert kernels.plan(kernels.PARALLEL_MIN_UNITS, 1)[1] >= 1
+def test_plan(monkeypatch):
+    assert kernels.plan(40, 3) == (False, 1)  # small: serial
+    monkeypatch.setattr(kernels.numba, "get_num_threads", lambda: 4)
+    if kernels.numba.config.NUMBA_NUM_THREADS > 1:
+        assert kernels.plan(20_000, 1) == (True, 4)
+        assert kernels.plan(20_000, 2) == (True, 2)  # 2 sequences x 2 blocks
+        assert kernels.plan(20_000, 3) == (True, 4)  # 12 tasks: 3 per thread
+        assert kernels.plan(20_000, 8) == (True, 1)
+        assert kernels.plan(2_500, 2) == (True, 2)  # blocks of >= MIN_BLOCK units
 
 
 def test_event_lif_accepts_int32_synapse_indices():

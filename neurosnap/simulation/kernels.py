@@ -16,11 +16,15 @@ updates the (sequence, block) pairs in parallel; a block adds the previous step'
 units' ring-buffer entries (every entry receives its additions in the serial order: step by step,
 presynaptic units ascending), updates its units and lists its spikes; the lists are then joined in
 block order, so spikes are recorded by step, sequence and unit ascending. Results are therefore
-identical for every thread count and block split. With ``parallel`` False the same code runs as
-one block per sequence, without a parallel region (cheaper for small networks).
+identical for every thread count and block split. With ``parallel=None`` the same code runs as
+one block per sequence without a parallel region, and the parallel code is neither compiled nor
+started (:func:`plan` chooses: a parallel region costs about a microsecond per step, and a
+thread that the machine cannot schedule at once stalls every step).
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
@@ -74,7 +78,8 @@ def plan(n: int, batch: int) -> tuple[bool, int]:
     threads = numba.get_num_threads()
     if threads <= 1:
         return False, 1
-    per_seq = -(-threads // batch)  # blocks per sequence so that every thread has work
+    # blocks per sequence: the (sequence, block) tasks a multiple of the threads, all busy
+    per_seq = threads // math.gcd(batch, threads)
     return True, max(1, min(per_seq, n // MIN_BLOCK))
 
 
