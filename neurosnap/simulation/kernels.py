@@ -124,19 +124,27 @@ def _deliver(ring, b, slot, uniform, j, table, lo, hi, whole, sorted_rows):  # p
     if uniform:
         dst = slot + uniform
         row = ring[b, dst - L if dst >= L else dst]
+        if bounded:
+            for q in range(q0, q1):
+                p = out_post[q]
+                if p >= lo and p < hi:
+                    row[p] += out_w[q]
+        else:  # the hot loop: one add per synapse
+            for q in range(q0, q1):
+                row[out_post[q]] += out_w[q]
+    elif bounded:
         for q in range(q0, q1):
             p = out_post[q]
-            if not bounded or (p >= lo and p < hi):
-                row[p] += out_w[q]
-    else:
-        for q in range(q0, q1):
-            p = out_post[q]
-            if not bounded or (p >= lo and p < hi):
+            if p >= lo and p < hi:
                 dst = slot + out_d[q]
                 ring[b, dst - L if dst >= L else dst, p] += out_w[q]
+    else:
+        for q in range(q0, q1):
+            dst = slot + out_d[q]
+            ring[b, dst - L if dst >= L else dst, out_post[q]] += out_w[q]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _deliver_block(b, blk, nb, buf, slot, scratch, state, synapses, cell):  # pragma: no cover
     """Block ``blk`` (of ``nb``) of sequence ``b`` receives the spikes listed in buffer ``buf``
     (the step at ring slot ``slot``), in the serial kernel's order (tuples as in :func:`_task`)."""
@@ -157,39 +165,18 @@ def _deliver_block(b, blk, nb, buf, slot, scratch, state, synapses, cell):  # pr
                 _deliver(ring2, b, slot, uniform, j, table2, lo, hi, whole, sorted_rows)
 
 
-@numba.njit(cache=True)
-def _update_block(
-    t, b, blk, nb, slot, buf, xs, scratch, state, weights, cell, record
-):  # pragma: no cover - numba
-    """Step ``t`` of block ``blk`` (of ``nb``) of sequence ``b``: input (the ``n_active[b]``
-    channels ``active[b]``, summed in ``inp``, ``inp2``), unit update (ring slot ``slot`` read and
-    cleared), the block's spikes listed from its first unit on in ``spikes[buf, b]``, recorded
-    states; returns the number of the block's spikes (tuples as in :func:`_task`)."""
-    active, n_active, inp, inp2, spikes, _ = scratch
-    v, cur, cur2, a, cnt, ring, ring2 = state
-    w_in_t, bias, w_in_t2, bias2 = weights
-    constants, subtract, refr, two, _, _ = cell
-    units, var_codes, st_out = record
+@numba.njit(cache=True, inline="always")
+def _units(b, lo, hi, spikes, args, two):  # pragma: no cover - numba
+    """The unit update of units ``lo..hi-1`` of sequence ``b`` (``args`` as in
+    :func:`_update_block`); lists the spikes in ``spikes`` from ``lo`` on, returns their count."""
+    v, cur, cur2, a, cnt, rec, rec2, inp, inp2, bias, bias2, constants, subtract, refr = args
     v_th, v_leak, v_reset, k_m, decay_syn, decay_inh, rho, beta = constants
-    n = v.shape[1]
-    lo = blk * n // nb
-    hi = (blk + 1) * n // nb
-    for ci in range(n_active[b]):  # W_in x_t: the active channels, unit order within each
-        c = active[b, ci]
-        x = xs[t, b, c]
-        for u in range(lo, hi):
-            inp[b, u] += w_in_t[c, u] * x
-        if two:
-            for u in range(lo, hi):
-                inp2[b, u] += w_in_t2[c, u] * x
-    rec = ring[b, slot]
-    rec2 = ring2[b, slot if two else 0]
     m = 0
     for u in range(lo, hi):
         vn, i_n, ih_n, a_n, c_n = unit_step(
             v[b, u],
             cur[b, u],
-            cur2[b, u],
+            cur2[b, u] if two else cur[b, u],
             a[b, u],
             cnt[b, u],
             rec[u],
@@ -219,8 +206,43 @@ def _update_block(
             rec2[u] = 0
             inp2[b, u] = 0
         if fires(vn, a_n, c_n, v_th, beta):
-            spikes[buf, b, lo + m] = u
+            spikes[lo + m] = u
             m += 1
+    return m
+
+
+@numba.njit(cache=True, inline="always")
+def _update_block(
+    t, b, blk, nb, slot, buf, xs, scratch, state, weights, cell, record
+):  # pragma: no cover - numba
+    """Step ``t`` of block ``blk`` (of ``nb``) of sequence ``b``: input (the ``n_active[b]``
+    channels ``active[b]``, summed in ``inp``, ``inp2``), unit update (ring slot ``slot`` read and
+    cleared), the block's spikes listed from its first unit on in ``spikes[buf, b]``, recorded
+    states; returns the number of the block's spikes (tuples as in :func:`_task`)."""
+    active, n_active, inp, inp2, spikes, _ = scratch
+    v, cur, cur2, a, cnt, ring, ring2 = state
+    w_in_t, bias, w_in_t2, bias2 = weights
+    constants, subtract, refr, two, _, _ = cell
+    units, var_codes, st_out = record
+    v_th, v_leak, v_reset, k_m, decay_syn, decay_inh, rho, beta = constants
+    n = v.shape[1]
+    lo = blk * n // nb
+    hi = (blk + 1) * n // nb
+    for ci in range(n_active[b]):  # W_in x_t: the active channels, unit order within each
+        c = active[b, ci]
+        x = xs[t, b, c]
+        for u in range(lo, hi):
+            inp[b, u] += w_in_t[c, u] * x
+        if two:
+            for u in range(lo, hi):
+                inp2[b, u] += w_in_t2[c, u] * x
+    rec = ring[b, slot]
+    rec2 = ring2[b, slot if two else 0]
+    args = (v, cur, cur2, a, cnt, rec, rec2, inp, inp2, bias, bias2, constants, subtract, refr)
+    if two:  # a loop for each: no test of `two` per unit
+        m = _units(b, lo, hi, spikes[buf, b], args, True)
+    else:
+        m = _units(b, lo, hi, spikes[buf, b], args, False)
     for r in range(units.shape[0]):
         u = units[r]
         if u >= lo and u < hi:
@@ -239,7 +261,7 @@ def _update_block(
     return m
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _task(
     task, nb, t, slot, pslot, buf, update, xs, scratch, state, synapses, weights, cell, record
 ):  # pragma: no cover - numba
@@ -250,9 +272,9 @@ def _task(
     The tuples hold :func:`lif_chunk`'s arrays and flags: ``scratch = (active, n_active, inp,
     inp2, spikes, n_sp)``, ``state = (v, cur, cur2, a, cnt, ring, ring2)``, ``synapses =
     (tables, tables2)``, ``weights = (w_in_t, bias, w_in_t2, bias2)``, ``cell = (constants,
-    subtract, refr, two, uniform, sorted_rows)``, ``record = (units, var_codes, st_out)``. (The
-    helpers are separate compiled functions, not inlined: numba's parallel pass may drop writes of
-    inlined code to arrays handed over in tuples.)
+    subtract, refr, two, uniform, sorted_rows)``, ``record = (units, var_codes, st_out)``. (Inlined
+    into the serial kernel and into :func:`_task_call`, one function each: passing the arrays on to
+    compiled calls made the unit update 1.7 times slower.)
     """
     b = task // nb
     blk = task - b * nb
@@ -260,6 +282,17 @@ def _task(
     if update:
         m = _update_block(t, b, blk, nb, slot, buf, xs, scratch, state, weights, cell, record)
         scratch[5][buf, b, blk] = m
+
+
+@numba.njit(cache=True)
+def _task_call(
+    task, nb, t, slot, pslot, buf, update, xs, scratch, state, synapses, weights, cell, record
+):  # pragma: no cover - numba
+    """:func:`_task`, compiled on its own (numba's parallel pass may drop writes of code inlined
+    into a parallel loop to arrays handed over in tuples)."""
+    _task(
+        task, nb, t, slot, pslot, buf, update, xs, scratch, state, synapses, weights, cell, record
+    )
 
 
 @numba.njit(cache=True, parallel=True)
@@ -274,7 +307,9 @@ def _tasks_parallel(
         syn = (tables, tables2)
         flags = (constants, subtract, refr, two, uniform, sorted_rows)
         i = np.int64(task)  # the serial loop's type: one compiled _task
-        _task(i, nb, t, slot, pslot, buf, update, xs, scratch, state, syn, weights, flags, record)
+        _task_call(
+            i, nb, t, slot, pslot, buf, update, xs, scratch, state, syn, weights, flags, record
+        )
 
 
 @numba.njit(cache=True)
