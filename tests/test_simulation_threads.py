@@ -60,6 +60,7 @@ def _assert_identical(a, b):
 def small_blocks(monkeypatch):
     """Parallel blocks from a few units on; records the plans the runner chose."""
     monkeypatch.setattr(kernels, "PARALLEL_MIN_UNITS", 1)
+    monkeypatch.setattr(kernels, "WORKQUEUE_MIN_UNITS", 1)
     monkeypatch.setattr(kernels, "MIN_BLOCK", 8)
     plans = []
 
@@ -103,12 +104,16 @@ def test_every_block_split_is_identical(monkeypatch, sorted_rows):
 def test_plan(monkeypatch):
     assert kernels.plan(40, 3) == (False, 1)  # small: serial
     monkeypatch.setattr(kernels.numba, "get_num_threads", lambda: 4)
+    monkeypatch.setattr(kernels.numba, "threading_layer", lambda: "omp")
     if kernels.numba.config.NUMBA_NUM_THREADS > 1:
         assert kernels.plan(20_000, 1) == (True, 4)
         assert kernels.plan(20_000, 2) == (True, 2)  # 2 sequences x 2 blocks
         assert kernels.plan(20_000, 3) == (True, 4)  # 12 tasks: 3 per thread
         assert kernels.plan(20_000, 8) == (True, 1)
         assert kernels.plan(2_500, 2) == (True, 2)  # blocks of >= MIN_BLOCK units
+        monkeypatch.setattr(kernels.numba, "threading_layer", lambda: "workqueue")
+        assert kernels.plan(20_000, 1) == (False, 1)  # its parallel regions cost more
+        assert kernels.plan(kernels.WORKQUEUE_MIN_UNITS, 1) == (True, 4)
 
 
 def test_event_lif_accepts_int32_synapse_indices():

@@ -34,6 +34,9 @@ from ..cells.lif_kernel import fires, unit_step
 #: below this many units per step (``batch x n``) the kernel runs serially: a parallel region costs
 #: a few microseconds per step, about what a few thousand unit updates take
 PARALLEL_MIN_UNITS = 4096
+#: the same with numba's "workqueue" threading layer (no OpenMP or TBB), whose parallel region
+#: cost about 100 microseconds per step on the benchmark machine (OpenMP's: 3)
+WORKQUEUE_MIN_UNITS = 32 * PARALLEL_MIN_UNITS
 #: units per block at least (a block per thread when there are enough units)
 MIN_BLOCK = 1024
 
@@ -77,6 +80,8 @@ def plan(n: int, batch: int) -> tuple[bool, int]:
         return False, 1  # (numba's threads are not even started)
     threads = numba.get_num_threads()
     if threads <= 1:
+        return False, 1
+    if numba.threading_layer() == "workqueue" and batch * n < WORKQUEUE_MIN_UNITS:
         return False, 1
     # blocks per sequence: the (sequence, block) tasks a multiple of the threads, all busy
     per_seq = threads // math.gcd(batch, threads)
