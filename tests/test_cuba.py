@@ -6,6 +6,7 @@ are sane."""
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def _bench():
     spec = importlib.util.spec_from_file_location("cuba_bench", ROOT / "benchmarks" / "cuba.py")
     mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    environ = dict(os.environ)
+    try:
+        spec.loader.exec_module(mod)
+    finally:  # the benchmark sets NUMBA_NUM_THREADS etc. for its own process: not for this one
+        os.environ.clear()
+        os.environ.update(environ)
     return mod
 
 

@@ -71,6 +71,14 @@ def add_parser(sub, **kwargs):
     )
     p.add_argument("--chunk-steps", type=int, default=10_000, metavar="N", help="steps per chunk")
     p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads of the event engine (default: numba's, every core); the results "
+        "do not depend on it",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -197,6 +205,7 @@ def main(args) -> int:
             out=out,
             progress=args.progress,
             batch=args.batch,
+            threads=args.threads,
         )
     except (ValueError, TypeError) as exc:  # ConfigError, bad arguments, unreadable files
         print(f"neurosnap: error: {' '.join(str(exc).split())}", file=sys.stderr)

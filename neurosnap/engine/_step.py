@@ -12,6 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..cells.lif_kernel import current_jump, membrane, threshold_gap
 from ..core.layout import INP, REC
 from .codes import (
     ADAM,
@@ -185,9 +186,9 @@ def cell_step(
                 v = state[b, 0, i]
                 cur = state[b, 1, i]
                 if ck == LIF:
-                    xz = v - v_th
+                    xz = threshold_gap(v, 0.0, v_th, 0.0)
                 else:
-                    xz = v - v_th - hp[8] * state[b, 2, i]
+                    xz = threshold_gap(v, state[b, 2, i], v_th, hp[8])
                 z = gate_forward(gk, gp, xz)
                 dz = gate_grad(gk, gp, xz)
                 if not subtract:
@@ -208,8 +209,8 @@ def cell_step(
                         dvr_dz = -v_th
                         dvr_dv = 1 + dvr_dz * dz
                         dvr_dx = dvr_dz * dz
-                i_j = cur + rec[0, i] + inp[0, i]
-                new[b, 0, i] = v_r + k_m * (v_leak - v_r + i_j)
+                i_j = current_jump(cur, rec[0, i], inp[0, i])  # inp holds the bias
+                new[b, 0, i] = membrane(v_r, i_j, 0.0, k_m, v_leak, False)
                 new[b, 1, i] = (1 - k_s) * i_j
                 for a_ in range(S):
                     for c_ in range(S):

@@ -1,11 +1,12 @@
 """The two ways :func:`neurosnap.simulate` advances a network one chunk at a time, state carried:
 :class:`StepRunner` (any cell, ``model.cell.step``) and :class:`EventRunner` (LIF/ALIF with a
-Heaviside gate, the event-driven numba kernel :func:`lif_chunk`)."""
+Heaviside gate, the event-driven numba kernel :func:`~neurosnap.simulation.kernels.lif_chunk`)."""
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from .kernels import lif_chunk, plan, rows_sorted
 
 
 # -- runners: one chunk at a time, state carried -----------------------------------------------
@@ -182,313 +183,68 @@ class EventRunner:
                             ring[b, s % self.L, out_post[q]] += out_w[q]
 
     def run(self, xs, t0, emit):
-        """As :meth:`StepRunner.run`, event-driven."""
-        xs = np.ascontiguousarray(xs, dtype=self.model.dtype)
+        """As :meth:`StepRunner.run`, event-driven: :func:`~neurosnap.simulation.kernels.lif_chunk`
+        on numba's current number of threads (``ns.simulate(..., threads=)``); the results do
+        not depend on it."""
+        dtype = self.model.dtype
+        xs = np.ascontiguousarray(xs, dtype=dtype)
         k = len(xs)
         counts = np.zeros((k, self.B), dtype=np.int64)
-        st = np.empty((k, self.B, len(self.var_codes), len(self.units)), dtype=self.model.dtype)
+        st = np.empty((k, self.B, len(self.var_codes), len(self.units)), dtype=dtype)
         n_spk = np.zeros(1, np.int64)
+        tables, (w_in_t, bias) = self.csr[:4], self.csr[4:6]
+        tables2, w_in_t2, bias2 = tables, w_in_t, bias  # same types; read only with `two`
+        if self.two:
+            tables2, (w_in_t2, bias2) = self.csr[6:10], self.csr[10:12]
+        v_th, v_leak, v_reset, k_m, decay_syn, rho, beta = self.constants
+        decay_inh = self.decay_inh if self.two else dtype.type(0.0)
+        constants = (v_th, v_leak, v_reset, k_m, decay_syn, decay_inh, rho, beta)
+        parallel, n_blocks = plan(self.n, self.B)
+        sorted_rows = n_blocks > 1 and self._rows_sorted()
         t = 0
         while t < k:
-            if self.two:
-                t = lif2_chunk(
-                    xs,
-                    t,
-                    t0,
-                    self.v,
-                    self.cur,
-                    self.cur2,
-                    self.cnt,
-                    self.ring,
-                    self.ring2,
-                    self.inp,
-                    self.inp2,
-                    self.now,
-                    *self.csr,
-                    *self.constants[:5],
-                    self.decay_inh,
-                    self.subtract,
-                    self.refr,
-                    self.uniform,
-                    self.want_events,
-                    *self.buf,
-                    n_spk,
-                    counts,
-                    self.units,
-                    self.var_codes,
-                    st,
-                )
-            else:
-                t = lif_chunk(
-                    xs,
-                    t,
-                    t0,
-                    self.v,
-                    self.cur,
-                    self.a,
-                    self.cnt,
-                    self.ring,
-                    self.inp,
-                    self.now,
-                    *self.csr,
-                    *self.constants,
-                    self.subtract,
-                    self.refr,
-                    self.uniform,
-                    self.want_events,
-                    *self.buf,
-                    n_spk,
-                    counts,
-                    self.units,
-                    self.var_codes,
-                    st,
-                )
+            t = lif_chunk(
+                xs,
+                t,
+                t0,
+                self.v,
+                self.cur,
+                self.cur2,
+                self.a,
+                self.cnt,
+                self.ring,
+                self.ring2,
+                tables,
+                w_in_t,
+                bias,
+                tables2,
+                w_in_t2,
+                bias2,
+                constants,
+                self.subtract,
+                self.refr,
+                self.uniform,
+                self.two,
+                sorted_rows,
+                True if parallel else None,
+                n_blocks,
+                self.want_events,
+                *self.buf,
+                n_spk,
+                counts,
+                self.units,
+                self.var_codes,
+                st,
+            )
             m = int(n_spk[0])
             if m:
                 emit(self.buf[0][:m], self.buf[1][:m], self.buf[2][:m])
             n_spk[0] = 0
         return counts, st
 
-
-@numba.njit(cache=True, inline="always")
-def _deliver(ring, b, slot, L, uniform, j, out_ptr, out_post, out_w, out_d):
-    """Add unit ``j``'s spike to the ring-buffer slots of its targets: slot ``slot + d`` (mod
-    ``L``) for the synapse's delay ``d`` (``uniform`` when non-zero, else per synapse)."""
-    if uniform:
-        dst = slot + uniform
-        row = ring[b, dst - L if dst >= L else dst]
-        for q in range(out_ptr[j], out_ptr[j + 1]):
-            row[out_post[q]] += out_w[q]
-    else:
-        for q in range(out_ptr[j], out_ptr[j + 1]):
-            dst = slot + out_d[q]
-            ring[b, dst - L if dst >= L else dst, out_post[q]] += out_w[q]
-
-
-@numba.njit(cache=True)
-def lif_chunk(
-    xs,
-    t_begin,
-    t0,
-    v,
-    cur,
-    a,
-    cnt,
-    ring,
-    inp,
-    now,
-    out_ptr,
-    out_post,
-    out_w,
-    out_d,
-    w_in_t,
-    bias,
-    v_th,
-    v_leak,
-    v_reset,
-    k_m,
-    decay_syn,
-    rho,
-    beta,
-    subtract,
-    refr,
-    uniform,
-    want_events,
-    spk_step,
-    spk_unit,
-    spk_batch,
-    n_spk_arr,
-    counts,
-    units,
-    var_codes,
-    st_out,
-):
-    """Steps ``t_begin..`` of a chunk in place on the carried state (the cells' floating-point
-    operations, ``neurosnap/cells/lif.py``); returns the step it stopped at (the chunk's end, or
-    earlier when the event buffer could overflow). ``ring[b, (t0 + t) mod L]`` holds the synaptic
-    input arriving at step ``t``; ``cnt`` the refractory counters; ``refr = max(R - 1, 0)``;
-    ``uniform``: the delay of every synapse, or 0 to read ``out_d`` per synapse."""
-    k, B, n_in = xs.shape
-    n = bias.shape[0]
-    L = ring.shape[1]
-    cap = spk_step.shape[0]
-    n_spk = n_spk_arr[0]
-    for t in range(t_begin, k):
-        if want_events and n_spk + B * n > cap:
-            n_spk_arr[0] = n_spk
-            return t
-        slot = (t0 + t) % L
-        for b in range(B):
-            for c in range(n_in):  # W_in x_t: the active channels
-                x = xs[t, b, c]
-                if x != 0:
-                    for u in range(n):
-                        inp[u] += w_in_t[c, u] * x
-            n_now = 0
-            rec = ring[b, slot]
-            for u in range(n):
-                vu = v[b, u]
-                au = a[b, u]
-                v_r = vu
-                if cnt[b, u] == 0 and vu - v_th - beta * au > 0:  # z_{t-1} (eq. (15))
-                    v_r = vu - v_th if subtract else v_reset
-                    au = rho * (au + 1)
-                    cu = refr
-                else:
-                    au = rho * au
-                    cu = cnt[b, u] - 1 if cnt[b, u] > 0 else 0
-                i_j = cur[b, u] + rec[u] + (inp[u] + bias[u])
-                if cu == 0:
-                    vn = v_r + k_m * (v_leak - v_r + i_j)
-                else:  # clamped while refractory
-                    vn = v_r
-                v[b, u] = vn
-                cur[b, u] = decay_syn * i_j
-                a[b, u] = au
-                cnt[b, u] = cu
-                rec[u] = 0
-                inp[u] = 0
-                if cu == 0 and vn - v_th - beta * au > 0:
-                    now[n_now] = u
-                    n_now += 1
-                    if want_events:
-                        spk_step[n_spk] = t0 + t
-                        spk_unit[n_spk] = u
-                        spk_batch[n_spk] = b
-                        n_spk += 1
-            for s in range(n_now):  # this step's spikes travel: slot of step t + d
-                _deliver(ring, b, slot, L, uniform, now[s], out_ptr, out_post, out_w, out_d)
-            counts[t, b] = n_now
-            for r in range(units.shape[0]):
-                u = units[r]
-                for c in range(var_codes.shape[0]):
-                    code = var_codes[c]
-                    if code == 0:
-                        st_out[t, b, c, r] = v[b, u]
-                    elif code == 1:
-                        st_out[t, b, c, r] = cur[b, u]
-                    elif code == 2:
-                        st_out[t, b, c, r] = a[b, u]
-                    else:
-                        st_out[t, b, c, r] = cnt[b, u]
-    n_spk_arr[0] = n_spk
-    return k
-
-
-@numba.njit(cache=True)
-def lif2_chunk(
-    xs,
-    t_begin,
-    t0,
-    v,
-    cur,
-    cur2,
-    cnt,
-    ring,
-    ring2,
-    inp,
-    inp2,
-    now,
-    out_ptr,
-    out_post,
-    out_w,
-    out_d,
-    w_in_t,
-    bias,
-    out_ptr2,
-    out_post2,
-    out_w2,
-    out_d2,
-    w_in_t2,
-    bias2,
-    v_th,
-    v_leak,
-    v_reset,
-    k_m,
-    decay_syn,
-    decay_inh,
-    subtract,
-    refr,
-    uniform,
-    want_events,
-    spk_step,
-    spk_unit,
-    spk_batch,
-    n_spk_arr,
-    counts,
-    units,
-    var_codes,
-    st_out,
-):
-    """:func:`lif_chunk` for LIF with two synaptic currents (``tau_syn_inh``,
-    ``docs/theory/cells.md`` eq. (28)-(29)): ``cur`` jumps by the first synapse table, input
-    weights and bias, ``cur2`` by the second ones, each with its ring buffer ``ring``, ``ring2``;
-    the membrane integrates ``i_j + ih_j`` in the cell's order of operations."""
-    k, B, n_in = xs.shape
-    n = bias.shape[0]
-    L = ring.shape[1]
-    cap = spk_step.shape[0]
-    n_spk = n_spk_arr[0]
-    for t in range(t_begin, k):
-        if want_events and n_spk + B * n > cap:
-            n_spk_arr[0] = n_spk
-            return t
-        slot = (t0 + t) % L
-        for b in range(B):
-            for c in range(n_in):
-                x = xs[t, b, c]
-                if x != 0:
-                    for u in range(n):
-                        inp[u] += w_in_t[c, u] * x
-                        inp2[u] += w_in_t2[c, u] * x
-            n_now = 0
-            rec = ring[b, slot]
-            rec2 = ring2[b, slot]
-            for u in range(n):
-                vu = v[b, u]
-                v_r = vu
-                if cnt[b, u] == 0 and vu - v_th > 0:  # z_{t-1}
-                    v_r = vu - v_th if subtract else v_reset
-                    cu = refr
-                else:
-                    cu = cnt[b, u] - 1 if cnt[b, u] > 0 else 0
-                i_j = cur[b, u] + rec[u] + (inp[u] + bias[u])
-                ih_j = cur2[b, u] + rec2[u] + (inp2[u] + bias2[u])
-                if cu == 0:
-                    vn = v_r + k_m * (v_leak - v_r + i_j + ih_j)
-                else:
-                    vn = v_r
-                v[b, u] = vn
-                cur[b, u] = decay_syn * i_j
-                cur2[b, u] = decay_inh * ih_j
-                cnt[b, u] = cu
-                rec[u] = 0
-                rec2[u] = 0
-                inp[u] = 0
-                inp2[u] = 0
-                if cu == 0 and vn - v_th > 0:
-                    now[n_now] = u
-                    n_now += 1
-                    if want_events:
-                        spk_step[n_spk] = t0 + t
-                        spk_unit[n_spk] = u
-                        spk_batch[n_spk] = b
-                        n_spk += 1
-            for s in range(n_now):  # each current has its own synapses and ring buffer
-                _deliver(ring, b, slot, L, uniform, now[s], out_ptr, out_post, out_w, out_d)
-                _deliver(ring2, b, slot, L, uniform, now[s], out_ptr2, out_post2, out_w2, out_d2)
-            counts[t, b] = n_now
-            for r in range(units.shape[0]):
-                u = units[r]
-                for c in range(var_codes.shape[0]):
-                    code = var_codes[c]
-                    if code == 0:
-                        st_out[t, b, c, r] = v[b, u]
-                    elif code == 1:
-                        st_out[t, b, c, r] = cur[b, u]
-                    elif code == 4:
-                        st_out[t, b, c, r] = cur2[b, u]
-                    else:
-                        st_out[t, b, c, r] = cnt[b, u]
-    n_spk_arr[0] = n_spk
-    return k
+    def _rows_sorted(self) -> bool:
+        """Whether the synapse tables' rows ascend (checked once; blocks then bisect them)."""
+        if getattr(self, "_sorted", None) is None:
+            tables = [self.csr[:2]] + ([self.csr[6:8]] if self.two else [])
+            self._sorted = all(rows_sorted(ptr, post) for ptr, post in tables)
+        return self._sorted

@@ -12,12 +12,12 @@ floating-point operations, so the events equal ``model.run(params, xs).events`` 
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from ..cells.alif import ALIF
 from ..cells.lif import LIF
 from ..gates import Heaviside
+from .kernels import lif_chunk, plan, rows_sorted
 
 
 class EventLIF:
@@ -76,102 +76,80 @@ class EventLIF:
         self.subtract = cell.reset == "subtract"
 
     def run(self, xs, record_v: bool = False):
-        """Simulate ``xs`` of shape ``(T, B, n_in)`` from the initial state.
+        """Simulate ``xs`` of shape ``(T, B, n_in)`` from the initial state, with
+        :func:`~neurosnap.simulation.kernels.lif_chunk` (``ns.simulate``'s event kernel) on
+        numba's current number of threads (the results do not depend on it).
 
         Returns:
             ``events`` shape ``(T, B, n)`` bool; with ``record_v`` also ``v`` shape ``(T, B, n)``,
             the membrane before the reset (neurosnap's state ``v``).
         """
         xs, _, _ = self.model.check_inputs(xs)
+        dtype = self.model.dtype
+        xs = np.ascontiguousarray(xs, dtype=dtype)
         T, B, _ = xs.shape
         n = len(self.bias)
+        v_th, v_leak, v_reset, k_m, decay_syn, rho, beta = self.constants
+        v = np.full((B, n), v_leak, dtype=dtype)
+        cur = np.zeros((B, n), dtype=dtype)
+        a = np.zeros((B, n), dtype=dtype)
+        cnt = np.zeros((B, n), dtype=np.int64)
+        ring = np.zeros((B, 1, n), dtype=dtype)  # every delay is one step
+        if v_leak - v_th > 0:  # the rest state fires: its spikes z_{-1} arrive at step 0
+            for b in range(B):
+                np.add.at(ring[b, 0], self.out_post, self.out_w)  # in synapse order
+        tables = (self.out_ptr, self.out_post, self.out_w, np.zeros(1, np.uint16))
+        constants = (v_th, v_leak, v_reset, k_m, decay_syn, dtype.type(0.0), rho, beta)
+        units = np.arange(n if record_v else 0, dtype=np.int64)
+        st = np.empty((T, B, 1, len(units)), dtype=dtype)
         events = np.zeros((T, B, n), dtype=np.bool_)
-        v_out = np.zeros((T if record_v else 0, B, n), dtype=self.model.dtype)
-        # mypy reads numba's Dispatcher.__call__ stub, not the jitted signature
-        _simulate(
-            xs,
-            self.out_ptr,
-            self.out_post,
-            self.out_w,
-            self.w_in_t,
-            self.bias,  # type: ignore[call-arg]
-            *self.constants,
-            self.subtract,
-            record_v,
-            events,
-            v_out,
-        )
-        return (events, v_out) if record_v else events
+        cap = max(B * n, 1 << 17)
+        buf = (np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty(cap, np.int32))
+        n_spk = np.zeros(1, np.int64)
+        parallel, n_blocks = plan(n, B)
+        sorted_rows = n_blocks > 1 and rows_sorted(self.out_ptr, self.out_post)
+        t = 0
+        while t < T:
+            t = lif_chunk(
+                xs,
+                t,
+                0,
+                v,
+                cur,
+                cur,  # no second current: read, never written
+                a,
+                cnt,
+                ring,
+                ring,
+                tables,
+                self.w_in_t,
+                self.bias,
+                tables,
+                self.w_in_t,
+                self.bias,
+                constants,
+                self.subtract,
+                0,
+                1,
+                False,
+                sorted_rows,
+                True if parallel else None,
+                n_blocks,
+                True,
+                *buf,
+                n_spk,
+                np.zeros((T, B), dtype=np.int64),
+                units,
+                np.zeros(1, dtype=np.int64),
+                st,
+            )
+            m = int(n_spk[0])
+            events[buf[0][:m], buf[2][:m], buf[1][:m]] = True
+            n_spk[0] = 0
+        return (events, st[:, :, 0]) if record_v else events
 
 
 def simulate_lif_events(model, params, xs, record_v: bool = False):
     """Event-driven ``model.run`` for LIF/ALIF cells: ``events (T, B, n)`` (and ``v``, see
     :meth:`EventLIF.run`). Prepare once with :class:`EventLIF` to run many inputs."""
     return EventLIF(model, params).run(xs, record_v=record_v)
-
-
-@numba.njit(cache=True)
-def _simulate(
-    xs,
-    out_ptr,
-    out_post,
-    out_w,
-    w_in_t,
-    bias,
-    v_th,
-    v_leak,
-    v_reset,
-    k_m,
-    decay_syn,
-    rho,
-    beta,
-    subtract,
-    record_v,
-    events,
-    v_out,
-):
-    T, B, n_in = xs.shape
-    n = bias.shape[0]
-    dtype = bias.dtype
-    spikes = np.empty(n, dtype=np.int64)
-    for b in range(B):
-        v = np.full(n, v_leak, dtype=dtype)
-        cur = np.zeros(n, dtype=dtype)
-        a = np.zeros(n, dtype=dtype)
-        rec = np.zeros(n, dtype=dtype)
-        inp = np.zeros(n, dtype=dtype)
-        n_spk = 0
-        for u in range(n):  # z_{-1} of the initial state
-            if v[u] - v_th - beta * a[u] > 0:
-                spikes[n_spk] = u
-                n_spk += 1
-        for t in range(T):
-            for s in range(n_spk):  # W_rec z_{t-1}: only the spikers' rows
-                j = spikes[s]
-                for q in range(out_ptr[j], out_ptr[j + 1]):
-                    rec[out_post[q]] += out_w[q]
-            for k in range(n_in):  # W_in x_t: only the active channels
-                x = xs[t, b, k]
-                if x != 0:
-                    for u in range(n):
-                        inp[u] += w_in_t[k, u] * x
-            n_spk = 0
-            for u in range(n):
-                z = v[u] - v_th - beta * a[u] > 0
-                v_r = v[u]
-                if z:
-                    v_r = v_r - v_th if subtract else v_reset
-                    a[u] = rho * (a[u] + 1)
-                else:
-                    a[u] = rho * a[u]
-                i_j = cur[u] + rec[u] + (inp[u] + bias[u])
-                v[u] = v_r + k_m * (v_leak - v_r + i_j)
-                cur[u] = decay_syn * i_j
-                rec[u] = 0
-                inp[u] = 0
-                if v[u] - v_th - beta * a[u] > 0:
-                    spikes[n_spk] = u
-                    n_spk += 1
-                    events[t, b, u] = True
-            if record_v:
-                v_out[t, b] = v

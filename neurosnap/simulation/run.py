@@ -20,6 +20,7 @@ from ..gates import Heaviside
 from ..io.codec import model_config, network_hash
 from ..model import Model
 from .engine import EventRunner, StepRunner
+from .kernels import check_threads, set_threads
 from .recording import FORMAT, FORMAT_VERSION, ChunkStore, RateBinner, Recording
 from .sources import as_source
 
@@ -202,6 +203,7 @@ def simulate(
     dt: float | None = None,
     delays=None,
     initial_state=None,
+    threads: int | None = None,
 ) -> Recording:
     """Run ``model`` on ``inputs`` and record events, states and rates (module docstring).
 
@@ -249,6 +251,10 @@ def simulate(
             Units above threshold in it fire before step 0: their spikes are in flight (with
             ``delay > 1``, on every delay); a refractory unit (``r > 0``) must be below threshold. E.g. CUBA's random potentials,
             ``{"v": rng.uniform(v_reset, v_th, n)}``.
+        threads: numba threads of the event engine for this call (default ``None``: numba's
+            current number, by default every core; ``NUMBA_NUM_THREADS`` sets it). The units are
+            updated in parallel blocks when ``batch x n`` is large enough (thousands of units);
+            the results are identical for every number of threads.
 
     Returns:
         a :class:`Recording`.
@@ -289,6 +295,7 @@ def simulate(
     rate_bin = validate.positive_int("rate_bin", rate_bin)
     chunk_steps = validate.positive_int("chunk_steps", chunk_steps)
     validate.choice("engine", engine, ENGINES)
+    threads = check_threads(threads)
     if not isinstance(progress, bool):
         raise TypeError(f"progress must be a bool, got {progress!r}")
     if dt is None:
@@ -353,6 +360,7 @@ def simulate(
 
         bar = progress_bar(steps, unit_scale=True)
     t = 0
+    threads_before = set_threads(threads)
     try:
         while t < steps:
             xs, new_sequence = source.next_chunk(min(chunk_steps, steps - t))
@@ -384,6 +392,7 @@ def simulate(
     finally:
         if bar is not None:
             bar.close()
+        set_threads(threads_before)
     wall = time.perf_counter() - start
     meta = {
         "format": FORMAT,
