@@ -371,15 +371,19 @@ def test_step_engine_on_sparse_storage_equals_dense():
 
 
 def test_sparse_network_never_builds_an_n_squared_array():
-    """n = 20,000 at 0.5 %: an (n, n) float64 array is 3.2 GB, the network ~1.6 MB of synapses."""
+    """n = 20,000 at 0.5 %: an (n, n) float64 array is 3.2 GB, the network 16 MB of synapses."""
     import tracemalloc
 
+    def run(n, density):
+        cell = ns.cells.LIF(5, n, density, storage="sparse", w_in_scale=5.0)
+        model = ns.Model(cell, 1, loss="mse", dtype=np.float32)
+        src = ns.simulation.PoissonSource(20.0, n=5, dt=cell.dt, seed=0)
+        ns.simulate(model, model.init(0), src, steps=20, threads=1)  # serial kernel both times
+        return cell
+
+    run(200, 0.05)  # numba compiles the same kernels first (compilation allocates Python objects)
     tracemalloc.start()
-    cell = ns.cells.LIF(5, 20_000, 0.005, storage="sparse", w_in_scale=5.0)
-    model = ns.Model(cell, 1, loss="mse", dtype=np.float32)
-    params = model.init(0)
-    src = ns.simulation.PoissonSource(20.0, n=5, dt=cell.dt, seed=0)
-    ns.simulate(model, params, src, steps=20)
+    cell = run(20_000, 0.005)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert cell.graph.nnz == 20_000 * 100

@@ -173,7 +173,8 @@ class RecurrentGraph:
             ``(out_ptr (n + 1,) int64, order (nnz,), post (nnz,))``: the ``q``-th CSC entry is edge
             ``order[q]`` (int32 while ``nnz < 2**31``) onto unit ``post[q]`` (``post_dtype``,
             default :func:`index_dtype`), postsynaptic units ascending within a column. Kept on
-            the graph (read-only arrays, 8 bytes per synapse) so that later calls are free; the
+            the graph (shared by every caller: do not modify; 8 bytes per synapse) so that later
+            calls are free; the
             sort of 10^8 synapses takes seconds.
         """
         from ._graph_kernels import counting_transpose  # numba, imported on first use
@@ -184,8 +185,6 @@ class RecurrentGraph:
             order = np.empty(self.nnz, dtype=index_dtype(max(self.n, self.nnz)))
             post = np.empty(self.nnz, dtype=post_dtype)
             out_ptr = counting_transpose(self.n, self.in_ptr, self.pre_index, order, post)
-            for array in (out_ptr, order, post):
-                array.flags.writeable = False  # shared by every caller
             cache[post_dtype] = (out_ptr, order, post)
         return cache[post_dtype]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels import lif_chunk, plan, rows_sorted
+from .kernels import lif_chunk, plan, rows_sorted, synapse_table
 
 
 # -- runners: one chunk at a time, state carried -----------------------------------------------
@@ -89,40 +89,34 @@ class EventRunner:
         if delays is None:  # the cell's uniform delay: no per-synapse array at all
             d = None
             self.L = int(cell.delay)
-        else:  # per synapse, in the CSC order of the synapse tables
-            d = cell.edge_delays(delays)[ev.order]
+        else:  # per synapse, in the graph's edge order
+            d = cell.edge_delays(delays)
             self.L = int(d.max()) if len(d) else 1
-        #: a second synaptic current (LIF's ``tau_syn_inh``): kernel :func:`lif2_chunk`
+        #: a second synaptic current (LIF's ``tau_syn_inh``)
         self.two = getattr(cell, "tau_syn_inh", None) is not None
         # one delay for all: a scalar (no per-synapse read in the scatter, which is bound by
         # memory traffic); otherwise the narrowest unsigned type
         self.uniform = self.L if d is None or len(d) == 0 or d.min() == self.L else 0
-        self.out_d = (
-            np.zeros(1, np.uint16)
-            if self.uniform
-            else d.astype(np.uint16 if self.L < 1 << 16 else np.uint32)
-        )
-        self.csr = (ev.out_ptr, ev.out_post, ev.out_w, self.out_d, ev.w_in_t, ev.bias)
+        if not self.uniform:
+            d = d.astype(np.uint16 if self.L < 1 << 16 else np.uint32)
+        index = (ev.out_ptr, ev.order, ev.out_post)
+        # the second current keeps the nonzero weights of each table only (Dale's law: each
+        # spike scatters into one current; adding the zeros would change no sum)
+        tables = [
+            synapse_table(*index, ev.w_syn[g], None if self.uniform else d, drop_zeros=self.two)
+            for g in ((0, 1) if self.two else (0,))
+        ]
+        self.csr = (*tables[0], ev.w_in_t, ev.bias)
         if self.two:
-            # one table per current holding its nonzero weights only (Dale's law: each spike
-            # scatters into one current; adding the zeros would change no sum)
             p = model.check_params(params)
-            pre = np.repeat(np.arange(self.n), np.diff(ev.out_ptr))
-            tables = []
-            for g in (0, 1):
-                w = ev.w_syn[g][ev.order]
-                keep = w != 0
-                ptr = np.searchsorted(pre[keep], np.arange(self.n + 1)).astype(np.int64)
-                dg = self.out_d if self.uniform else self.out_d[keep]
-                tables.append((ptr, ev.out_post[keep], np.ascontiguousarray(w[keep]), dg))
             w_in_t2 = np.ascontiguousarray(p["cell.w_in"][1].T)
             bias2 = p["cell.bias"][1].copy() if cell.has_bias else np.zeros(self.n, model.dtype)
             self.csr = (*tables[0], ev.w_in_t, ev.bias, *tables[1], w_in_t2, bias2)
             self.decay_inh = model.dtype.type(1 - cell.dt / cell.tau_syn_inh)
-        del ev.order, ev.w_syn  # the tables hold what the kernel reads
         self.constants, self.subtract = ev.constants, ev.subtract
-        self.refr = max(cell.refractory_steps - 1, 0)  # counter after a spike: R - 1
         self.v_leak = ev.constants[1]
+        del ev, index, d  # the tables hold what the kernel reads
+        self.refr = max(cell.refractory_steps - 1, 0)  # counter after a spike: R - 1
         codes = []
         for idx in var_idx:
             name = cell.state_names[idx]
@@ -144,11 +138,8 @@ class EventRunner:
         self.a = np.empty((self.B, self.n), dtype)
         self.cnt = np.zeros((self.B, self.n), np.int64)
         self.ring = np.zeros((self.B, self.L, self.n), dtype)
-        self.inp = np.zeros(self.n, dtype)
         self.cur2 = np.empty((self.B, self.n), dtype)  # the second current (self.two)
         self.ring2 = np.zeros((self.B, self.L, self.n) if self.two else (self.B, 1, 1), dtype)
-        self.inp2 = np.zeros(self.n, dtype)
-        self.now = np.empty(self.n, np.int64)
         self.reset()
 
     def final_state(self):

@@ -17,7 +17,7 @@ import numpy as np
 from ..cells.alif import ALIF
 from ..cells.lif import LIF
 from ..gates import Heaviside
-from .kernels import lif_chunk, plan, rows_sorted
+from .kernels import lif_chunk, plan, rows_sorted, synapse_table
 
 
 class EventLIF:
@@ -57,7 +57,6 @@ class EventLIF:
             np.uint16 if cell.n_hidden <= 1 << 16 else np.uint32
         )
         self.w_syn = cell.synapse_w_rec(params["cell.w_rec"])  # (G, nnz), graph order
-        self.out_w = np.ascontiguousarray(self.w_syn[0][self.order])
         self.w_in_t = np.ascontiguousarray(params["cell.w_in"][0].T)  # (n_in, n)
         self.bias = (
             params["cell.bias"][0].copy() if cell.has_bias else np.zeros(cell.n_hidden, dtype)
@@ -74,6 +73,14 @@ class EventLIF:
             c(cell.beta) if alif else c(0.0),
         )
         self.subtract = cell.reset == "subtract"
+
+    @property
+    def out_w(self) -> np.ndarray:
+        """The first current's weights in the order of the synapse table ``(nnz,)`` (gathered on
+        first use; ``ns.simulate``'s runner builds its own tables)."""
+        if getattr(self, "_out_w", None) is None:
+            self._out_w = synapse_table(self.out_ptr, self.order, self.out_post, self.w_syn[0])[2]
+        return self._out_w
 
     def run(self, xs, record_v: bool = False):
         """Simulate ``xs`` of shape ``(T, B, n_in)`` from the initial state, with
