@@ -33,7 +33,7 @@ built once per (cell, rule, batch size) and cached; influence buffers and scratc
 each call, so concurrent calls from several threads do not share mutable state.
 
 Numba compiles each loop once per dtype (``cache=True``: later processes load it from disk); there
-is one loop per rule family (:mod:`neurosnap.engine._loops`): traces (SnAp-1, RFLO, e-prop),
+is one loop per rule family (:mod:`neurosnap.engine.loops`, one module per family): traces (SnAp-1, RFLO, e-prop),
 influence (RTRL, SnAp-n), UORO and BPTT.
 """
 
@@ -165,7 +165,7 @@ def _check_structure(cell):
         not np.array_equal(np.asarray(a, np.int64), np.asarray(b, np.int64))
         for a, b in zip(expect, got, strict=True)
     ):
-        raise RuntimeError("ParamLayout's column order changed; update neurosnap.engine._loops")
+        raise RuntimeError("ParamLayout's column order changed; update neurosnap.engine.loops")
 
 
 def _plan(cell, order, batch):
@@ -247,7 +247,7 @@ def _edges(cell, w_rec, dtype, copy):
     """``w_rec`` (or optimizer state of its shape) as contiguous ``(G, nnz)`` synapse values in
     edge order: gathered from a dense ``(G, n, n)`` array (a new array), else the values
     themselves (copied if ``copy``)."""
-    from . import _loops
+    from . import loops as _loops
 
     w_rec = np.asarray(w_rec)
     if w_rec.ndim == 3:
@@ -268,7 +268,7 @@ def _from_edges(cell, like, values):
     """The inverse of :func:`_edges`: ``values (G, nnz)``, an array the engine owns, in the shape
     of ``like``: for a dense ``like``, a copy of it with the synapses overwritten (entries off the
     connectivity are kept), or ``values`` reshaped when every entry is a synapse."""
-    from . import _loops
+    from . import loops as _loops
 
     like = np.asarray(like)
     if like.ndim != 3:
@@ -312,7 +312,7 @@ def _no_opt(dtype):
 def _run(model, rule, params_t, data, state, acc, outs, opt_t, ctl, batch_size, digest=None):
     """Dispatch one chunk to the compiled loop of the rule's family; returns the summed loss."""
     from ..rules import rtrl as _rtrl
-    from . import _loops
+    from . import loops as _loops
 
     cell = model.cell
     ck, gk, gp, hp = cell.compiled_spec()

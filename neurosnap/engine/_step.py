@@ -91,7 +91,7 @@ def cell_step(
         state: ``(B, S, n)`` previous state; ``y_prev (B, n)`` its event output.
         x: ``(B, n_in)`` input; ``w_rec (G, nnz)`` the recurrent weights of the existing
             synapses in the graph's edge order, ``w_in (G, n, n_in)``, ``bias (G, n)``.
-        graph: the connectivity as in :mod:`neurosnap.engine._loops` (CSC ``indptr, indices,
+        graph: the connectivity as in :mod:`neurosnap.engine.loops` (CSC ``indptr, indices,
             csc_edge``; CSR ``in_ptr`` with ``edge_pre``).
         rec, inp: ``(G, n)`` scratch.
         new: ``(B, S, n)`` output state; ``local (B, S, S, n)``, ``drec``/``dinp (B, S, G, n)``
