@@ -280,7 +280,7 @@ def test_a_bug_during_training_is_one_line_pointing_to_traceback(tmp_path, monke
     def broken(*args, **kwargs):
         raise KeyError("internal")
 
-    monkeypatch.setattr(cli, "train", broken)
+    monkeypatch.setattr(cli.train_cmd, "train", broken)  # the training loop the command calls
     assert _train(tmp_path, "--steps", "50") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "KeyError" in err[0] and "run with --traceback" in err[0]

@@ -84,3 +84,35 @@ def prepare_out(out: Path, outputs, resume=False, overwrite=False, subdir=None) 
                 for path in (out / subdir).glob("*.json"):
                     path.unlink()
     return out
+
+
+#: the files `neurosnap train` writes into its output directory
+TRAIN_OUTPUTS = (
+    "metrics.csv",
+    "metrics.json",
+    "learning_curve.png",
+    "params.npz",
+    "checkpoint.npz",
+)
+COMPARE_OUTPUTS = (
+    "results.csv",
+    "results.md",
+    "results.json",
+    "curves.json",
+    "learning_curves.png",
+    "loss_curves.png",
+)
+SWEEP_OUTPUTS = ("sweep.csv", "sweep.md", "sweep.json")
+
+
+def workers_arg(text, default=None):
+    """``--workers``: a positive integer, or ``default`` when not given."""
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"--workers must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise UsageError(f"--workers must be a positive integer, got {value}")
+    return value
