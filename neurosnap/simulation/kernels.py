@@ -232,21 +232,30 @@ def _deliver_block(b, blk, nb, buf, slot, scratch, state, synapses, cell):  # pr
 @numba.njit(cache=True, inline="always")
 def _units(b, lo, hi, spikes, args, two):  # pragma: no cover - numba
     """The unit update of units ``lo..hi-1`` of sequence ``b`` (``args`` as in
-    :func:`_update_block`); lists the spikes in ``spikes`` from ``lo`` on, returns their count."""
-    v, cur, cur2, a, cnt, rec, rec2, inp, inp2, bias, bias2, constants, subtract, refr = args
+    :func:`_update_block`); lists the spikes in ``spikes`` from ``lo`` on, returns their count.
+
+    The update is bound by memory traffic on large networks, so arrays that cannot change a
+    result are neither read nor written: the adaptation ``a`` of an LIF cell (``rho = beta = 0``:
+    it stays 0) and the input sums ``inp``, ``inp2`` of a step with no active input channel
+    (they hold 0)."""
+    v, cur, cur2, a, cnt, rec, rec2, inp, inp2, bias, bias2, constants, subtract, refr, fed = args
     v_th, v_leak, v_reset, k_m, decay_syn, decay_inh, rho, beta = constants
+    adapt = rho != 0 or beta != 0
+    zero = v[b, 0] - v[b, 0]  # 0 in the state's dtype
     m = 0
     for u in range(lo, hi):
+        drive = inp[b, u] + bias[u] if fed else bias[u]
+        drive2 = (inp2[b, u] + bias2[u] if fed else bias2[u]) if two else rec[u]
         vn, i_n, ih_n, a_n, c_n = unit_step(
             v[b, u],
             cur[b, u],
             cur2[b, u] if two else cur[b, u],
-            a[b, u],
+            a[b, u] if adapt else zero,
             cnt[b, u],
             rec[u],
-            inp[b, u] + bias[u],
+            drive,
             rec2[u] if two else rec[u],
-            inp2[b, u] + bias2[u] if two else rec[u],
+            drive2,
             v_th,
             v_leak,
             v_reset,
@@ -261,14 +270,17 @@ def _units(b, lo, hi, spikes, args, two):  # pragma: no cover - numba
         )
         v[b, u] = vn
         cur[b, u] = i_n
-        a[b, u] = a_n
+        if adapt:
+            a[b, u] = a_n
         cnt[b, u] = c_n
         rec[u] = 0
-        inp[b, u] = 0
+        if fed:
+            inp[b, u] = 0
         if two:
             cur2[b, u] = ih_n
             rec2[u] = 0
-            inp2[b, u] = 0
+            if fed:
+                inp2[b, u] = 0
         if fires(vn, a_n, c_n, v_th, beta):
             spikes[lo + m] = u
             m += 1
@@ -302,7 +314,8 @@ def _update_block(
                 inp2[b, u] += w_in_t2[c, u] * x
     rec = ring[b, slot]
     rec2 = ring2[b, slot if two else 0]
-    args = (v, cur, cur2, a, cnt, rec, rec2, inp, inp2, bias, bias2, constants, subtract, refr)
+    fed = n_active[b] > 0  # any input this step (else inp, inp2 hold zeros)
+    args = (v, cur, cur2, a, cnt, rec, rec2, inp, inp2, bias, bias2, constants, subtract, refr, fed)
     if two:  # a loop for each: no test of `two` per unit
         m = _units(b, lo, hi, spikes[buf, b], args, True)
     else:
