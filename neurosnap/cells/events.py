@@ -17,6 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..core.arrays import kernel_array
 from ..core.graph import RecurrentGraph
 
 
@@ -100,8 +101,8 @@ class EventDrive:
         out = np.zeros((y.shape[0], w_rec.shape[0], self.n), dtype=dtype)
         if w_rec.ndim == 2:
             _gather_edges(
-                np.ascontiguousarray(w_rec, dtype=dtype),
-                np.ascontiguousarray(y, dtype=dtype),
+                kernel_array(w_rec, dtype),
+                kernel_array(y, dtype),
                 self.indptr,
                 self.indices,
                 self.graph.csc_edge,
@@ -109,8 +110,8 @@ class EventDrive:
             )
             return out
         _gather(
-            np.ascontiguousarray(w_rec, dtype=dtype),
-            np.ascontiguousarray(y, dtype=dtype),
+            kernel_array(w_rec, dtype),
+            kernel_array(y, dtype),
             self.indptr,
             self.indices,
             out,

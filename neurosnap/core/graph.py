@@ -16,6 +16,8 @@ import functools
 
 import numpy as np
 
+from .arrays import kernel_array
+
 
 def index_dtype(n: int) -> np.dtype:
     """The narrowest signed integer type that holds unit numbers ``0 .. n - 1``: int32 below
@@ -87,8 +89,8 @@ class RecurrentGraph:
 
     def _set(self, n, in_ptr, pre_index):
         self.n = int(n)
-        self.in_ptr = np.ascontiguousarray(in_ptr, dtype=np.int64)
-        self.pre_index = np.ascontiguousarray(pre_index, dtype=index_dtype(n))
+        self.in_ptr = kernel_array(in_ptr, np.int64)
+        self.pre_index = kernel_array(pre_index, index_dtype(n))
         self.nnz = len(self.pre_index)
 
     # -- derived on first use ---------------------------------------------------------------------

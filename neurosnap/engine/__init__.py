@@ -44,6 +44,7 @@ import weakref
 
 import numpy as np
 
+from ..core.arrays import kernel_array
 from . import codes
 
 #: the values of ``engine=``
@@ -231,16 +232,16 @@ def _feedback(model, rule):
 def _data(model, xs, ys, mask):
     T, B, _ = xs.shape
     dt = model.dtype
-    xs = np.ascontiguousarray(xs, dtype=dt)
+    xs = kernel_array(xs, dt)
     if model.loss == "cross_entropy":
-        ys_i = np.ascontiguousarray(ys, dtype=np.int64)
+        ys_i = kernel_array(ys, np.int64)
         ys_f = np.zeros((T, B, 1), dtype=dt)
         code = codes.CROSS_ENTROPY
     else:
         ys_i = np.zeros((T, B), dtype=np.int64)
-        ys_f = np.ascontiguousarray(ys, dtype=dt)
+        ys_f = kernel_array(ys, dt)
         code = codes.MSE
-    return (xs, ys_i, ys_f, np.ascontiguousarray(mask, dtype=np.bool_), code)
+    return (xs, ys_i, ys_f, kernel_array(mask, np.bool_), code)
 
 
 def _edges(cell, w_rec, dtype, copy):
@@ -261,7 +262,7 @@ def _edges(cell, w_rec, dtype, copy):
         return out
     if copy:
         return np.array(w_rec, dtype=dtype, order="C", copy=True)
-    return np.ascontiguousarray(w_rec, dtype=dtype)
+    return kernel_array(w_rec, dtype)
 
 
 def _from_edges(cell, like, values):
@@ -282,7 +283,7 @@ def _from_edges(cell, like, values):
 
 
 def _c(a, dtype):
-    return np.ascontiguousarray(a, dtype=dtype)
+    return kernel_array(a, dtype)
 
 
 def _param_tuple(model, params, copy):
@@ -291,7 +292,7 @@ def _param_tuple(model, params, copy):
     get = (
         (lambda k: np.array(params[k], dtype=model.dtype, order="C", copy=True))
         if copy
-        else (lambda k: np.ascontiguousarray(params[k], dtype=model.dtype))
+        else (lambda k: kernel_array(params[k], model.dtype))
     )
     bias = get("cell.bias") if "cell.bias" in params else np.zeros((G, n), model.dtype)
     w_rec = _edges(cell, params["cell.w_rec"], model.dtype, copy)

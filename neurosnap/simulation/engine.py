@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.arrays import kernel_array
 from .kernels import lif_chunk, plan, rows_sorted, synapse_table
 
 
@@ -109,7 +110,7 @@ class EventRunner:
         self.csr = (*tables[0], ev.w_in_t, ev.bias)
         if self.two:
             p = model.check_params(params)
-            w_in_t2 = np.ascontiguousarray(p["cell.w_in"][1].T)
+            w_in_t2 = kernel_array(p["cell.w_in"][1].T)
             bias2 = p["cell.bias"][1].copy() if cell.has_bias else np.zeros(self.n, model.dtype)
             self.csr = (*tables[0], ev.w_in_t, ev.bias, *tables[1], w_in_t2, bias2)
             self.decay_inh = model.dtype.type(1 - cell.dt / cell.tau_syn_inh)
@@ -178,7 +179,7 @@ class EventRunner:
         on numba's current number of threads (``ns.simulate(..., threads=)``); the results do
         not depend on it."""
         dtype = self.model.dtype
-        xs = np.ascontiguousarray(xs, dtype=dtype)
+        xs = kernel_array(xs, dtype)
         k = len(xs)
         counts = np.zeros((k, self.B), dtype=np.int64)
         st = np.empty((k, self.B, len(self.var_codes), len(self.units)), dtype=dtype)

@@ -30,6 +30,7 @@ import numba
 import numpy as np
 
 from ..cells.lif_kernel import fires, unit_step
+from ..core.arrays import kernel_array
 
 #: below this many units per step (``batch x n``) the kernel runs serially: a parallel region costs
 #: a few microseconds per step, about what a few thousand unit updates take
@@ -106,8 +107,10 @@ def synapse_table(out_ptr, order, post, w, d=None, drop_zeros=False):
         index itself when nothing is dropped.
     """
     has_d = d is not None
-    d_in = d if has_d else np.zeros(1, np.uint16)
-    ptr, post_out, w_out, d_out = _synapse_table(out_ptr, order, post, w, d_in, has_d, drop_zeros)
+    d_in = kernel_array(d) if has_d else np.zeros(1, np.uint16)
+    ptr, post_out, w_out, d_out = _synapse_table(
+        out_ptr, order, post, kernel_array(w), d_in, has_d, drop_zeros
+    )
     return ptr, post_out, w_out, d_out
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..cells.alif import ALIF
 from ..cells.lif import LIF
+from ..core.arrays import kernel_array
 from ..gates import Heaviside
 from .kernels import lif_chunk, plan, rows_sorted, synapse_table
 
@@ -93,7 +94,7 @@ class EventLIF:
         """
         xs, _, _ = self.model.check_inputs(xs)
         dtype = self.model.dtype
-        xs = np.ascontiguousarray(xs, dtype=dtype)
+        xs = kernel_array(xs, dtype)
         T, B, _ = xs.shape
         n = len(self.bias)
         v_th, v_leak, v_reset, k_m, decay_syn, rho, beta = self.constants

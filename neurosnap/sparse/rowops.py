@@ -12,12 +12,13 @@ cost a reference-count update per row.
 from __future__ import annotations
 
 import numba
-import numpy as np
+
+from ..core.arrays import kernel_array
 
 
 def contiguous(a, dtype):
     """``a`` as a C-contiguous array of ``dtype`` (no copy when it already is one)."""
-    return np.ascontiguousarray(a, dtype=dtype)
+    return kernel_array(a, dtype)
 
 
 def record_arrays(jac_state, jac_params, credit, dtype) -> tuple:
