@@ -13,4 +13,5 @@ def kernel_array(a, dtype=None) -> np.ndarray:
     ``flags.writeable = False``) is copied: numba types read-only arrays separately, so passing one
     would compile (and cache) a second specialisation of every kernel it reaches, seconds each.
     """
-    return np.require(a, dtype=dtype, requirements=("C", "W"))
+    out = np.ascontiguousarray(a, dtype=dtype)  # cheaper than np.require on the per-step path
+    return out if out.flags.writeable else out.copy()
