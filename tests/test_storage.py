@@ -85,6 +85,37 @@ def test_graph_derived_arrays_match_their_definitions():
     assert again == g and "edge_post" not in vars(again)  # derived arrays are not pickled
 
 
+@pytest.mark.parametrize("block", [1, 3, 7, 40, 8192])
+def test_counting_transpose_in_blocks_of_presynaptic_units(block):
+    """The blocked counting sort gives the CSC order for any block size (several passes, rows
+    that end inside a block, empty rows and columns)."""
+    from neurosnap.core.graph_kernels import counting_transpose
+
+    rng = np.random.default_rng(block)
+    mask = rng.random((40, 40)) < 0.15
+    mask[5] = False  # an empty row
+    mask[:, 9] = False  # an empty column
+    g = RecurrentGraph(mask)
+    post, pre = np.nonzero(mask)
+    order = np.empty(g.nnz, np.int32)
+    post_out = np.empty(g.nnz, np.int32)
+    out_ptr = counting_transpose(g.n, g.in_ptr, g.pre_index, order, post_out, block)
+    expected = np.lexsort((post, pre))
+    assert np.array_equal(order, expected) and np.array_equal(post_out, post[expected])
+    assert np.array_equal(out_ptr, np.concatenate(([0], np.cumsum(mask.sum(axis=0)))))
+
+
+def test_transpose_without_order_is_kept_and_extended_on_demand():
+    mask = np.random.default_rng(3).random((30, 30)) < 0.2
+    g = RecurrentGraph(mask)
+    out_ptr, none, post = g.transpose_order(np.uint16, order=False)
+    assert none is None and g.transpose_order(np.uint16, order=False)[2] is post  # kept
+    full = g.transpose_order(np.uint16)  # asks for the order: sorted again, and kept
+    assert np.array_equal(full[0], out_ptr) and np.array_equal(full[2], post)
+    assert np.array_equal(full[1], g.csc_edge)
+    assert g.transpose_order(np.uint16, order=False) is full  # the fuller result serves both
+
+
 def test_graph_from_csr_refuses_bad_arrays():
     with pytest.raises(ValueError, match="in_ptr must be integers of shape"):
         RecurrentGraph.from_csr(3, [0, 1], [0])

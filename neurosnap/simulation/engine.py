@@ -100,7 +100,7 @@ class EventRunner:
         self.uniform = self.L if d is None or len(d) == 0 or d.min() == self.L else 0
         if not self.uniform:
             d = d.astype(np.uint16 if self.L < 1 << 16 else np.uint32)
-        index = (ev.out_ptr, ev.order, ev.out_post)
+        index = (cell.graph, ev.transposed)
         # the second current keeps the nonzero weights of each table only (Dale's law: each
         # spike scatters into one current; adding the zeros would change no sum)
         tables = [

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..cells.lif_kernel import fires, unit_step
 from ..core.arrays import kernel_array
+from ..core.graph_kernels import TRANSPOSE_BLOCK, csc_scatter
 
 #: below this many units per step (``batch x n``) the kernel runs serially: a parallel region costs
 #: a few microseconds per step, about what a few thousand unit updates take
@@ -89,14 +90,15 @@ def plan(n: int, batch: int) -> tuple[bool, int]:
     return True, max(1, min(per_seq, n // MIN_BLOCK))
 
 
-def synapse_table(out_ptr, order, post, w, d=None, drop_zeros=False):
-    """One synaptic current's table by presynaptic unit from the cell's transposed index
-    (:meth:`~neurosnap.core.graph.RecurrentGraph.transpose_order`), in one compiled pass (the
-    simulator's setup at 10^8 synapses: no NumPy temporaries).
+def synapse_table(graph, transposed, w, d=None, drop_zeros=False):
+    """One synaptic current's table by presynaptic unit, written in compiled passes straight from
+    the cell's CSR index (no NumPy temporaries and no random reads of the weights: the
+    simulator's setup at 10^8 synapses).
 
     Args:
-        out_ptr, order, post: the transposed index: CSC entry ``q`` is edge ``order[q]`` onto unit
-            ``post[q]``.
+        graph: the cell's :class:`~neurosnap.core.graph.RecurrentGraph` (CSR by postsynaptic unit).
+        transposed: its ``(out_ptr, order, post)`` from
+            :meth:`~neurosnap.core.graph.RecurrentGraph.transpose_order` (``order`` unused).
         w: ``(nnz,)`` weights in the graph's edge order.
         d: ``(nnz,)`` per-synapse delays in edge order, or ``None``.
         drop_zeros: leave out synapses of zero weight (a current that only some units drive,
@@ -104,50 +106,47 @@ def synapse_table(out_ptr, order, post, w, d=None, drop_zeros=False):
 
     Returns:
         ``(ptr (n + 1,), post (m,), w (m,), d (m,) or a 1-element placeholder)``; ``post`` is the
-        index itself when nothing is dropped.
+        transposed index itself when nothing is dropped.
     """
+    out_ptr, _, post = transposed
+    w = kernel_array(w)
     has_d = d is not None
-    d_in = kernel_array(d) if has_d else np.zeros(1, np.uint16)
-    ptr, post_out, w_out, d_out = _synapse_table(
-        out_ptr, order, post, kernel_array(w), d_in, has_d, drop_zeros
+    d = kernel_array(d) if has_d else np.zeros(1, np.uint16)
+    if drop_zeros:
+        ptr = _kept_ptr(graph.n, graph.pre_index, w)
+        post_out = np.empty(ptr[-1], post.dtype)
+    else:
+        ptr, post_out = out_ptr, post
+    m = int(ptr[-1])
+    w_out = np.empty(m, w.dtype)
+    d_out = np.empty(m, d.dtype) if has_d else np.zeros(1, d.dtype)
+    no = np.zeros(0, np.int64)
+    csc_scatter(
+        graph.in_ptr,
+        graph.pre_index,
+        ptr,
+        TRANSPOSE_BLOCK,
+        w,
+        drop_zeros,
+        no,
+        post_out if drop_zeros else no,
+        w_out,
+        d,
+        d_out if has_d else d_out[:0],
     )
     return ptr, post_out, w_out, d_out
 
 
 @numba.njit(cache=True)
-def _synapse_table(out_ptr, order, post, w, d, has_d, drop_zeros):  # pragma: no cover - numba
-    n = out_ptr.shape[0] - 1
-    if drop_zeros:
-        ptr = np.zeros(n + 1, np.int64)
-        for j in range(n):
-            c = 0
-            for q in range(out_ptr[j], out_ptr[j + 1]):
-                if w[order[q]] != 0:
-                    c += 1
-            ptr[j + 1] = ptr[j] + c
-        m = ptr[n]
-        post_out = np.empty(m, post.dtype)
-    else:
-        ptr = out_ptr
-        m = out_ptr[n]
-        post_out = post
-    w_out = np.empty(m, w.dtype)
-    d_out = np.empty(m if has_d else 1, d.dtype)
-    if not has_d:
-        d_out[0] = 0
-    k = 0
-    for q in range(out_ptr[n]):
-        e = order[q]
-        x = w[e]
-        if drop_zeros and x == 0:
-            continue
-        if drop_zeros:
-            post_out[k] = post[q]
-        w_out[k] = x
-        if has_d:
-            d_out[k] = d[e]
-        k += 1
-    return ptr, post_out, w_out, d_out
+def _kept_ptr(n, pre, w):  # pragma: no cover - numba
+    """Column pointer of the synapses with nonzero weight."""
+    ptr = np.zeros(n + 1, np.int64)
+    for e in range(pre.shape[0]):
+        if w[e] != 0:
+            ptr[pre[e] + 1] += 1
+    for j in range(n):
+        ptr[j + 1] += ptr[j]
+    return ptr
 
 
 @numba.njit(cache=True)

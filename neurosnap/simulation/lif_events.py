@@ -54,9 +54,10 @@ class EventLIF:
         # synapse tables by presynaptic unit (CSC) from the cell's CSR index, no (n, n) array.
         # The scatter of a spike's synapses is bound by memory traffic: the narrowest unsigned
         # index type (unsigned also spares numba's negative-index check) ran 1.5x faster than int32.
-        self.out_ptr, self.order, self.out_post = cell.graph.transpose_order(
-            np.uint16 if cell.n_hidden <= 1 << 16 else np.uint32
+        self.transposed = cell.graph.transpose_order(
+            np.uint16 if cell.n_hidden <= 1 << 16 else np.uint32, order=False
         )
+        self.out_ptr, _, self.out_post = self.transposed
         self.w_syn = cell.synapse_w_rec(params["cell.w_rec"])  # (G, nnz), graph order
         self.w_in_t = np.ascontiguousarray(params["cell.w_in"][0].T)  # (n_in, n)
         self.bias = (
@@ -80,7 +81,7 @@ class EventLIF:
         """The first current's weights in the order of the synapse table ``(nnz,)`` (gathered on
         first use; ``ns.simulate``'s runner builds its own tables)."""
         if getattr(self, "_out_w", None) is None:
-            self._out_w = synapse_table(self.out_ptr, self.order, self.out_post, self.w_syn[0])[2]
+            self._out_w = synapse_table(self.model.cell.graph, self.transposed, self.w_syn[0])[2]
         return self._out_w
 
     def run(self, xs, record_v: bool = False):
