@@ -16,14 +16,23 @@ def counting_transpose(n, in_ptr, pre, order, post, block):  # pragma: no cover 
     """CSC order of a CSR index by a counting sort: returns ``out_ptr (n + 1,) int64`` and fills
     ``order (nnz,)`` (edge of each CSC entry) and ``post (nnz,)`` (its postsynaptic unit);
     postsynaptic units ascend within each column because rows are visited in order."""
-    out_ptr = np.zeros(n + 1, dtype=np.int64)
-    for e in range(pre.shape[0]):
-        out_ptr[pre[e] + 1] += 1
-    for j in range(n):
-        out_ptr[j + 1] += out_ptr[j]
     none = np.zeros(0, np.float32)
+    out_ptr = column_ptr(n, pre, none, False)
     csc_scatter(in_ptr, pre, out_ptr, block, none, False, order, post, none, none, none)
     return out_ptr
+
+
+@numba.njit(cache=True)
+def column_ptr(n, pre, w, skip_zeros):  # pragma: no cover - numba
+    """CSC column pointer ``(n + 1,) int64`` of the synapses (with ``skip_zeros``: of those with
+    ``w[e] != 0``)."""
+    ptr = np.zeros(n + 1, np.int64)
+    for e in range(pre.shape[0]):
+        if not (skip_zeros and w[e] == 0):
+            ptr[pre[e] + 1] += 1
+    for j in range(n):
+        ptr[j + 1] += ptr[j]
+    return ptr
 
 
 @numba.njit(cache=True)

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..cells.lif_kernel import fires, unit_step
 from ..core.arrays import kernel_array
-from ..core.graph_kernels import TRANSPOSE_BLOCK, csc_scatter
+from ..core.graph_kernels import TRANSPOSE_BLOCK, column_ptr, csc_scatter
 
 #: below this many units per step (``batch x n``) the kernel runs serially: a parallel region costs
 #: a few microseconds per step, about what a few thousand unit updates take
@@ -113,7 +113,7 @@ def synapse_table(graph, transposed, w, d=None, drop_zeros=False):
     has_d = d is not None
     d = kernel_array(d) if has_d else np.zeros(1, np.uint16)
     if drop_zeros:
-        ptr = _kept_ptr(graph.n, graph.pre_index, w)
+        ptr = column_ptr(graph.n, graph.pre_index, w, True)
         post_out = np.empty(ptr[-1], post.dtype)
     else:
         ptr, post_out = out_ptr, post
@@ -135,18 +135,6 @@ def synapse_table(graph, transposed, w, d=None, drop_zeros=False):
         d_out if has_d else d_out[:0],
     )
     return ptr, post_out, w_out, d_out
-
-
-@numba.njit(cache=True)
-def _kept_ptr(n, pre, w):  # pragma: no cover - numba
-    """Column pointer of the synapses with nonzero weight."""
-    ptr = np.zeros(n + 1, np.int64)
-    for e in range(pre.shape[0]):
-        if w[e] != 0:
-            ptr[pre[e] + 1] += 1
-    for j in range(n):
-        ptr[j + 1] += ptr[j]
-    return ptr
 
 
 @numba.njit(cache=True)
